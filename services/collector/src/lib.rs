@@ -1,0 +1,248 @@
+//! The collector: pulls a `SyncJob`, binds to the integration's directory,
+//! pages through its Root DN and publishes `ObjectBatch`es followed by a
+//! `CollectionEnd` with the totals. Stateless: it holds the master key to
+//! open the job's sealed bind password, and nothing else.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use dirsync_bus::{Bus, Delivery, Topic};
+use dirsync_core::secret::password_aad;
+use dirsync_core::{Dn, EncryptionMode, MasterKey, SealedSecret};
+use dirsync_ldap::{LdapError, Target, Timeouts};
+use dirsync_proto::bus::{self, collector_event::Event};
+
+/// Entries per `ObjectBatch`: well under NATS' 1 MB max_payload for
+/// AD-shaped entries.
+pub const BATCH_ENTRIES: usize = 500;
+/// LDAP page size (RFC 2696); AD's MaxPageSize is 1000.
+pub const PAGE_SIZE: i32 = 500;
+/// How often a long collection tells the bus it is still working.
+const PROGRESS_EVERY: Duration = Duration::from_secs(15);
+
+pub struct Collector {
+    pub bus: Bus,
+    pub master_key: Arc<MasterKey>,
+    /// `None`: every partition.
+    pub partition: Option<String>,
+    pub timeouts: Timeouts,
+}
+
+/// Why a job's collection failed, as the run will show it.
+#[derive(Debug, thiserror::Error)]
+enum CollectError {
+    #[error("{0}")]
+    Job(String),
+    #[error(transparent)]
+    Ldap(#[from] LdapError),
+    #[error("publishing to the bus failed: {0}")]
+    Bus(#[from] dirsync_bus::BusError),
+}
+
+impl Collector {
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        tracing::info!(partition = ?self.partition, "collector started");
+        let topic = Topic::Jobs {
+            partition: self.partition.clone(),
+        };
+        dirsync_bus::consume(&self.bus, topic, shutdown, |d| self.handle(d)).await?;
+        tracing::info!("collector stopped");
+        Ok(())
+    }
+
+    async fn handle(&self, delivery: Delivery) {
+        let job = match bus::SyncJob::decode(delivery.payload.clone()) {
+            Ok(job) => job,
+            Err(e) => {
+                tracing::error!(error = %e, "dropping a job that is not a SyncJob message");
+                let _ = delivery.ack().await;
+                return;
+            }
+        };
+        let attempt = delivery.delivered;
+        let span = tracing::info_span!("collect", run = %job.run_id, attempt);
+        match self
+            .collect(&job, attempt, &delivery)
+            .instrument(span)
+            .await
+        {
+            Ok(()) => {}
+            Err(CollectError::Bus(e)) => {
+                // The bus is where results go: retry the whole attempt.
+                tracing::warn!(error = %e, "bus unavailable during collection; the job will be redelivered");
+                let _ = delivery.nak(Duration::from_secs(5)).await;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "collection failed");
+                let end = bus::CollectionEnd {
+                    error: e.to_string(),
+                    ..Default::default()
+                };
+                if let Err(e) = self.publish(&job, attempt, "end", Event::End(end)).await {
+                    tracing::warn!(error = %e, "cannot report the failure; the job will be redelivered");
+                    let _ = delivery.nak(Duration::from_secs(5)).await;
+                    return;
+                }
+            }
+        }
+        if let Err(e) = delivery.ack().await {
+            tracing::warn!(error = %e, "acknowledging the job failed");
+        }
+    }
+
+    async fn publish(
+        &self,
+        job: &bus::SyncJob,
+        attempt: u32,
+        id: &str,
+        event: Event,
+    ) -> Result<(), dirsync_bus::BusError> {
+        let msg = bus::CollectorEvent {
+            account_id: job.account_id.clone(),
+            integration_id: job.integration_id.clone(),
+            run_id: job.run_id.clone(),
+            attempt,
+            event: Some(event),
+        };
+        self.bus
+            .publish(
+                &Topic::Events,
+                &format!("{}:{attempt}:{id}", job.run_id),
+                msg.encode_to_vec().into(),
+            )
+            .await
+    }
+
+    fn target(&self, job: &bus::SyncJob) -> Result<(Target, Dn, bool), CollectError> {
+        let c = job
+            .connection
+            .as_ref()
+            .ok_or_else(|| CollectError::Job("the job carries no connection settings".into()))?;
+        let sealed: SealedSecret = c
+            .password
+            .clone()
+            .ok_or_else(|| CollectError::Job("the integration has no bind password".into()))?
+            .into();
+        let password = self
+            .master_key
+            .open(&sealed, &password_aad(&job.account_id, &job.integration_id))
+            .map_err(|e| CollectError::Job(format!("the bind password cannot be opened: {e}")))?;
+        let root_dn = Dn::parse(&c.root_dn)
+            .map_err(|e| CollectError::Job(format!("root DN {:?}: {e}", c.root_dn)))?;
+        let encryption = match bus::EncryptionMode::try_from(c.encryption_mode) {
+            _ if !c.encrypt => None,
+            Ok(bus::EncryptionMode::Relaxed) => Some(EncryptionMode::Relaxed),
+            _ => Some(EncryptionMode::Strict),
+        };
+        let port = u16::try_from(c.port)
+            .map_err(|_| CollectError::Job(format!("port {} is out of range", c.port)))?;
+        Ok((
+            Target {
+                host: c.host.clone(),
+                alternate_host: Some(c.alternate_host.clone()).filter(|h| !h.is_empty()),
+                port,
+                encryption,
+                bind_dn: c.user_dn.clone(),
+                password,
+                extra_roots: Vec::new(),
+                timeouts: self.timeouts,
+            },
+            root_dn,
+            c.include_contacts,
+        ))
+    }
+
+    async fn collect(
+        &self,
+        job: &bus::SyncJob,
+        attempt: u32,
+        delivery: &Delivery,
+    ) -> Result<(), CollectError> {
+        let (target, root_dn, include_contacts) = self.target(job)?;
+        let mut session = dirsync_ldap::connect(&target).await?;
+        let host = session.host.clone();
+        tracing::info!(%host, "bound; collecting");
+        self.publish(
+            job,
+            attempt,
+            "start",
+            Event::Started(bus::CollectionStarted { host: host.clone() }),
+        )
+        .await?;
+
+        // LDAP reading and publishing overlap: entries flow through a
+        // bounded channel to the batcher, so memory stays flat.
+        let (tx, mut rx) = mpsc::channel::<bus::DirectoryEntry>(BATCH_ENTRIES * 2);
+        let batcher = async {
+            let mut sequence = 0u32;
+            let mut entries = 0u64;
+            let mut batch = Vec::with_capacity(BATCH_ENTRIES);
+            let mut last_progress = Instant::now();
+            loop {
+                let next = rx.recv().await;
+                let done = next.is_none();
+                if let Some(e) = next {
+                    batch.push(e);
+                }
+                if batch.len() >= BATCH_ENTRIES || (done && !batch.is_empty()) {
+                    entries += batch.len() as u64;
+                    let b = bus::ObjectBatch {
+                        sequence,
+                        entries: std::mem::take(&mut batch),
+                    };
+                    self.publish(job, attempt, &format!("b{sequence}"), Event::Batch(b))
+                        .await?;
+                    sequence += 1;
+                    if last_progress.elapsed() > PROGRESS_EVERY {
+                        delivery.in_progress().await?;
+                        last_progress = Instant::now();
+                    }
+                }
+                if done {
+                    return Ok::<_, CollectError>((sequence, entries));
+                }
+            }
+        };
+        let reader = async {
+            let summary = session
+                .collect(&root_dn, include_contacts, PAGE_SIZE, |e| {
+                    let tx = tx.clone();
+                    async move {
+                        tx.send(e)
+                            .await
+                            .map_err(|_| LdapError::Search("the batcher stopped".into()))
+                    }
+                })
+                .await;
+            drop(tx);
+            summary
+        };
+        let (summary, batched) = tokio::join!(reader, batcher);
+        session.unbind().await;
+        let (batches, entries) = batched?;
+        let summary = summary?;
+        tracing::info!(
+            batches,
+            entries,
+            referrals = summary.referrals,
+            "collection complete"
+        );
+        let end = bus::CollectionEnd {
+            batches,
+            entries,
+            complete: summary.incomplete_reasons.is_empty(),
+            incomplete_reasons: summary.incomplete_reasons,
+            error: String::new(),
+            host,
+            referrals: summary.referrals,
+        };
+        self.publish(job, attempt, "end", Event::End(end)).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,335 @@
+//! The admin CLI: talks to a gateway over gRPC.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use tonic::transport::Channel;
+
+use dirsync_proto::api::directory_service_client::DirectoryServiceClient;
+use dirsync_proto::api::integration_service_client::IntegrationServiceClient;
+use dirsync_proto::api::sync_service_client::SyncServiceClient;
+use dirsync_proto::api::{self, RunState};
+
+/// Where the gateway is and which account to act on.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    /// Gateway address.
+    #[arg(
+        long,
+        env = "DIRSYNC_GATEWAY",
+        default_value = "http://127.0.0.1:50051",
+        global = true
+    )]
+    pub gateway: String,
+    /// Account to act on.
+    #[arg(
+        long,
+        env = "DIRSYNC_ACCOUNT",
+        default_value = "default",
+        global = true
+    )]
+    pub account: String,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum IntegrationCmd {
+    /// Create an integration from a TOML file (see deploy/local/integration.example.toml).
+    Create {
+        /// TOML file with the settings.
+        #[arg(long)]
+        file: PathBuf,
+        /// File holding the bind password ('-': standard input). Overrides
+        /// `password_file` in the TOML file.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// List the account's integrations.
+    List,
+    /// Show one integration.
+    Get { integration: String },
+    /// Delete an integration (its objects stay, unmanaged).
+    Delete { integration: String },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SyncCmd {
+    /// Start a sync of one integration.
+    Now {
+        integration: String,
+        /// Wait for the run to finish, showing its progress.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ListCmd {
+    /// List them.
+    List,
+}
+
+/// The settings file of `integration create`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationFile {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub host: String,
+    #[serde(default)]
+    pub alternate_host: String,
+    #[serde(default)]
+    pub port: u32,
+    pub encrypt: Option<bool>,
+    /// "strict" or "relaxed".
+    pub encryption_mode: Option<String>,
+    pub user_dn: String,
+    pub root_dn: String,
+    /// File holding the bind password.
+    pub password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub acknowledge_disabled_accounts: bool,
+    #[serde(default)]
+    pub filter_email_domains: String,
+    #[serde(default)]
+    pub include_contacts: bool,
+    #[serde(default)]
+    pub maximum_sync_deletions: i64,
+    #[serde(default)]
+    pub delete_users: bool,
+    pub enabled: Option<bool>,
+}
+
+impl IntegrationFile {
+    pub fn to_api(&self) -> anyhow::Result<api::IntegrationSettings> {
+        let mode = match self.encryption_mode.as_deref() {
+            None => api::EncryptionMode::Unspecified,
+            Some("strict") => api::EncryptionMode::Strict,
+            Some("relaxed") => api::EncryptionMode::Relaxed,
+            Some(other) => bail!("encryption_mode: {other:?} is not strict or relaxed"),
+        };
+        Ok(api::IntegrationSettings {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            r#type: api::DirectoryType::ActiveDirectory as i32,
+            host: self.host.clone(),
+            alternate_host: self.alternate_host.clone(),
+            encrypt: self.encrypt,
+            encryption_mode: mode as i32,
+            port: self.port,
+            user_dn: self.user_dn.clone(),
+            root_dn: self.root_dn.clone(),
+            acknowledge_disabled_accounts: self.acknowledge_disabled_accounts,
+            filter_email_domains: self.filter_email_domains.clone(),
+            include_contacts: self.include_contacts,
+            maximum_sync_deletions: self.maximum_sync_deletions,
+            delete_users: self.delete_users,
+            enabled: self.enabled,
+        })
+    }
+}
+
+/// Reads a secret from a file, or standard input for '-'; one trailing
+/// newline is dropped.
+pub fn read_secret(path: &Path) -> anyhow::Result<String> {
+    let mut text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("reading the password from stdin")?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+    };
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    Ok(text)
+}
+
+pub struct Client {
+    pub account: String,
+    pub integrations: IntegrationServiceClient<Channel>,
+    pub sync: SyncServiceClient<Channel>,
+    pub directory: DirectoryServiceClient<Channel>,
+}
+
+impl Client {
+    pub async fn connect(target: &Target) -> anyhow::Result<Self> {
+        let channel = Channel::from_shared(target.gateway.clone())
+            .with_context(|| format!("gateway address {:?}", target.gateway))?
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .with_context(|| format!("cannot reach the gateway at {}", target.gateway))?;
+        Ok(Self {
+            account: target.account.clone(),
+            integrations: IntegrationServiceClient::new(channel.clone()),
+            sync: SyncServiceClient::new(channel.clone()),
+            directory: DirectoryServiceClient::new(channel),
+        })
+    }
+
+    /// Polls a run until it settles, drawing a progress spinner.
+    pub async fn wait(&mut self, run_id: &str) -> anyhow::Result<api::Run> {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(120));
+        loop {
+            let run = self
+                .sync
+                .get_run(api::GetRunRequest {
+                    account_id: self.account.clone(),
+                    run_id: run_id.to_owned(),
+                })
+                .await?
+                .into_inner();
+            let state = RunState::try_from(run.state).unwrap_or(RunState::Unspecified);
+            bar.set_message(format!("run {} {}", short(&run.id), state_name(state)));
+            if !matches!(
+                state,
+                RunState::Queued | RunState::Collecting | RunState::Reconciling
+            ) {
+                bar.finish_and_clear();
+                return Ok(run);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+pub fn state_name(s: RunState) -> &'static str {
+    match s {
+        RunState::Unspecified => "unknown",
+        RunState::Queued => "queued",
+        RunState::Collecting => "collecting",
+        RunState::Reconciling => "reconciling",
+        RunState::Succeeded => "succeeded",
+        RunState::Failed => "failed",
+        RunState::Blocked => "blocked",
+    }
+}
+
+pub fn print_run(run: &api::Run) {
+    let c = run.counts.unwrap_or_default();
+    let state = RunState::try_from(run.state).unwrap_or(RunState::Unspecified);
+    println!(
+        "{}  {:<11} collected {:>5}  added {:>5}  updated {:>5}  removed {:>5}  unchanged {:>5}  {}",
+        run.id,
+        state_name(state),
+        c.collected,
+        c.added,
+        c.updated,
+        c.removed,
+        c.unchanged,
+        run.host
+    );
+    if !run.error.is_empty() {
+        println!("  error: {}", run.error);
+    }
+    for w in &run.warnings {
+        println!("  warning: {w}");
+    }
+}
+
+pub fn print_integration(i: &api::Integration) {
+    let s = i.settings.clone().unwrap_or_default();
+    let enc = match (s.encrypt, api::EncryptionMode::try_from(s.encryption_mode)) {
+        (Some(false), _) => "none",
+        (_, Ok(api::EncryptionMode::Relaxed)) => "relaxed",
+        _ => "strict",
+    };
+    println!(
+        "{}  {:<24} {}:{} ({enc})  root {}{}",
+        i.id,
+        s.name,
+        s.host,
+        s.port,
+        s.root_dn,
+        if s.enabled == Some(false) {
+            "  [disabled]"
+        } else {
+            ""
+        }
+    );
+}
+
+/// Prints a directory listing: users, groups or contacts.
+pub fn print_objects(title: &str, objects: &[api::DirectoryObject], all: &[api::DirectoryObject]) {
+    println!("{title} ({})", objects.len());
+    for o in objects {
+        let mut flags = Vec::new();
+        if o.disabled {
+            flags.push("disabled");
+        }
+        if !o.managed {
+            flags.push("unmanaged");
+        }
+        let flags = if flags.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", flags.join(", "))
+        };
+        let address = if o.primary_address.is_empty() {
+            "-"
+        } else {
+            &o.primary_address
+        };
+        println!("  {:<24} {address}{flags}", o.display_name);
+        if !o.aliases.is_empty() {
+            println!("  {:<24}   aliases: {}", "", o.aliases.join(", "));
+        }
+        if o.kind == api::ObjectKind::Group as i32 {
+            let names: Vec<&str> = o
+                .member_ids
+                .iter()
+                .map(|id| {
+                    all.iter()
+                        .find(|x| &x.id == id)
+                        .map(|x| x.display_name.as_str())
+                        .unwrap_or(id.as_str())
+                })
+                .collect();
+            println!("  {:<24}   members: {}", "", names.join(", "));
+        }
+    }
+}
+
+/// Fetches users, groups and contacts and prints them.
+pub async fn print_directory(client: &mut Client) -> anyhow::Result<()> {
+    let req = || api::ListObjectsRequest {
+        account_id: client.account.clone(),
+    };
+    let users = client
+        .directory
+        .list_users(req())
+        .await?
+        .into_inner()
+        .objects;
+    let groups = client
+        .directory
+        .list_groups(req())
+        .await?
+        .into_inner()
+        .objects;
+    let contacts = client
+        .directory
+        .list_contacts(req())
+        .await?
+        .into_inner()
+        .objects;
+    let all: Vec<api::DirectoryObject> = users
+        .iter()
+        .chain(&groups)
+        .chain(&contacts)
+        .cloned()
+        .collect();
+    print_objects("Users", &users, &all);
+    print_objects("Groups", &groups, &all);
+    print_objects("Contacts", &contacts, &all);
+    Ok(())
+}

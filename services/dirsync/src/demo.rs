@@ -1,0 +1,142 @@
+//! `dirsync demo`: the embedded shape end to end. Starts every role in this
+//! process on SQLite and the in-process bus, creates an integration for the
+//! given directory through the gRPC API, syncs it and prints the result.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use dirsync_core::MasterKey;
+use dirsync_proto::api;
+
+use crate::cli::{self, Client, read_secret};
+use crate::serve::{self, Deps, ServeConfig};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Where the demo keeps its SQLite store and master key.
+    #[arg(long, default_value = ".dirsync")]
+    pub data_dir: PathBuf,
+    /// Domain controller.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub ad_host: String,
+    #[arg(long, default_value_t = 636)]
+    pub ad_port: u32,
+    /// Bind account.
+    #[arg(
+        long,
+        default_value = "CN=Sync Reader,OU=demo,DC=corp,DC=example,DC=test"
+    )]
+    pub bind_dn: String,
+    /// File holding the bind password.
+    #[arg(long)]
+    pub password_file: PathBuf,
+    /// Subtree to sync.
+    #[arg(long, default_value = "OU=Sync,OU=demo,DC=corp,DC=example,DC=test")]
+    pub root_dn: String,
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let key_file = args.data_dir.join("master.key");
+    if !key_file.exists() {
+        write_private(&key_file, &MasterKey::generate_hex())?;
+    }
+    let db = args.data_dir.join("demo.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let cfg = ServeConfig {
+        roles: serve::parse_roles("all").map_err(anyhow::Error::msg)?,
+        listen: "127.0.0.1:0".to_owned(),
+        database_url: format!("sqlite://{}", db.display()),
+        nats_url: None,
+        subject_prefix: "dirsync".to_owned(),
+        master_key_file: key_file,
+        partition: None,
+    };
+    let deps = Deps::open(&cfg).await?;
+    let listener = TcpListener::bind(&cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let services = tokio::spawn(serve::run(
+        cfg.roles.clone(),
+        deps,
+        Some(listener),
+        None,
+        shutdown.clone(),
+    ));
+
+    let result = drive(&args, &format!("http://{addr}")).await;
+    shutdown.cancel();
+    services.await.context("the services panicked")??;
+    result
+}
+
+async fn drive(args: &DemoArgs, gateway: &str) -> anyhow::Result<()> {
+    let mut client = Client::connect(&cli::Target {
+        gateway: gateway.to_owned(),
+        account: "demo".to_owned(),
+    })
+    .await?;
+    let password = read_secret(&args.password_file)?;
+    let integration = client
+        .integrations
+        .create_integration(api::CreateIntegrationRequest {
+            account_id: client.account.clone(),
+            settings: Some(api::IntegrationSettings {
+                name: "Local demo AD".to_owned(),
+                description: "Samba AD DC on loopback".to_owned(),
+                r#type: api::DirectoryType::ActiveDirectory as i32,
+                host: args.ad_host.clone(),
+                encrypt: Some(true),
+                encryption_mode: api::EncryptionMode::Relaxed as i32,
+                port: args.ad_port,
+                user_dn: args.bind_dn.clone(),
+                root_dn: args.root_dn.clone(),
+                acknowledge_disabled_accounts: true,
+                include_contacts: true,
+                maximum_sync_deletions: 10,
+                ..Default::default()
+            }),
+            password,
+        })
+        .await?
+        .into_inner();
+    println!("Integration");
+    cli::print_integration(&integration);
+    let run = client
+        .sync
+        .sync_now(api::SyncNowRequest {
+            account_id: client.account.clone(),
+            integration: integration.id.clone(),
+        })
+        .await?
+        .into_inner();
+    let run = client.wait(&run.id).await?;
+    println!("\nRun");
+    cli::print_run(&run);
+    if run.state != api::RunState::Succeeded as i32 {
+        anyhow::bail!("the sync did not succeed: {}", run.error);
+    }
+    println!();
+    cli::print_directory(&mut client).await
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    writeln!(f, "{text}")?;
+    Ok(())
+}

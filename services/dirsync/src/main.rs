@@ -1,0 +1,293 @@
+//! `dirsync`: the service (any combination of roles) and its admin CLI.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use dirsync::cli::{self, Client, IntegrationCmd, ListCmd, SyncCmd, Target};
+use dirsync::demo::{self, DemoArgs};
+use dirsync::serve::{self, ServeConfig};
+use dirsync_core::MasterKey;
+use dirsync_proto::api;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dirsync",
+    version,
+    about = "Active Directory → directory store synchronization"
+)]
+struct Cli {
+    #[command(flatten)]
+    target: Target,
+    /// Log format: text or json.
+    #[arg(
+        long,
+        env = "DIRSYNC_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run dirsync's roles (gateway, scheduler, collector, reconciler).
+    Serve(ServeConfig),
+    /// Sync a directory with every role in this process and print the result.
+    Demo(DemoArgs),
+    /// Master key management.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// Manage integrations.
+    #[command(subcommand)]
+    Integration(IntegrationCmd),
+    /// Start syncs.
+    #[command(subcommand)]
+    Sync(SyncCmd),
+    /// Show an integration's runs, newest first.
+    Runs {
+        integration: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Directory users.
+    #[command(subcommand)]
+    Users(ListCmd),
+    /// Directory groups and their members.
+    #[command(subcommand)]
+    Groups(ListCmd),
+    /// Directory contacts.
+    #[command(subcommand)]
+    Contacts(ListCmd),
+    /// Find the object that owns an email address.
+    Lookup { address: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCmd {
+    /// Write a new random master key to FILE (mode 0600).
+    Generate { file: PathBuf },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let is_service = matches!(cli.command, Command::Serve(_));
+    dirsync_telemetry::init(&cli.log_format, is_service);
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let ok = std::process::ExitCode::SUCCESS;
+    let account = cli.target.account.clone();
+    match cli.command {
+        Command::Serve(cfg) => {
+            let shutdown = CancellationToken::new();
+            tokio::spawn(stop_on_signal(shutdown.clone()));
+            serve::serve(cfg, shutdown).await?;
+            return Ok(ok);
+        }
+        Command::Demo(args) => {
+            demo::run(args).await?;
+            return Ok(ok);
+        }
+        Command::Key(KeyCmd::Generate { file }) => {
+            write_key(&file)?;
+            println!("master key written to {}", file.display());
+            return Ok(ok);
+        }
+        _ => {}
+    }
+    let mut client = Client::connect(&cli.target).await?;
+    match cli.command {
+        Command::Integration(IntegrationCmd::Create {
+            file,
+            password_file,
+        }) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let spec: cli::IntegrationFile =
+                toml::from_str(&text).with_context(|| format!("{}", file.display()))?;
+            let pw_path = password_file
+                .or(spec.password_file.clone())
+                .context("give the bind password with --password-file FILE or password_file in the TOML file")?;
+            let created = client
+                .integrations
+                .create_integration(api::CreateIntegrationRequest {
+                    account_id: account,
+                    settings: Some(spec.to_api()?),
+                    password: cli::read_secret(&pw_path)?,
+                })
+                .await?
+                .into_inner();
+            cli::print_integration(&created);
+        }
+        Command::Integration(IntegrationCmd::List) => {
+            let list = client
+                .integrations
+                .list_integrations(api::ListIntegrationsRequest {
+                    account_id: account,
+                })
+                .await?
+                .into_inner();
+            for i in &list.integrations {
+                cli::print_integration(i);
+            }
+        }
+        Command::Integration(IntegrationCmd::Get { integration }) => {
+            let i = client
+                .integrations
+                .get_integration(api::GetIntegrationRequest {
+                    account_id: account,
+                    integration,
+                })
+                .await?
+                .into_inner();
+            cli::print_integration(&i);
+        }
+        Command::Integration(IntegrationCmd::Delete { integration }) => {
+            client
+                .integrations
+                .delete_integration(api::DeleteIntegrationRequest {
+                    account_id: account,
+                    integration: integration.clone(),
+                })
+                .await?;
+            println!("deleted {integration}");
+        }
+        Command::Sync(SyncCmd::Now { integration, wait }) => {
+            let run = client
+                .sync
+                .sync_now(api::SyncNowRequest {
+                    account_id: account,
+                    integration,
+                })
+                .await?
+                .into_inner();
+            let run = if wait {
+                client.wait(&run.id).await?
+            } else {
+                run
+            };
+            cli::print_run(&run);
+            if wait && run.state != api::RunState::Succeeded as i32 {
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
+        Command::Runs { integration, limit } => {
+            let runs = client
+                .sync
+                .list_runs(api::ListRunsRequest {
+                    account_id: account,
+                    integration,
+                    limit,
+                })
+                .await?
+                .into_inner();
+            for r in &runs.runs {
+                cli::print_run(r);
+            }
+        }
+        Command::Users(ListCmd::List) => {
+            let objects = client
+                .directory
+                .list_users(api::ListObjectsRequest {
+                    account_id: account,
+                })
+                .await?
+                .into_inner()
+                .objects;
+            cli::print_objects("Users", &objects, &objects);
+        }
+        Command::Groups(ListCmd::List) => {
+            let req = || api::ListObjectsRequest {
+                account_id: account.clone(),
+            };
+            let groups = client
+                .directory
+                .list_groups(req())
+                .await?
+                .into_inner()
+                .objects;
+            let mut all = client
+                .directory
+                .list_users(req())
+                .await?
+                .into_inner()
+                .objects;
+            all.extend(
+                client
+                    .directory
+                    .list_contacts(req())
+                    .await?
+                    .into_inner()
+                    .objects,
+            );
+            all.extend(groups.iter().cloned());
+            cli::print_objects("Groups", &groups, &all);
+        }
+        Command::Contacts(ListCmd::List) => {
+            let objects = client
+                .directory
+                .list_contacts(api::ListObjectsRequest {
+                    account_id: account,
+                })
+                .await?
+                .into_inner()
+                .objects;
+            cli::print_objects("Contacts", &objects, &objects);
+        }
+        Command::Lookup { address } => {
+            let o = client
+                .directory
+                .lookup_address(api::LookupAddressRequest {
+                    account_id: account,
+                    address,
+                })
+                .await?
+                .into_inner();
+            cli::print_objects("Found", std::slice::from_ref(&o), &[]);
+        }
+        Command::Serve(_) | Command::Demo(_) | Command::Key(_) => {}
+    }
+    Ok(ok)
+}
+
+fn write_key(file: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+        .with_context(|| format!("creating {} (it must not exist yet)", file.display()))?;
+    writeln!(f, "{}", MasterKey::generate_hex())?;
+    Ok(())
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGTERM");
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}

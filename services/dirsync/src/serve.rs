@@ -1,0 +1,222 @@
+//! Runs dirsync's roles, in any combination, in this process.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use dirsync_bus::Bus;
+use dirsync_collector::Collector;
+use dirsync_core::{Clock, MasterKey, SystemClock};
+use dirsync_gateway::Gateway;
+use dirsync_ldap::Timeouts;
+use dirsync_reconciler::Reconciler;
+use dirsync_scheduler::Scheduler;
+use dirsync_store::Store;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Gateway,
+    Scheduler,
+    Collector,
+    Reconciler,
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "gateway" => Self::Gateway,
+            "scheduler" => Self::Scheduler,
+            "collector" => Self::Collector,
+            "reconciler" => Self::Reconciler,
+            other => {
+                return Err(format!(
+                    "unknown role {other:?}; use gateway, scheduler, collector, reconciler or all"
+                ));
+            }
+        })
+    }
+}
+
+/// Parses `all` or a comma-separated list of roles.
+pub fn parse_roles(s: &str) -> Result<BTreeSet<Role>, String> {
+    if s == "all" {
+        return Ok([
+            Role::Gateway,
+            Role::Scheduler,
+            Role::Collector,
+            Role::Reconciler,
+        ]
+        .into());
+    }
+    s.split(',').map(|r| r.trim().parse()).collect()
+}
+
+/// Settings of `dirsync serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeConfig {
+    /// Roles to run: all, or a comma-separated list of gateway, scheduler,
+    /// collector, reconciler.
+    #[arg(long, env = "DIRSYNC_ROLES", default_value = "all", value_parser = parse_roles)]
+    pub roles: BTreeSet<Role>,
+    /// Address the gateway listens on.
+    #[arg(long, env = "DIRSYNC_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: String,
+    /// Store: postgres://… or sqlite://FILE.
+    #[arg(
+        long,
+        env = "DIRSYNC_DATABASE_URL",
+        default_value = "sqlite://.dirsync/dirsync.db"
+    )]
+    pub database_url: String,
+    /// NATS server with JetStream. Absent: the in-process bus (all roles
+    /// must then run in this process).
+    #[arg(long, env = "DIRSYNC_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// Prefix of every NATS subject and stream.
+    #[arg(long, env = "DIRSYNC_SUBJECT_PREFIX", default_value = "dirsync")]
+    pub subject_prefix: String,
+    /// File holding the 256-bit master key (64 hex characters) that seals
+    /// bind passwords.
+    #[arg(long, env = "DIRSYNC_MASTER_KEY_FILE")]
+    pub master_key_file: PathBuf,
+    /// Collector: the partition (domain) to serve; absent: all.
+    #[arg(long, env = "DIRSYNC_COLLECTOR_PARTITION")]
+    pub partition: Option<String>,
+}
+
+/// Connections shared by the roles of one process.
+pub struct Deps {
+    pub store: Option<Store>,
+    pub bus: Bus,
+    pub master_key: Arc<MasterKey>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Deps {
+    pub async fn open(cfg: &ServeConfig) -> anyhow::Result<Self> {
+        let master_key =
+            Arc::new(MasterKey::from_file(&cfg.master_key_file).context("loading the master key")?);
+        let bus = match &cfg.nats_url {
+            Some(url) => Bus::nats(url, &cfg.subject_prefix).await?,
+            None if cfg.roles.len() == 4 => Bus::in_process(),
+            None => {
+                bail!("--nats-url is required unless every role runs in this process (--roles all)")
+            }
+        };
+        let needs_store = cfg.roles.iter().any(|r| *r != Role::Collector);
+        let store = if needs_store {
+            if let Some(path) = cfg.database_url.strip_prefix("sqlite://")
+                && let Some(dir) = std::path::Path::new(path).parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            Some(dirsync_store::connect(&cfg.database_url).await?)
+        } else {
+            None
+        };
+        Ok(Self {
+            store,
+            bus,
+            master_key,
+            clock: Arc::new(SystemClock),
+        })
+    }
+}
+
+/// Runs `roles` until `shutdown` is cancelled or one of them fails.
+pub async fn run(
+    roles: BTreeSet<Role>,
+    deps: Deps,
+    mut listener: Option<TcpListener>,
+    partition: Option<String>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut tasks = JoinSet::new();
+    let store = || deps.store.clone().context("this role needs the store");
+    for role in &roles {
+        let stop = shutdown.clone();
+        match role {
+            Role::Gateway => {
+                let gw = Gateway {
+                    store: store()?,
+                    bus: deps.bus.clone(),
+                    master_key: deps.master_key.clone(),
+                    clock: deps.clock.clone(),
+                };
+                let listener = listener
+                    .take()
+                    .context("the gateway role needs a listener")?;
+                tasks.spawn(async move { ("gateway", gw.serve(listener, stop).await) });
+            }
+            Role::Scheduler => {
+                let s = Scheduler {
+                    store: store()?,
+                    bus: deps.bus.clone(),
+                    clock: deps.clock.clone(),
+                };
+                tasks.spawn(async move { ("scheduler", s.run(stop).await) });
+            }
+            Role::Collector => {
+                let c = Collector {
+                    bus: deps.bus.clone(),
+                    master_key: deps.master_key.clone(),
+                    partition: partition.clone(),
+                    timeouts: Timeouts::default(),
+                };
+                tasks.spawn(async move { ("collector", c.run(stop).await) });
+            }
+            Role::Reconciler => {
+                let r = Reconciler {
+                    store: store()?,
+                    bus: deps.bus.clone(),
+                    clock: deps.clock.clone(),
+                };
+                tasks.spawn(async move { ("reconciler", r.run(stop).await) });
+            }
+        }
+    }
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        let (name, result) = joined.context("a role panicked")?;
+        if let Err(e) = result {
+            tracing::error!(role = name, error = %e, "role failed; stopping");
+            shutdown.cancel();
+            first_error.get_or_insert(e.context(format!("{name} failed")));
+        } else if !shutdown.is_cancelled() {
+            shutdown.cancel();
+            first_error.get_or_insert(anyhow::anyhow!("{name} stopped unexpectedly"));
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// `dirsync serve`: opens the dependencies, binds the listener, runs.
+pub async fn serve(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let deps = Deps::open(&cfg).await?;
+    let listener = if cfg.roles.contains(&Role::Gateway) {
+        Some(
+            TcpListener::bind(&cfg.listen)
+                .await
+                .with_context(|| format!("listening on {}", cfg.listen))?,
+        )
+    } else {
+        None
+    };
+    run(
+        cfg.roles.clone(),
+        deps,
+        listener,
+        cfg.partition.clone(),
+        shutdown,
+    )
+    .await
+}

@@ -1,0 +1,91 @@
+//! Store records → API messages.
+
+use dirsync_core::{ObjectKind, RunState, Trigger, UnixMillis};
+use dirsync_proto::api;
+use dirsync_store::{IntegrationRecord, RunRecord, StoredObject};
+
+pub fn timestamp(ms: UnixMillis) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or_default(),
+    }
+}
+
+pub fn integration(r: &IntegrationRecord) -> api::Integration {
+    api::Integration {
+        id: r.id.clone(),
+        account_id: r.account_id.clone(),
+        settings: Some(r.settings.to_api()),
+        password_set: r.password.is_some(),
+        created_at: Some(timestamp(r.created_at)),
+        updated_at: Some(timestamp(r.updated_at)),
+    }
+}
+
+pub fn run(r: &RunRecord) -> api::Run {
+    api::Run {
+        id: r.id.clone(),
+        account_id: r.account_id.clone(),
+        integration_id: r.integration_id.clone(),
+        state: match r.state {
+            RunState::Queued => api::RunState::Queued,
+            RunState::Collecting => api::RunState::Collecting,
+            RunState::Reconciling => api::RunState::Reconciling,
+            RunState::Succeeded => api::RunState::Succeeded,
+            RunState::Failed => api::RunState::Failed,
+            RunState::Blocked => api::RunState::Blocked,
+        } as i32,
+        trigger: match r.trigger {
+            Trigger::SyncNow => api::RunTrigger::SyncNow,
+            Trigger::SyncAll => api::RunTrigger::SyncAll,
+            Trigger::Schedule => api::RunTrigger::Schedule,
+        } as i32,
+        attempt: r.attempt,
+        counts: Some(api::RunCounts {
+            collected: r.counts.collected,
+            added: r.counts.added,
+            updated: r.counts.updated,
+            removed: r.counts.removed,
+            unchanged: r.counts.unchanged,
+        }),
+        error: r.error.clone(),
+        host: r.host.clone(),
+        warnings: r.warnings.clone(),
+        created_at: Some(timestamp(r.created_at)),
+        started_at: r.started_at.map(timestamp),
+        finished_at: r.finished_at.map(timestamp),
+    }
+}
+
+pub fn object(o: &StoredObject) -> api::DirectoryObject {
+    let r = &o.record;
+    let a = &r.attributes;
+    api::DirectoryObject {
+        id: r.anchor.to_string(),
+        kind: match r.kind {
+            ObjectKind::User => api::ObjectKind::User,
+            ObjectKind::Group => api::ObjectKind::Group,
+            ObjectKind::Contact => api::ObjectKind::Contact,
+        } as i32,
+        integration_id: o.integration_id.clone(),
+        dn: r.dn.clone(),
+        display_name: a.display_name.clone(),
+        given_name: a.given_name.clone(),
+        surname: a.surname.clone(),
+        primary_address: r
+            .primary_address
+            .as_ref()
+            .map(|e| e.to_string())
+            .unwrap_or_default(),
+        aliases: r.aliases.iter().map(|e| e.to_string()).collect(),
+        disabled: r.disabled,
+        managed: o.managed,
+        member_ids: r.members.iter().map(|m| m.to_string()).collect(),
+        department: a.department.clone(),
+        title: a.title.clone(),
+        telephone_number: a.telephone_number.clone(),
+        company: a.company.clone(),
+        sam_account_name: a.sam_account_name.clone(),
+        user_principal_name: a.user_principal_name.clone(),
+    }
+}

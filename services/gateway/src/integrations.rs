@@ -1,0 +1,148 @@
+//! IntegrationService: create, read, update and delete integrations.
+
+use tonic::{Request, Response, Status};
+
+use dirsync_core::secret::password_aad;
+use dirsync_core::{IntegrationSettings, SealedSecret};
+use dirsync_proto::api::{self, integration_service_server::IntegrationService};
+use dirsync_store::IntegrationRecord;
+
+use crate::error::{invalid, status_of};
+use crate::{Gateway, account_id, convert, required};
+
+/// Seals a bind password for its integration. The plaintext lives only for
+/// the duration of this call.
+fn seal_password(
+    gw: &Gateway,
+    account: &str,
+    integration: &str,
+    password: String,
+) -> Result<SealedSecret, Status> {
+    if password.is_empty() {
+        return Err(Status::invalid_argument(
+            "password: is required (the bind account's password)",
+        ));
+    }
+    let secret = secrecy::SecretString::from(password);
+    gw.master_key
+        .seal(&secret, &password_aad(account, integration))
+        .map_err(|e| {
+            tracing::error!(error = %e, "sealing a password failed");
+            Status::internal("the password could not be encrypted")
+        })
+}
+
+fn settings(s: Option<&api::IntegrationSettings>) -> Result<IntegrationSettings, Status> {
+    let s = s.ok_or_else(|| Status::invalid_argument("settings: is required"))?;
+    IntegrationSettings::from_api(s).map_err(|errors| invalid(&errors))
+}
+
+#[tonic::async_trait]
+impl IntegrationService for Gateway {
+    async fn create_integration(
+        &self,
+        request: Request<api::CreateIntegrationRequest>,
+    ) -> Result<Response<api::Integration>, Status> {
+        let req = request.into_inner();
+        let account = account_id(&req.account_id)?;
+        let settings = settings(req.settings.as_ref())?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let password = seal_password(self, account, &id, req.password)?;
+        let now = self.clock.now();
+        self.store
+            .ensure_account(account, now)
+            .await
+            .map_err(status_of)?;
+        let rec = IntegrationRecord {
+            id,
+            account_id: account.to_owned(),
+            settings,
+            password: Some(password),
+            created_at: now,
+            updated_at: now,
+        };
+        self.store
+            .create_integration(&rec)
+            .await
+            .map_err(status_of)?;
+        tracing::info!(account, integration = %rec.id, name = %rec.settings.name, "integration created");
+        Ok(Response::new(convert::integration(&rec)))
+    }
+
+    async fn get_integration(
+        &self,
+        request: Request<api::GetIntegrationRequest>,
+    ) -> Result<Response<api::Integration>, Status> {
+        let req = request.into_inner();
+        let account = account_id(&req.account_id)?;
+        let which = required("integration", &req.integration)?;
+        let rec = self
+            .store
+            .get_integration(account, which)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(convert::integration(&rec)))
+    }
+
+    async fn list_integrations(
+        &self,
+        request: Request<api::ListIntegrationsRequest>,
+    ) -> Result<Response<api::ListIntegrationsResponse>, Status> {
+        let req = request.into_inner();
+        let account = account_id(&req.account_id)?;
+        let list = self
+            .store
+            .list_integrations(account)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(api::ListIntegrationsResponse {
+            integrations: list.iter().map(convert::integration).collect(),
+        }))
+    }
+
+    async fn update_integration(
+        &self,
+        request: Request<api::UpdateIntegrationRequest>,
+    ) -> Result<Response<api::Integration>, Status> {
+        let req = request.into_inner();
+        let account = account_id(&req.account_id)?;
+        let which = required("integration", &req.integration)?;
+        let settings = settings(req.settings.as_ref())?;
+        let mut rec = self
+            .store
+            .get_integration(account, which)
+            .await
+            .map_err(status_of)?;
+        if let Some(password) = req.password {
+            rec.password = Some(seal_password(self, account, &rec.id, password)?);
+        }
+        rec.settings = settings;
+        rec.updated_at = self.clock.now();
+        self.store
+            .update_integration(&rec)
+            .await
+            .map_err(status_of)?;
+        tracing::info!(account, integration = %rec.id, "integration updated");
+        Ok(Response::new(convert::integration(&rec)))
+    }
+
+    async fn delete_integration(
+        &self,
+        request: Request<api::DeleteIntegrationRequest>,
+    ) -> Result<Response<api::DeleteIntegrationResponse>, Status> {
+        let req = request.into_inner();
+        let account = account_id(&req.account_id)?;
+        let which = required("integration", &req.integration)?;
+        let rec = self
+            .store
+            .get_integration(account, which)
+            .await
+            .map_err(status_of)?;
+        self.store
+            .delete_integration(account, &rec.id)
+            .await
+            .map_err(status_of)?;
+        tracing::info!(account, integration = %rec.id, "integration deleted");
+        Ok(Response::new(api::DeleteIntegrationResponse {}))
+    }
+}

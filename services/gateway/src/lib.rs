@@ -1,0 +1,100 @@
+//! The gateway: dirsync's gRPC API (configuration, sync control, run status,
+//! directory queries) plus `grpc.health.v1`.
+
+mod convert;
+mod directory;
+mod error;
+mod integrations;
+mod sync;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+
+use dirsync_bus::Bus;
+use dirsync_core::{Clock, MasterKey};
+use dirsync_proto::api::directory_service_server::DirectoryServiceServer;
+use dirsync_proto::api::integration_service_server::IntegrationServiceServer;
+use dirsync_proto::api::sync_service_server::SyncServiceServer;
+use dirsync_store::Store;
+
+pub use error::status_of;
+
+/// Everything the RPC handlers share.
+#[derive(Clone)]
+pub struct Gateway {
+    pub store: Store,
+    pub bus: Bus,
+    pub master_key: Arc<MasterKey>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Largest request accepted, in bytes.
+const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+impl Gateway {
+    /// Serves the API on `listener` until `shutdown`.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let addr: Option<SocketAddr> = listener.local_addr().ok();
+        let (reporter, health) = tonic_health::server::health_reporter();
+        reporter
+            .set_serving::<IntegrationServiceServer<Gateway>>()
+            .await;
+        reporter.set_serving::<SyncServiceServer<Gateway>>().await;
+        reporter
+            .set_serving::<DirectoryServiceServer<Gateway>>()
+            .await;
+        tracing::info!(?addr, "gateway listening");
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(
+                IntegrationServiceServer::new(self.clone())
+                    .max_decoding_message_size(MAX_REQUEST_BYTES),
+            )
+            .add_service(
+                SyncServiceServer::new(self.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+            )
+            .add_service(
+                DirectoryServiceServer::new(self).max_decoding_message_size(MAX_REQUEST_BYTES),
+            )
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(listener),
+                shutdown.cancelled_owned(),
+            )
+            .await?;
+        tracing::info!("gateway stopped");
+        Ok(())
+    }
+}
+
+/// Checks an account id: 1–64 of `a-z 0-9 - _`.
+pub(crate) fn account_id(s: &str) -> Result<&str, Status> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(s)
+    } else {
+        Err(Status::invalid_argument(format!(
+            "account_id: {s:?} is not an account id (1-64 characters of a-z, 0-9, '-' and '_', e.g. acme)"
+        )))
+    }
+}
+
+pub(crate) fn required<'a>(field: &str, value: &'a str) -> Result<&'a str, Status> {
+    let v = value.trim();
+    if v.is_empty() {
+        Err(Status::invalid_argument(format!("{field}: is required")))
+    } else {
+        Ok(v)
+    }
+}

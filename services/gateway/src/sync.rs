@@ -1,0 +1,119 @@
+//! SyncService: start runs and report on them.
+
+use prost::Message;
+use tonic::{Request, Response, Status};
+
+use dirsync_bus::Topic;
+use dirsync_core::Trigger;
+use dirsync_proto::api::{self, sync_service_server::SyncService};
+use dirsync_proto::bus;
+use dirsync_store::RunRecord;
+
+use crate::error::status_of;
+use crate::{Gateway, account_id, convert, required};
+
+#[tonic::async_trait]
+impl SyncService for Gateway {
+    async fn sync_now(
+        &self,
+        request: Request<api::SyncNowRequest>,
+    ) -> Result<Response<api::Run>, Status> {
+        let req = request.into_inner();
+        let account = account_id(&req.account_id)?;
+        let which = required("integration", &req.integration)?;
+        let integration = self
+            .store
+            .get_integration(account, which)
+            .await
+            .map_err(status_of)?;
+        if !integration.settings.enabled {
+            return Err(Status::failed_precondition(format!(
+                "integration {:?} is disabled; enable it to sync",
+                integration.settings.name
+            )));
+        }
+        // At most one active run per integration: a second Sync now returns it.
+        if let Some(active) = self
+            .store
+            .active_run(account, &integration.id)
+            .await
+            .map_err(status_of)?
+        {
+            return Ok(Response::new(convert::run(&active)));
+        }
+        let now = self.clock.now();
+        let run = RunRecord::new(
+            uuid::Uuid::new_v4().to_string(),
+            account.to_owned(),
+            integration.id.clone(),
+            Trigger::SyncNow,
+            now,
+        );
+        self.store.create_run(&run).await.map_err(status_of)?;
+        let request = bus::SyncRequest {
+            account_id: account.to_owned(),
+            integration_id: integration.id.clone(),
+            run_id: run.id.clone(),
+            trigger: bus::Trigger::SyncNow as i32,
+        };
+        if let Err(e) = self
+            .bus
+            .publish(
+                &Topic::Requests,
+                &format!("req:{}", run.id),
+                request.encode_to_vec().into(),
+            )
+            .await
+        {
+            tracing::error!(error = %e, run = %run.id, "cannot queue the run");
+            let _ = self
+                .store
+                .fail_run(
+                    &run.id,
+                    0,
+                    "the message bus was unavailable when the run was queued",
+                    now,
+                )
+                .await;
+            return Err(Status::unavailable(
+                "the message bus is unavailable; retry later",
+            ));
+        }
+        tracing::info!(account, integration = %integration.id, run = %run.id, "sync requested");
+        Ok(Response::new(convert::run(&run)))
+    }
+
+    async fn get_run(
+        &self,
+        request: Request<api::GetRunRequest>,
+    ) -> Result<Response<api::Run>, Status> {
+        let req = request.into_inner();
+        let account = account_id(&req.account_id)?;
+        let id = required("run_id", &req.run_id)?;
+        let run = self.store.get_run(account, id).await.map_err(status_of)?;
+        Ok(Response::new(convert::run(&run)))
+    }
+
+    async fn list_runs(
+        &self,
+        request: Request<api::ListRunsRequest>,
+    ) -> Result<Response<api::ListRunsResponse>, Status> {
+        let req = request.into_inner();
+        let account = account_id(&req.account_id)?;
+        let which = required("integration", &req.integration)?;
+        let integration = self
+            .store
+            .get_integration(account, which)
+            .await
+            .map_err(status_of)?;
+        let limit = if req.limit == 0 { 20 } else { req.limit };
+        let runs = self
+            .store
+            .list_runs(account, &integration.id, limit)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(api::ListRunsResponse {
+            runs: runs.iter().map(convert::run).collect(),
+        }))
+    }
+}

@@ -1,0 +1,208 @@
+//! The reconciler: stages a run's batches idempotently and, once the
+//! collection is complete (staged totals equal the `CollectionEnd`'s),
+//! plans against the store and applies the plan in one transaction.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+
+use dirsync_bus::{Bus, Delivery, MAX_DELIVER, Topic};
+use dirsync_core::plan::{self, Completeness};
+use dirsync_core::{Clock, DirectoryObject};
+use dirsync_proto::bus::{self, collector_event::Event};
+use dirsync_store::{ApplyOutcome, Store, StoreError};
+
+pub struct Reconciler {
+    pub store: Store,
+    pub bus: Bus,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// What to do with a delivery once handled.
+enum Settle {
+    Ack,
+    Retry(Duration),
+}
+
+impl Reconciler {
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        tracing::info!("reconciler started");
+        dirsync_bus::consume(&self.bus, Topic::Events, shutdown, |d| self.handle(d)).await?;
+        tracing::info!("reconciler stopped");
+        Ok(())
+    }
+
+    async fn handle(&self, delivery: Delivery) {
+        let settle = match bus::CollectorEvent::decode(delivery.payload.clone()) {
+            Err(e) => {
+                tracing::error!(error = %e, "dropping a bus message that is not a CollectorEvent");
+                Settle::Ack
+            }
+            Ok(ev) => match self.on_event(ev, delivery.delivered).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "collector event not processed; retrying");
+                    Settle::Retry(Duration::from_secs(2))
+                }
+            },
+        };
+        let result = match settle {
+            Settle::Ack => delivery.ack().await,
+            Settle::Retry(after) => delivery.nak(after).await,
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "settling a collector event failed");
+        }
+    }
+
+    async fn on_event(
+        &self,
+        mut ev: bus::CollectorEvent,
+        delivered: u32,
+    ) -> Result<Settle, StoreError> {
+        let now = self.clock.now();
+        match ev.event.take() {
+            None => {
+                tracing::error!(run = %ev.run_id, "dropping a collector event without content");
+                Ok(Settle::Ack)
+            }
+            Some(Event::Started(s)) => {
+                if !self
+                    .store
+                    .run_started(&ev.run_id, ev.attempt, &s.host, now)
+                    .await?
+                {
+                    tracing::info!(run = %ev.run_id, attempt = ev.attempt, "stale start ignored");
+                }
+                Ok(Settle::Ack)
+            }
+            Some(Event::Batch(b)) => {
+                let entries = b.entries.len() as u64;
+                self.store
+                    .stage_batch(
+                        &ev.run_id,
+                        ev.attempt,
+                        b.sequence,
+                        entries,
+                        &b.encode_to_vec(),
+                    )
+                    .await?;
+                Ok(Settle::Ack)
+            }
+            Some(Event::End(end)) if !end.error.is_empty() => {
+                self.store
+                    .fail_run(&ev.run_id, ev.attempt, &end.error, now)
+                    .await?;
+                tracing::info!(run = %ev.run_id, error = %end.error, "run failed");
+                Ok(Settle::Ack)
+            }
+            Some(Event::End(end)) => self.on_end(&ev, end, delivered).await,
+        }
+    }
+
+    async fn on_end(
+        &self,
+        ev: &bus::CollectorEvent,
+        end: bus::CollectionEnd,
+        delivered: u32,
+    ) -> Result<Settle, StoreError> {
+        let now = self.clock.now();
+        let run = match self.store.get_run(&ev.account_id, &ev.run_id).await {
+            Ok(run) => run,
+            Err(StoreError::NotFound(_)) => {
+                tracing::warn!(run = %ev.run_id, "collection end for an unknown run ignored");
+                return Ok(Settle::Ack);
+            }
+            Err(e) => return Err(e),
+        };
+        if !run.state.is_active() || run.attempt > ev.attempt {
+            return Ok(Settle::Ack); // settled, or a superseded attempt
+        }
+        let staged = self.store.staged_totals(&ev.run_id, ev.attempt).await?;
+        if staged != (u64::from(end.batches), end.entries) {
+            if i64::from(delivered) + 1 >= MAX_DELIVER {
+                let msg = format!(
+                    "the collection reported {} batches ({} objects) but only {} batches ({} objects) arrived",
+                    end.batches, end.entries, staged.0, staged.1
+                );
+                self.store
+                    .fail_run(&ev.run_id, ev.attempt, &msg, now)
+                    .await?;
+                return Ok(Settle::Ack);
+            }
+            return Ok(Settle::Retry(Duration::from_millis(500)));
+        }
+
+        let integration = match self
+            .store
+            .get_integration(&ev.account_id, &ev.integration_id)
+            .await
+        {
+            Ok(i) => i,
+            Err(StoreError::NotFound(_)) => {
+                self.store
+                    .fail_run(
+                        &ev.run_id,
+                        ev.attempt,
+                        "the integration was deleted during the run",
+                        now,
+                    )
+                    .await?;
+                return Ok(Settle::Ack);
+            }
+            Err(e) => return Err(e),
+        };
+
+        let mut reasons = end.incomplete_reasons.clone();
+        if !end.complete && reasons.is_empty() {
+            reasons.push("the collector marked the collection incomplete".to_owned());
+        }
+        let mut objects = Vec::with_capacity(usize::try_from(end.entries).unwrap_or_default());
+        for payload in self.store.staged_batches(&ev.run_id, ev.attempt).await? {
+            let batch = match bus::ObjectBatch::decode(payload.as_slice()) {
+                Ok(b) => b,
+                Err(e) => {
+                    reasons.push(format!("a staged batch cannot be decoded: {e}"));
+                    continue;
+                }
+            };
+            for entry in batch.entries {
+                match DirectoryObject::try_from(entry) {
+                    Ok(o) => objects.push(o),
+                    Err(e) => reasons.push(e.to_string()),
+                }
+            }
+        }
+        let completeness = if reasons.is_empty() {
+            Completeness::Complete
+        } else {
+            Completeness::Incomplete(reasons)
+        };
+        let current = self
+            .store
+            .current_objects(&ev.account_id, &ev.integration_id)
+            .await?;
+        let plan = plan::plan(&integration.settings, &completeness, &current, objects);
+        let mut run = run;
+        run.attempt = ev.attempt;
+        match self.store.apply(&run, &plan, end.entries, now).await? {
+            ApplyOutcome::Applied { counts, warnings } => {
+                tracing::info!(
+                    run = %run.id,
+                    added = counts.added,
+                    updated = counts.updated,
+                    removed = counts.removed,
+                    unchanged = counts.unchanged,
+                    warnings = warnings.len(),
+                    "run applied"
+                );
+            }
+            ApplyOutcome::AlreadySettled => {
+                tracing::info!(run = %run.id, "run already settled; nothing applied");
+            }
+        }
+        Ok(Settle::Ack)
+    }
+}

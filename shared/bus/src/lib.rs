@@ -1,0 +1,182 @@
+//! The dirsync bus: durable work queues on NATS JetStream, or an in-process
+//! equivalent for the embedded shape. Services hold a [`Bus`] and do not
+//! know which one they have.
+//!
+//! Subjects and stream names live in [`names`] and nowhere else.
+
+mod memory;
+pub mod names;
+mod nats;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+pub use memory::MemoryBus;
+pub use names::{Names, Topic};
+pub use nats::NatsBus;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("cannot connect to NATS at {url}: {message}; start it with `nats-server -js`")]
+    Connect { url: String, message: String },
+    #[error("JetStream {operation} failed: {message}")]
+    JetStream {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("the bus is closed")]
+    Closed,
+}
+
+/// How many times a message is delivered before the bus gives up on it.
+pub const MAX_DELIVER: i64 = 5;
+
+#[derive(Clone, Debug)]
+pub enum Bus {
+    Nats(Box<NatsBus>),
+    Memory(MemoryBus),
+}
+
+impl Bus {
+    /// JetStream at `url`, with every stream created when missing.
+    pub async fn nats(url: &str, prefix: &str) -> Result<Self, BusError> {
+        Ok(Self::Nats(Box::new(
+            NatsBus::connect(url, Names::new(prefix)).await?,
+        )))
+    }
+
+    /// The in-process bus of the embedded shape.
+    pub fn in_process() -> Self {
+        Self::Memory(MemoryBus::default())
+    }
+
+    /// Publishes `payload`. A second publish with the same `msg_id` within
+    /// the dedupe window is dropped.
+    pub async fn publish(
+        &self,
+        topic: &Topic,
+        msg_id: &str,
+        payload: Bytes,
+    ) -> Result<(), BusError> {
+        match self {
+            Self::Nats(b) => b.publish(topic, msg_id, payload).await,
+            Self::Memory(b) => b.publish(topic, msg_id, payload),
+        }
+    }
+
+    /// A competing consumer: replicas that subscribe with the same topic
+    /// share its messages, each delivered to one of them at a time.
+    pub async fn subscribe(&self, topic: &Topic) -> Result<Subscription, BusError> {
+        match self {
+            Self::Nats(b) => Ok(Subscription::Nats(Box::new(b.subscribe(topic).await?))),
+            Self::Memory(b) => Ok(Subscription::Memory(b.subscribe(topic))),
+        }
+    }
+
+    /// Whether the bus answers (for readiness).
+    pub async fn healthy(&self) -> bool {
+        match self {
+            Self::Nats(b) => b.healthy().await,
+            Self::Memory(_) => true,
+        }
+    }
+}
+
+pub enum Subscription {
+    Nats(Box<nats::NatsSubscription>),
+    Memory(memory::MemorySubscription),
+}
+
+impl Subscription {
+    /// The next message; `None` when the bus is gone.
+    pub async fn next(&mut self) -> Result<Option<Delivery>, BusError> {
+        match self {
+            Self::Nats(s) => s.next().await,
+            Self::Memory(s) => Ok(s.next().await),
+        }
+    }
+}
+
+/// One delivery of a message. Settle it with [`Delivery::ack`] once its
+/// effect is durable, or [`Delivery::nak`] to have it delivered again.
+pub struct Delivery {
+    pub payload: Bytes,
+    /// 1 on the first delivery, 2 on the first redelivery, …
+    pub delivered: u32,
+    acker: Acker,
+}
+
+enum Acker {
+    Nats(Box<async_nats::jetstream::Message>),
+    Memory(memory::MemoryAcker),
+}
+
+impl Delivery {
+    pub async fn ack(self) -> Result<(), BusError> {
+        match self.acker {
+            Acker::Nats(m) => m.double_ack().await.map_err(|e| BusError::JetStream {
+                operation: "ack",
+                message: e.to_string(),
+            }),
+            Acker::Memory(_) => Ok(()),
+        }
+    }
+
+    /// Delivered again after `delay`.
+    pub async fn nak(self, delay: Duration) -> Result<(), BusError> {
+        match self.acker {
+            Acker::Nats(m) => m
+                .ack_with(async_nats::jetstream::AckKind::Nak(Some(delay)))
+                .await
+                .map_err(|e| BusError::JetStream {
+                    operation: "nak",
+                    message: e.to_string(),
+                }),
+            Acker::Memory(a) => {
+                a.redeliver(self.payload, self.delivered, delay);
+                Ok(())
+            }
+        }
+    }
+
+    /// Tells the bus the work is still going on (extends the ack deadline).
+    pub async fn in_progress(&self) -> Result<(), BusError> {
+        match &self.acker {
+            Acker::Nats(m) => m
+                .ack_with(async_nats::jetstream::AckKind::Progress)
+                .await
+                .map_err(|e| BusError::JetStream {
+                    operation: "in-progress ack",
+                    message: e.to_string(),
+                }),
+            Acker::Memory(_) => Ok(()),
+        }
+    }
+}
+
+/// Feeds every delivery of `topic` to `handle`, one at a time, until
+/// `shutdown` is cancelled. The handler settles each delivery (ack or
+/// nak); a delivery in progress when shutdown comes is finished first.
+pub async fn consume<F, Fut>(
+    bus: &Bus,
+    topic: Topic,
+    shutdown: tokio_util::sync::CancellationToken,
+    mut handle: F,
+) -> Result<(), BusError>
+where
+    F: FnMut(Delivery) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut sub = bus.subscribe(&topic).await?;
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            next = sub.next() => next?,
+        };
+        match next {
+            Some(delivery) => handle(delivery).await,
+            None => return Err(BusError::Closed),
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The JetStream implementation.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use bytes::Bytes;
+use futures::StreamExt;
+
+use crate::names::{Names, Topic};
+use crate::{Acker, BusError, Delivery, MAX_DELIVER};
+
+/// How long a delivered message may go unacknowledged before redelivery.
+const ACK_WAIT: Duration = Duration::from_secs(60);
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+#[derive(Clone)]
+pub struct NatsBus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    names: Names,
+}
+
+impl std::fmt::Debug for NatsBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsBus")
+            .field("names", &self.names)
+            .finish()
+    }
+}
+
+fn js_err(operation: &'static str) -> impl Fn(String) -> BusError {
+    move |message| BusError::JetStream { operation, message }
+}
+
+impl NatsBus {
+    pub async fn connect(url: &str, names: Names) -> Result<Self, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("dirsync")
+            .event_callback(|event| async move {
+                match event {
+                    async_nats::Event::SlowConsumer(sid) => {
+                        tracing::error!(sid, "NATS slow consumer: messages were dropped")
+                    }
+                    other => tracing::info!(event = %other, "NATS connection event"),
+                }
+            })
+            .connect(url)
+            .await
+            .map_err(|e| BusError::Connect {
+                url: url.to_owned(),
+                message: e.to_string(),
+            })?;
+        let js = jetstream::new(client.clone());
+        let bus = Self { client, js, names };
+        for topic in [
+            Topic::Requests,
+            Topic::Jobs { partition: None },
+            Topic::Events,
+        ] {
+            bus.stream(&topic).await?;
+        }
+        Ok(bus)
+    }
+
+    async fn stream(&self, topic: &Topic) -> Result<stream::Stream, BusError> {
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: self.names.stream(topic),
+                subjects: vec![self.names.stream_subjects(topic)],
+                retention: stream::RetentionPolicy::WorkQueue,
+                storage: stream::StorageType::File,
+                duplicate_window: DUPLICATE_WINDOW,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| js_err("create stream")(e.to_string()))
+    }
+
+    pub async fn publish(
+        &self,
+        topic: &Topic,
+        msg_id: &str,
+        payload: Bytes,
+    ) -> Result<(), BusError> {
+        let ack = self
+            .js
+            .send_publish(
+                self.names.subject(topic),
+                jetstream::message::PublishMessage::build()
+                    .payload(payload)
+                    .message_id(msg_id),
+            )
+            .await
+            .map_err(|e| js_err("publish")(e.to_string()))?;
+        let ack = ack
+            .await
+            .map_err(|e| js_err("publish ack")(e.to_string()))?;
+        if ack.duplicate {
+            tracing::debug!(msg_id, "duplicate publish dropped by JetStream");
+        }
+        Ok(())
+    }
+
+    pub async fn subscribe(&self, topic: &Topic) -> Result<NatsSubscription, BusError> {
+        let stream = self.stream(topic).await?;
+        let name = self.names.consumer(topic);
+        let consumer: consumer::PullConsumer = stream
+            .get_or_create_consumer(
+                &name,
+                consumer::pull::Config {
+                    durable_name: Some(name.clone()),
+                    filter_subject: self.names.subject(topic),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: ACK_WAIT,
+                    max_deliver: MAX_DELIVER,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| js_err("create consumer")(e.to_string()))?;
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(16)
+            .messages()
+            .await
+            .map_err(|e| js_err("pull")(e.to_string()))?;
+        Ok(NatsSubscription { messages })
+    }
+
+    pub async fn healthy(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+}
+
+pub struct NatsSubscription {
+    messages: consumer::pull::Stream,
+}
+
+impl NatsSubscription {
+    pub async fn next(&mut self) -> Result<Option<Delivery>, BusError> {
+        loop {
+            match self.messages.next().await {
+                None => return Ok(None),
+                Some(Ok(msg)) => {
+                    let delivered = msg
+                        .info()
+                        .map(|i| u32::try_from(i.delivered).unwrap_or(u32::MAX))
+                        .unwrap_or(1);
+                    return Ok(Some(Delivery {
+                        payload: msg.payload.clone(),
+                        delivered,
+                        acker: Acker::Nats(Box::new(msg)),
+                    }));
+                }
+                Some(Err(e)) => {
+                    // Missed heartbeats and the like: the stream recovers.
+                    tracing::warn!(error = %e, "JetStream pull error");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Distinguished names (RFC 4514) as Active Directory writes them.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A syntactically valid DN, kept exactly as written (escapes included).
+/// Equality is AD's: case-insensitive, ignoring spaces around `=` and `,`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Dn {
+    text: String,
+    key: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DnError {
+    #[error("is empty")]
+    Empty,
+    #[error("component {0:?} is not of the form attribute=value (e.g. OU=Sales)")]
+    NotAttributeValue(String),
+    #[error("attribute type {0:?} is not a valid name (letters, digits, '-', or a dotted OID)")]
+    BadAttribute(String),
+    #[error("component {0:?} has an empty value")]
+    EmptyValue(String),
+    #[error("ends with a dangling escape '\\'")]
+    DanglingEscape,
+}
+
+impl Dn {
+    pub fn parse(text: &str) -> Result<Self, DnError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(DnError::Empty);
+        }
+        let rdns = split_unescaped(text, &[',', ';'])?;
+        let mut key_parts = Vec::with_capacity(rdns.len());
+        for rdn in rdns {
+            let mut ava_keys = Vec::new();
+            for ava in split_unescaped(&rdn, &['+'])? {
+                let Some((attr, value)) = ava.split_once('=') else {
+                    return Err(DnError::NotAttributeValue(ava.trim().to_owned()));
+                };
+                let attr = attr.trim();
+                let value = value.trim();
+                let valid_name = !attr.is_empty()
+                    && (attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                        && attr.starts_with(|c: char| c.is_ascii_alphabetic())
+                        || attr.chars().all(|c| c.is_ascii_digit() || c == '.'));
+                if !valid_name {
+                    return Err(DnError::BadAttribute(attr.to_owned()));
+                }
+                if value.is_empty() {
+                    return Err(DnError::EmptyValue(ava.trim().to_owned()));
+                }
+                ava_keys.push(format!("{}={}", attr.to_lowercase(), value.to_lowercase()));
+            }
+            key_parts.push(ava_keys.join("+"));
+        }
+        Ok(Self {
+            text: text.to_owned(),
+            key: key_parts.join(","),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The comparison form: lower case, no spaces around separators.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The DNS domain of the DN's `DC=` components (`corp.example.com`), or
+    /// `None` when it has none.
+    pub fn domain(&self) -> Option<String> {
+        let labels: Vec<&str> = self
+            .key
+            .split(',')
+            .filter_map(|rdn| rdn.strip_prefix("dc="))
+            .collect();
+        (!labels.is_empty()).then(|| labels.join("."))
+    }
+
+    /// Whether `self` is `ancestor` or lies below it.
+    pub fn is_within(&self, ancestor: &Dn) -> bool {
+        self.key == ancestor.key || self.key.ends_with(&format!(",{}", ancestor.key))
+    }
+}
+
+/// Splits at separators not preceded by an escape, keeping escapes intact.
+fn split_unescaped(s: &str, seps: &[char]) -> Result<Vec<String>, DnError> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let next = chars.next().ok_or(DnError::DanglingEscape)?;
+            cur.push(c);
+            cur.push(next);
+        } else if seps.contains(&c) {
+            parts.push(std::mem::take(&mut cur));
+        } else {
+            cur.push(c);
+        }
+    }
+    parts.push(cur);
+    Ok(parts)
+}
+
+impl PartialEq for Dn {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+impl Eq for Dn {}
+
+impl std::hash::Hash for Dn {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key.hash(state);
+    }
+}
+
+impl fmt::Display for Dn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Debug for Dn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Dn({:?})", self.text)
+    }
+}
+
+impl TryFrom<String> for Dn {
+    type Error = DnError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Dn::parse(&s)
+    }
+}
+
+impl From<Dn> for String {
+    fn from(d: Dn) -> String {
+        d.text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ad_dns_with_escapes_and_unicode() {
+        let dn = Dn::parse(r"CN=Smith\, Erin,OU=People,DC=corp,DC=example").expect("valid");
+        assert_eq!(dn.as_str(), r"CN=Smith\, Erin,OU=People,DC=corp,DC=example");
+        assert!(Dn::parse("CN=Zoë Ærø,OU=Sync,DC=x").is_ok());
+        assert!(Dn::parse(r#"CN=a\+b\"c,DC=x"#).is_ok());
+        assert!(Dn::parse("CN=a+UID=b,DC=x").is_ok());
+    }
+
+    #[test]
+    fn equality_is_case_and_space_insensitive() {
+        let a = Dn::parse("CN=Alice,OU=Sync,DC=Corp").expect("valid");
+        let b = Dn::parse("cn=alice, ou=sync , dc=corp").expect("valid");
+        assert_eq!(a, b);
+        let root = Dn::parse("OU=Sync,DC=corp").expect("valid");
+        assert!(a.is_within(&root));
+        assert!(!root.is_within(&a));
+        let other = Dn::parse("OU=NotSync,DC=corp").expect("valid");
+        assert!(!a.is_within(&other));
+        assert_eq!(a.domain().as_deref(), Some("corp"));
+        assert_eq!(
+            Dn::parse("OU=x,DC=Corp,DC=Example,DC=com")
+                .expect("valid")
+                .domain()
+                .as_deref(),
+            Some("corp.example.com")
+        );
+        assert_eq!(Dn::parse("OU=x").expect("valid").domain(), None);
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        assert_eq!(Dn::parse(" "), Err(DnError::Empty));
+        assert!(matches!(
+            Dn::parse("Alice"),
+            Err(DnError::NotAttributeValue(_))
+        ));
+        assert!(matches!(Dn::parse("CN=,DC=x"), Err(DnError::EmptyValue(_))));
+        assert!(matches!(
+            Dn::parse("C N=a,DC=x"),
+            Err(DnError::BadAttribute(_))
+        ));
+        assert_eq!(Dn::parse(r"CN=a\"), Err(DnError::DanglingEscape));
+        assert!(matches!(
+            Dn::parse("CN=a,,DC=x"),
+            Err(DnError::NotAttributeValue(_))
+        ));
+    }
+}

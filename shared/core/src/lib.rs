@@ -1,0 +1,23 @@
+//! Domain types and pure logic of dirsync: identifiers, integration settings
+//! and their validation, sealed secrets, directory objects and the sync plan.
+//!
+//! Nothing here does I/O or reads the clock; time arrives as a [`Clock`].
+
+pub mod clock;
+pub mod dn;
+pub mod email;
+pub mod guid;
+pub mod object;
+pub mod plan;
+pub mod run;
+pub mod secret;
+pub mod settings;
+
+pub use clock::{Clock, FixedClock, SystemClock, UnixMillis};
+pub use dn::Dn;
+pub use email::EmailAddress;
+pub use guid::ObjectGuid;
+pub use object::{Attributes, DirectoryObject, EntryError, ObjectKind, ObjectRecord};
+pub use run::{RunCounts, RunState, Trigger};
+pub use secret::{MasterKey, SealedSecret, SecretError};
+pub use settings::{EncryptionMode, FieldError, IntegrationSettings};

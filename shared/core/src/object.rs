@@ -1,0 +1,281 @@
+//! Directory objects: what a collector read, decoded into domain types, and
+//! the record the store keeps once the integration's policies applied.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use dirsync_proto::bus;
+
+use crate::dn::Dn;
+use crate::email::EmailAddress;
+use crate::guid::ObjectGuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    User,
+    Group,
+    Contact,
+}
+
+impl ObjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Group => "group",
+            Self::Contact => "contact",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "user" => Some(Self::User),
+            "group" => Some(Self::Group),
+            "contact" => Some(Self::Contact),
+            _ => None,
+        }
+    }
+}
+
+/// userAccountControl ACCOUNTDISABLE.
+pub const UAC_ACCOUNT_DISABLE: i64 = 0x2;
+
+/// An object as AD holds it, decoded and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryObject {
+    pub anchor: ObjectGuid,
+    pub kind: ObjectKind,
+    pub dn: Dn,
+    pub attributes: Attributes,
+    pub primary_address: Option<EmailAddress>,
+    /// Sorted, without duplicates and without the primary address.
+    pub aliases: Vec<EmailAddress>,
+    /// userAccountControl has ACCOUNTDISABLE set.
+    pub ad_disabled: bool,
+    pub member_dns: Vec<Dn>,
+    /// Values that were dropped while decoding, with the reason.
+    pub notes: Vec<String>,
+}
+
+/// Descriptive attributes, copied as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attributes {
+    pub display_name: String,
+    pub given_name: String,
+    pub surname: String,
+    pub department: String,
+    pub title: String,
+    pub telephone_number: String,
+    pub company: String,
+    pub sam_account_name: String,
+    pub user_principal_name: String,
+}
+
+/// A bus entry that cannot be turned into a directory object.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EntryError {
+    #[error("entry {dn:?}: {reason}")]
+    Invalid { dn: String, reason: String },
+}
+
+impl TryFrom<bus::DirectoryEntry> for DirectoryObject {
+    type Error = EntryError;
+
+    fn try_from(e: bus::DirectoryEntry) -> Result<Self, Self::Error> {
+        let invalid = |reason: String| EntryError::Invalid {
+            dn: e.dn.clone(),
+            reason,
+        };
+        let kind = match bus::ObjectKind::try_from(e.kind) {
+            Ok(bus::ObjectKind::User) => ObjectKind::User,
+            Ok(bus::ObjectKind::Group) => ObjectKind::Group,
+            Ok(bus::ObjectKind::Contact) => ObjectKind::Contact,
+            _ => return Err(invalid(format!("unknown object kind {}", e.kind))),
+        };
+        let anchor: ObjectGuid = e
+            .object_guid
+            .parse()
+            .map_err(|err| invalid(format!("{err}")))?;
+        let dn = Dn::parse(&e.dn).map_err(|err| invalid(format!("DN {err}")))?;
+
+        let mut notes = Vec::new();
+        let mut primary = None;
+        let mut aliases = Vec::new();
+        for value in &e.proxy_addresses {
+            let Some((prefix, address)) = value.split_once(':') else {
+                notes.push(format!("proxyAddresses value {value:?} has no type prefix"));
+                continue;
+            };
+            let is_smtp = prefix.eq_ignore_ascii_case("smtp");
+            if !is_smtp {
+                continue; // X500:, SIP:, X400: … are not email addresses
+            }
+            match EmailAddress::parse(address) {
+                Ok(a) if prefix == "SMTP" && primary.is_none() => primary = Some(a),
+                Ok(a) => aliases.push(a),
+                Err(err) => notes.push(format!("proxyAddresses: {err}")),
+            }
+        }
+        if !e.mail.is_empty() {
+            match EmailAddress::parse(&e.mail) {
+                Ok(mail) if primary.is_none() => primary = Some(mail),
+                Ok(mail) => aliases.push(mail),
+                Err(err) => notes.push(format!("mail: {err}")),
+            }
+        }
+        if primary.is_none() && !aliases.is_empty() {
+            // No SMTP: primary and no mail: the first alias is the best
+            // address there is.
+            aliases.sort();
+            primary = Some(aliases.remove(0));
+        }
+        aliases.sort();
+        aliases.dedup();
+        if let Some(p) = &primary {
+            aliases.retain(|a| a != p);
+        }
+
+        let mut member_dns = Vec::with_capacity(e.member_dns.len());
+        for m in &e.member_dns {
+            match Dn::parse(m) {
+                Ok(dn) => member_dns.push(dn),
+                Err(err) => notes.push(format!("member {m:?}: {err}")),
+            }
+        }
+
+        Ok(Self {
+            anchor,
+            kind,
+            dn,
+            attributes: Attributes {
+                display_name: e.display_name,
+                given_name: e.given_name,
+                surname: e.surname,
+                department: e.department,
+                title: e.title,
+                telephone_number: e.telephone_number,
+                company: e.company,
+                sam_account_name: e.sam_account_name,
+                user_principal_name: e.user_principal_name,
+            },
+            primary_address: primary,
+            aliases,
+            ad_disabled: e
+                .user_account_control
+                .is_some_and(|uac| uac & UAC_ACCOUNT_DISABLE != 0),
+            member_dns,
+            notes,
+        })
+    }
+}
+
+/// What the store holds for a directory-managed object. The content hash
+/// covers every field, so an unchanged object is recognised without
+/// rewriting it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRecord {
+    pub anchor: ObjectGuid,
+    pub kind: ObjectKind,
+    pub dn: String,
+    pub attributes: Attributes,
+    pub primary_address: Option<EmailAddress>,
+    pub aliases: Vec<EmailAddress>,
+    pub disabled: bool,
+    /// Sorted anchors of direct members (groups only).
+    pub members: Vec<ObjectGuid>,
+}
+
+impl ObjectRecord {
+    pub fn content_hash(&self) -> String {
+        // serde_json of a struct of strings, bools and vectors cannot fail.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        hex::encode(Sha256::digest(json))
+    }
+
+    /// Every address of the object, primary first.
+    pub fn addresses(&self) -> impl Iterator<Item = (&EmailAddress, bool)> {
+        self.primary_address
+            .iter()
+            .map(|a| (a, true))
+            .chain(self.aliases.iter().map(|a| (a, false)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn entry(kind: bus::ObjectKind, guid: &str, dn: &str) -> bus::DirectoryEntry {
+        bus::DirectoryEntry {
+            kind: kind as i32,
+            object_guid: guid.into(),
+            dn: dn.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn addresses_from_proxy_addresses_and_mail() {
+        let mut e = entry(
+            bus::ObjectKind::User,
+            "00112233-4455-6677-8899-aabbccddeeff",
+            "CN=Alice,DC=x",
+        );
+        e.mail = "Alice@Example.com".into();
+        e.proxy_addresses = vec![
+            "smtp:a.anders@example.com".into(),
+            "X500:/o=Org/ou=Exchange/cn=Recipients/cn=alice".into(),
+            "SMTP:alice@example.com".into(),
+            "smtp:alice@example.org".into(),
+            "sip:alice@example.com".into(),
+        ];
+        e.user_account_control = Some(514);
+        let o = DirectoryObject::try_from(e).expect("valid");
+        assert_eq!(
+            o.primary_address.as_ref().map(|a| a.as_str()),
+            Some("alice@example.com")
+        );
+        let aliases: Vec<_> = o.aliases.iter().map(|a| a.as_str()).collect();
+        assert_eq!(aliases, ["a.anders@example.com", "alice@example.org"]);
+        assert!(o.ad_disabled);
+        assert!(o.notes.is_empty());
+    }
+
+    #[test]
+    fn mail_only_and_no_address() {
+        let mut e = entry(
+            bus::ObjectKind::Contact,
+            "00112233-4455-6677-8899-aabbccddeeff",
+            "CN=V,DC=x",
+        );
+        e.mail = "vendor@partner.example.net".into();
+        let o = DirectoryObject::try_from(e.clone()).expect("valid");
+        assert_eq!(
+            o.primary_address.map(|a| a.to_string()),
+            Some("vendor@partner.example.net".into())
+        );
+        e.mail.clear();
+        let o = DirectoryObject::try_from(e).expect("valid");
+        assert!(o.primary_address.is_none() && o.aliases.is_empty());
+        assert!(!o.ad_disabled);
+    }
+
+    #[test]
+    fn bad_entries_are_named() {
+        let e = entry(bus::ObjectKind::User, "nope", "CN=Alice,DC=x");
+        let err = DirectoryObject::try_from(e).expect_err("bad guid");
+        assert!(err.to_string().contains("CN=Alice,DC=x"));
+        let e = entry(
+            bus::ObjectKind::Unspecified,
+            "00112233-4455-6677-8899-aabbccddeeff",
+            "CN=A,DC=x",
+        );
+        assert!(DirectoryObject::try_from(e).is_err());
+        let e = entry(
+            bus::ObjectKind::User,
+            "00112233-4455-6677-8899-aabbccddeeff",
+            "Alice",
+        );
+        assert!(DirectoryObject::try_from(e).is_err());
+    }
+}

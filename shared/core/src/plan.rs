@@ -1,0 +1,401 @@
+//! The sync plan: a pure function of (settings, what the store holds for the
+//! integration, what the collector read) → what to write.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::guid::ObjectGuid;
+use crate::object::{DirectoryObject, ObjectKind, ObjectRecord};
+use crate::settings::IntegrationSettings;
+
+/// What the store holds for one object of the integration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentObject {
+    pub anchor: ObjectGuid,
+    pub kind: ObjectKind,
+    pub content_hash: String,
+    pub managed: bool,
+}
+
+/// How complete the collection was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completeness {
+    Complete,
+    Incomplete(Vec<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemovalAction {
+    /// The object is deleted from the store.
+    Delete,
+    /// The account stops being directory-managed and is kept, its addresses
+    /// marked "created by message in transit".
+    Demote,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    pub anchor: ObjectGuid,
+    pub kind: ObjectKind,
+    pub action: RemovalAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upsert {
+    pub record: ObjectRecord,
+    pub content_hash: String,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub adds: Vec<Upsert>,
+    pub updates: Vec<Upsert>,
+    pub removals: Vec<Removal>,
+    pub unchanged: u64,
+    /// Objects read but not synced, with the reason (DN, reason).
+    pub skipped: Vec<(String, String)>,
+    pub warnings: Vec<String>,
+}
+
+/// Computes what a run writes. Pure: no I/O, no clock.
+pub fn plan(
+    settings: &IntegrationSettings,
+    completeness: &Completeness,
+    current: &[CurrentObject],
+    collected: Vec<DirectoryObject>,
+) -> Plan {
+    let mut out = Plan::default();
+
+    // 1. Scope: which collected objects this integration syncs.
+    let mut in_scope: Vec<DirectoryObject> = Vec::with_capacity(collected.len());
+    let mut seen = HashSet::new();
+    for obj in collected {
+        for note in &obj.notes {
+            out.warnings.push(format!("{}: {note}", obj.dn));
+        }
+        if !seen.insert(obj.anchor) {
+            out.warnings.push(format!(
+                "{}: objectGUID {} was read twice; the first entry was kept",
+                obj.dn, obj.anchor
+            ));
+            continue;
+        }
+        if let Some(reason) = out_of_scope(settings, &obj) {
+            out.skipped.push((obj.dn.to_string(), reason));
+            continue;
+        }
+        in_scope.push(obj);
+    }
+
+    // 2. Member DNs → anchors, among the objects in scope.
+    let by_dn: HashMap<&str, ObjectGuid> =
+        in_scope.iter().map(|o| (o.dn.key(), o.anchor)).collect();
+    let records: Vec<ObjectRecord> = in_scope
+        .iter()
+        .map(|o| {
+            let mut members: Vec<ObjectGuid> = o
+                .member_dns
+                .iter()
+                .filter_map(|m| by_dn.get(m.key()).copied())
+                .collect();
+            members.sort();
+            members.dedup();
+            let mut aliases = o.aliases.clone();
+            aliases.retain(|a| settings.domain_in_scope(a.domain()));
+            ObjectRecord {
+                anchor: o.anchor,
+                kind: o.kind,
+                dn: o.dn.to_string(),
+                attributes: o.attributes.clone(),
+                primary_address: o.primary_address.clone(),
+                aliases,
+                disabled: o.kind == ObjectKind::User
+                    && settings.acknowledge_disabled_accounts
+                    && o.ad_disabled,
+                members,
+            }
+        })
+        .collect();
+
+    // 3. Diff against the store.
+    let stored: BTreeMap<ObjectGuid, &CurrentObject> =
+        current.iter().map(|c| (c.anchor, c)).collect();
+    let mut present = HashSet::with_capacity(records.len());
+    for record in records {
+        present.insert(record.anchor);
+        let hash = record.content_hash();
+        match stored.get(&record.anchor) {
+            None => out.adds.push(Upsert {
+                record,
+                content_hash: hash,
+            }),
+            Some(c) if c.content_hash == hash && c.managed && c.kind == record.kind => {
+                out.unchanged += 1;
+            }
+            Some(_) => out.updates.push(Upsert {
+                record,
+                content_hash: hash,
+            }),
+        }
+    }
+
+    // 4. Removals, only on a complete read.
+    let gone: Vec<&CurrentObject> = current
+        .iter()
+        .filter(|c| c.managed && !present.contains(&c.anchor))
+        .collect();
+    let completeness = match completeness {
+        Completeness::Complete if present.is_empty() && !gone.is_empty() => {
+            Completeness::Incomplete(vec![
+                "the Root DN returned no objects in scope although the store holds some; nothing is removed on an empty read".to_owned(),
+            ])
+        }
+        other => other.clone(),
+    };
+    match completeness {
+        Completeness::Complete => {
+            out.removals = gone
+                .into_iter()
+                .map(|c| Removal {
+                    anchor: c.anchor,
+                    kind: c.kind,
+                    action: if c.kind == ObjectKind::User && !settings.delete_users {
+                        RemovalAction::Demote
+                    } else {
+                        RemovalAction::Delete
+                    },
+                })
+                .collect();
+        }
+        Completeness::Incomplete(reasons) => {
+            if !gone.is_empty() {
+                out.warnings.push(format!(
+                    "{} objects are no longer in the result but nothing was removed because the collection is incomplete: {}",
+                    gone.len(),
+                    reasons.join("; ")
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn out_of_scope(settings: &IntegrationSettings, obj: &DirectoryObject) -> Option<String> {
+    if obj.kind == ObjectKind::Contact && !settings.include_contacts {
+        return Some("contacts are not included".to_owned());
+    }
+    match (&obj.primary_address, obj.kind) {
+        (None, ObjectKind::User | ObjectKind::Contact) => {
+            Some("no email address (mail or SMTP proxyAddresses)".to_owned())
+        }
+        (Some(primary), _) if !settings.domain_in_scope(primary.domain()) => Some(format!(
+            "primary address domain {} is not in the email domain filter",
+            primary.domain()
+        )),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dirsync_proto::{api, bus};
+
+    use super::*;
+
+    fn settings(f: impl FnOnce(&mut api::IntegrationSettings)) -> IntegrationSettings {
+        let mut s = api::IntegrationSettings {
+            name: "t".into(),
+            host: "dc".into(),
+            user_dn: "CN=u,DC=x".into(),
+            root_dn: "DC=x".into(),
+            acknowledge_disabled_accounts: true,
+            ..Default::default()
+        };
+        f(&mut s);
+        IntegrationSettings::from_api(&s).expect("valid")
+    }
+
+    fn guid(n: u8) -> String {
+        format!("00000000-0000-0000-0000-0000000000{n:02x}")
+    }
+
+    fn user(n: u8, mail: &str, uac: i64) -> DirectoryObject {
+        DirectoryObject::try_from(bus::DirectoryEntry {
+            kind: bus::ObjectKind::User as i32,
+            object_guid: guid(n),
+            dn: format!("CN=u{n},DC=x"),
+            mail: mail.into(),
+            user_account_control: Some(uac),
+            display_name: format!("User {n}"),
+            ..Default::default()
+        })
+        .expect("valid")
+    }
+
+    fn group(n: u8, members: &[u8]) -> DirectoryObject {
+        DirectoryObject::try_from(bus::DirectoryEntry {
+            kind: bus::ObjectKind::Group as i32,
+            object_guid: guid(n),
+            dn: format!("CN=g{n},DC=x"),
+            member_dns: members
+                .iter()
+                .map(|m| format!("cn=U{m}, dc=X"))
+                .chain(members.iter().map(|m| format!("CN=g{m},DC=x")))
+                .collect(),
+            ..Default::default()
+        })
+        .expect("valid")
+    }
+
+    fn current_of(p: &Plan) -> Vec<CurrentObject> {
+        p.adds
+            .iter()
+            .chain(&p.updates)
+            .map(|u| CurrentObject {
+                anchor: u.record.anchor,
+                kind: u.record.kind,
+                content_hash: u.content_hash.clone(),
+                managed: true,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn first_run_adds_and_second_is_unchanged() {
+        let s = settings(|_| {});
+        let objs = vec![
+            user(1, "a@example.com", 512),
+            user(2, "b@example.com", 514),
+            group(3, &[1, 2, 9]),
+        ];
+        let p = plan(&s, &Completeness::Complete, &[], objs.clone());
+        assert_eq!(p.adds.len(), 3);
+        let g = &p.adds[2].record;
+        assert_eq!(
+            g.members.len(),
+            2,
+            "unknown member dropped, DNs matched case-insensitively"
+        );
+        assert!(p.adds[1].record.disabled);
+        let again = plan(&s, &Completeness::Complete, &current_of(&p), objs);
+        assert_eq!((again.adds.len(), again.updates.len()), (0, 0));
+        assert_eq!(again.unchanged, 3);
+        assert!(again.removals.is_empty());
+    }
+
+    #[test]
+    fn acknowledge_disabled_off_ignores_the_flag() {
+        let s = settings(|s| s.acknowledge_disabled_accounts = false);
+        let p = plan(
+            &s,
+            &Completeness::Complete,
+            &[],
+            vec![user(1, "a@example.com", 514)],
+        );
+        assert!(!p.adds[0].record.disabled);
+    }
+
+    #[test]
+    fn scope_rules() {
+        let s = settings(|s| s.filter_email_domains = "example.com".into());
+        let p = plan(
+            &s,
+            &Completeness::Complete,
+            &[],
+            vec![
+                user(1, "a@example.com", 512),
+                user(2, "b@example.org", 512),
+                user(3, "", 512),
+            ],
+        );
+        assert_eq!(p.adds.len(), 1);
+        assert_eq!(p.skipped.len(), 2);
+    }
+
+    #[test]
+    fn removed_users_demoted_by_default_deleted_when_asked() {
+        let s = settings(|_| {});
+        let first = plan(
+            &s,
+            &Completeness::Complete,
+            &[],
+            vec![
+                user(1, "a@example.com", 512),
+                user(2, "b@example.com", 512),
+                group(3, &[]),
+            ],
+        );
+        let cur = current_of(&first);
+        let p = plan(
+            &s,
+            &Completeness::Complete,
+            &cur,
+            vec![user(1, "a@example.com", 512)],
+        );
+        let actions: Vec<_> = p.removals.iter().map(|r| (r.kind, r.action)).collect();
+        assert_eq!(
+            actions,
+            [
+                (ObjectKind::User, RemovalAction::Demote),
+                (ObjectKind::Group, RemovalAction::Delete)
+            ]
+        );
+        let s = settings(|s| s.delete_users = true);
+        let p = plan(
+            &s,
+            &Completeness::Complete,
+            &cur,
+            vec![user(1, "a@example.com", 512)],
+        );
+        assert!(p.removals.iter().all(|r| r.action == RemovalAction::Delete));
+    }
+
+    #[test]
+    fn incomplete_or_empty_reads_remove_nothing() {
+        let s = settings(|_| {});
+        let first = plan(
+            &s,
+            &Completeness::Complete,
+            &[],
+            vec![user(1, "a@example.com", 512)],
+        );
+        let cur = current_of(&first);
+        let p = plan(&s, &Completeness::Complete, &cur, vec![]);
+        assert!(p.removals.is_empty());
+        assert!(p.warnings[0].contains("empty read"));
+        let p = plan(
+            &s,
+            &Completeness::Incomplete(vec!["size limit".into()]),
+            &cur,
+            vec![user(2, "b@example.com", 512)],
+        );
+        assert!(p.removals.is_empty());
+        assert_eq!(p.adds.len(), 1);
+    }
+
+    #[test]
+    fn a_changed_object_is_an_update_and_a_demoted_one_comes_back() {
+        let s = settings(|_| {});
+        let first = plan(
+            &s,
+            &Completeness::Complete,
+            &[],
+            vec![user(1, "a@example.com", 512)],
+        );
+        let mut cur = current_of(&first);
+        let p = plan(
+            &s,
+            &Completeness::Complete,
+            &cur,
+            vec![user(1, "a2@example.com", 512)],
+        );
+        assert_eq!(p.updates.len(), 1);
+        cur[0].managed = false;
+        let p = plan(
+            &s,
+            &Completeness::Complete,
+            &cur,
+            vec![user(1, "a@example.com", 512)],
+        );
+        assert_eq!(p.updates.len(), 1);
+    }
+}

@@ -1,0 +1,416 @@
+//! The settings of an integration, validated.
+//!
+//! [`IntegrationSettings::from_api`] is the one place where what an admin
+//! sends is checked; every error names the field, says what is wrong and
+//! gives an example of right.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use dirsync_proto::api;
+
+use crate::dn::Dn;
+use crate::email::is_valid_domain;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EncryptionMode {
+    /// Chain verifies to a trusted CA, the host name matches, key > 1024 bits.
+    Strict,
+    /// Self-signed, short key or incomplete chain accepted; still encrypted.
+    Relaxed,
+}
+
+/// Every setting of an integration but the bind password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntegrationSettings {
+    pub name: String,
+    pub description: String,
+    pub host: String,
+    pub alternate_host: Option<String>,
+    pub port: u16,
+    /// `None`: no encryption (plain LDAP, which most DCs refuse for binds).
+    pub encryption: Option<EncryptionMode>,
+    pub user_dn: Dn,
+    pub root_dn: Dn,
+    pub acknowledge_disabled_accounts: bool,
+    /// Lower-cased; empty means every domain.
+    pub filter_email_domains: Vec<String>,
+    pub include_contacts: bool,
+    pub maximum_sync_deletions: u64,
+    pub delete_users: bool,
+    pub enabled: bool,
+}
+
+/// A setting that is not acceptable, named by its API field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// Global Catalog ports: the `member` attribute is not replicated there.
+pub const GLOBAL_CATALOG_PORTS: [u16; 2] = [3268, 3269];
+
+impl IntegrationSettings {
+    /// Validates what the API received. Returns every problem found, not
+    /// only the first, so an admin can fix a form in one go.
+    pub fn from_api(s: &api::IntegrationSettings) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+
+        let name = s.name.trim().to_owned();
+        if name.is_empty() {
+            errors.push(FieldError::new(
+                "settings.name",
+                "is required, e.g. \"Head office AD\"",
+            ));
+        } else if name.chars().count() > 200 {
+            errors.push(FieldError::new(
+                "settings.name",
+                "is longer than 200 characters",
+            ));
+        }
+
+        match api::DirectoryType::try_from(s.r#type) {
+            Ok(api::DirectoryType::ActiveDirectory | api::DirectoryType::Unspecified) => {}
+            Err(_) => errors.push(FieldError::new(
+                "settings.type",
+                format!(
+                    "{} is not a known directory type; use DIRECTORY_TYPE_ACTIVE_DIRECTORY",
+                    s.r#type
+                ),
+            )),
+        }
+
+        let host = s.host.trim().to_owned();
+        if host.is_empty() {
+            errors.push(FieldError::new(
+                "settings.host",
+                "is required: the host name or IP address of a domain controller, e.g. dc1.corp.example.com",
+            ));
+        } else if let Err(e) = check_host(&host) {
+            errors.push(FieldError::new("settings.host", e));
+        }
+        let alternate_host = match s.alternate_host.trim() {
+            "" => None,
+            alt => {
+                if let Err(e) = check_host(alt) {
+                    errors.push(FieldError::new("settings.alternate_host", e));
+                }
+                Some(alt.to_owned())
+            }
+        };
+
+        let mode = api::EncryptionMode::try_from(s.encryption_mode);
+        let encrypt = s.encrypt.unwrap_or(true);
+        let encryption = match (encrypt, mode) {
+            (true, Ok(api::EncryptionMode::Strict | api::EncryptionMode::Unspecified)) => {
+                Some(EncryptionMode::Strict)
+            }
+            (true, Ok(api::EncryptionMode::Relaxed)) => Some(EncryptionMode::Relaxed),
+            (false, Ok(api::EncryptionMode::Unspecified)) => None,
+            (false, Ok(_)) => {
+                errors.push(FieldError::new(
+                    "settings.encryption_mode",
+                    "applies only when encrypt is true; set encrypt=true (recommended) or leave the mode unset",
+                ));
+                None
+            }
+            (_, Err(_)) => {
+                errors.push(FieldError::new(
+                    "settings.encryption_mode",
+                    format!(
+                        "{} is not a known mode; use ENCRYPTION_MODE_STRICT or ENCRYPTION_MODE_RELAXED",
+                        s.encryption_mode
+                    ),
+                ));
+                None
+            }
+        };
+
+        let port = match s.port {
+            0 if encrypt => 636,
+            0 => 389,
+            p => match u16::try_from(p) {
+                Ok(p) => p,
+                Err(_) => {
+                    errors.push(FieldError::new(
+                        "settings.port",
+                        format!(
+                            "{p} is out of range 1-65535; use 636 (LDAPS), 389 (LDAP), 3269 or 3268 (Global Catalog)"
+                        ),
+                    ));
+                    0
+                }
+            },
+        };
+
+        let user_dn = parse_dn(
+            "settings.user_dn",
+            &s.user_dn,
+            "CN=dirsync,OU=Service Accounts,DC=corp,DC=example,DC=com",
+            &mut errors,
+        );
+        let root_dn = parse_dn(
+            "settings.root_dn",
+            &s.root_dn,
+            "OU=New York,DC=corp,DC=example,DC=com",
+            &mut errors,
+        );
+
+        let mut filter_email_domains = Vec::new();
+        if !s.filter_email_domains.is_empty() {
+            for d in s.filter_email_domains.split(',') {
+                if d.is_empty() || d.chars().any(char::is_whitespace) || !is_valid_domain(d) {
+                    errors.push(FieldError::new(
+                        "settings.filter_email_domains",
+                        format!(
+                            "{d:?} is not a domain; list domains separated by commas with no spaces, e.g. example.com,example.org"
+                        ),
+                    ));
+                } else {
+                    filter_email_domains.push(d.to_lowercase());
+                }
+            }
+        }
+
+        let maximum_sync_deletions = match u64::try_from(s.maximum_sync_deletions) {
+            Ok(n) => n,
+            Err(_) => {
+                errors.push(FieldError::new(
+                    "settings.maximum_sync_deletions",
+                    format!(
+                        "{} is negative; use 0 or more, e.g. 50",
+                        s.maximum_sync_deletions
+                    ),
+                ));
+                0
+            }
+        };
+
+        match (user_dn, root_dn) {
+            (Some(user_dn), Some(root_dn)) if errors.is_empty() => Ok(Self {
+                name,
+                description: s.description.trim().to_owned(),
+                host,
+                alternate_host,
+                port,
+                encryption,
+                user_dn,
+                root_dn,
+                acknowledge_disabled_accounts: s.acknowledge_disabled_accounts,
+                filter_email_domains,
+                include_contacts: s.include_contacts,
+                maximum_sync_deletions,
+                delete_users: s.delete_users,
+                enabled: s.enabled.unwrap_or(true),
+            }),
+            _ => Err(errors),
+        }
+    }
+
+    pub fn to_api(&self) -> api::IntegrationSettings {
+        api::IntegrationSettings {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            r#type: api::DirectoryType::ActiveDirectory as i32,
+            host: self.host.clone(),
+            alternate_host: self.alternate_host.clone().unwrap_or_default(),
+            encrypt: Some(self.encryption.is_some()),
+            encryption_mode: match self.encryption {
+                None => api::EncryptionMode::Unspecified,
+                Some(EncryptionMode::Strict) => api::EncryptionMode::Strict,
+                Some(EncryptionMode::Relaxed) => api::EncryptionMode::Relaxed,
+            } as i32,
+            port: u32::from(self.port),
+            user_dn: self.user_dn.to_string(),
+            root_dn: self.root_dn.to_string(),
+            acknowledge_disabled_accounts: self.acknowledge_disabled_accounts,
+            filter_email_domains: self.filter_email_domains.join(","),
+            include_contacts: self.include_contacts,
+            maximum_sync_deletions: i64::try_from(self.maximum_sync_deletions).unwrap_or(i64::MAX),
+            delete_users: self.delete_users,
+            enabled: Some(self.enabled),
+        }
+    }
+
+    /// Warnings that do not make the settings invalid.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if GLOBAL_CATALOG_PORTS.contains(&self.port) {
+            w.push(format!(
+                "port {} is a Global Catalog port: groups are synced but their members are not, because the member attribute is not in the Global Catalog",
+                self.port
+            ));
+        }
+        if self.encryption.is_none() {
+            w.push("encryption is off: the bind password crosses the network in clear, and most domain controllers refuse such binds; enable encryption".to_owned());
+        }
+        w
+    }
+
+    /// Whether an address domain passes the email-domain filter.
+    pub fn domain_in_scope(&self, domain: &str) -> bool {
+        self.filter_email_domains.is_empty()
+            || self
+                .filter_email_domains
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(domain))
+    }
+}
+
+fn parse_dn(
+    field: &'static str,
+    value: &str,
+    example: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<Dn> {
+    match Dn::parse(value) {
+        Ok(dn) => Some(dn),
+        Err(e) => {
+            errors.push(FieldError::new(
+                field,
+                format!("is not a valid distinguished name ({e}); e.g. {example}"),
+            ));
+            None
+        }
+    }
+}
+
+fn check_host(host: &str) -> Result<(), String> {
+    if host.parse::<IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let ok = host.len() <= 253
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{host:?} is neither a host name nor an IP address; e.g. dc1.corp.example.com or 10.0.0.5 (no scheme, no port)"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> api::IntegrationSettings {
+        api::IntegrationSettings {
+            name: "HQ".into(),
+            host: "dc1.corp.example.com".into(),
+            encryption_mode: api::EncryptionMode::Relaxed as i32,
+            user_dn: "CN=sync,CN=Users,DC=corp,DC=example,DC=com".into(),
+            root_dn: "DC=corp,DC=example,DC=com".into(),
+            filter_email_domains: "example.com,Example.org".into(),
+            maximum_sync_deletions: 50,
+            ..Default::default()
+        }
+    }
+
+    fn fields(s: api::IntegrationSettings) -> Vec<&'static str> {
+        IntegrationSettings::from_api(&s)
+            .expect_err("invalid")
+            .into_iter()
+            .map(|e| e.field)
+            .collect()
+    }
+
+    #[test]
+    fn valid_settings_round_trip() {
+        let s = IntegrationSettings::from_api(&valid()).expect("valid");
+        assert_eq!(s.port, 636);
+        assert_eq!(s.encryption, Some(EncryptionMode::Relaxed));
+        assert_eq!(s.filter_email_domains, ["example.com", "example.org"]);
+        assert!(s.domain_in_scope("EXAMPLE.org"));
+        assert!(!s.domain_in_scope("example.net"));
+        let back = IntegrationSettings::from_api(&s.to_api()).expect("valid");
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        assert_eq!(
+            fields(api::IntegrationSettings {
+                host: "".into(),
+                ..valid()
+            }),
+            ["settings.host"]
+        );
+        assert_eq!(
+            fields(api::IntegrationSettings {
+                host: "ldaps://dc1:636".into(),
+                ..valid()
+            }),
+            ["settings.host"]
+        );
+        assert_eq!(
+            fields(api::IntegrationSettings {
+                port: 70000,
+                ..valid()
+            }),
+            ["settings.port"]
+        );
+        assert_eq!(
+            fields(api::IntegrationSettings {
+                root_dn: "corp.example.com".into(),
+                ..valid()
+            }),
+            ["settings.root_dn"]
+        );
+        assert_eq!(
+            fields(api::IntegrationSettings {
+                filter_email_domains: "example.com, example.org".into(),
+                ..valid()
+            }),
+            ["settings.filter_email_domains"]
+        );
+        assert_eq!(
+            fields(api::IntegrationSettings {
+                encrypt: Some(false),
+                ..valid()
+            }),
+            ["settings.encryption_mode"]
+        );
+        assert_eq!(
+            fields(api::IntegrationSettings {
+                maximum_sync_deletions: -1,
+                name: " ".into(),
+                user_dn: "bob".into(),
+                ..valid()
+            }),
+            [
+                "settings.name",
+                "settings.user_dn",
+                "settings.maximum_sync_deletions"
+            ]
+        );
+    }
+
+    #[test]
+    fn global_catalog_port_warns() {
+        let s = IntegrationSettings::from_api(&api::IntegrationSettings {
+            port: 3269,
+            ..valid()
+        })
+        .expect("valid");
+        assert!(s.warnings()[0].contains("Global Catalog"));
+    }
+}

@@ -1,0 +1,232 @@
+//! Decoding an LDAP search entry into a bus `DirectoryEntry`.
+
+use std::collections::HashMap;
+
+use ldap3::SearchEntry;
+
+use dirsync_core::ObjectGuid;
+use dirsync_proto::bus::{DirectoryEntry, ObjectKind};
+
+/// The attributes the collector asks for.
+pub const ATTRIBUTES: &[&str] = &[
+    "objectGUID",
+    "objectSid",
+    "objectClass",
+    "userAccountControl",
+    "mail",
+    "proxyAddresses",
+    "displayName",
+    "givenName",
+    "sn",
+    "department",
+    "title",
+    "telephoneNumber",
+    "company",
+    "manager",
+    "userPrincipalName",
+    "sAMAccountName",
+    "member",
+    "groupType",
+    "whenChanged",
+    "uSNChanged",
+];
+
+/// Both value maps of an entry, keyed by lower-case attribute name. A value
+/// is text when it is valid UTF-8; binary attributes (objectGUID) can land
+/// in either map, so both are read.
+struct Values {
+    text: HashMap<String, Vec<String>>,
+    bin: HashMap<String, Vec<Vec<u8>>>,
+}
+
+impl Values {
+    fn new(e: SearchEntry) -> Self {
+        Self {
+            text: e
+                .attrs
+                .into_iter()
+                .map(|(k, v)| (k.to_lowercase(), v))
+                .collect(),
+            bin: e
+                .bin_attrs
+                .into_iter()
+                .map(|(k, v)| (k.to_lowercase(), v))
+                .collect(),
+        }
+    }
+
+    fn strings(&self, name: &str) -> Vec<String> {
+        let mut out = self.text.get(name).cloned().unwrap_or_default();
+        if let Some(bin) = self.bin.get(name) {
+            out.extend(bin.iter().map(|b| String::from_utf8_lossy(b).into_owned()));
+        }
+        out
+    }
+
+    fn string(&self, name: &str) -> String {
+        self.strings(name).into_iter().next().unwrap_or_default()
+    }
+
+    fn bytes(&self, name: &str) -> Option<Vec<u8>> {
+        self.bin
+            .get(name)
+            .and_then(|v| v.first().cloned())
+            .or_else(|| {
+                self.text
+                    .get(name)
+                    .and_then(|v| v.first())
+                    .map(|s| s.as_bytes().to_vec())
+            })
+    }
+
+    fn int(&self, name: &str) -> Result<Option<i64>, String> {
+        match self.strings(name).first() {
+            None => Ok(None),
+            Some(s) => s
+                .trim()
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| format!("{name} {s:?} is not a number")),
+        }
+    }
+}
+
+/// `Ok(None)` for an entry that is not a user, group or contact (e.g. a
+/// computer); `Err` names what is wrong with an entry that cannot be read.
+pub fn to_directory_entry(e: SearchEntry) -> Result<Option<DirectoryEntry>, String> {
+    let dn = e.dn.clone();
+    let v = Values::new(e);
+    let classes: Vec<String> = v
+        .strings("objectclass")
+        .into_iter()
+        .map(|c| c.to_lowercase())
+        .collect();
+    let has = |c: &str| classes.iter().any(|x| x == c);
+    let kind = if has("computer") {
+        return Ok(None);
+    } else if has("group") {
+        ObjectKind::Group
+    } else if has("contact") {
+        ObjectKind::Contact
+    } else if has("user") {
+        ObjectKind::User
+    } else {
+        return Ok(None);
+    };
+    let guid = v
+        .bytes("objectguid")
+        .ok_or_else(|| format!("{dn}: no objectGUID"))
+        .and_then(|b| ObjectGuid::from_ad_bytes(&b).map_err(|e| format!("{dn}: {e}")))?;
+    let err = |m: String| format!("{dn}: {m}");
+    Ok(Some(DirectoryEntry {
+        kind: kind as i32,
+        object_guid: guid.to_string(),
+        object_sid: v
+            .bytes("objectsid")
+            .map(|b| sid_string(&b))
+            .unwrap_or_default(),
+        user_account_control: v.int("useraccountcontrol").map_err(err)?,
+        mail: v.string("mail"),
+        proxy_addresses: v.strings("proxyaddresses"),
+        display_name: v.string("displayname"),
+        given_name: v.string("givenname"),
+        surname: v.string("sn"),
+        department: v.string("department"),
+        title: v.string("title"),
+        telephone_number: v.string("telephonenumber"),
+        company: v.string("company"),
+        manager_dn: v.string("manager"),
+        user_principal_name: v.string("userprincipalname"),
+        sam_account_name: v.string("samaccountname"),
+        member_dns: v.strings("member"),
+        group_type: v.int("grouptype").map_err(err)?,
+        when_changed: v.string("whenchanged"),
+        usn_changed: v.int("usnchanged").map_err(err)?.unwrap_or_default(),
+        dn,
+    }))
+}
+
+/// A binary SID in its `S-1-5-21-…` form.
+pub fn sid_string(b: &[u8]) -> String {
+    if b.len() < 8 {
+        return String::new();
+    }
+    let revision = b[0];
+    let count = usize::from(b[1]);
+    let authority = b[2..8]
+        .iter()
+        .fold(0u64, |acc, x| (acc << 8) | u64::from(*x));
+    let mut s = format!("S-{revision}-{authority}");
+    for i in 0..count {
+        let at = 8 + i * 4;
+        let Some(chunk) = b.get(at..at + 4) else {
+            break;
+        };
+        let sub = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        s.push_str(&format!("-{sub}"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(classes: &[&str], guid: Vec<u8>, text_guid: bool) -> SearchEntry {
+        let mut attrs = HashMap::new();
+        let mut bin_attrs = HashMap::new();
+        attrs.insert(
+            "objectClass".to_owned(),
+            classes.iter().map(|c| c.to_string()).collect(),
+        );
+        attrs.insert("mail".to_owned(), vec!["a@example.com".to_owned()]);
+        attrs.insert("userAccountControl".to_owned(), vec!["514".to_owned()]);
+        if text_guid {
+            attrs.insert(
+                "objectGUID".to_owned(),
+                vec![String::from_utf8(guid).expect("utf8")],
+            );
+        } else {
+            bin_attrs.insert("objectGUID".to_owned(), vec![guid]);
+        }
+        SearchEntry {
+            dn: "CN=A,DC=x".to_owned(),
+            attrs,
+            bin_attrs,
+        }
+    }
+
+    #[test]
+    fn reads_guid_from_either_map() {
+        let ascii_guid = b"ABCDEFGHIJKLMNOP".to_vec();
+        let from_text = to_directory_entry(entry(&["top", "user"], ascii_guid.clone(), true))
+            .expect("ok")
+            .expect("user");
+        let from_bin = to_directory_entry(entry(&["top", "user"], ascii_guid, false))
+            .expect("ok")
+            .expect("user");
+        assert_eq!(from_text.object_guid, from_bin.object_guid);
+        assert_eq!(from_text.user_account_control, Some(514));
+        assert_eq!(from_text.kind, ObjectKind::User as i32);
+    }
+
+    #[test]
+    fn kinds_and_skips() {
+        let g = vec![0u8; 16];
+        let grp = to_directory_entry(entry(&["top", "group"], g.clone(), false)).expect("ok");
+        assert_eq!(grp.map(|e| e.kind), Some(ObjectKind::Group as i32));
+        let computer =
+            to_directory_entry(entry(&["top", "user", "computer"], g.clone(), false)).expect("ok");
+        assert!(computer.is_none());
+        let bad = to_directory_entry(entry(&["user"], vec![1, 2], false));
+        assert!(bad.expect_err("short guid").contains("CN=A,DC=x"));
+    }
+
+    #[test]
+    fn sid_formatting() {
+        let sid = [
+            1u8, 4, 0, 0, 0, 0, 0, 5, 21, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0xe8, 0x03, 0, 0,
+        ];
+        assert_eq!(sid_string(&sid), "S-1-5-21-1-2-1000");
+    }
+}

@@ -1,0 +1,478 @@
+//! LDAP access to Active Directory: connect (LDAPS, StartTLS or plain, with
+//! the alternate host as fallback), bind, and page through a Root DN.
+//! Every LDAP call of dirsync is in this crate.
+
+mod entry;
+pub mod tls;
+
+use std::net::Ipv6Addr;
+use std::time::Duration;
+
+use ldap3::adapters::{Adapter, PagedResults};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
+use rustls::pki_types::CertificateDer;
+use secrecy::{ExposeSecret, SecretString};
+
+use dirsync_core::{Dn, EncryptionMode};
+use dirsync_proto::bus::DirectoryEntry;
+
+pub use entry::{ATTRIBUTES, to_directory_entry};
+
+/// Where and how to reach a directory.
+#[derive(Clone)]
+pub struct Target {
+    pub host: String,
+    pub alternate_host: Option<String>,
+    pub port: u16,
+    pub encryption: Option<EncryptionMode>,
+    pub bind_dn: String,
+    pub password: SecretString,
+    /// CA certificates trusted in Strict mode besides the system's.
+    pub extra_roots: Vec<CertificateDer<'static>>,
+    pub timeouts: Timeouts,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("host", &self.host)
+            .field("alternate_host", &self.alternate_host)
+            .field("port", &self.port)
+            .field("encryption", &self.encryption)
+            .field("bind_dn", &self.bind_dn)
+            .field("password", &"[REDACTED]")
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// Bind, and each page of a search.
+    pub operation: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            operation: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why a bind was refused, from AD's `data` code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindFailure {
+    InvalidCredentials,
+    AccountDisabled,
+    AccountLocked,
+    PasswordExpired,
+    PasswordMustChange,
+    AccountExpired,
+    EncryptionRequired,
+    Other,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LdapError {
+    #[error("cannot connect to {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("{message}")]
+    Bind {
+        failure: BindFailure,
+        message: String,
+    },
+    #[error("the Root DN {0} does not exist in the directory")]
+    RootDnNotFound(String),
+    #[error("the directory refused the search: {0}")]
+    Search(String),
+    #[error("the directory did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("TLS configuration: {0}")]
+    TlsConfig(String),
+}
+
+impl LdapError {
+    /// A failure of the transport (the next host may work), as opposed to
+    /// one the directory answered.
+    pub fn is_connection_failure(&self) -> bool {
+        matches!(self, Self::Connect { .. } | Self::Timeout(_))
+    }
+}
+
+/// A bound connection.
+pub struct Session {
+    ldap: Ldap,
+    pub host: String,
+    timeouts: Timeouts,
+}
+
+fn url_of(host: &str, port: u16, encryption: Option<EncryptionMode>) -> String {
+    let host = if host.parse::<Ipv6Addr>().is_ok() {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    let ldaps = encryption.is_some() && matches!(port, 636 | 3269);
+    format!("{}://{host}:{port}", if ldaps { "ldaps" } else { "ldap" })
+}
+
+/// Connects to `host` and binds.
+pub async fn connect_host(target: &Target, host: &str) -> Result<Session, LdapError> {
+    let url = url_of(host, target.port, target.encryption);
+    let mut settings = LdapConnSettings::new().set_conn_timeout(target.timeouts.connect);
+    if let Some(mode) = target.encryption {
+        settings = settings
+            .set_config(
+                tls::client_config(mode, &target.extra_roots).map_err(LdapError::TlsConfig)?,
+            )
+            .set_starttls(url.starts_with("ldap://"));
+    }
+    let connect = LdapConnAsync::with_settings(settings, &url);
+    let (conn, mut ldap) = tokio::time::timeout(target.timeouts.connect, connect)
+        .await
+        .map_err(|_| LdapError::Timeout(target.timeouts.connect))?
+        .map_err(|e| LdapError::Connect {
+            url: url.clone(),
+            reason: describe_connect_error(&e),
+        })?;
+    ldap3::drive!(conn);
+
+    let password = target.password.expose_secret();
+    if password.is_empty() {
+        // An empty password is an anonymous bind on many servers.
+        return Err(LdapError::Bind {
+            failure: BindFailure::InvalidCredentials,
+            message: "the bind password is empty".to_owned(),
+        });
+    }
+    let bind = ldap
+        .with_timeout(target.timeouts.operation)
+        .simple_bind(&target.bind_dn, password)
+        .await
+        .map_err(|e| op_error(e, target.timeouts.operation))?;
+    if bind.rc != 0 {
+        let (failure, message) = describe_bind_failure(bind.rc, &bind.text, &target.bind_dn);
+        return Err(LdapError::Bind { failure, message });
+    }
+    Ok(Session {
+        ldap,
+        host: host.to_owned(),
+        timeouts: target.timeouts,
+    })
+}
+
+/// Connects to the primary host, and to the alternate when the primary
+/// cannot be reached. Errors the directory answered (a rejected bind) are
+/// not retried elsewhere.
+pub async fn connect(target: &Target) -> Result<Session, LdapError> {
+    match connect_host(target, &target.host).await {
+        Ok(s) => Ok(s),
+        Err(e) if e.is_connection_failure() => match &target.alternate_host {
+            Some(alt) => {
+                tracing::warn!(host = %target.host, alternate = %alt, error = %e, "primary host unreachable; trying the alternate host");
+                connect_host(target, alt).await
+            }
+            None => Err(e),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+fn describe_connect_error(e: &ldap3::LdapError) -> String {
+    match e {
+        ldap3::LdapError::Io { source } => {
+            let text = source.to_string();
+            if text.contains("UnknownIssuer") {
+                "the certificate is not issued by a trusted CA (unknown issuer); use Relaxed mode or install a certificate from a trusted CA".to_owned()
+            } else if text.contains("NotValidForName") || text.contains("not valid for") {
+                format!("the certificate does not name this host in its subjectAltName ({text})")
+            } else if text.contains("Expired") {
+                "the certificate has expired".to_owned()
+            } else {
+                text
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+fn op_error(e: ldap3::LdapError, timeout: Duration) -> LdapError {
+    match e {
+        ldap3::LdapError::Timeout { .. } => LdapError::Timeout(timeout),
+        ldap3::LdapError::Io { source } => LdapError::Connect {
+            url: String::new(),
+            reason: source.to_string(),
+        },
+        other => LdapError::Search(other.to_string()),
+    }
+}
+
+/// Maps an LDAP bind result to words an admin can act on.
+pub fn describe_bind_failure(rc: u32, text: &str, bind_dn: &str) -> (BindFailure, String) {
+    if rc == 8 {
+        return (
+            BindFailure::EncryptionRequired,
+            "the domain controller requires an encrypted connection for this bind (strongerAuthRequired); enable encryption (LDAPS on 636, or StartTLS on 389)".to_owned(),
+        );
+    }
+    let data = text
+        .split("data ")
+        .nth(1)
+        .and_then(|rest| rest.split([',', ' ']).next())
+        .unwrap_or_default()
+        .to_lowercase();
+    let (failure, what) = match (rc, data.as_str()) {
+        (49, "52e") | (49, "525") => (
+            BindFailure::InvalidCredentials,
+            "the credentials were rejected: the user DN or password is wrong",
+        ),
+        (49, "533") => (BindFailure::AccountDisabled, "the bind account is disabled"),
+        (49, "775") => (BindFailure::AccountLocked, "the bind account is locked out"),
+        (49, "532") => (
+            BindFailure::PasswordExpired,
+            "the bind account's password has expired",
+        ),
+        (49, "773") => (
+            BindFailure::PasswordMustChange,
+            "the bind account must change its password before it can bind",
+        ),
+        (49, "701") => (BindFailure::AccountExpired, "the bind account has expired"),
+        (49, _) => (
+            BindFailure::InvalidCredentials,
+            "the credentials were rejected",
+        ),
+        _ => (BindFailure::Other, "the bind failed"),
+    };
+    let code = if data.is_empty() {
+        format!("LDAP result {rc}")
+    } else {
+        format!("AD data {data}")
+    };
+    (failure, format!("{what} ({code}; bind DN {bind_dn})"))
+}
+
+/// The LDAP filter of the objects dirsync syncs.
+pub fn object_filter(include_contacts: bool) -> &'static str {
+    if include_contacts {
+        "(|(&(objectClass=user)(objectCategory=person))(objectClass=group)(objectClass=contact))"
+    } else {
+        "(|(&(objectClass=user)(objectCategory=person))(objectClass=group))"
+    }
+}
+
+/// How a collection ended.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CollectionSummary {
+    pub entries: u64,
+    pub referrals: u32,
+    /// Empty when every object was read.
+    pub incomplete_reasons: Vec<String>,
+}
+
+/// Values per `member;range=` request, below every server's cap.
+pub const MEMBER_RANGE: u32 = 1000;
+
+impl Session {
+    /// Pages through `root_dn` and hands each entry to `sink` in directory
+    /// order. Memory stays bounded: entries are not held.
+    pub async fn collect<F, Fut>(
+        &mut self,
+        root_dn: &Dn,
+        include_contacts: bool,
+        page_size: i32,
+        mut sink: F,
+    ) -> Result<CollectionSummary, LdapError>
+    where
+        F: FnMut(DirectoryEntry) -> Fut,
+        Fut: std::future::Future<Output = Result<(), LdapError>>,
+    {
+        let mut summary = CollectionSummary::default();
+        let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(PagedResults::new(page_size))];
+        let op_timeout = self.timeouts.operation;
+        let mut ranged = self.ldap.clone();
+        let mut stream = self
+            .ldap
+            .with_timeout(op_timeout)
+            .streaming_search_with(
+                adapters,
+                root_dn.as_str(),
+                Scope::Subtree,
+                object_filter(include_contacts),
+                ATTRIBUTES.to_vec(),
+            )
+            .await
+            .map_err(|e| op_error(e, op_timeout))?;
+        loop {
+            let next = tokio::time::timeout(op_timeout, stream.next())
+                .await
+                .map_err(|_| LdapError::Timeout(op_timeout))?
+                .map_err(|e| op_error(e, op_timeout))?;
+            let Some(raw) = next else { break };
+            if raw.is_ref() {
+                summary.referrals += 1;
+                continue;
+            }
+            if raw.is_intermediate() {
+                continue;
+            }
+            let mut entry = SearchEntry::construct(raw);
+            complete_member_ranges(&mut ranged, &mut entry, op_timeout, &mut summary).await?;
+            match to_directory_entry(entry) {
+                Ok(Some(e)) => {
+                    summary.entries += 1;
+                    sink(e).await?;
+                }
+                Ok(None) => {}
+                Err(reason) => {
+                    tracing::warn!(%reason, "directory entry skipped");
+                    summary.incomplete_reasons.push(reason);
+                }
+            }
+        }
+        let res = stream.finish().await;
+        match res.rc {
+            0 => {}
+            32 => return Err(LdapError::RootDnNotFound(root_dn.to_string())),
+            3 => summary
+                .incomplete_reasons
+                .push("the directory's time limit ended the search (timeLimitExceeded)".into()),
+            4 => summary
+                .incomplete_reasons
+                .push("the directory's size limit ended the search (sizeLimitExceeded)".into()),
+            10 => {
+                summary.referrals += 1;
+                summary.incomplete_reasons.push(format!(
+                    "the directory answered with a referral: {:?}",
+                    res.refs
+                ));
+            }
+            51 | 52 => summary.incomplete_reasons.push(format!(
+                "the directory is busy or unavailable (LDAP result {}): {}",
+                res.rc, res.text
+            )),
+            rc => {
+                return Err(LdapError::Search(format!(
+                    "LDAP result {rc}: {}",
+                    res.text.trim_end_matches('\0')
+                )));
+            }
+        }
+        Ok(summary)
+    }
+
+    pub async fn unbind(mut self) {
+        let _ = self.ldap.unbind().await;
+    }
+}
+
+/// Reads the rest of `member` when the server returned only a range
+/// (`member;range=0-1499` on Windows AD).
+async fn complete_member_ranges(
+    ldap: &mut Ldap,
+    entry: &mut SearchEntry,
+    timeout: Duration,
+    summary: &mut CollectionSummary,
+) -> Result<(), LdapError> {
+    let Some(key) = entry
+        .attrs
+        .keys()
+        .find(|k| k.to_lowercase().starts_with("member;range="))
+        .cloned()
+    else {
+        return Ok(());
+    };
+    let mut values = entry.attrs.remove(&key).unwrap_or_default();
+    let mut key = key;
+    while let Some(next) = next_range_start(&key) {
+        let attr = format!("member;range={next}-{}", next + MEMBER_RANGE - 1);
+        let (results, _) = ldap
+            .with_timeout(timeout)
+            .search(
+                &entry.dn,
+                Scope::Base,
+                "(objectClass=*)",
+                vec![attr.as_str()],
+            )
+            .await
+            .map_err(|e| op_error(e, timeout))?
+            .success()
+            .map_err(|e| op_error(e, timeout))?;
+        let Some(e) = results.into_iter().next().map(SearchEntry::construct) else {
+            summary.incomplete_reasons.push(format!(
+                "{}: member range {attr} returned nothing",
+                entry.dn
+            ));
+            break;
+        };
+        let Some((k, v)) = e
+            .attrs
+            .into_iter()
+            .find(|(k, _)| k.to_lowercase().starts_with("member;range="))
+        else {
+            summary.incomplete_reasons.push(format!(
+                "{}: member range {attr} returned no values",
+                entry.dn
+            ));
+            break;
+        };
+        values.extend(v);
+        key = k;
+    }
+    entry.attrs.insert("member".to_owned(), values);
+    Ok(())
+}
+
+/// `member;range=0-1499` → Some(1500); `member;range=1500-*` → None.
+fn next_range_start(key: &str) -> Option<u32> {
+    let range = key.split_once('=')?.1;
+    let (_, hi) = range.split_once('-')?;
+    if hi == "*" {
+        return None;
+    }
+    hi.parse::<u32>().ok().map(|h| h + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_failures_map_to_words() {
+        let text = "80090308: LdapErr: DSID-0C09042F, comment: AcceptSecurityContext error, data 52e, v2580";
+        let (f, m) = describe_bind_failure(49, text, "CN=x");
+        assert_eq!(f, BindFailure::InvalidCredentials);
+        assert!(m.contains("credentials were rejected") && m.contains("52e"));
+        assert_eq!(
+            describe_bind_failure(49, "… data 533, v1", "CN=x").0,
+            BindFailure::AccountDisabled
+        );
+        assert_eq!(
+            describe_bind_failure(49, "… data 775, v1", "CN=x").0,
+            BindFailure::AccountLocked
+        );
+        let (f, m) = describe_bind_failure(8, "BindSimple: Transport encryption required.", "CN=x");
+        assert_eq!(f, BindFailure::EncryptionRequired);
+        assert!(m.contains("enable encryption"));
+    }
+
+    #[test]
+    fn urls_and_ranges() {
+        assert_eq!(
+            url_of("dc1", 636, Some(EncryptionMode::Relaxed)),
+            "ldaps://dc1:636"
+        );
+        assert_eq!(
+            url_of("dc1", 389, Some(EncryptionMode::Strict)),
+            "ldap://dc1:389"
+        );
+        assert_eq!(
+            url_of("::1", 3269, Some(EncryptionMode::Strict)),
+            "ldaps://[::1]:3269"
+        );
+        assert_eq!(url_of("dc1", 636, None), "ldap://dc1:636");
+        assert_eq!(next_range_start("member;range=0-1499"), Some(1500));
+        assert_eq!(next_range_start("member;range=1500-*"), None);
+    }
+}

@@ -1,0 +1,165 @@
+//! TLS client configurations for the two encryption modes.
+//!
+//! Relaxed accepts any certificate but still verifies the handshake
+//! signatures, so the connection is encrypted and bound to the key the
+//! server presented. Strict verifies the chain to a trusted CA, the name
+//! against subjectAltName, the validity period, and requires a server key
+//! longer than 1024 bits.
+
+use std::sync::Arc;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use dirsync_core::EncryptionMode;
+
+/// The minimum accepted server key length in Strict mode is this + 1.
+pub const STRICT_MIN_KEY_BITS_EXCLUSIVE: usize = 1024;
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Builds the client configuration for `mode`. `extra_roots` are trusted in
+/// addition to the system's roots (Strict only).
+pub fn client_config(
+    mode: EncryptionMode,
+    extra_roots: &[CertificateDer<'static>],
+) -> Result<Arc<ClientConfig>, String> {
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let verifier: Arc<dyn ServerCertVerifier> = match mode {
+        EncryptionMode::Relaxed => Arc::new(RelaxedVerifier(provider)),
+        EncryptionMode::Strict => {
+            let mut roots = RootCertStore::empty();
+            let native = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(native.certs);
+            roots.add_parsable_certificates(extra_roots.iter().cloned());
+            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| format!("no trusted CA certificates are available: {e}"))?;
+            Arc::new(StrictVerifier { webpki })
+        }
+    };
+    Ok(Arc::new(
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth(),
+    ))
+}
+
+/// Key length in bits of a DER certificate's public key.
+pub fn key_bits(der: &[u8]) -> Option<usize> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let key = cert.public_key().parsed().ok()?;
+    Some(key.key_size())
+}
+
+#[derive(Debug)]
+struct RelaxedVerifier(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for RelaxedVerifier {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[derive(Debug)]
+struct StrictVerifier {
+    webpki: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for StrictVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verified = self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        match key_bits(end_entity) {
+            Some(bits) if bits > STRICT_MIN_KEY_BITS_EXCLUSIVE => Ok(verified),
+            Some(bits) => Err(rustls::Error::General(format!(
+                "the server key is {bits} bits; Strict mode requires a key length greater than 1024 bits"
+            ))),
+            None => Err(rustls::Error::General(
+                "the server certificate's key cannot be read".to_owned(),
+            )),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}

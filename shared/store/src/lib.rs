@@ -1,0 +1,241 @@
+//! The directory store: accounts, integrations (password sealed), runs,
+//! staged batches, directory objects, addresses and member edges.
+//!
+//! One trait, [`DirectoryStore`], with a PostgreSQL and an SQLite
+//! implementation generated from the same SQL (both accept `$N`
+//! placeholders, `ON CONFLICT` and `RETURNING`). All SQL of dirsync is here.
+
+mod records;
+mod sql;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+
+use dirsync_core::UnixMillis;
+use dirsync_core::plan::{CurrentObject, Plan};
+
+pub use records::{ApplyOutcome, IntegrationRecord, RunRecord, StoredObject};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("cannot open the store at {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e
+            && db.is_unique_violation()
+        {
+            return Self::Conflict(db.message().to_owned());
+        }
+        Self::Database(e)
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A shared handle on the store.
+pub type Store = Arc<dyn DirectoryStore>;
+
+#[async_trait]
+pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
+    /// Whether the database answers (for readiness).
+    async fn healthy(&self) -> bool;
+
+    async fn ensure_account(&self, account_id: &str, now: UnixMillis) -> Result<()>;
+
+    /// Fails with `Conflict` when the account has an integration of that name.
+    async fn create_integration(&self, rec: &IntegrationRecord) -> Result<()>;
+    /// By id or by name.
+    async fn get_integration(
+        &self,
+        account_id: &str,
+        id_or_name: &str,
+    ) -> Result<IntegrationRecord>;
+    async fn list_integrations(&self, account_id: &str) -> Result<Vec<IntegrationRecord>>;
+    async fn update_integration(&self, rec: &IntegrationRecord) -> Result<()>;
+    /// Deletes the integration and its runs; its objects stay, unmanaged.
+    async fn delete_integration(&self, account_id: &str, id: &str) -> Result<()>;
+
+    async fn create_run(&self, run: &RunRecord) -> Result<()>;
+    async fn get_run(&self, account_id: &str, run_id: &str) -> Result<RunRecord>;
+    /// Newest first.
+    async fn list_runs(
+        &self,
+        account_id: &str,
+        integration_id: &str,
+        limit: u32,
+    ) -> Result<Vec<RunRecord>>;
+    /// The run's active run, if one is queued, collecting or reconciling.
+    async fn active_run(&self, account_id: &str, integration_id: &str)
+    -> Result<Option<RunRecord>>;
+    /// A collector started `attempt`. Returns false when the run is settled
+    /// or a later attempt already started (the event is stale).
+    async fn run_started(
+        &self,
+        run_id: &str,
+        attempt: u32,
+        host: &str,
+        now: UnixMillis,
+    ) -> Result<bool>;
+    /// Marks an unsettled run failed. Returns false when it was settled.
+    async fn fail_run(
+        &self,
+        run_id: &str,
+        attempt: u32,
+        error: &str,
+        now: UnixMillis,
+    ) -> Result<bool>;
+
+    /// Stages one batch; a redelivered batch is a no-op.
+    async fn stage_batch(
+        &self,
+        run_id: &str,
+        attempt: u32,
+        sequence: u32,
+        entries: u64,
+        payload: &[u8],
+    ) -> Result<()>;
+    /// (batches, entries) staged for the attempt.
+    async fn staged_totals(&self, run_id: &str, attempt: u32) -> Result<(u64, u64)>;
+    /// Staged payloads in sequence order.
+    async fn staged_batches(&self, run_id: &str, attempt: u32) -> Result<Vec<Vec<u8>>>;
+
+    /// What the store holds for an integration's objects.
+    async fn current_objects(
+        &self,
+        account_id: &str,
+        integration_id: &str,
+    ) -> Result<Vec<CurrentObject>>;
+    /// Applies a plan and settles the run in one transaction. Settled runs
+    /// and stale attempts are left alone (`ApplyOutcome::AlreadySettled`).
+    async fn apply(
+        &self,
+        run: &RunRecord,
+        plan: &Plan,
+        collected: u64,
+        now: UnixMillis,
+    ) -> Result<ApplyOutcome>;
+
+    async fn list_objects(
+        &self,
+        account_id: &str,
+        kind: dirsync_core::ObjectKind,
+    ) -> Result<Vec<StoredObject>>;
+    async fn lookup_address(&self, account_id: &str, address: &str) -> Result<StoredObject>;
+}
+
+/// Opens the store at `url` (`postgres://…` or `sqlite://…`) and runs its
+/// migrations.
+pub async fn connect(url: &str) -> Result<Store> {
+    let connect_err = |e: sqlx::Error| StoreError::Connect {
+        url: redact_url(url),
+        message: e.to_string(),
+    };
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(connect_err)?;
+        migrator(PG_MIGRATIONS)
+            .run(&pool)
+            .await
+            .map_err(StoreError::Migrate)?;
+        Ok(Arc::new(sql::PgStore { pool }))
+    } else if url.starts_with("sqlite:") {
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(connect_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(connect_err)?;
+        migrator(SQLITE_MIGRATIONS)
+            .run(&pool)
+            .await
+            .map_err(StoreError::Migrate)?;
+        Ok(Arc::new(sql::SqliteStore { pool }))
+    } else {
+        Err(StoreError::Connect {
+            url: redact_url(url),
+            message: "unsupported scheme; use postgres://… or sqlite://…".to_owned(),
+        })
+    }
+}
+
+const PG_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../migrations/postgres/0001_init.sql"),
+)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../migrations/sqlite/0001_init.sql"),
+)];
+
+fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {
+    Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    (*description).into(),
+                    MigrationType::Simple,
+                    sqlx::SqlStr::from_static(sql),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            super::redact_url("postgres://u:secret@db:5432/x"),
+            "postgres://u:***@db:5432/x"
+        );
+        assert_eq!(super::redact_url("sqlite://a.db"), "sqlite://a.db");
+    }
+}

@@ -1,0 +1,94 @@
+//! What the store returns.
+
+use dirsync_core::plan::Plan;
+use dirsync_core::{
+    IntegrationSettings, ObjectKind, ObjectRecord, RunCounts, RunState, SealedSecret, Trigger,
+    UnixMillis,
+};
+
+#[derive(Debug, Clone)]
+pub struct IntegrationRecord {
+    pub id: String,
+    pub account_id: String,
+    pub settings: IntegrationSettings,
+    pub password: Option<SealedSecret>,
+    pub created_at: UnixMillis,
+    pub updated_at: UnixMillis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRecord {
+    pub id: String,
+    pub account_id: String,
+    pub integration_id: String,
+    pub state: RunState,
+    pub trigger: Trigger,
+    pub attempt: u32,
+    pub host: String,
+    pub error: String,
+    pub warnings: Vec<String>,
+    pub counts: RunCounts,
+    pub created_at: UnixMillis,
+    pub started_at: Option<UnixMillis>,
+    pub finished_at: Option<UnixMillis>,
+}
+
+impl RunRecord {
+    pub fn new(
+        id: String,
+        account_id: String,
+        integration_id: String,
+        trigger: Trigger,
+        now: UnixMillis,
+    ) -> Self {
+        Self {
+            id,
+            account_id,
+            integration_id,
+            state: RunState::Queued,
+            trigger,
+            attempt: 0,
+            host: String::new(),
+            error: String::new(),
+            warnings: Vec::new(),
+            counts: RunCounts::default(),
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+}
+
+/// A directory object as the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub integration_id: String,
+    pub record: ObjectRecord,
+    pub managed: bool,
+}
+
+impl StoredObject {
+    pub fn kind(&self) -> ObjectKind {
+        self.record.kind
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    Applied {
+        counts: RunCounts,
+        warnings: Vec<String>,
+    },
+    /// The run was already settled, or the attempt is not the latest.
+    AlreadySettled,
+}
+
+pub(crate) fn counts_of(plan: &Plan, collected: u64) -> RunCounts {
+    RunCounts {
+        collected,
+        added: plan.adds.len() as u64,
+        updated: plan.updates.len() as u64,
+        removed: plan.removals.len() as u64,
+        unchanged: plan.unchanged,
+    }
+}

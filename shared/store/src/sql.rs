@@ -1,0 +1,734 @@
+//! The SQL of the store, instantiated for PostgreSQL and SQLite.
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use dirsync_core::plan::{CurrentObject, Plan, RemovalAction};
+use dirsync_core::{
+    IntegrationSettings, ObjectKind, ObjectRecord, RunCounts, RunState, SealedSecret, Trigger,
+    UnixMillis,
+};
+
+use crate::records::counts_of;
+use crate::{
+    ApplyOutcome, DirectoryStore, IntegrationRecord, Result, RunRecord, StoreError, StoredObject,
+};
+
+#[derive(Debug)]
+pub struct PgStore {
+    pub pool: sqlx::PgPool,
+}
+
+#[derive(Debug)]
+pub struct SqliteStore {
+    pub pool: sqlx::SqlitePool,
+}
+
+/// Address origin of a directory-managed object.
+const ORIGIN_DIRECTORY: &str = "directory";
+/// Address origin once its account left directory management.
+const ORIGIN_MESSAGE_IN_TRANSIT: &str = "message_in_transit";
+
+const RUN_COLUMNS: &str = "id, account_id, integration_id, state, trigger, attempt, host, error, \
+     warnings, collected, added, updated, removed, unchanged, created_at, started_at, finished_at";
+
+fn i64_of(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn u64_of(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {detail}"))
+}
+
+fn integration_from_parts(
+    id: String,
+    account_id: String,
+    settings: &str,
+    password: Option<(String, Vec<u8>, Vec<u8>)>,
+    created_at: i64,
+    updated_at: i64,
+) -> Result<IntegrationRecord> {
+    let settings: IntegrationSettings =
+        serde_json::from_str(settings).map_err(|e| corrupt("integration settings", e))?;
+    Ok(IntegrationRecord {
+        id,
+        account_id,
+        settings,
+        password: password.map(|(key_id, nonce, ciphertext)| SealedSecret {
+            key_id,
+            nonce,
+            ciphertext,
+        }),
+        created_at,
+        updated_at,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_from_parts(
+    id: String,
+    account_id: String,
+    integration_id: String,
+    state: &str,
+    trigger: &str,
+    attempt: i64,
+    host: String,
+    error: String,
+    warnings: &str,
+    counts: [i64; 5],
+    created_at: i64,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+) -> Result<RunRecord> {
+    Ok(RunRecord {
+        state: RunState::parse(state).ok_or_else(|| corrupt("run state", state))?,
+        trigger: Trigger::parse(trigger).ok_or_else(|| corrupt("run trigger", trigger))?,
+        attempt: u32::try_from(attempt).map_err(|e| corrupt("run attempt", e))?,
+        warnings: serde_json::from_str(warnings).map_err(|e| corrupt("run warnings", e))?,
+        counts: RunCounts {
+            collected: u64_of(counts[0]),
+            added: u64_of(counts[1]),
+            updated: u64_of(counts[2]),
+            removed: u64_of(counts[3]),
+            unchanged: u64_of(counts[4]),
+        },
+        id,
+        account_id,
+        integration_id,
+        host,
+        error,
+        created_at,
+        started_at,
+        finished_at,
+    })
+}
+
+fn object_from_parts(integration_id: String, record: &str, managed: bool) -> Result<StoredObject> {
+    let record: ObjectRecord =
+        serde_json::from_str(record).map_err(|e| corrupt("directory object", e))?;
+    Ok(StoredObject {
+        integration_id,
+        record,
+        managed,
+    })
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+macro_rules! store_impl {
+    ($store:ident) => {
+        impl $store {
+            async fn run_row(&self, sql: &'static str, bind: &[&str]) -> Result<Vec<RunRecord>> {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.replace("{RUN}", RUN_COLUMNS)));
+                for b in bind {
+                    q = q.bind(b.to_string());
+                }
+                let rows = q.fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| {
+                        run_from_parts(
+                            r.try_get("id")?,
+                            r.try_get("account_id")?,
+                            r.try_get("integration_id")?,
+                            &r.try_get::<String, _>("state")?,
+                            &r.try_get::<String, _>("trigger")?,
+                            r.try_get("attempt")?,
+                            r.try_get("host")?,
+                            r.try_get("error")?,
+                            &r.try_get::<String, _>("warnings")?,
+                            [
+                                r.try_get("collected")?,
+                                r.try_get("added")?,
+                                r.try_get("updated")?,
+                                r.try_get("removed")?,
+                                r.try_get("unchanged")?,
+                            ],
+                            r.try_get("created_at")?,
+                            r.try_get("started_at")?,
+                            r.try_get("finished_at")?,
+                        )
+                    })
+                    .collect()
+            }
+
+            async fn integration_rows(
+                &self,
+                sql: &'static str,
+                bind: &[&str],
+            ) -> Result<Vec<IntegrationRecord>> {
+                let mut q = sqlx::query(sql);
+                for b in bind {
+                    q = q.bind(b.to_string());
+                }
+                let rows = q.fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| {
+                        let key_id: Option<String> = r.try_get("password_key_id")?;
+                        let nonce: Option<Vec<u8>> = r.try_get("password_nonce")?;
+                        let ct: Option<Vec<u8>> = r.try_get("password_ciphertext")?;
+                        integration_from_parts(
+                            r.try_get("id")?,
+                            r.try_get("account_id")?,
+                            &r.try_get::<String, _>("settings")?,
+                            match (key_id, nonce, ct) {
+                                (Some(k), Some(n), Some(c)) => Some((k, n, c)),
+                                _ => None,
+                            },
+                            r.try_get("created_at")?,
+                            r.try_get("updated_at")?,
+                        )
+                    })
+                    .collect()
+            }
+
+            async fn object_rows(
+                &self,
+                sql: &'static str,
+                bind: &[&str],
+            ) -> Result<Vec<StoredObject>> {
+                let mut q = sqlx::query(sql);
+                for b in bind {
+                    q = q.bind(b.to_string());
+                }
+                let rows = q.fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| {
+                        object_from_parts(
+                            r.try_get("integration_id")?,
+                            &r.try_get::<String, _>("record")?,
+                            r.try_get("managed")?,
+                        )
+                    })
+                    .collect()
+            }
+        }
+
+        #[async_trait]
+        impl DirectoryStore for $store {
+            async fn healthy(&self) -> bool {
+                sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+            }
+
+            async fn ensure_account(&self, account_id: &str, now: UnixMillis) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO accounts (id, created_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(account_id)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn create_integration(&self, rec: &IntegrationRecord) -> Result<()> {
+                let pw = rec.password.as_ref();
+                sqlx::query(
+                    "INSERT INTO integrations (id, account_id, name, settings, password_key_id, \
+                     password_nonce, password_ciphertext, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&rec.id)
+                .bind(&rec.account_id)
+                .bind(&rec.settings.name)
+                .bind(json(&rec.settings))
+                .bind(pw.map(|p| p.key_id.clone()))
+                .bind(pw.map(|p| p.nonce.clone()))
+                .bind(pw.map(|p| p.ciphertext.clone()))
+                .bind(rec.created_at)
+                .bind(rec.updated_at)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| match StoreError::from(e) {
+                    StoreError::Conflict(_) => StoreError::Conflict(format!(
+                        "the account already has an integration named {:?}",
+                        rec.settings.name
+                    )),
+                    other => other,
+                })?;
+                Ok(())
+            }
+
+            async fn get_integration(
+                &self,
+                account_id: &str,
+                id_or_name: &str,
+            ) -> Result<IntegrationRecord> {
+                self.integration_rows(
+                    "SELECT * FROM integrations WHERE account_id = $1 AND (id = $2 OR name = $2) \
+                     ORDER BY (id = $2) DESC LIMIT 1",
+                    &[account_id, id_or_name],
+                )
+                .await?
+                .pop()
+                .ok_or_else(|| StoreError::NotFound(format!("integration {id_or_name:?}")))
+            }
+
+            async fn list_integrations(&self, account_id: &str) -> Result<Vec<IntegrationRecord>> {
+                self.integration_rows(
+                    "SELECT * FROM integrations WHERE account_id = $1 ORDER BY name",
+                    &[account_id],
+                )
+                .await
+            }
+
+            async fn update_integration(&self, rec: &IntegrationRecord) -> Result<()> {
+                let pw = rec.password.as_ref();
+                let done = sqlx::query(
+                    "UPDATE integrations SET name = $3, settings = $4, password_key_id = $5, \
+                     password_nonce = $6, password_ciphertext = $7, updated_at = $8 \
+                     WHERE account_id = $1 AND id = $2",
+                )
+                .bind(&rec.account_id)
+                .bind(&rec.id)
+                .bind(&rec.settings.name)
+                .bind(json(&rec.settings))
+                .bind(pw.map(|p| p.key_id.clone()))
+                .bind(pw.map(|p| p.nonce.clone()))
+                .bind(pw.map(|p| p.ciphertext.clone()))
+                .bind(rec.updated_at)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| match StoreError::from(e) {
+                    StoreError::Conflict(_) => StoreError::Conflict(format!(
+                        "the account already has an integration named {:?}",
+                        rec.settings.name
+                    )),
+                    other => other,
+                })?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("integration {:?}", rec.id)));
+                }
+                Ok(())
+            }
+
+            async fn delete_integration(&self, account_id: &str, id: &str) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query("DELETE FROM integrations WHERE account_id = $1 AND id = $2")
+                    .bind(account_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("integration {id:?}")));
+                }
+                sqlx::query(
+                    "DELETE FROM staged_batches WHERE run_id IN \
+                     (SELECT id FROM runs WHERE account_id = $1 AND integration_id = $2)",
+                )
+                .bind(account_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM runs WHERE account_id = $1 AND integration_id = $2")
+                    .bind(account_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "UPDATE objects SET managed = FALSE WHERE account_id = $1 AND integration_id = $2",
+                )
+                .bind(account_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE addresses SET origin = $3 WHERE account_id = $1 AND anchor IN \
+                     (SELECT anchor FROM objects WHERE account_id = $1 AND integration_id = $2)",
+                )
+                .bind(account_id)
+                .bind(id)
+                .bind(ORIGIN_MESSAGE_IN_TRANSIT)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn create_run(&self, run: &RunRecord) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO runs (id, account_id, integration_id, state, trigger, attempt, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&run.id)
+                .bind(&run.account_id)
+                .bind(&run.integration_id)
+                .bind(run.state.as_str())
+                .bind(run.trigger.as_str())
+                .bind(i64::from(run.attempt))
+                .bind(run.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn get_run(&self, account_id: &str, run_id: &str) -> Result<RunRecord> {
+                self.run_row(
+                    "SELECT {RUN} FROM runs WHERE account_id = $1 AND id = $2",
+                    &[account_id, run_id],
+                )
+                .await?
+                .pop()
+                .ok_or_else(|| StoreError::NotFound(format!("run {run_id:?}")))
+            }
+
+            async fn list_runs(
+                &self,
+                account_id: &str,
+                integration_id: &str,
+                limit: u32,
+            ) -> Result<Vec<RunRecord>> {
+                let limit = limit.clamp(1, 1000).to_string();
+                self.run_row(
+                    "SELECT {RUN} FROM runs WHERE account_id = $1 AND integration_id = $2 \
+                     ORDER BY created_at DESC, id DESC LIMIT CAST($3 AS BIGINT)",
+                    &[account_id, integration_id, &limit],
+                )
+                .await
+            }
+
+            async fn active_run(
+                &self,
+                account_id: &str,
+                integration_id: &str,
+            ) -> Result<Option<RunRecord>> {
+                Ok(self
+                    .run_row(
+                        "SELECT {RUN} FROM runs WHERE account_id = $1 AND integration_id = $2 \
+                         AND state IN ('queued', 'collecting', 'reconciling') \
+                         ORDER BY created_at DESC LIMIT 1",
+                        &[account_id, integration_id],
+                    )
+                    .await?
+                    .pop())
+            }
+
+            async fn run_started(
+                &self,
+                run_id: &str,
+                attempt: u32,
+                host: &str,
+                now: UnixMillis,
+            ) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE runs SET state = 'collecting', attempt = $2, host = $3, \
+                     started_at = COALESCE(started_at, $4) \
+                     WHERE id = $1 AND attempt <= $2 AND state IN ('queued', 'collecting', 'reconciling')",
+                )
+                .bind(run_id)
+                .bind(i64::from(attempt))
+                .bind(host)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn fail_run(
+                &self,
+                run_id: &str,
+                attempt: u32,
+                error: &str,
+                now: UnixMillis,
+            ) -> Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query(
+                    "UPDATE runs SET state = 'failed', error = $3, finished_at = $4, \
+                     attempt = CASE WHEN attempt < $2 THEN $2 ELSE attempt END \
+                     WHERE id = $1 AND attempt <= $2 AND state IN ('queued', 'collecting', 'reconciling')",
+                )
+                .bind(run_id)
+                .bind(i64::from(attempt))
+                .bind(error)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM staged_batches WHERE run_id = $1")
+                    .bind(run_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn stage_batch(
+                &self,
+                run_id: &str,
+                attempt: u32,
+                sequence: u32,
+                entries: u64,
+                payload: &[u8],
+            ) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO staged_batches (run_id, attempt, sequence, entries, payload) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id, attempt, sequence) DO NOTHING",
+                )
+                .bind(run_id)
+                .bind(i64::from(attempt))
+                .bind(i64::from(sequence))
+                .bind(i64_of(entries))
+                .bind(payload)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn staged_totals(&self, run_id: &str, attempt: u32) -> Result<(u64, u64)> {
+                let row = sqlx::query(
+                    "SELECT CAST(COUNT(*) AS BIGINT) AS batches, CAST(COALESCE(SUM(entries), 0) AS BIGINT) AS entries \
+                     FROM staged_batches WHERE run_id = $1 AND attempt = $2",
+                )
+                .bind(run_id)
+                .bind(i64::from(attempt))
+                .fetch_one(&self.pool)
+                .await?;
+                Ok((
+                    u64_of(row.try_get("batches")?),
+                    u64_of(row.try_get("entries")?),
+                ))
+            }
+
+            async fn staged_batches(&self, run_id: &str, attempt: u32) -> Result<Vec<Vec<u8>>> {
+                let rows = sqlx::query(
+                    "SELECT payload FROM staged_batches WHERE run_id = $1 AND attempt = $2 ORDER BY sequence",
+                )
+                .bind(run_id)
+                .bind(i64::from(attempt))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| r.try_get("payload").map_err(StoreError::from))
+                    .collect()
+            }
+
+            async fn current_objects(
+                &self,
+                account_id: &str,
+                integration_id: &str,
+            ) -> Result<Vec<CurrentObject>> {
+                let rows = sqlx::query(
+                    "SELECT anchor, kind, content_hash, managed FROM objects \
+                     WHERE account_id = $1 AND integration_id = $2",
+                )
+                .bind(account_id)
+                .bind(integration_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        let anchor: String = r.try_get("anchor")?;
+                        let kind: String = r.try_get("kind")?;
+                        Ok(CurrentObject {
+                            anchor: anchor.parse().map_err(|e| corrupt("object anchor", e))?,
+                            kind: ObjectKind::parse(&kind)
+                                .ok_or_else(|| corrupt("object kind", &kind))?,
+                            content_hash: r.try_get("content_hash")?,
+                            managed: r.try_get("managed")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn apply(
+                &self,
+                run: &RunRecord,
+                plan: &Plan,
+                collected: u64,
+                now: UnixMillis,
+            ) -> Result<ApplyOutcome> {
+                let account = run.account_id.as_str();
+                let mut tx = self.pool.begin().await?;
+                // Claim the run: only an unsettled run at this attempt applies.
+                let claimed = sqlx::query(
+                    "UPDATE runs SET state = 'reconciling', attempt = $2 WHERE id = $1 AND attempt <= $2 \
+                     AND state IN ('queued', 'collecting', 'reconciling')",
+                )
+                .bind(&run.id)
+                .bind(i64::from(run.attempt))
+                .execute(&mut *tx)
+                .await?;
+                if claimed.rows_affected() == 0 {
+                    return Ok(ApplyOutcome::AlreadySettled);
+                }
+                let mut warnings = plan.warnings.clone();
+
+                // Addresses of every changing object go first, so that an
+                // address moving between two objects of this run is free
+                // whatever the order.
+                let changing = plan
+                    .adds
+                    .iter()
+                    .chain(&plan.updates)
+                    .map(|u| u.record.anchor)
+                    .chain(plan.removals.iter().filter(|r| r.action == RemovalAction::Delete).map(|r| r.anchor));
+                for anchor in changing {
+                    sqlx::query("DELETE FROM addresses WHERE account_id = $1 AND anchor = $2")
+                        .bind(account)
+                        .bind(anchor.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+
+                for upsert in plan.adds.iter().chain(&plan.updates) {
+                    let rec = &upsert.record;
+                    let anchor = rec.anchor.to_string();
+                    sqlx::query(
+                        "INSERT INTO objects (account_id, anchor, integration_id, kind, dn, display_name, \
+                         primary_address, disabled, managed, record, content_hash, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, TRUE, $9, $10, $11) \
+                         ON CONFLICT (account_id, anchor) DO UPDATE SET integration_id = excluded.integration_id, \
+                         kind = excluded.kind, dn = excluded.dn, display_name = excluded.display_name, \
+                         primary_address = excluded.primary_address, disabled = excluded.disabled, \
+                         managed = TRUE, record = excluded.record, content_hash = excluded.content_hash, \
+                         updated_at = excluded.updated_at",
+                    )
+                    .bind(account)
+                    .bind(&anchor)
+                    .bind(&run.integration_id)
+                    .bind(rec.kind.as_str())
+                    .bind(&rec.dn)
+                    .bind(&rec.attributes.display_name)
+                    .bind(rec.primary_address.as_ref().map(|a| a.to_string()))
+                    .bind(rec.disabled)
+                    .bind(json(rec))
+                    .bind(&upsert.content_hash)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    for (address, is_primary) in rec.addresses() {
+                        let inserted = sqlx::query(
+                            "INSERT INTO addresses (account_id, address, anchor, is_primary, origin) \
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, address) DO NOTHING",
+                        )
+                        .bind(account)
+                        .bind(address.as_str())
+                        .bind(&anchor)
+                        .bind(is_primary)
+                        .bind(ORIGIN_DIRECTORY)
+                        .execute(&mut *tx)
+                        .await?;
+                        if inserted.rows_affected() == 0 {
+                            warnings.push(format!(
+                                "{}: address {address} is already held by another object of the account; it was not linked",
+                                rec.dn
+                            ));
+                        }
+                    }
+                    if rec.kind == ObjectKind::Group {
+                        sqlx::query("DELETE FROM members WHERE account_id = $1 AND group_anchor = $2")
+                            .bind(account)
+                            .bind(&anchor)
+                            .execute(&mut *tx)
+                            .await?;
+                        for member in &rec.members {
+                            sqlx::query(
+                                "INSERT INTO members (account_id, group_anchor, member_anchor) VALUES ($1, $2, $3) \
+                                 ON CONFLICT DO NOTHING",
+                            )
+                            .bind(account)
+                            .bind(&anchor)
+                            .bind(member.to_string())
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                }
+
+                for removal in &plan.removals {
+                    let anchor = removal.anchor.to_string();
+                    match removal.action {
+                        RemovalAction::Demote => {
+                            sqlx::query(
+                                "UPDATE objects SET managed = FALSE, updated_at = $3 \
+                                 WHERE account_id = $1 AND anchor = $2",
+                            )
+                            .bind(account)
+                            .bind(&anchor)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                            sqlx::query(
+                                "UPDATE addresses SET origin = $3 WHERE account_id = $1 AND anchor = $2",
+                            )
+                            .bind(account)
+                            .bind(&anchor)
+                            .bind(ORIGIN_MESSAGE_IN_TRANSIT)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        RemovalAction::Delete => {
+                            sqlx::query("DELETE FROM objects WHERE account_id = $1 AND anchor = $2")
+                                .bind(account)
+                                .bind(&anchor)
+                                .execute(&mut *tx)
+                                .await?;
+                            sqlx::query(
+                                "DELETE FROM members WHERE account_id = $1 AND (group_anchor = $2 OR member_anchor = $2)",
+                            )
+                            .bind(account)
+                            .bind(&anchor)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                }
+
+                let counts = counts_of(plan, collected);
+                sqlx::query(
+                    "UPDATE runs SET state = 'succeeded', collected = $2, added = $3, updated = $4, \
+                     removed = $5, unchanged = $6, warnings = $7, finished_at = $8 WHERE id = $1",
+                )
+                .bind(&run.id)
+                .bind(i64_of(counts.collected))
+                .bind(i64_of(counts.added))
+                .bind(i64_of(counts.updated))
+                .bind(i64_of(counts.removed))
+                .bind(i64_of(counts.unchanged))
+                .bind(json(&warnings))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM staged_batches WHERE run_id = $1")
+                    .bind(&run.id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(ApplyOutcome::Applied { counts, warnings })
+            }
+
+            async fn list_objects(
+                &self,
+                account_id: &str,
+                kind: ObjectKind,
+            ) -> Result<Vec<StoredObject>> {
+                self.object_rows(
+                    "SELECT integration_id, record, managed FROM objects \
+                     WHERE account_id = $1 AND kind = $2 ORDER BY display_name, anchor",
+                    &[account_id, kind.as_str()],
+                )
+                .await
+            }
+
+            async fn lookup_address(&self, account_id: &str, address: &str) -> Result<StoredObject> {
+                let address = address.trim().to_lowercase();
+                self.object_rows(
+                    "SELECT o.integration_id, o.record, o.managed FROM addresses a \
+                     JOIN objects o ON o.account_id = a.account_id AND o.anchor = a.anchor \
+                     WHERE a.account_id = $1 AND a.address = $2",
+                    &[account_id, &address],
+                )
+                .await?
+                .pop()
+                .ok_or_else(|| StoreError::NotFound(format!("address {address:?}")))
+            }
+        }
+    };
+}
+
+store_impl!(PgStore);
+store_impl!(SqliteStore);
