@@ -1,1 +1,8 @@
+//! dirsync's integration tests: one binary, against the real Samba AD DC,
+//! NATS JetStream and PostgreSQL (see `tests/run.sh`).
 
+#![allow(clippy::unwrap_used)]
+
+mod api;
+mod store;
+mod sync;

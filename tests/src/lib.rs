@@ -1,1 +1,488 @@
+//! Test harness: the real peers (Samba AD DC, NATS JetStream, PostgreSQL)
+//! and dirsync in both shapes. A missing peer fails the test with a message
+//! that says how to start it; nothing is skipped.
+//!
+//! `tests/run.sh` provisions the DC once per run and exports:
+//! `DIRSYNC_TEST_AD_HOST`, `DIRSYNC_TEST_AD_BASE_DN`, `DIRSYNC_TEST_AD_ADMIN_DN`,
+//! `DIRSYNC_TEST_AD_ADMIN_PASSWORD`, `DIRSYNC_TEST_POSTGRES_URL`,
+//! `DIRSYNC_TEST_NATS_URL`. Each test gets its own OU, database and NATS
+//! subject prefix.
 
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use dirsync::cli::{Client, Target};
+use dirsync::serve::{self, Deps, ServeConfig};
+use dirsync_core::{EncryptionMode, MasterKey};
+use dirsync_proto::api;
+
+/// Password of every fixture user (see deploy/local/fixture.ldif).
+pub const FIXTURE_PASSWORD: &str = "Dirsync-User-1!";
+
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run the tests with `bash tests/run.sh`, which provisions the \
+             Samba AD DC and starts NATS (JetStream) and PostgreSQL"
+        )
+    })
+}
+
+/// A short random lower-case tag.
+pub fn tag() -> String {
+    let mut rng = rand::rng();
+    (0..6)
+        .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
+        .collect()
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The fixture directory, seeded into an OU of its own.
+pub struct Fixture {
+    pub ou: String,
+    /// `OU=<ou>,DC=…`
+    pub base: String,
+    pub root_dn: String,
+    pub bind_dn: String,
+}
+
+impl Fixture {
+    pub fn seed() -> Self {
+        let host = env("DIRSYNC_TEST_AD_HOST");
+        let _ = host;
+        let ou = format!("t{}", tag());
+        let status = Command::new("bash")
+            .arg(repo_root().join("deploy/local/samba-dc.sh"))
+            .args(["seed", &ou, &ou[1..]])
+            .status()
+            .expect("running samba-dc.sh seed");
+        assert!(
+            status.success(),
+            "seeding OU={ou} into the Samba AD DC failed"
+        );
+        let base = format!("OU={ou},{}", env("DIRSYNC_TEST_AD_BASE_DN"));
+        Self {
+            root_dn: format!("OU=Sync,{base}"),
+            bind_dn: format!("CN=Sync Reader,{base}"),
+            ou,
+            base,
+        }
+    }
+
+    /// Settings of an integration that syncs this fixture.
+    pub fn settings(&self, name: &str) -> api::IntegrationSettings {
+        api::IntegrationSettings {
+            name: name.to_owned(),
+            description: "test fixture".to_owned(),
+            r#type: api::DirectoryType::ActiveDirectory as i32,
+            host: env("DIRSYNC_TEST_AD_HOST"),
+            encrypt: Some(true),
+            encryption_mode: api::EncryptionMode::Relaxed as i32,
+            port: 636,
+            user_dn: self.bind_dn.clone(),
+            root_dn: self.root_dn.clone(),
+            acknowledge_disabled_accounts: true,
+            include_contacts: true,
+            maximum_sync_deletions: 10,
+            ..Default::default()
+        }
+    }
+
+    /// An administrator's LDAP connection, to change the directory.
+    pub async fn admin(&self) -> ldap3::Ldap {
+        let config = dirsync_ldap::tls::client_config(EncryptionMode::Relaxed, &[]).unwrap();
+        let settings = ldap3::LdapConnSettings::new().set_config(config);
+        let url = format!("ldaps://{}:636", env("DIRSYNC_TEST_AD_HOST"));
+        let (conn, mut ldap) = ldap3::LdapConnAsync::with_settings(settings, &url)
+            .await
+            .expect("connecting to the Samba AD DC");
+        ldap3::drive!(conn);
+        ldap.simple_bind(
+            &env("DIRSYNC_TEST_AD_ADMIN_DN"),
+            &env("DIRSYNC_TEST_AD_ADMIN_PASSWORD"),
+        )
+        .await
+        .unwrap()
+        .success()
+        .expect("binding as the AD administrator");
+        ldap
+    }
+
+    /// Replaces (or, with `add`, adds) values of an attribute.
+    pub async fn modify(&self, dn: &str, attr: &str, values: &[&str], add: bool) {
+        let mut ldap = self.admin().await;
+        let set: HashSet<&str> = values.iter().copied().collect();
+        let m = if add {
+            ldap3::Mod::Add(attr, set)
+        } else {
+            ldap3::Mod::Replace(attr, set)
+        };
+        ldap.modify(dn, vec![m])
+            .await
+            .unwrap()
+            .success()
+            .unwrap_or_else(|e| panic!("modifying {dn}: {e}"));
+    }
+}
+
+/// A fresh PostgreSQL database; returns its URL.
+pub async fn postgres_database() -> String {
+    use sqlx::Connection;
+    let admin = env("DIRSYNC_TEST_POSTGRES_URL");
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("cannot reach PostgreSQL at {admin}: {e}; start it (tests/run.sh does)")
+        });
+    let name = format!("dirsync_t_{}", tag());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (prefix, _) = admin.rsplit_once('/').unwrap();
+    format!("{prefix}/{name}")
+}
+
+/// A master key file in `dir`.
+pub fn master_key_file(dir: &Path) -> PathBuf {
+    let path = dir.join("master.key");
+    std::fs::write(&path, MasterKey::generate_hex()).unwrap();
+    path
+}
+
+/// dirsync in the embedded shape: every role in this process, SQLite, the
+/// in-process bus.
+pub struct Embedded {
+    pub gateway: String,
+    pub dir: tempfile::TempDir,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Embedded {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = ServeConfig {
+            roles: serve::parse_roles("all").unwrap(),
+            listen: "127.0.0.1:0".to_owned(),
+            database_url: format!("sqlite://{}", dir.path().join("dirsync.db").display()),
+            nats_url: None,
+            subject_prefix: "dirsync".to_owned(),
+            master_key_file: master_key_file(dir.path()),
+            partition: None,
+        };
+        let deps = Deps::open(&cfg).await.unwrap();
+        let listener = TcpListener::bind(&cfg.listen).await.unwrap();
+        let gateway = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(serve::run(
+            cfg.roles.clone(),
+            deps,
+            Some(listener),
+            None,
+            shutdown.clone(),
+        ));
+        Self {
+            gateway,
+            dir,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    pub async fn client(&self, account: &str) -> Client {
+        client(&self.gateway, account).await
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub async fn client(gateway: &str, account: &str) -> Client {
+    let target = Target {
+        gateway: gateway.to_owned(),
+        account: account.to_owned(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match Client::connect(&target).await {
+            Ok(c) => return c,
+            Err(e) if Instant::now() > deadline => panic!("gateway {gateway} not reachable: {e:#}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// dirsync in the distributed shape: the four roles as separate OS
+/// processes on NATS JetStream and PostgreSQL.
+pub struct Distributed {
+    pub gateway: String,
+    pub dir: tempfile::TempDir,
+    children: Vec<(String, Child)>,
+}
+
+pub fn dirsync_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("DIRSYNC_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(Path::parent).unwrap().join("dirsync");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (`cargo build -p dirsync`; tests/run.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+impl Distributed {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let key = master_key_file(dir.path());
+        let database = postgres_database().await;
+        let nats = env("DIRSYNC_TEST_NATS_URL");
+        let prefix = format!("t_{}", tag());
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let listen = format!("127.0.0.1:{port}");
+        let mut children = Vec::new();
+        // The gateway and reconciler migrate the store; start the gateway
+        // first so that the others find the schema in place.
+        for role in ["gateway", "scheduler", "collector", "reconciler"] {
+            let log = std::fs::File::create(dir.path().join(format!("{role}.log"))).unwrap();
+            let child = Command::new(dirsync_binary())
+                .arg("serve")
+                .env("DIRSYNC_ROLES", role)
+                .env("DIRSYNC_LISTEN", &listen)
+                .env("DIRSYNC_DATABASE_URL", &database)
+                .env("DIRSYNC_NATS_URL", &nats)
+                .env("DIRSYNC_SUBJECT_PREFIX", &prefix)
+                .env("DIRSYNC_MASTER_KEY_FILE", &key)
+                .env("DIRSYNC_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            children.push((role.to_owned(), child));
+            if role == "gateway" {
+                let _ = client(&format!("http://{listen}"), "probe").await;
+            }
+        }
+        Self {
+            gateway: format!("http://{listen}"),
+            dir,
+            children,
+        }
+    }
+
+    pub async fn client(&self, account: &str) -> Client {
+        client(&self.gateway, account).await
+    }
+
+    /// The logs of every role, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for (role, _) in &self.children {
+            let text = std::fs::read_to_string(self.dir.path().join(format!("{role}.log")))
+                .unwrap_or_default();
+            out.push_str(&format!("----- {role} -----\n{text}\n"));
+        }
+        out
+    }
+}
+
+impl Drop for Distributed {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Creates an integration, returns it.
+pub async fn create_integration(
+    client: &mut Client,
+    settings: api::IntegrationSettings,
+    password: &str,
+) -> api::Integration {
+    client
+        .integrations
+        .create_integration(api::CreateIntegrationRequest {
+            account_id: client.account.clone(),
+            settings: Some(settings),
+            password: password.to_owned(),
+        })
+        .await
+        .expect("CreateIntegration")
+        .into_inner()
+}
+
+/// Sync now and wait for the run to settle (at most 60 s).
+pub async fn sync(client: &mut Client, integration: &str) -> api::Run {
+    let run = client
+        .sync
+        .sync_now(api::SyncNowRequest {
+            account_id: client.account.clone(),
+            integration: integration.to_owned(),
+        })
+        .await
+        .expect("SyncNow")
+        .into_inner();
+    tokio::time::timeout(Duration::from_secs(60), client.wait(&run.id))
+        .await
+        .expect("the run did not settle within 60 s")
+        .expect("GetRun")
+}
+
+/// The synced directory in a comparable form.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// (display name, primary, aliases, disabled, managed)
+    pub users: Vec<(String, String, Vec<String>, bool, bool)>,
+    /// (display name, primary, member display names sorted)
+    pub groups: Vec<(String, String, Vec<String>)>,
+    /// (display name, primary)
+    pub contacts: Vec<(String, String)>,
+}
+
+pub async fn snapshot(client: &mut Client) -> (Snapshot, Vec<api::DirectoryObject>) {
+    let req = || api::ListObjectsRequest {
+        account_id: client.account.clone(),
+    };
+    let users = client
+        .directory
+        .list_users(req())
+        .await
+        .unwrap()
+        .into_inner()
+        .objects;
+    let groups = client
+        .directory
+        .list_groups(req())
+        .await
+        .unwrap()
+        .into_inner()
+        .objects;
+    let contacts = client
+        .directory
+        .list_contacts(req())
+        .await
+        .unwrap()
+        .into_inner()
+        .objects;
+    let all: Vec<api::DirectoryObject> = users
+        .iter()
+        .chain(&groups)
+        .chain(&contacts)
+        .cloned()
+        .collect();
+    let name_of = |id: &String| {
+        all.iter()
+            .find(|o| &o.id == id)
+            .map(|o| o.display_name.clone())
+            .unwrap_or_else(|| format!("<unknown {id}>"))
+    };
+    let snap = Snapshot {
+        users: users
+            .iter()
+            .map(|u| {
+                (
+                    u.display_name.clone(),
+                    u.primary_address.clone(),
+                    u.aliases.clone(),
+                    u.disabled,
+                    u.managed,
+                )
+            })
+            .collect(),
+        groups: groups
+            .iter()
+            .map(|g| {
+                let mut members: Vec<String> = g.member_ids.iter().map(name_of).collect();
+                members.sort();
+                (g.display_name.clone(), g.primary_address.clone(), members)
+            })
+            .collect(),
+        contacts: contacts
+            .iter()
+            .map(|c| (c.display_name.clone(), c.primary_address.clone()))
+            .collect(),
+    };
+    (snap, all)
+}
+
+/// What the fixture directory syncs to with the settings of
+/// [`Fixture::settings`].
+pub fn expected_fixture() -> Snapshot {
+    let s = |x: &str| x.to_owned();
+    Snapshot {
+        users: vec![
+            (
+                s("Alice Anders"),
+                s("alice@example.com"),
+                vec![s("a.anders@example.com"), s("alice@example.org")],
+                false,
+                true,
+            ),
+            (s("Bob Brown"), s("bob@example.com"), vec![], true, true),
+            (s("Carol Chen"), s("carol@example.org"), vec![], false, true),
+            (
+                s("Smith, Erin"),
+                s("erin.smith@example.com"),
+                vec![s("erin@example.com")],
+                false,
+                true,
+            ),
+            (s("Zoë Ærø"), s("zoe@example.com"), vec![], false, true),
+        ],
+        groups: vec![
+            (
+                s("All Staff"),
+                s(""),
+                vec![
+                    s("Bob Brown"),
+                    s("Engineering"),
+                    s("Vendor Contact"),
+                    s("Zoë Ærø"),
+                ],
+            ),
+            (
+                s("Engineering"),
+                s("engineering@example.com"),
+                vec![s("Alice Anders"), s("Carol Chen"), s("Smith, Erin")],
+            ),
+        ],
+        contacts: vec![(s("Vendor Contact"), s("vendor@partner.example.net"))],
+    }
+}

@@ -574,71 +574,8 @@ macro_rules! store_impl {
                         .await?;
                 }
 
-                for upsert in plan.adds.iter().chain(&plan.updates) {
-                    let rec = &upsert.record;
-                    let anchor = rec.anchor.to_string();
-                    sqlx::query(
-                        "INSERT INTO objects (account_id, anchor, integration_id, kind, dn, display_name, \
-                         primary_address, disabled, managed, record, content_hash, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, TRUE, $9, $10, $11) \
-                         ON CONFLICT (account_id, anchor) DO UPDATE SET integration_id = excluded.integration_id, \
-                         kind = excluded.kind, dn = excluded.dn, display_name = excluded.display_name, \
-                         primary_address = excluded.primary_address, disabled = excluded.disabled, \
-                         managed = TRUE, record = excluded.record, content_hash = excluded.content_hash, \
-                         updated_at = excluded.updated_at",
-                    )
-                    .bind(account)
-                    .bind(&anchor)
-                    .bind(&run.integration_id)
-                    .bind(rec.kind.as_str())
-                    .bind(&rec.dn)
-                    .bind(&rec.attributes.display_name)
-                    .bind(rec.primary_address.as_ref().map(|a| a.to_string()))
-                    .bind(rec.disabled)
-                    .bind(json(rec))
-                    .bind(&upsert.content_hash)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    for (address, is_primary) in rec.addresses() {
-                        let inserted = sqlx::query(
-                            "INSERT INTO addresses (account_id, address, anchor, is_primary, origin) \
-                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, address) DO NOTHING",
-                        )
-                        .bind(account)
-                        .bind(address.as_str())
-                        .bind(&anchor)
-                        .bind(is_primary)
-                        .bind(ORIGIN_DIRECTORY)
-                        .execute(&mut *tx)
-                        .await?;
-                        if inserted.rows_affected() == 0 {
-                            warnings.push(format!(
-                                "{}: address {address} is already held by another object of the account; it was not linked",
-                                rec.dn
-                            ));
-                        }
-                    }
-                    if rec.kind == ObjectKind::Group {
-                        sqlx::query("DELETE FROM members WHERE account_id = $1 AND group_anchor = $2")
-                            .bind(account)
-                            .bind(&anchor)
-                            .execute(&mut *tx)
-                            .await?;
-                        for member in &rec.members {
-                            sqlx::query(
-                                "INSERT INTO members (account_id, group_anchor, member_anchor) VALUES ($1, $2, $3) \
-                                 ON CONFLICT DO NOTHING",
-                            )
-                            .bind(account)
-                            .bind(&anchor)
-                            .bind(member.to_string())
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                    }
-                }
-
+                // Removals before upserts: an address an unmanaged account
+                // keeps is taken over by the managed object that claims it.
                 for removal in &plan.removals {
                     let anchor = removal.anchor.to_string();
                     match removal.action {
@@ -672,6 +609,74 @@ macro_rules! store_impl {
                             )
                             .bind(account)
                             .bind(&anchor)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                }
+
+                for upsert in plan.adds.iter().chain(&plan.updates) {
+                    let rec = &upsert.record;
+                    let anchor = rec.anchor.to_string();
+                    sqlx::query(
+                        "INSERT INTO objects (account_id, anchor, integration_id, kind, dn, display_name, \
+                         primary_address, disabled, managed, record, content_hash, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, TRUE, $9, $10, $11) \
+                         ON CONFLICT (account_id, anchor) DO UPDATE SET integration_id = excluded.integration_id, \
+                         kind = excluded.kind, dn = excluded.dn, display_name = excluded.display_name, \
+                         primary_address = excluded.primary_address, disabled = excluded.disabled, \
+                         managed = TRUE, record = excluded.record, content_hash = excluded.content_hash, \
+                         updated_at = excluded.updated_at",
+                    )
+                    .bind(account)
+                    .bind(&anchor)
+                    .bind(&run.integration_id)
+                    .bind(rec.kind.as_str())
+                    .bind(&rec.dn)
+                    .bind(&rec.attributes.display_name)
+                    .bind(rec.primary_address.as_ref().map(|a| a.to_string()))
+                    .bind(rec.disabled)
+                    .bind(json(rec))
+                    .bind(&upsert.content_hash)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    for (address, is_primary) in rec.addresses() {
+                        let inserted = sqlx::query(
+                            "INSERT INTO addresses (account_id, address, anchor, is_primary, origin) \
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, address) DO UPDATE \
+                             SET anchor = excluded.anchor, is_primary = excluded.is_primary, origin = excluded.origin \
+                             WHERE addresses.origin = $6",
+                        )
+                        .bind(account)
+                        .bind(address.as_str())
+                        .bind(&anchor)
+                        .bind(is_primary)
+                        .bind(ORIGIN_DIRECTORY)
+                        .bind(ORIGIN_MESSAGE_IN_TRANSIT)
+                        .execute(&mut *tx)
+                        .await?;
+                        if inserted.rows_affected() == 0 {
+                            warnings.push(format!(
+                                "{}: address {address} is already held by another object of the account; it was not linked",
+                                rec.dn
+                            ));
+                        }
+                    }
+                    if rec.kind == ObjectKind::Group {
+                        sqlx::query("DELETE FROM members WHERE account_id = $1 AND group_anchor = $2")
+                            .bind(account)
+                            .bind(&anchor)
+                            .execute(&mut *tx)
+                            .await?;
+                        for member in &rec.members {
+                            sqlx::query(
+                                "INSERT INTO members (account_id, group_anchor, member_anchor) VALUES ($1, $2, $3) \
+                                 ON CONFLICT DO NOTHING",
+                            )
+                            .bind(account)
+                            .bind(&anchor)
+                            .bind(member.to_string())
                             .execute(&mut *tx)
                             .await?;
                         }

@@ -1,0 +1,230 @@
+//! Request validation and the write-only password, through gRPC.
+
+use dirsync_proto::api as pb;
+use dirsync_tests::{Embedded, FIXTURE_PASSWORD, Fixture, create_integration};
+
+async fn create_err(
+    client: &mut dirsync::cli::Client,
+    settings: pb::IntegrationSettings,
+) -> tonic::Status {
+    client
+        .integrations
+        .create_integration(pb::CreateIntegrationRequest {
+            account_id: client.account.clone(),
+            settings: Some(settings),
+            password: FIXTURE_PASSWORD.to_owned(),
+        })
+        .await
+        .expect_err("invalid settings accepted")
+}
+
+#[tokio::test]
+async fn malformed_requests_name_the_field() {
+    let fx = Fixture {
+        ou: "unused".into(),
+        base: "OU=unused,DC=corp,DC=example,DC=test".into(),
+        root_dn: "OU=Sync,OU=unused,DC=corp,DC=example,DC=test".into(),
+        bind_dn: "CN=Sync Reader,OU=unused,DC=corp,DC=example,DC=test".into(),
+    };
+    let base = || pb::IntegrationSettings {
+        host: "dc1.corp.example.test".into(),
+        ..fx.settings("Bad")
+    };
+    let stack = Embedded::start().await;
+    let mut client = stack.client("acme").await;
+
+    let cases = [
+        (
+            pb::IntegrationSettings {
+                host: "".into(),
+                ..base()
+            },
+            "settings.host",
+        ),
+        (
+            pb::IntegrationSettings {
+                port: 70000,
+                ..base()
+            },
+            "settings.port",
+        ),
+        (
+            pb::IntegrationSettings {
+                root_dn: "not a dn".into(),
+                ..base()
+            },
+            "settings.root_dn",
+        ),
+        (
+            pb::IntegrationSettings {
+                user_dn: "Administrator".into(),
+                ..base()
+            },
+            "settings.user_dn",
+        ),
+        (
+            pb::IntegrationSettings {
+                filter_email_domains: "a.com, b.com".into(),
+                ..base()
+            },
+            "settings.filter_email_domains",
+        ),
+        (
+            pb::IntegrationSettings {
+                maximum_sync_deletions: -5,
+                ..base()
+            },
+            "settings.maximum_sync_deletions",
+        ),
+        (
+            pb::IntegrationSettings {
+                name: "".into(),
+                ..base()
+            },
+            "settings.name",
+        ),
+    ];
+    for (settings, field) in cases {
+        let status = create_err(&mut client, settings).await;
+        assert_eq!(
+            status.code(),
+            tonic::Code::InvalidArgument,
+            "{field}: {status:?}"
+        );
+        assert!(
+            status.message().contains(field),
+            "{field} not named in {:?}",
+            status.message()
+        );
+    }
+
+    // A missing password and a bad account id are named too.
+    let status = client
+        .integrations
+        .create_integration(pb::CreateIntegrationRequest {
+            account_id: client.account.clone(),
+            settings: Some(base()),
+            password: String::new(),
+        })
+        .await
+        .expect_err("no password");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().starts_with("password"), "{status:?}");
+    let status = client
+        .integrations
+        .list_integrations(pb::ListIntegrationsRequest {
+            account_id: "Not An Account".into(),
+        })
+        .await
+        .expect_err("bad account");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().starts_with("account_id"), "{status:?}");
+
+    // Nothing invalid was stored.
+    let list = client
+        .integrations
+        .list_integrations(pb::ListIntegrationsRequest {
+            account_id: "acme".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(list.integrations.is_empty());
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn integration_crud_keeps_the_password_write_only() {
+    let fx = Fixture {
+        ou: "unused".into(),
+        base: "OU=unused,DC=corp,DC=example,DC=test".into(),
+        root_dn: "OU=Sync,OU=unused,DC=corp,DC=example,DC=test".into(),
+        bind_dn: "CN=Sync Reader,OU=unused,DC=corp,DC=example,DC=test".into(),
+    };
+    let stack = Embedded::start().await;
+    let mut client = stack.client("acme").await;
+    let created = create_integration(&mut client, fx.settings("HQ"), "S3ntinel-Pa55").await;
+    assert!(format!("{created:?}").find("S3ntinel").is_none());
+
+    // Same name twice: ALREADY_EXISTS.
+    let dup = client
+        .integrations
+        .create_integration(pb::CreateIntegrationRequest {
+            account_id: "acme".into(),
+            settings: Some(fx.settings("HQ")),
+            password: "x".into(),
+        })
+        .await
+        .expect_err("duplicate name");
+    assert_eq!(dup.code(), tonic::Code::AlreadyExists);
+
+    // Update without a password keeps it; by name works as well as by id.
+    let mut settings = fx.settings("HQ");
+    settings.description = "changed".into();
+    settings.filter_email_domains = "example.com,example.org".into();
+    let updated = client
+        .integrations
+        .update_integration(pb::UpdateIntegrationRequest {
+            account_id: "acme".into(),
+            integration: "HQ".into(),
+            settings: Some(settings),
+            password: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(updated.password_set);
+    let got = client
+        .integrations
+        .get_integration(pb::GetIntegrationRequest {
+            account_id: "acme".into(),
+            integration: created.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let s = got.settings.unwrap();
+    assert_eq!(s.description, "changed");
+    assert_eq!(s.filter_email_domains, "example.com,example.org");
+    assert_eq!(s.port, 636);
+
+    // The sealed password is not in the database file in clear.
+    let db = std::fs::read(stack.dir.path().join("dirsync.db")).unwrap();
+    let wal = std::fs::read(stack.dir.path().join("dirsync.db-wal")).unwrap_or_default();
+    for bytes in [&db, &wal] {
+        assert!(
+            !bytes.windows(8).any(|w| w == b"S3ntinel"),
+            "password stored in clear"
+        );
+    }
+
+    // Another account does not see it.
+    let other = client
+        .integrations
+        .get_integration(pb::GetIntegrationRequest {
+            account_id: "globex".into(),
+            integration: created.id.clone(),
+        })
+        .await
+        .expect_err("other account");
+    assert_eq!(other.code(), tonic::Code::NotFound);
+
+    client
+        .integrations
+        .delete_integration(pb::DeleteIntegrationRequest {
+            account_id: "acme".into(),
+            integration: "HQ".into(),
+        })
+        .await
+        .unwrap();
+    let gone = client
+        .integrations
+        .get_integration(pb::GetIntegrationRequest {
+            account_id: "acme".into(),
+            integration: created.id,
+        })
+        .await
+        .expect_err("deleted");
+    assert_eq!(gone.code(), tonic::Code::NotFound);
+    stack.stop().await;
+}

@@ -1,0 +1,292 @@
+//! One store suite, run against PostgreSQL and SQLite.
+
+use dirsync_core::plan::{self, Completeness};
+use dirsync_core::{
+    DirectoryObject, IntegrationSettings, ObjectKind, RunState, SealedSecret, Trigger,
+};
+use dirsync_proto::{api, bus};
+use dirsync_store::{ApplyOutcome, IntegrationRecord, RunRecord, Store, StoreError};
+
+async fn postgres() -> Store {
+    dirsync_store::connect(&dirsync_tests::postgres_database().await)
+        .await
+        .unwrap()
+}
+
+async fn sqlite(dir: &tempfile::TempDir) -> Store {
+    dirsync_store::connect(&format!("sqlite://{}", dir.path().join("s.db").display()))
+        .await
+        .unwrap()
+}
+
+macro_rules! store_suite {
+    ($($name:ident),* $(,)?) => {
+        mod on_postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::postgres().await).await;
+                }
+            )*
+        }
+        mod on_sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    super::$name(super::sqlite(&dir).await).await;
+                }
+            )*
+        }
+    };
+}
+
+store_suite!(
+    integrations_round_trip,
+    runs_and_staging_are_idempotent,
+    apply_settles_once_and_demotes
+);
+
+fn settings(name: &str) -> IntegrationSettings {
+    IntegrationSettings::from_api(&api::IntegrationSettings {
+        name: name.into(),
+        host: "dc1.corp.example.test".into(),
+        user_dn: "CN=r,DC=corp,DC=example,DC=test".into(),
+        root_dn: "DC=corp,DC=example,DC=test".into(),
+        acknowledge_disabled_accounts: true,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn integration(id: &str, name: &str) -> IntegrationRecord {
+    IntegrationRecord {
+        id: id.into(),
+        account_id: "acme".into(),
+        settings: settings(name),
+        password: Some(SealedSecret {
+            key_id: "k1".into(),
+            nonce: vec![1; 12],
+            ciphertext: vec![2; 20],
+        }),
+        created_at: 1_000,
+        updated_at: 1_000,
+    }
+}
+
+async fn integrations_round_trip(store: Store) {
+    store.ensure_account("acme", 1).await.unwrap();
+    store.ensure_account("acme", 2).await.unwrap();
+    store
+        .create_integration(&integration("i1", "HQ"))
+        .await
+        .unwrap();
+    let dup = store.create_integration(&integration("i2", "HQ")).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+
+    let by_name = store.get_integration("acme", "HQ").await.unwrap();
+    let by_id = store.get_integration("acme", "i1").await.unwrap();
+    assert_eq!(by_name.id, "i1");
+    assert_eq!(by_id.settings, settings("HQ"));
+    assert_eq!(by_id.password.as_ref().unwrap().ciphertext, vec![2; 20]);
+    assert!(matches!(
+        store.get_integration("globex", "i1").await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let mut rec = by_id;
+    rec.settings.description = "changed".into();
+    rec.password = None;
+    rec.updated_at = 2_000;
+    store.update_integration(&rec).await.unwrap();
+    let got = store.get_integration("acme", "i1").await.unwrap();
+    assert_eq!(got.settings.description, "changed");
+    assert!(got.password.is_none());
+    assert_eq!(store.list_integrations("acme").await.unwrap().len(), 1);
+
+    store.delete_integration("acme", "i1").await.unwrap();
+    assert!(matches!(
+        store.delete_integration("acme", "i1").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(store.list_integrations("acme").await.unwrap().is_empty());
+}
+
+async fn runs_and_staging_are_idempotent(store: Store) {
+    store.ensure_account("acme", 1).await.unwrap();
+    store
+        .create_integration(&integration("i1", "HQ"))
+        .await
+        .unwrap();
+    let run = RunRecord::new(
+        "r1".into(),
+        "acme".into(),
+        "i1".into(),
+        Trigger::SyncNow,
+        10,
+    );
+    store.create_run(&run).await.unwrap();
+    assert_eq!(
+        store.active_run("acme", "i1").await.unwrap().map(|r| r.id),
+        Some("r1".into())
+    );
+
+    assert!(store.run_started("r1", 1, "dc1", 11).await.unwrap());
+    assert!(store.run_started("r1", 2, "dc2", 12).await.unwrap());
+    assert!(
+        !store.run_started("r1", 1, "dc1", 13).await.unwrap(),
+        "stale attempt"
+    );
+    let got = store.get_run("acme", "r1").await.unwrap();
+    assert_eq!(
+        (got.state, got.attempt, got.host.as_str()),
+        (RunState::Collecting, 2, "dc2")
+    );
+    assert_eq!(got.started_at, Some(11));
+
+    store.stage_batch("r1", 2, 0, 3, b"abc").await.unwrap();
+    store.stage_batch("r1", 2, 0, 3, b"abc").await.unwrap();
+    store.stage_batch("r1", 2, 1, 2, b"de").await.unwrap();
+    store.stage_batch("r1", 1, 0, 9, b"old").await.unwrap();
+    assert_eq!(store.staged_totals("r1", 2).await.unwrap(), (2, 5));
+    assert_eq!(
+        store.staged_batches("r1", 2).await.unwrap(),
+        vec![b"abc".to_vec(), b"de".to_vec()]
+    );
+
+    assert!(store.fail_run("r1", 2, "bind refused", 20).await.unwrap());
+    assert!(!store.fail_run("r1", 2, "again", 21).await.unwrap());
+    let got = store.get_run("acme", "r1").await.unwrap();
+    assert_eq!(
+        (got.state, got.error.as_str(), got.finished_at),
+        (RunState::Failed, "bind refused", Some(20))
+    );
+    assert_eq!(store.staged_totals("r1", 2).await.unwrap(), (0, 0));
+    assert!(store.active_run("acme", "i1").await.unwrap().is_none());
+    assert!(matches!(
+        store.get_run("globex", "r1").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+fn user(n: u8, mail: &str, alias: &str) -> DirectoryObject {
+    DirectoryObject::try_from(bus::DirectoryEntry {
+        kind: bus::ObjectKind::User as i32,
+        object_guid: format!("00000000-0000-0000-0000-0000000000{n:02x}"),
+        dn: format!("CN=User {n},OU=People,DC=corp,DC=example,DC=test"),
+        display_name: format!("User {n}"),
+        mail: mail.into(),
+        proxy_addresses: vec![format!("SMTP:{mail}"), format!("smtp:{alias}")],
+        user_account_control: Some(512),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn group(members: &[u8]) -> DirectoryObject {
+    DirectoryObject::try_from(bus::DirectoryEntry {
+        kind: bus::ObjectKind::Group as i32,
+        object_guid: "00000000-0000-0000-0000-0000000000ff".into(),
+        dn: "CN=Team,DC=corp,DC=example,DC=test".into(),
+        display_name: "Team".into(),
+        member_dns: members
+            .iter()
+            .map(|n| format!("CN=User {n},OU=People,DC=corp,DC=example,DC=test"))
+            .collect(),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+async fn apply_settles_once_and_demotes(store: Store) {
+    store.ensure_account("acme", 1).await.unwrap();
+    let rec = integration("i1", "HQ");
+    store.create_integration(&rec).await.unwrap();
+
+    let run1 = RunRecord::new(
+        "r1".into(),
+        "acme".into(),
+        "i1".into(),
+        Trigger::SyncNow,
+        10,
+    );
+    store.create_run(&run1).await.unwrap();
+    let objects = vec![
+        user(1, "u1@example.com", "one@example.com"),
+        user(2, "u2@example.com", "two@example.com"),
+        group(&[1, 2]),
+    ];
+    let current = store.current_objects("acme", "i1").await.unwrap();
+    let p = plan::plan(&rec.settings, &Completeness::Complete, &current, objects);
+    let mut run1 = run1;
+    run1.attempt = 1;
+    let outcome = store.apply(&run1, &p, 3, 20).await.unwrap();
+    assert!(matches!(outcome, ApplyOutcome::Applied { counts, .. } if counts.added == 3));
+    assert_eq!(
+        store.apply(&run1, &p, 3, 21).await.unwrap(),
+        ApplyOutcome::AlreadySettled
+    );
+    let run = store.get_run("acme", "r1").await.unwrap();
+    assert_eq!(
+        (run.state, run.counts.added, run.counts.collected),
+        (RunState::Succeeded, 3, 3)
+    );
+
+    let users = store.list_objects("acme", ObjectKind::User).await.unwrap();
+    assert_eq!(users.len(), 2);
+    let groups = store.list_objects("acme", ObjectKind::Group).await.unwrap();
+    assert_eq!(groups[0].record.members.len(), 2);
+    assert_eq!(
+        store
+            .lookup_address("acme", "TWO@example.com")
+            .await
+            .unwrap()
+            .record
+            .attributes
+            .display_name,
+        "User 2"
+    );
+    assert!(matches!(
+        store.lookup_address("globex", "two@example.com").await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // User 2 leaves AD, and user 1 takes over its alias in the same run.
+    let run2 = RunRecord {
+        attempt: 1,
+        ..RunRecord::new(
+            "r2".into(),
+            "acme".into(),
+            "i1".into(),
+            Trigger::SyncNow,
+            30,
+        )
+    };
+    store.create_run(&run2).await.unwrap();
+    let current = store.current_objects("acme", "i1").await.unwrap();
+    let objects = vec![user(1, "u1@example.com", "two@example.com"), group(&[1])];
+    let p = plan::plan(&rec.settings, &Completeness::Complete, &current, objects);
+    assert_eq!((p.updates.len(), p.removals.len()), (2, 1));
+    let outcome = store.apply(&run2, &p, 2, 40).await.unwrap();
+    let ApplyOutcome::Applied { warnings, .. } = outcome else {
+        panic!("not applied")
+    };
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(
+        store
+            .lookup_address("acme", "two@example.com")
+            .await
+            .unwrap()
+            .record
+            .attributes
+            .display_name,
+        "User 1"
+    );
+    let demoted = store
+        .lookup_address("acme", "u2@example.com")
+        .await
+        .unwrap();
+    assert!(!demoted.managed, "a user gone from AD is kept, unmanaged");
+    let current = store.current_objects("acme", "i1").await.unwrap();
+    assert_eq!(current.iter().filter(|c| c.managed).count(), 2);
+}

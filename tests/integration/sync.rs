@@ -1,0 +1,188 @@
+//! End-to-end syncs through the public gRPC API, in both shapes.
+
+use dirsync::cli::Client;
+use dirsync_proto::api::{self as pb, RunState};
+use dirsync_tests::{
+    Distributed, Embedded, FIXTURE_PASSWORD, Fixture, create_integration, expected_fixture,
+    snapshot, sync,
+};
+
+fn counts(run: &pb::Run) -> (u64, u64, u64, u64, u64) {
+    let c = run.counts.unwrap_or_default();
+    (c.collected, c.added, c.updated, c.removed, c.unchanged)
+}
+
+fn assert_succeeded(run: &pb::Run) {
+    assert_eq!(
+        run.state,
+        RunState::Succeeded as i32,
+        "run failed: {} (warnings: {:?})",
+        run.error,
+        run.warnings
+    );
+}
+
+/// Full sync, unchanged resync, then one user changed in AD.
+async fn full_unchanged_and_changed(client: &mut Client, fx: &Fixture) {
+    let integration = create_integration(client, fx.settings("Fixture AD"), FIXTURE_PASSWORD).await;
+    assert!(integration.password_set);
+
+    // 1. Full sync: exactly the fixture.
+    let run = sync(client, &integration.id).await;
+    assert_succeeded(&run);
+    // 6 users, 2 groups, 2 contacts read; 5 users (one has no mail),
+    // 2 groups and 1 contact (one has no mail) synced.
+    assert_eq!(counts(&run), (10, 8, 0, 0, 0));
+    assert_eq!(run.host, dirsync_tests::env("DIRSYNC_TEST_AD_HOST"));
+    let (snap, all) = snapshot(client).await;
+    assert_eq!(snap, expected_fixture());
+    // Escaped and non-ASCII DNs round-trip exactly.
+    let dns: Vec<&str> = all.iter().map(|o| o.dn.as_str()).collect();
+    assert!(
+        dns.contains(&format!(r"CN=Smith\, Erin,OU=People,{}", fx.root_dn).as_str()),
+        "{dns:?}"
+    );
+    assert!(
+        dns.contains(&format!("CN=Zoë Ærø,OU=People,{}", fx.root_dn).as_str()),
+        "{dns:?}"
+    );
+    // Look-up by any address, primary or alias, in any case.
+    for address in [
+        "alice@example.com",
+        "ALICE@example.org",
+        "a.anders@example.com",
+    ] {
+        let found = client
+            .directory
+            .lookup_address(pb::LookupAddressRequest {
+                account_id: client.account.clone(),
+                address: address.to_owned(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(found.display_name, "Alice Anders", "{address}");
+    }
+    // The X500 address is not an email address.
+    let x500 = client
+        .directory
+        .lookup_address(pb::LookupAddressRequest {
+            account_id: client.account.clone(),
+            address: "oscar@example.com".to_owned(),
+        })
+        .await
+        .expect_err("outside the Root DN");
+    assert_eq!(x500.code(), tonic::Code::NotFound);
+
+    // 2. Nothing changed in AD: nothing written.
+    let run = sync(client, &integration.id).await;
+    assert_succeeded(&run);
+    assert_eq!(counts(&run), (10, 0, 0, 0, 8));
+    assert_eq!(snapshot(client).await.0, expected_fixture());
+
+    // 3. One user renamed and given an alias: exactly that user is updated.
+    let alice = format!("CN=Alice Anders,OU=People,{}", fx.root_dn);
+    fx.modify(&alice, "displayName", &["Alice Anders-Smith"], false)
+        .await;
+    fx.modify(
+        &alice,
+        "proxyAddresses",
+        &["smtp:alice.smith@example.com"],
+        true,
+    )
+    .await;
+    let run = sync(client, &integration.id).await;
+    assert_succeeded(&run);
+    assert_eq!(counts(&run), (10, 0, 1, 0, 7));
+    let mut expected = expected_fixture();
+    expected.users[0].0 = "Alice Anders-Smith".to_owned();
+    expected.users[0]
+        .2
+        .push("alice.smith@example.com".to_owned());
+    expected.users[0].2.sort();
+    for g in &mut expected.groups {
+        for m in &mut g.2 {
+            if m == "Alice Anders" {
+                *m = "Alice Anders-Smith".to_owned();
+            }
+        }
+    }
+    assert_eq!(snapshot(client).await.0, expected);
+
+    // The runs are listed newest first.
+    let runs = client
+        .sync
+        .list_runs(pb::ListRunsRequest {
+            account_id: client.account.clone(),
+            integration: "Fixture AD".to_owned(),
+            limit: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .runs;
+    assert_eq!(runs.len(), 3);
+    assert_eq!(counts(&runs[0]), (10, 0, 1, 0, 7));
+}
+
+#[tokio::test]
+async fn embedded_sync_full_unchanged_and_changed() {
+    let fx = Fixture::seed();
+    let stack = Embedded::start().await;
+    let mut client = stack.client("acme").await;
+    full_unchanged_and_changed(&mut client, &fx).await;
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn distributed_sync_full_unchanged_and_changed() {
+    let fx = Fixture::seed();
+    let stack = Distributed::start().await;
+    let mut client = stack.client("acme").await;
+    full_unchanged_and_changed(&mut client, &fx).await;
+}
+
+/// A wrong bind password fails the run with AD's reason; the store keeps
+/// what it had.
+async fn wrong_password_fails_and_keeps_the_store(client: &mut Client, fx: &Fixture) {
+    let integration = create_integration(client, fx.settings("Fixture AD"), FIXTURE_PASSWORD).await;
+    assert_succeeded(&sync(client, &integration.id).await);
+    let before = snapshot(client).await.0;
+
+    client
+        .integrations
+        .update_integration(pb::UpdateIntegrationRequest {
+            account_id: client.account.clone(),
+            integration: integration.id.clone(),
+            settings: Some(fx.settings("Fixture AD")),
+            password: Some("not-the-password".to_owned()),
+        })
+        .await
+        .unwrap();
+    let run = sync(client, &integration.id).await;
+    assert_eq!(run.state, RunState::Failed as i32, "{run:?}");
+    assert!(
+        run.error.contains("credentials were rejected"),
+        "{}",
+        run.error
+    );
+    assert!(run.error.contains("52e"), "{}", run.error);
+    assert_eq!(snapshot(client).await.0, before);
+}
+
+#[tokio::test]
+async fn embedded_wrong_password_fails_the_run() {
+    let fx = Fixture::seed();
+    let stack = Embedded::start().await;
+    let mut client = stack.client("acme").await;
+    wrong_password_fails_and_keeps_the_store(&mut client, &fx).await;
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn distributed_wrong_password_fails_the_run() {
+    let fx = Fixture::seed();
+    let stack = Distributed::start().await;
+    let mut client = stack.client("acme").await;
+    wrong_password_fails_and_keeps_the_store(&mut client, &fx).await;
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Runs every dirsync test against real peers: installs and starts what is
+# missing (Samba AD DC, NATS with JetStream, PostgreSQL), then builds once and
+# runs the whole suite. Any missing peer is an error, never a skip.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+log() { printf 'tests/run.sh: %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@";
+  else die "needs root to run: $*"; fi
+}
+apt_install() {
+  log "installing $* (Debian packages)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() {
+  for _ in $(seq 1 60); do port_open "$1" && return 0; sleep 0.5; done
+  return 1
+}
+
+# --- NATS with JetStream -----------------------------------------------------
+if ! port_open 4222; then
+  command -v nats-server >/dev/null || apt_install nats-server
+  as_root mkdir -p /var/lib/nats-server
+  log "starting nats-server -js"
+  as_root start-stop-daemon --start --oknodo --background --exec "$(command -v nats-server)" -- \
+    -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
+  wait_port 4222 || die "nats-server did not start on 127.0.0.1:4222 (see /var/log/nats-server.log)"
+fi
+
+# --- PostgreSQL ----------------------------------------------------------------
+if ! port_open 5432; then
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    apt_install postgresql
+    ver=$(ls /etc/postgresql | sort -V | tail -1)
+    # Local test server: trust connections from loopback.
+    as_root sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/' \
+      "/etc/postgresql/$ver/main/pg_hba.conf"
+  fi
+  ver=$(ls /etc/postgresql | sort -V | tail -1)
+  log "starting PostgreSQL $ver"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$ver" main start
+  wait_port 5432 || die "PostgreSQL did not start on 127.0.0.1:5432"
+fi
+pg_url=${DIRSYNC_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+command -v psql >/dev/null || die "psql is missing (Debian package postgresql-client)"
+psql "$pg_url" -Atqc 'select 1' >/dev/null || die "cannot connect to PostgreSQL as $pg_url"
+# Databases left by earlier runs.
+psql "$pg_url" -Atqc "select datname from pg_database where datname like 'dirsync_t_%'" \
+  | while read -r db; do psql "$pg_url" -qc "drop database if exists \"$db\"" >/dev/null; done
+
+# --- Samba AD DC ---------------------------------------------------------------
+deploy/local/samba-dc.sh up
+eval "$(deploy/local/samba-dc.sh env | sed 's/^DIRSYNC_AD_/export DIRSYNC_TEST_AD_/')"
+
+export DIRSYNC_TEST_POSTGRES_URL=$pg_url
+export DIRSYNC_TEST_NATS_URL=${DIRSYNC_TEST_NATS_URL:-nats://127.0.0.1:4222}
+
+# --- Build once, test ----------------------------------------------------------
+cargo build --workspace --bins --tests
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+else
+  cargo test --workspace --no-fail-fast "$@"
+fi
