@@ -130,6 +130,20 @@ async fn runs_and_staging_are_idempotent(store: Store) {
         store.active_run("acme", "i1").await.unwrap().map(|r| r.id),
         Some("r1".into())
     );
+    let second = RunRecord::new(
+        "r1b".into(),
+        "acme".into(),
+        "i1".into(),
+        Trigger::SyncNow,
+        10,
+    );
+    assert!(
+        matches!(
+            store.create_run(&second).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "one active run per integration"
+    );
 
     assert!(store.run_started("r1", 1, "dc1", 11).await.unwrap());
     assert!(store.run_started("r1", 2, "dc2", 12).await.unwrap());
@@ -163,6 +177,7 @@ async fn runs_and_staging_are_idempotent(store: Store) {
     );
     assert_eq!(store.staged_totals("r1", 2).await.unwrap(), (0, 0));
     assert!(store.active_run("acme", "i1").await.unwrap().is_none());
+    store.create_run(&second).await.unwrap();
     assert!(matches!(
         store.get_run("globex", "r1").await,
         Err(StoreError::NotFound(_))

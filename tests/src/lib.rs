@@ -62,8 +62,7 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn seed() -> Self {
-        let host = env("DIRSYNC_TEST_AD_HOST");
-        let _ = host;
+        env("DIRSYNC_TEST_AD_HOST"); // fails loudly when the DC was not provisioned
         let ou = format!("t{}", tag());
         let status = Command::new("bash")
             .arg(repo_root().join("deploy/local/samba-dc.sh"))

@@ -160,6 +160,7 @@ impl Client {
         let channel = Channel::from_shared(target.gateway.clone())
             .with_context(|| format!("gateway address {:?}", target.gateway))?
             .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
             .connect()
             .await
             .with_context(|| format!("cannot reach the gateway at {}", target.gateway))?;
@@ -284,7 +285,7 @@ pub fn print_objects(title: &str, objects: &[api::DirectoryObject], all: &[api::
             println!("  {:<24}   aliases: {}", "", o.aliases.join(", "));
         }
         if o.kind == api::ObjectKind::Group as i32 {
-            let names: Vec<&str> = o
+            let mut names: Vec<&str> = o
                 .member_ids
                 .iter()
                 .map(|id| {
@@ -294,6 +295,7 @@ pub fn print_objects(title: &str, objects: &[api::DirectoryObject], all: &[api::
                         .unwrap_or(id.as_str())
                 })
                 .collect();
+            names.sort_unstable();
             println!("  {:<24}   members: {}", "", names.join(", "));
         }
     }

@@ -7,7 +7,7 @@ use dirsync_bus::Topic;
 use dirsync_core::Trigger;
 use dirsync_proto::api::{self, sync_service_server::SyncService};
 use dirsync_proto::bus;
-use dirsync_store::RunRecord;
+use dirsync_store::{RunRecord, StoreError};
 
 use crate::error::status_of;
 use crate::{Gateway, account_id, convert, required};
@@ -49,7 +49,22 @@ impl SyncService for Gateway {
             Trigger::SyncNow,
             now,
         );
-        self.store.create_run(&run).await.map_err(status_of)?;
+        match self.store.create_run(&run).await {
+            Ok(()) => {}
+            // Another request started one in between.
+            Err(StoreError::Conflict(_)) => {
+                if let Some(active) = self
+                    .store
+                    .active_run(account, &integration.id)
+                    .await
+                    .map_err(status_of)?
+                {
+                    return Ok(Response::new(convert::run(&active)));
+                }
+                return Err(Status::aborted("a run was starting concurrently; retry"));
+            }
+            Err(e) => return Err(status_of(e)),
+        }
         let request = bus::SyncRequest {
             account_id: account.to_owned(),
             integration_id: integration.id.clone(),

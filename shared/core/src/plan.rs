@@ -86,6 +86,8 @@ pub fn plan(
         in_scope.push(obj);
     }
 
+    summarize_skipped(&out.skipped, &mut out.warnings);
+
     // 2. Member DNs → anchors, among the objects in scope.
     let by_dn: HashMap<&str, ObjectGuid> =
         in_scope.iter().map(|o| (o.dn.key(), o.anchor)).collect();
@@ -177,6 +179,34 @@ pub fn plan(
         }
     }
     out
+}
+
+/// How many skipped DNs a run's warnings name per reason.
+const SKIPPED_EXAMPLES: usize = 5;
+
+/// One warning per skip reason: the count and a few DNs.
+fn summarize_skipped(skipped: &[(String, String)], warnings: &mut Vec<String>) {
+    let mut by_reason: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (dn, reason) in skipped {
+        by_reason.entry(reason).or_default().push(dn);
+    }
+    for (reason, dns) in by_reason {
+        let shown: Vec<&str> = dns.iter().take(SKIPPED_EXAMPLES).copied().collect();
+        let more = dns.len().saturating_sub(SKIPPED_EXAMPLES);
+        warnings.push(format!(
+            "{} not synced ({reason}): {}{}",
+            match dns.len() {
+                1 => "1 object".to_owned(),
+                n => format!("{n} objects"),
+            },
+            shown.join("; "),
+            if more > 0 {
+                format!("; and {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
 }
 
 fn out_of_scope(settings: &IntegrationSettings, obj: &DirectoryObject) -> Option<String> {
@@ -309,6 +339,12 @@ mod tests {
         );
         assert_eq!(p.adds.len(), 1);
         assert_eq!(p.skipped.len(), 2);
+        assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.starts_with("1 object not synced (no email address"))
+        );
     }
 
     #[test]

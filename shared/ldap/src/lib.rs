@@ -87,6 +87,8 @@ pub enum LdapError {
     RootDnNotFound(String),
     #[error("the directory refused the search: {0}")]
     Search(String),
+    #[error("the connection to the directory failed: {0}")]
+    Connection(String),
     #[error("the directory did not answer within {0:?}")]
     Timeout(Duration),
     #[error("TLS configuration: {0}")]
@@ -97,7 +99,10 @@ impl LdapError {
     /// A failure of the transport (the next host may work), as opposed to
     /// one the directory answered.
     pub fn is_connection_failure(&self) -> bool {
-        matches!(self, Self::Connect { .. } | Self::Timeout(_))
+        matches!(
+            self,
+            Self::Connect { .. } | Self::Connection(_) | Self::Timeout(_)
+        )
     }
 }
 
@@ -201,10 +206,7 @@ fn describe_connect_error(e: &ldap3::LdapError) -> String {
 fn op_error(e: ldap3::LdapError, timeout: Duration) -> LdapError {
     match e {
         ldap3::LdapError::Timeout { .. } => LdapError::Timeout(timeout),
-        ldap3::LdapError::Io { source } => LdapError::Connect {
-            url: String::new(),
-            reason: source.to_string(),
-        },
+        ldap3::LdapError::Io { source } => LdapError::Connection(source.to_string()),
         other => LdapError::Search(other.to_string()),
     }
 }

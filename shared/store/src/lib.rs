@@ -74,6 +74,7 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
     /// Deletes the integration and its runs; its objects stay, unmanaged.
     async fn delete_integration(&self, account_id: &str, id: &str) -> Result<()>;
 
+    /// Fails with `Conflict` when the integration already has an active run.
     async fn create_run(&self, run: &RunRecord) -> Result<()>;
     async fn get_run(&self, account_id: &str, run_id: &str) -> Result<RunRecord>;
     /// Newest first.
@@ -186,16 +187,30 @@ pub async fn connect(url: &str) -> Result<Store> {
     }
 }
 
-const PG_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
+const PG_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "one active run",
+        include_str!("../migrations/postgres/0002_one_active_run.sql"),
+    ),
+];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "one active run",
+        include_str!("../migrations/sqlite/0002_one_active_run.sql"),
+    ),
+];
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(

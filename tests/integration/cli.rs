@@ -1,0 +1,180 @@
+//! The CLI, as an admin types it, against a running gateway.
+
+use dirsync_tests::{Embedded, FIXTURE_PASSWORD, Fixture, dirsync_binary, env};
+
+/// Runs the CLI without blocking the runtime the gateway runs on.
+async fn dirsync(gateway: &str, args: &[&str]) -> (bool, String) {
+    let out = tokio::process::Command::new(dirsync_binary())
+        .args(args)
+        .env("DIRSYNC_GATEWAY", gateway)
+        .env("DIRSYNC_ACCOUNT", "acme")
+        .output()
+        .await
+        .expect("running dirsync");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn cli_creates_syncs_and_lists() {
+    let fx = Fixture::seed();
+    let stack = Embedded::start().await;
+    let gw = stack.gateway.clone();
+    let dir = stack.dir.path();
+    let pw = dir.join("bind.pw");
+    std::fs::write(&pw, format!("{FIXTURE_PASSWORD}\n")).unwrap();
+    let toml = dir.join("integration.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "name = \"Fixture AD\"\nhost = \"{}\"\nport = 636\nencrypt = true\nencryption_mode = \"relaxed\"\n\
+             user_dn = \"{}\"\nroot_dn = \"{}\"\nacknowledge_disabled_accounts = true\ninclude_contacts = true\n",
+            env("DIRSYNC_TEST_AD_HOST"),
+            fx.bind_dn,
+            fx.root_dn
+        ),
+    )
+    .unwrap();
+
+    let (ok, out) = dirsync(
+        &gw,
+        &[
+            "integration",
+            "create",
+            "--file",
+            toml.to_str().unwrap(),
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Fixture AD") && out.contains("(relaxed)"),
+        "{out}"
+    );
+    assert!(!out.contains(FIXTURE_PASSWORD), "{out}");
+
+    let (ok, out) = dirsync(&gw, &["integration", "list"]).await;
+    assert!(ok && out.contains("Fixture AD"), "{out}");
+
+    let (ok, out) = dirsync(&gw, &["sync", "now", "Fixture AD", "--wait"]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("succeeded") && out.contains("added     8"),
+        "{out}"
+    );
+
+    let (ok, out) = dirsync(&gw, &["runs", "Fixture AD"]).await;
+    assert!(ok && out.contains("succeeded"), "{out}");
+
+    let (ok, out) = dirsync(&gw, &["users", "list"]).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("Users (5)"), "{out}");
+    assert!(out.contains("bob@example.com [disabled]"), "{out}");
+    assert!(
+        out.contains("aliases: a.anders@example.com, alice@example.org"),
+        "{out}"
+    );
+
+    let (ok, out) = dirsync(&gw, &["groups", "list"]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("members: Alice Anders, Carol Chen, Smith, Erin"),
+        "{out}"
+    );
+
+    let (ok, out) = dirsync(&gw, &["lookup", "erin@example.com"]).await;
+    assert!(ok && out.contains("Smith, Erin"), "{out}");
+
+    // A typo in the settings file is refused, naming the key.
+    std::fs::write(&toml, "name = \"x\"\nhots = \"dc1\"\n").unwrap();
+    let (ok, out) = dirsync(
+        &gw,
+        &[
+            "integration",
+            "create",
+            "--file",
+            toml.to_str().unwrap(),
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(!ok && out.contains("hots"), "{out}");
+
+    // An invalid setting comes back as the API's field error.
+    std::fs::write(
+        &toml,
+        "name = \"Bad\"\nhost = \"dc1.example.test\"\nport = 70000\nuser_dn = \"CN=x,DC=y\"\nroot_dn = \"DC=y\"\n",
+    )
+    .unwrap();
+    let (ok, out) = dirsync(
+        &gw,
+        &[
+            "integration",
+            "create",
+            "--file",
+            toml.to_str().unwrap(),
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(!ok && out.contains("settings.port"), "{out}");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_sync_now_twice_returns_one_run() {
+    use dirsync_proto::api as pb;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+
+    let fx = Fixture::seed();
+    let stack = Embedded::start().await;
+    let channel = tonic::transport::Channel::from_shared(stack.gateway.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    for service in [
+        "",
+        "dirsync.v1.SyncService",
+        "dirsync.v1.IntegrationService",
+        "dirsync.v1.DirectoryService",
+    ] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+
+    let mut client = stack.client("acme").await;
+    let i =
+        dirsync_tests::create_integration(&mut client, fx.settings("Fixture AD"), FIXTURE_PASSWORD)
+            .await;
+    let req = || pb::SyncNowRequest {
+        account_id: "acme".into(),
+        integration: i.id.clone(),
+    };
+    let first = client.sync.sync_now(req()).await.unwrap().into_inner();
+    let second = client.sync.sync_now(req()).await.unwrap().into_inner();
+    assert_eq!(
+        first.id, second.id,
+        "a Sync now while a run is active returns that run"
+    );
+    let done = client.wait(&first.id).await.unwrap();
+    assert_eq!(done.state, pb::RunState::Succeeded as i32, "{}", done.error);
+    stack.stop().await;
+}
