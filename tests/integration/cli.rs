@@ -1,5 +1,7 @@
 //! The CLI, as an admin types it, against a running gateway.
 
+use std::path::Path;
+
 use dirsync_tests::{Embedded, FIXTURE_PASSWORD, Fixture, dirsync_binary, env};
 
 /// Runs the CLI without blocking the runtime the gateway runs on.
@@ -17,6 +19,22 @@ async fn dirsync(gateway: &str, args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
+}
+
+async fn create(gateway: &str, toml: &Path, password_file: &Path) -> (bool, String) {
+    let (toml, pw) = (toml.to_str().unwrap(), password_file.to_str().unwrap());
+    dirsync(
+        gateway,
+        &[
+            "integration",
+            "create",
+            "--file",
+            toml,
+            "--password-file",
+            pw,
+        ],
+    )
+    .await
 }
 
 #[tokio::test]
@@ -40,18 +58,7 @@ async fn cli_creates_syncs_and_lists() {
     )
     .unwrap();
 
-    let (ok, out) = dirsync(
-        &gw,
-        &[
-            "integration",
-            "create",
-            "--file",
-            toml.to_str().unwrap(),
-            "--password-file",
-            pw.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let (ok, out) = create(&gw, &toml, &pw).await;
     assert!(ok, "{out}");
     assert!(
         out.contains("Fixture AD") && out.contains("(relaxed)"),
@@ -93,18 +100,7 @@ async fn cli_creates_syncs_and_lists() {
 
     // A typo in the settings file is refused, naming the key.
     std::fs::write(&toml, "name = \"x\"\nhots = \"dc1\"\n").unwrap();
-    let (ok, out) = dirsync(
-        &gw,
-        &[
-            "integration",
-            "create",
-            "--file",
-            toml.to_str().unwrap(),
-            "--password-file",
-            pw.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let (ok, out) = create(&gw, &toml, &pw).await;
     assert!(!ok && out.contains("hots"), "{out}");
 
     // An invalid setting comes back as the API's field error.
@@ -113,18 +109,7 @@ async fn cli_creates_syncs_and_lists() {
         "name = \"Bad\"\nhost = \"dc1.example.test\"\nport = 70000\nuser_dn = \"CN=x,DC=y\"\nroot_dn = \"DC=y\"\n",
     )
     .unwrap();
-    let (ok, out) = dirsync(
-        &gw,
-        &[
-            "integration",
-            "create",
-            "--file",
-            toml.to_str().unwrap(),
-            "--password-file",
-            pw.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let (ok, out) = create(&gw, &toml, &pw).await;
     assert!(!ok && out.contains("settings.port"), "{out}");
     stack.stop().await;
 }

@@ -12,6 +12,21 @@ use dirsync_store::{RunRecord, StoreError};
 use crate::error::status_of;
 use crate::{Gateway, account_id, convert, required};
 
+impl Gateway {
+    async fn active_run(
+        &self,
+        account: &str,
+        integration: &str,
+    ) -> Result<Option<api::Run>, Status> {
+        let active = self
+            .store
+            .active_run(account, integration)
+            .await
+            .map_err(status_of)?;
+        Ok(active.as_ref().map(convert::run))
+    }
+}
+
 #[tonic::async_trait]
 impl SyncService for Gateway {
     async fn sync_now(
@@ -33,13 +48,8 @@ impl SyncService for Gateway {
             )));
         }
         // At most one active run per integration: a second Sync now returns it.
-        if let Some(active) = self
-            .store
-            .active_run(account, &integration.id)
-            .await
-            .map_err(status_of)?
-        {
-            return Ok(Response::new(convert::run(&active)));
+        if let Some(active) = self.active_run(account, &integration.id).await? {
+            return Ok(Response::new(active));
         }
         let now = self.clock.now();
         let run = RunRecord::new(
@@ -53,15 +63,10 @@ impl SyncService for Gateway {
             Ok(()) => {}
             // Another request started one in between.
             Err(StoreError::Conflict(_)) => {
-                if let Some(active) = self
-                    .store
-                    .active_run(account, &integration.id)
-                    .await
-                    .map_err(status_of)?
-                {
-                    return Ok(Response::new(convert::run(&active)));
-                }
-                return Err(Status::aborted("a run was starting concurrently; retry"));
+                return match self.active_run(account, &integration.id).await? {
+                    Some(active) => Ok(Response::new(active)),
+                    None => Err(Status::aborted("a run was starting concurrently; retry")),
+                };
             }
             Err(e) => return Err(status_of(e)),
         }
