@@ -5,5 +5,6 @@
 
 mod api;
 mod cli;
+mod collector;
 mod store;
 mod sync;

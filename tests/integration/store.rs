@@ -1,6 +1,6 @@
 //! One store suite, run against PostgreSQL and SQLite.
 
-use dirsync_core::plan::{self, Completeness};
+use dirsync_core::plan::{self, Source};
 use dirsync_core::{
     DirectoryObject, IntegrationSettings, ObjectKind, RunState, SealedSecret, Trigger,
 };
@@ -232,7 +232,7 @@ async fn apply_settles_once_and_demotes(store: Store) {
         group(&[1, 2]),
     ];
     let current = store.current_objects("acme", "i1").await.unwrap();
-    let p = plan::plan(&rec.settings, &Completeness::Complete, &current, objects);
+    let p = plan::plan(&rec.settings, &Source::complete(), &current, objects);
     let mut run1 = run1;
     run1.attempt = 1;
     let outcome = store.apply(&run1, &p, 3, 20).await.unwrap();
@@ -280,7 +280,7 @@ async fn apply_settles_once_and_demotes(store: Store) {
     store.create_run(&run2).await.unwrap();
     let current = store.current_objects("acme", "i1").await.unwrap();
     let objects = vec![user(1, "u1@example.com", "two@example.com"), group(&[1])];
-    let p = plan::plan(&rec.settings, &Completeness::Complete, &current, objects);
+    let p = plan::plan(&rec.settings, &Source::complete(), &current, objects);
     assert_eq!((p.updates.len(), p.removals.len()), (2, 1));
     let outcome = store.apply(&run2, &p, 2, 40).await.unwrap();
     let ApplyOutcome::Applied { warnings, .. } = outcome else {

@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+use rustls::pki_types::ServerName;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -103,9 +104,11 @@ impl Fixture {
 
     /// An administrator's LDAP connection, to change the directory.
     pub async fn admin(&self) -> ldap3::Ldap {
-        let config = dirsync_ldap::tls::client_config(EncryptionMode::Relaxed, &[]).unwrap();
+        let host = env("DIRSYNC_TEST_AD_HOST");
+        let name = ServerName::try_from(host.clone()).unwrap();
+        let config = dirsync_ldap::tls::client_config(EncryptionMode::Relaxed, &[], name).unwrap();
         let settings = ldap3::LdapConnSettings::new().set_config(config);
-        let url = format!("ldaps://{}:636", env("DIRSYNC_TEST_AD_HOST"));
+        let url = format!("ldaps://{host}:636");
         let (conn, mut ldap) = ldap3::LdapConnAsync::with_settings(settings, &url)
             .await
             .expect("connecting to the Samba AD DC");

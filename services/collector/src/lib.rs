@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use dirsync_bus::{Bus, Delivery, Topic};
 use dirsync_core::secret::password_aad;
+use dirsync_core::settings::GLOBAL_CATALOG_PORTS;
 use dirsync_core::{Dn, EncryptionMode, MasterKey, SealedSecret};
 use dirsync_ldap::{LdapError, Target, Timeouts};
 use dirsync_proto::bus::{self, collector_event::Event};
@@ -241,6 +242,7 @@ impl Collector {
             error: String::new(),
             host,
             referrals: summary.referrals,
+            memberships_unavailable: GLOBAL_CATALOG_PORTS.contains(&target.port),
         };
         self.publish(job, attempt, "end", Event::End(end)).await?;
         Ok(())

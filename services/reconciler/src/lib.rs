@@ -9,7 +9,7 @@ use prost::Message;
 use tokio_util::sync::CancellationToken;
 
 use dirsync_bus::{Bus, Delivery, MAX_DELIVER, Topic};
-use dirsync_core::plan::{self, Completeness};
+use dirsync_core::plan::{self, Completeness, Source};
 use dirsync_core::{Clock, DirectoryObject};
 use dirsync_proto::bus::{self, collector_event::Event};
 use dirsync_store::{ApplyOutcome, Store, StoreError};
@@ -175,16 +175,27 @@ impl Reconciler {
                 }
             }
         }
-        let completeness = if reasons.is_empty() {
-            Completeness::Complete
-        } else {
-            Completeness::Incomplete(reasons)
+        let source = Source {
+            completeness: if reasons.is_empty() {
+                Completeness::Complete
+            } else {
+                Completeness::Incomplete(reasons)
+            },
+            memberships_unavailable: end.memberships_unavailable.then(|| {
+                "the Global Catalog does not hold the member attribute; use port 636 or 389 to sync members".to_owned()
+            }),
         };
         let current = self
             .store
             .current_objects(&ev.account_id, &ev.integration_id)
             .await?;
-        let plan = plan::plan(&integration.settings, &completeness, &current, objects);
+        let mut plan = plan::plan(&integration.settings, &source, &current, objects);
+        if end.referrals > 0 {
+            plan.warnings.push(format!(
+                "{} referrals or continuation references were returned and not followed",
+                end.referrals
+            ));
+        }
         let mut run = run;
         run.attempt = ev.attempt;
         match self.store.apply(&run, &plan, end.entries, now).await? {

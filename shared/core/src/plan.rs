@@ -14,6 +14,8 @@ pub struct CurrentObject {
     pub kind: ObjectKind,
     pub content_hash: String,
     pub managed: bool,
+    /// Groups: the stored member anchors.
+    pub members: Vec<ObjectGuid>,
 }
 
 /// How complete the collection was.
@@ -21,6 +23,31 @@ pub struct CurrentObject {
 pub enum Completeness {
     Complete,
     Incomplete(Vec<String>),
+}
+
+/// What the collection says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub completeness: Completeness,
+    /// Set when group memberships could not be read (Global Catalog ports):
+    /// the stored member edges are kept as they are.
+    pub memberships_unavailable: Option<String>,
+}
+
+impl Source {
+    pub fn complete() -> Self {
+        Self {
+            completeness: Completeness::Complete,
+            memberships_unavailable: None,
+        }
+    }
+
+    pub fn incomplete(reasons: Vec<String>) -> Self {
+        Self {
+            completeness: Completeness::Incomplete(reasons),
+            memberships_unavailable: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +86,7 @@ pub struct Plan {
 /// Computes what a run writes. Pure: no I/O, no clock.
 pub fn plan(
     settings: &IntegrationSettings,
-    completeness: &Completeness,
+    source: &Source,
     current: &[CurrentObject],
     collected: Vec<DirectoryObject>,
 ) -> Plan {
@@ -88,19 +115,34 @@ pub fn plan(
 
     summarize_skipped(&out.skipped, &mut out.warnings);
 
-    // 2. Member DNs → anchors, among the objects in scope.
+    // 2. Member DNs → anchors, among the objects in scope; or, when the
+    // source cannot read memberships, the stored edges unchanged.
+    let stored: BTreeMap<ObjectGuid, &CurrentObject> =
+        current.iter().map(|c| (c.anchor, c)).collect();
+    if let Some(reason) = &source.memberships_unavailable {
+        out.warnings.push(format!(
+            "group memberships were not read ({reason}); stored members are kept as they are"
+        ));
+    }
     let by_dn: HashMap<&str, ObjectGuid> =
         in_scope.iter().map(|o| (o.dn.key(), o.anchor)).collect();
     let records: Vec<ObjectRecord> = in_scope
         .iter()
         .map(|o| {
-            let mut members: Vec<ObjectGuid> = o
-                .member_dns
-                .iter()
-                .filter_map(|m| by_dn.get(m.key()).copied())
-                .collect();
-            members.sort();
-            members.dedup();
+            let members = match (&source.memberships_unavailable, stored.get(&o.anchor)) {
+                (Some(_), Some(c)) => c.members.clone(),
+                (Some(_), None) => Vec::new(),
+                (None, _) => {
+                    let mut m: Vec<ObjectGuid> = o
+                        .member_dns
+                        .iter()
+                        .filter_map(|m| by_dn.get(m.key()).copied())
+                        .collect();
+                    m.sort();
+                    m.dedup();
+                    m
+                }
+            };
             let mut aliases = o.aliases.clone();
             aliases.retain(|a| settings.domain_in_scope(a.domain()));
             ObjectRecord {
@@ -119,8 +161,6 @@ pub fn plan(
         .collect();
 
     // 3. Diff against the store.
-    let stored: BTreeMap<ObjectGuid, &CurrentObject> =
-        current.iter().map(|c| (c.anchor, c)).collect();
     let mut present = HashSet::with_capacity(records.len());
     for record in records {
         present.insert(record.anchor);
@@ -145,7 +185,7 @@ pub fn plan(
         .iter()
         .filter(|c| c.managed && !present.contains(&c.anchor))
         .collect();
-    let completeness = match completeness {
+    let completeness = match &source.completeness {
         Completeness::Complete if present.is_empty() && !gone.is_empty() => {
             Completeness::Incomplete(vec![
                 "the Root DN returned no objects in scope although the store holds some; nothing is removed on an empty read".to_owned(),
@@ -285,6 +325,7 @@ mod tests {
                 kind: u.record.kind,
                 content_hash: u.content_hash.clone(),
                 managed: true,
+                members: u.record.members.clone(),
             })
             .collect()
     }
@@ -297,7 +338,7 @@ mod tests {
             user(2, "b@example.com", 514),
             group(3, &[1, 2, 9]),
         ];
-        let p = plan(&s, &Completeness::Complete, &[], objs.clone());
+        let p = plan(&s, &Source::complete(), &[], objs.clone());
         assert_eq!(p.adds.len(), 3);
         let g = &p.adds[2].record;
         assert_eq!(
@@ -306,7 +347,7 @@ mod tests {
             "unknown member dropped, DNs matched case-insensitively"
         );
         assert!(p.adds[1].record.disabled);
-        let again = plan(&s, &Completeness::Complete, &current_of(&p), objs);
+        let again = plan(&s, &Source::complete(), &current_of(&p), objs);
         assert_eq!((again.adds.len(), again.updates.len()), (0, 0));
         assert_eq!(again.unchanged, 3);
         assert!(again.removals.is_empty());
@@ -317,7 +358,7 @@ mod tests {
         let s = settings(|s| s.acknowledge_disabled_accounts = false);
         let p = plan(
             &s,
-            &Completeness::Complete,
+            &Source::complete(),
             &[],
             vec![user(1, "a@example.com", 514)],
         );
@@ -329,7 +370,7 @@ mod tests {
         let s = settings(|s| s.filter_email_domains = "example.com".into());
         let p = plan(
             &s,
-            &Completeness::Complete,
+            &Source::complete(),
             &[],
             vec![
                 user(1, "a@example.com", 512),
@@ -352,7 +393,7 @@ mod tests {
         let s = settings(|_| {});
         let first = plan(
             &s,
-            &Completeness::Complete,
+            &Source::complete(),
             &[],
             vec![
                 user(1, "a@example.com", 512),
@@ -363,7 +404,7 @@ mod tests {
         let cur = current_of(&first);
         let p = plan(
             &s,
-            &Completeness::Complete,
+            &Source::complete(),
             &cur,
             vec![user(1, "a@example.com", 512)],
         );
@@ -378,7 +419,7 @@ mod tests {
         let s = settings(|s| s.delete_users = true);
         let p = plan(
             &s,
-            &Completeness::Complete,
+            &Source::complete(),
             &cur,
             vec![user(1, "a@example.com", 512)],
         );
@@ -390,17 +431,17 @@ mod tests {
         let s = settings(|_| {});
         let first = plan(
             &s,
-            &Completeness::Complete,
+            &Source::complete(),
             &[],
             vec![user(1, "a@example.com", 512)],
         );
         let cur = current_of(&first);
-        let p = plan(&s, &Completeness::Complete, &cur, vec![]);
+        let p = plan(&s, &Source::complete(), &cur, vec![]);
         assert!(p.removals.is_empty());
         assert!(p.warnings[0].contains("empty read"));
         let p = plan(
             &s,
-            &Completeness::Incomplete(vec!["size limit".into()]),
+            &Source::incomplete(vec!["size limit".into()]),
             &cur,
             vec![user(2, "b@example.com", 512)],
         );
@@ -409,18 +450,43 @@ mod tests {
     }
 
     #[test]
+    fn unavailable_memberships_keep_the_stored_edges() {
+        let s = settings(|_| {});
+        let objs = vec![
+            user(1, "a@example.com", 512),
+            user(2, "b@example.com", 512),
+            group(3, &[1, 2]),
+        ];
+        let first = plan(&s, &Source::complete(), &[], objs);
+        let cur = current_of(&first);
+        let gc = Source {
+            memberships_unavailable: Some("Global Catalog".into()),
+            ..Source::complete()
+        };
+        // The GC shows the group without members: nothing changes.
+        let objs = vec![
+            user(1, "a@example.com", 512),
+            user(2, "b@example.com", 512),
+            group(3, &[]),
+        ];
+        let p = plan(&s, &gc, &cur, objs);
+        assert_eq!((p.adds.len(), p.updates.len(), p.unchanged), (0, 0, 3));
+        assert!(p.warnings[0].contains("stored members are kept"));
+    }
+
+    #[test]
     fn a_changed_object_is_an_update_and_a_demoted_one_comes_back() {
         let s = settings(|_| {});
         let first = plan(
             &s,
-            &Completeness::Complete,
+            &Source::complete(),
             &[],
             vec![user(1, "a@example.com", 512)],
         );
         let mut cur = current_of(&first);
         let p = plan(
             &s,
-            &Completeness::Complete,
+            &Source::complete(),
             &cur,
             vec![user(1, "a2@example.com", 512)],
         );
@@ -428,7 +494,7 @@ mod tests {
         cur[0].managed = false;
         let p = plan(
             &s,
-            &Completeness::Complete,
+            &Source::complete(),
             &cur,
             vec![user(1, "a@example.com", 512)],
         );

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ldap3::adapters::{Adapter, PagedResults};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
-use rustls::pki_types::CertificateDer;
+use rustls::pki_types::{CertificateDer, ServerName};
 use secrecy::{ExposeSecret, SecretString};
 
 use dirsync_core::{Dn, EncryptionMode};
@@ -123,25 +123,48 @@ fn url_of(host: &str, port: u16, encryption: Option<EncryptionMode>) -> String {
     format!("{}://{host}:{port}", if ldaps { "ldaps" } else { "ldap" })
 }
 
+/// Host name the TLS layer is given for an IPv6 literal, which it cannot
+/// take in URL form; the certificate is still checked against the address.
+const IPV6_TRANSPORT_NAME: &str = "ipv6-literal.invalid";
+
 /// Connects to `host` and binds.
 pub async fn connect_host(target: &Target, host: &str) -> Result<Session, LdapError> {
     let url = url_of(host, target.port, target.encryption);
+    let connect_err = |reason: String| LdapError::Connect {
+        url: url.clone(),
+        reason,
+    };
     let mut settings = LdapConnSettings::new().set_conn_timeout(target.timeouts.connect);
+    let mut ldap_url = url.clone();
     if let Some(mode) = target.encryption {
+        let server = ServerName::try_from(host.to_owned())
+            .map_err(|e| connect_err(format!("{host:?} is not a valid host name: {e}")))?;
         settings = settings
             .set_config(
-                tls::client_config(mode, &target.extra_roots).map_err(LdapError::TlsConfig)?,
+                tls::client_config(mode, &target.extra_roots, server)
+                    .map_err(LdapError::TlsConfig)?,
             )
             .set_starttls(url.starts_with("ldap://"));
+        if let Ok(ip) = host.parse::<Ipv6Addr>() {
+            // ldap3 hands the URL's bracketed host to rustls, which refuses
+            // it: open the TCP connection here and name a placeholder.
+            let tcp = tokio::time::timeout(
+                target.timeouts.connect,
+                tokio::net::TcpStream::connect((ip, target.port)),
+            )
+            .await
+            .map_err(|_| LdapError::Timeout(target.timeouts.connect))?
+            .map_err(|e| connect_err(e.to_string()))?;
+            let std = tcp.into_std().map_err(|e| connect_err(e.to_string()))?;
+            settings = settings.set_std_stream(ldap3::StdStream::Tcp(std));
+            ldap_url = url.replace(&format!("[{host}]"), IPV6_TRANSPORT_NAME);
+        }
     }
-    let connect = LdapConnAsync::with_settings(settings, &url);
+    let connect = LdapConnAsync::with_settings(settings, &ldap_url);
     let (conn, mut ldap) = tokio::time::timeout(target.timeouts.connect, connect)
         .await
         .map_err(|_| LdapError::Timeout(target.timeouts.connect))?
-        .map_err(|e| LdapError::Connect {
-            url: url.clone(),
-            reason: describe_connect_error(&e),
-        })?;
+        .map_err(|e| connect_err(describe_connect_error(&e)))?;
     ldap3::drive!(conn);
 
     let password = target.password.expose_secret();

@@ -23,11 +23,14 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Builds the client configuration for `mode`. `extra_roots` are trusted in
-/// addition to the system's roots (Strict only).
+/// Builds the client configuration for `mode` and one connection to
+/// `server`. `extra_roots` are trusted in addition to the system's roots
+/// (Strict only). The certificate is checked against `server` — the host
+/// the admin configured — whatever name the transport used.
 pub fn client_config(
     mode: EncryptionMode,
     extra_roots: &[CertificateDer<'static>],
+    server: ServerName<'static>,
 ) -> Result<Arc<ClientConfig>, String> {
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
@@ -43,7 +46,7 @@ pub fn client_config(
             let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
                 .map_err(|e| format!("no trusted CA certificates are available: {e}"))?;
-            Arc::new(StrictVerifier { webpki })
+            Arc::new(StrictVerifier { webpki, server })
         }
     };
     Ok(Arc::new(
@@ -112,6 +115,7 @@ impl ServerCertVerifier for RelaxedVerifier {
 #[derive(Debug)]
 struct StrictVerifier {
     webpki: Arc<WebPkiServerVerifier>,
+    server: ServerName<'static>,
 }
 
 impl ServerCertVerifier for StrictVerifier {
@@ -119,14 +123,14 @@ impl ServerCertVerifier for StrictVerifier {
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
+        _transport_name: &ServerName<'_>,
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let verified = self.webpki.verify_server_cert(
             end_entity,
             intermediates,
-            server_name,
+            &self.server,
             ocsp_response,
             now,
         )?;

@@ -1,12 +1,14 @@
 //! The SQL of the store, instantiated for PostgreSQL and SQLite.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use sqlx::Row;
 
 use dirsync_core::plan::{CurrentObject, Plan, RemovalAction};
 use dirsync_core::{
-    IntegrationSettings, ObjectKind, ObjectRecord, RunCounts, RunState, SealedSecret, Trigger,
-    UnixMillis,
+    IntegrationSettings, ObjectGuid, ObjectKind, ObjectRecord, RunCounts, RunState, SealedSecret,
+    Trigger, UnixMillis,
 };
 
 use crate::records::counts_of;
@@ -519,16 +521,36 @@ macro_rules! store_impl {
                 .bind(integration_id)
                 .fetch_all(&self.pool)
                 .await?;
+                let mut members: HashMap<String, Vec<ObjectGuid>> = HashMap::new();
+                let edges = sqlx::query(
+                    "SELECT m.group_anchor, m.member_anchor FROM members m \
+                     JOIN objects o ON o.account_id = m.account_id AND o.anchor = m.group_anchor \
+                     WHERE m.account_id = $1 AND o.integration_id = $2",
+                )
+                .bind(account_id)
+                .bind(integration_id)
+                .fetch_all(&self.pool)
+                .await?;
+                for e in &edges {
+                    let member: String = e.try_get("member_anchor")?;
+                    members
+                        .entry(e.try_get("group_anchor")?)
+                        .or_default()
+                        .push(member.parse().map_err(|e| corrupt("member anchor", e))?);
+                }
                 rows.iter()
                     .map(|r| {
                         let anchor: String = r.try_get("anchor")?;
                         let kind: String = r.try_get("kind")?;
+                        let mut group_members = members.remove(&anchor).unwrap_or_default();
+                        group_members.sort();
                         Ok(CurrentObject {
                             anchor: anchor.parse().map_err(|e| corrupt("object anchor", e))?,
                             kind: ObjectKind::parse(&kind)
                                 .ok_or_else(|| corrupt("object kind", &kind))?,
                             content_hash: r.try_get("content_hash")?,
                             managed: r.try_get("managed")?,
+                            members: group_members,
                         })
                     })
                     .collect()

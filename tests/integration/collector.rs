@@ -1,0 +1,180 @@
+//! Connection settings and directory shapes, against the Samba AD DC.
+
+use dirsync::cli::Client;
+use dirsync_proto::api::{self as pb, RunState};
+use dirsync_tests::{
+    Embedded, FIXTURE_PASSWORD, Fixture, create_integration, expected_fixture, snapshot, sync,
+};
+
+async fn update(client: &mut Client, id: &str, settings: pb::IntegrationSettings) {
+    client
+        .integrations
+        .update_integration(pb::UpdateIntegrationRequest {
+            account_id: client.account.clone(),
+            integration: id.to_owned(),
+            settings: Some(settings),
+            password: None,
+        })
+        .await
+        .expect("UpdateIntegration");
+}
+
+fn failed_with(run: &pb::Run, words: &[&str]) {
+    assert_eq!(run.state, RunState::Failed as i32, "{run:?}");
+    for w in words {
+        assert!(run.error.contains(w), "{w:?} not in {:?}", run.error);
+    }
+}
+
+#[tokio::test]
+async fn alternate_host_serves_when_the_primary_refuses() {
+    let fx = Fixture::seed();
+    let stack = Embedded::start().await;
+    let mut client = stack.client("acme").await;
+    let settings = pb::IntegrationSettings {
+        // Nothing listens on 127.0.0.9; the DC also answers on ::1.
+        host: "127.0.0.9".into(),
+        alternate_host: "::1".into(),
+        ..fx.settings("Fixture AD")
+    };
+    let i = create_integration(&mut client, settings, FIXTURE_PASSWORD).await;
+    let run = sync(&mut client, &i.id).await;
+    assert_eq!(run.state, RunState::Succeeded as i32, "{}", run.error);
+    assert_eq!(run.host, "::1", "the run records the host that served it");
+    assert_eq!(snapshot(&mut client).await.0, expected_fixture());
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn unreachable_hosts_and_missing_root_dn_fail_with_the_reason() {
+    let fx = Fixture::seed();
+    let stack = Embedded::start().await;
+    let mut client = stack.client("acme").await;
+    let settings = pb::IntegrationSettings {
+        host: "127.0.0.9".into(),
+        ..fx.settings("Nowhere")
+    };
+    let i = create_integration(&mut client, settings, FIXTURE_PASSWORD).await;
+    failed_with(
+        &sync(&mut client, &i.id).await,
+        &["cannot connect to ldaps://127.0.0.9:636"],
+    );
+
+    let settings = pb::IntegrationSettings {
+        root_dn: format!("OU=Missing,{}", fx.base),
+        ..fx.settings("Missing root")
+    };
+    let i = create_integration(&mut client, settings, FIXTURE_PASSWORD).await;
+    failed_with(
+        &sync(&mut client, &i.id).await,
+        &["Root DN", "OU=Missing", "does not exist"],
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn plain_ldap_bind_asks_to_enable_encryption() {
+    let fx = Fixture::seed();
+    let stack = Embedded::start().await;
+    let mut client = stack.client("acme").await;
+    let settings = pb::IntegrationSettings {
+        encrypt: Some(false),
+        encryption_mode: pb::EncryptionMode::Unspecified as i32,
+        port: 389,
+        ..fx.settings("Plain")
+    };
+    let i = create_integration(&mut client, settings, FIXTURE_PASSWORD).await;
+    failed_with(&sync(&mut client, &i.id).await, &["enable encryption"]);
+    assert!(snapshot(&mut client).await.0.users.is_empty());
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn starttls_on_389_syncs() {
+    let fx = Fixture::seed();
+    let stack = Embedded::start().await;
+    let mut client = stack.client("acme").await;
+    let settings = pb::IntegrationSettings {
+        port: 389,
+        ..fx.settings("StartTLS")
+    };
+    let i = create_integration(&mut client, settings, FIXTURE_PASSWORD).await;
+    let run = sync(&mut client, &i.id).await;
+    assert_eq!(run.state, RunState::Succeeded as i32, "{}", run.error);
+    assert_eq!(snapshot(&mut client).await.0, expected_fixture());
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn strict_mode_refuses_samba_self_signed_certificate() {
+    let fx = Fixture::seed();
+    let stack = Embedded::start().await;
+    let mut client = stack.client("acme").await;
+    let settings = pb::IntegrationSettings {
+        encryption_mode: pb::EncryptionMode::Strict as i32,
+        ..fx.settings("Strict")
+    };
+    let i = create_integration(&mut client, settings, FIXTURE_PASSWORD).await;
+    failed_with(
+        &sync(&mut client, &i.id).await,
+        &["not issued by a trusted CA"],
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn global_catalog_run_keeps_member_edges() {
+    let fx = Fixture::seed();
+    let stack = Embedded::start().await;
+    let mut client = stack.client("acme").await;
+    let i = create_integration(&mut client, fx.settings("Fixture AD"), FIXTURE_PASSWORD).await;
+    assert_eq!(
+        sync(&mut client, &i.id).await.state,
+        RunState::Succeeded as i32
+    );
+
+    // Carol leaves Engineering in AD; a Global Catalog run must not read
+    // the GC's view of members as the truth.
+    let engineering = format!("CN=Engineering,OU=Groups,{}", fx.root_dn);
+    let carol = format!("CN=Carol Chen,OU=People,{}", fx.root_dn);
+    let mut ldap = fx.admin().await;
+    ldap.modify(
+        &engineering,
+        vec![ldap3::Mod::Delete("member", [carol.as_str()].into())],
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+
+    update(
+        &mut client,
+        &i.id,
+        pb::IntegrationSettings {
+            port: 3269,
+            ..fx.settings("Fixture AD")
+        },
+    )
+    .await;
+    let run = sync(&mut client, &i.id).await;
+    assert_eq!(run.state, RunState::Succeeded as i32, "{}", run.error);
+    assert!(
+        run.warnings.iter().any(|w| w.contains("Global Catalog")),
+        "{:?}",
+        run.warnings
+    );
+    assert_eq!(
+        snapshot(&mut client).await.0,
+        expected_fixture(),
+        "member edges untouched"
+    );
+
+    // Back on the domain port, members follow AD again.
+    update(&mut client, &i.id, fx.settings("Fixture AD")).await;
+    let run = sync(&mut client, &i.id).await;
+    assert_eq!(run.state, RunState::Succeeded as i32, "{}", run.error);
+    let mut expected = expected_fixture();
+    expected.groups[1].2.retain(|m| m != "Carol Chen");
+    assert_eq!(snapshot(&mut client).await.0, expected);
+    stack.stop().await;
+}
