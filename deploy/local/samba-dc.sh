@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Provisions and starts a local Samba AD domain controller on loopback for the
-# dirsync demo and tests. Idempotent: reuses a provisioned, running DC.
+# Provisions and starts local Samba AD domain controllers on loopback for the
+# dirsync demo and tests. Idempotent: reuses provisioned, running DCs.
 #
-#   deploy/local/samba-dc.sh up            install when missing, provision, start
-#   deploy/local/samba-dc.sh seed OU TAG   load the fixture directory into OU=<OU>
+# Three DCs of the same domain, each with its own database and certificate:
+#   127.0.0.1 and ::1  Samba's self-signed certificate (the Relaxed case)
+#   127.0.0.2          a test CA's RSA 2048 certificate naming 127.0.0.2 (Strict passes)
+#   127.0.0.3          a test CA's RSA 1024 certificate naming 127.0.0.3 (Strict refuses the key)
+# The test CA is $DIRSYNC_SAMBA_DIR-tls/ca.pem.
+#
+#   deploy/local/samba-dc.sh up            install when missing, provision, start all
+#   deploy/local/samba-dc.sh seed OU TAG [HOST]  load the fixture directory into OU=<OU>
 #   deploy/local/samba-dc.sh exists OU     whether OU=<OU> is seeded
 #   deploy/local/samba-dc.sh env           print the connection settings
 #   deploy/local/samba-dc.sh down          stop the DC
@@ -38,40 +44,82 @@ install_packages() {
     || die "apt-get install samba samba-ad-dc winbind ldap-utils failed"
 }
 
-ldap_ok() {
-  LDAPTLS_REQCERT=never ldapsearch -LLL -o nettimeout=3 -H ldaps://127.0.0.1:636 \
+tls_dir="$dir-tls"
+
+ldap_ok() { # HOST
+  LDAPTLS_REQCERT=never ldapsearch -LLL -o nettimeout=3 -H "ldaps://$1:636" \
     -D "$admin_dn" -w "$admin_pass" -b "$base_dn" -s base dn >/dev/null 2>&1
 }
 
+# The test CA and the certificates of the two CA-issued DCs.
+make_certs() {
+  [ -f "$tls_dir/dc1024.pem" ] && return 0
+  command -v openssl >/dev/null || die "openssl is missing (Debian package openssl)"
+  log "creating the test CA in $tls_dir"
+  as_root mkdir -p "$tls_dir"
+  as_root bash -c "cd '$tls_dir' && umask 077 &&
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 \
+      -subj '/CN=dirsync test CA' -addext 'basicConstraints=critical,CA:TRUE' \
+      -addext 'keyUsage=critical,keyCertSign,cRLSign' 2>/dev/null &&
+    for spec in 2048:127.0.0.2 1024:127.0.0.3; do
+      bits=\${spec%%:*}; ip=\${spec#*:}
+      openssl req -newkey rsa:\$bits -nodes -keyout dc\$bits.key -out dc\$bits.csr -subj /CN=\$ip 2>/dev/null &&
+      printf 'subjectAltName=IP:%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n' \$ip > dc\$bits.ext &&
+      openssl x509 -req -in dc\$bits.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out dc\$bits.pem \
+        -days 3650 -extfile dc\$bits.ext 2>/dev/null || exit 1
+    done && chmod 644 ca.pem" || die "creating the test certificates failed"
+}
+
+# provision NAME DIR OPTIONS…
 provision() {
-  [ -f "$dir/etc/smb.conf" ] && return 0
-  log "provisioning $realm in $dir"
-  as_root rm -rf "$dir"
-  as_root mkdir -p "$dir"
-  as_root samba-tool domain provision --targetdir="$dir" --realm="$realm" --domain=CORP \
+  local name=$1 d=$2; shift 2
+  [ -f "$d/etc/smb.conf" ] && return 0
+  log "provisioning DC $name ($realm) in $d"
+  as_root rm -rf "$d"
+  as_root mkdir -p "$d/run"
+  as_root samba-tool domain provision --targetdir="$d" --realm="$realm" --domain=CORP \
     --server-role=dc --dns-backend=NONE --adminpass="$admin_pass" \
-    --option="interfaces=lo" --option="bind interfaces only=yes" \
-    --option="ldap server require strong auth=yes" >"$dir.provision.log" 2>&1 \
-    || { tail -20 "$dir.provision.log" >&2; die "samba-tool domain provision failed"; }
+    --option="bind interfaces only=yes" --option="ldap server require strong auth=yes" \
+    "$@" >"$d.provision.log" 2>&1 \
+    || { tail -20 "$d.provision.log" >&2; die "samba-tool domain provision of $name failed"; }
   # Passwords of fixture users never expire and need not be complex.
-  as_root samba-tool domain passwordsettings set --configfile="$dir/etc/smb.conf" \
+  as_root samba-tool domain passwordsettings set --configfile="$d/etc/smb.conf" \
     --complexity=off --history-length=0 --min-pwd-age=0 --max-pwd-age=0 >/dev/null
 }
 
+# start DIR HOST
 start() {
-  if ldap_ok; then return 0; fi
-  if pgrep -f "samba -s $dir/etc/smb.conf" >/dev/null; then
-    log "samba is running but LDAPS does not answer yet"
+  local d=$1 host=$2
+  if ldap_ok "$host"; then return 0; fi
+  if pgrep -f "samba -s $d/etc/smb.conf" >/dev/null; then
+    log "samba ($d) is running but LDAPS does not answer yet"
   else
-    log "starting samba"
-    as_root bash -c "nohup samba -s '$dir/etc/smb.conf' -i -M single >'$dir/samba.log' 2>&1 &"
+    log "starting samba for $host"
+    as_root bash -c "nohup samba -s '$d/etc/smb.conf' -i -M single >'$d/samba.log' 2>&1 &"
   fi
   for _ in $(seq 1 60); do
-    ldap_ok && { log "LDAPS is up on 127.0.0.1:636"; return 0; }
+    ldap_ok "$host" && { log "LDAPS is up on $host:636"; return 0; }
     sleep 0.5
   done
-  tail -30 "$dir/samba.log" >&2 || true
-  die "samba did not answer on ldaps://127.0.0.1:636 within 30 s"
+  tail -30 "$d/samba.log" >&2 || true
+  die "samba did not answer on ldaps://$host:636 within 30 s"
+}
+
+up() {
+  install_packages
+  make_certs
+  provision main "$dir" --option="interfaces=lo"
+  start "$dir" 127.0.0.1
+  local spec bits ip d
+  for spec in 2048:127.0.0.2 1024:127.0.0.3; do
+    bits=${spec%%:*}; ip=${spec#*:}; d="$dir-rsa$bits"
+    # LDAP only: the other services of the main DC keep their ports.
+    provision "rsa$bits" "$d" --option="interfaces=$ip/8" --option="server services=ldap" \
+      --option="pid directory=$d/run" --option="winbindd socket directory=$d/run/winbindd" \
+      --option="tls certfile=$tls_dir/dc$bits.pem" --option="tls keyfile=$tls_dir/dc$bits.key" \
+      --option="tls cafile=$tls_dir/ca.pem"
+    start "$d" "$ip"
+  done
 }
 
 print_env() {
@@ -80,15 +128,18 @@ DIRSYNC_AD_HOST=127.0.0.1
 DIRSYNC_AD_BASE_DN=$base_dn
 DIRSYNC_AD_ADMIN_DN=$admin_dn
 DIRSYNC_AD_ADMIN_PASSWORD=$admin_pass
+DIRSYNC_AD_STRICT_HOST=127.0.0.2
+DIRSYNC_AD_WEAK_KEY_HOST=127.0.0.3
+DIRSYNC_AD_CA_FILE=$tls_dir/ca.pem
 ENV
 }
 
 # seed OU TAG: the fixture directory under OU=<OU>,<base>; TAG (≤ 8 letters
 # or digits) keeps sAMAccountNames unique across seeded OUs.
 seed() {
-  local ou=$1 tag=$2
+  local ou=$1 tag=$2 host=${3:-127.0.0.1}
   sed -e "s/@BASE@/OU=$ou,$base_dn/g" -e "s/@TAG@/$tag/g" "$here/fixture.ldif" \
-    | LDAPTLS_REQCERT=never ldapadd -H ldaps://127.0.0.1:636 -D "$admin_dn" -w "$admin_pass" >/dev/null
+    | LDAPTLS_REQCERT=never ldapadd -H "ldaps://$host:636" -D "$admin_dn" -w "$admin_pass" >/dev/null
 }
 
 # exists OU: whether OU=<OU> has been seeded.
@@ -98,10 +149,10 @@ exists() {
 }
 
 case "${1:-up}" in
-  up) install_packages; provision; start ;;
-  seed) [ $# -eq 3 ] || die "usage: $0 seed OU TAG"; seed "$2" "$3" ;;
+  up) up ;;
+  seed) [ $# -ge 3 ] || die "usage: $0 seed OU TAG [HOST]"; seed "$2" "$3" "${4:-}" ;;
   exists) [ $# -eq 2 ] || die "usage: $0 exists OU"; exists "$2" ;;
   env) print_env ;;
-  down) pkill -f "samba -s $dir/etc/smb.conf" || true ;;
+  down) pkill -f "samba -s $dir" || true ;;
   *) die "unknown command ${1}; use up, seed, env or down" ;;
 esac

@@ -25,6 +25,7 @@ async fn malformed_requests_name_the_field() {
         base: "OU=unused,DC=corp,DC=example,DC=test".into(),
         root_dn: "OU=Sync,OU=unused,DC=corp,DC=example,DC=test".into(),
         bind_dn: "CN=Sync Reader,OU=unused,DC=corp,DC=example,DC=test".into(),
+        host: "127.0.0.1".into(),
     };
     let base = || pb::IntegrationSettings {
         host: "dc1.corp.example.test".into(),
@@ -140,6 +141,7 @@ async fn integration_crud_keeps_the_password_write_only() {
         base: "OU=unused,DC=corp,DC=example,DC=test".into(),
         root_dn: "OU=Sync,OU=unused,DC=corp,DC=example,DC=test".into(),
         bind_dn: "CN=Sync Reader,OU=unused,DC=corp,DC=example,DC=test".into(),
+        host: "127.0.0.1".into(),
     };
     let stack = Embedded::start().await;
     let mut client = stack.client("acme").await;

@@ -178,3 +178,54 @@ async fn global_catalog_run_keeps_member_edges() {
     assert_eq!(snapshot(&mut client).await.0, expected);
     stack.stop().await;
 }
+
+/// Strict and Relaxed against the three certificates the test DCs serve.
+#[tokio::test]
+async fn encryption_modes_against_each_certificate() {
+    let ca = std::path::PathBuf::from(dirsync_tests::env("DIRSYNC_TEST_AD_CA_FILE"));
+    let stack = Embedded::start_with(|cfg| cfg.ca_bundle = Some(ca)).await;
+    let mut client = stack.client("acme").await;
+    let strict = |fx: &Fixture, name: &str| pb::IntegrationSettings {
+        encryption_mode: pb::EncryptionMode::Strict as i32,
+        ..fx.settings(name)
+    };
+
+    // A test CA's RSA 2048 certificate naming the host: Strict passes.
+    let good = Fixture::seed_on(&dirsync_tests::env("DIRSYNC_TEST_AD_STRICT_HOST"));
+    let i = create_integration(&mut client, strict(&good, "Strict 2048"), FIXTURE_PASSWORD).await;
+    let run = sync(&mut client, &i.id).await;
+    assert_eq!(run.state, RunState::Succeeded as i32, "{}", run.error);
+    assert_eq!(snapshot(&mut client).await.0, expected_fixture());
+
+    // The same CA, an RSA 1024 key: Strict refuses it, Relaxed accepts it.
+    let weak = Fixture::seed_on(&dirsync_tests::env("DIRSYNC_TEST_AD_WEAK_KEY_HOST"));
+    let mut other = stack.client("globex").await;
+    let i = create_integration(&mut other, strict(&weak, "Strict 1024"), FIXTURE_PASSWORD).await;
+    failed_with(
+        &sync(&mut other, &i.id).await,
+        &["key length greater than 1024 bits"],
+    );
+    let i = create_integration(&mut other, weak.settings("Relaxed 1024"), FIXTURE_PASSWORD).await;
+    let run = sync(&mut other, &i.id).await;
+    assert_eq!(run.state, RunState::Succeeded as i32, "{}", run.error);
+    assert_eq!(snapshot(&mut other).await.0, expected_fixture());
+
+    // Relaxed accepts the CA-issued 2048 certificate too.
+    let mut third = stack.client("initech").await;
+    let i = create_integration(&mut third, good.settings("Relaxed 2048"), FIXTURE_PASSWORD).await;
+    assert_eq!(
+        sync(&mut third, &i.id).await.state,
+        RunState::Succeeded as i32
+    );
+    stack.stop().await;
+
+    // Without the test CA in the bundle, Strict does not trust it.
+    let stack = Embedded::start().await;
+    let mut client = stack.client("acme").await;
+    let i = create_integration(&mut client, strict(&good, "Untrusted"), FIXTURE_PASSWORD).await;
+    failed_with(
+        &sync(&mut client, &i.id).await,
+        &["not issued by a trusted CA"],
+    );
+    stack.stop().await;
+}

@@ -4,7 +4,8 @@
 //!
 //! `tests/run.sh` provisions the DC once per run and exports:
 //! `DIRSYNC_TEST_AD_HOST`, `DIRSYNC_TEST_AD_BASE_DN`, `DIRSYNC_TEST_AD_ADMIN_DN`,
-//! `DIRSYNC_TEST_AD_ADMIN_PASSWORD`, `DIRSYNC_TEST_POSTGRES_URL`,
+//! `DIRSYNC_TEST_AD_ADMIN_PASSWORD`, `DIRSYNC_TEST_AD_STRICT_HOST`,
+//! `DIRSYNC_TEST_AD_WEAK_KEY_HOST`, `DIRSYNC_TEST_AD_CA_FILE`, `DIRSYNC_TEST_POSTGRES_URL`,
 //! `DIRSYNC_TEST_NATS_URL`. Each test gets its own OU, database and NATS
 //! subject prefix.
 
@@ -59,15 +60,22 @@ pub struct Fixture {
     pub base: String,
     pub root_dn: String,
     pub bind_dn: String,
+    /// The DC it lives on.
+    pub host: String,
 }
 
 impl Fixture {
+    /// Seeds the main DC (Samba's self-signed certificate).
     pub fn seed() -> Self {
-        env("DIRSYNC_TEST_AD_HOST"); // fails loudly when the DC was not provisioned
+        Self::seed_on(&env("DIRSYNC_TEST_AD_HOST"))
+    }
+
+    /// Seeds the DC at `host`.
+    pub fn seed_on(host: &str) -> Self {
         let ou = format!("t{}", tag());
         let status = Command::new("bash")
             .arg(repo_root().join("deploy/local/samba-dc.sh"))
-            .args(["seed", &ou, &ou[1..]])
+            .args(["seed", &ou, &ou[1..], host])
             .status()
             .expect("running samba-dc.sh seed");
         assert!(
@@ -80,6 +88,7 @@ impl Fixture {
             bind_dn: format!("CN=Sync Reader,{base}"),
             ou,
             base,
+            host: host.to_owned(),
         }
     }
 
@@ -89,7 +98,7 @@ impl Fixture {
             name: name.to_owned(),
             description: "test fixture".to_owned(),
             r#type: api::DirectoryType::ActiveDirectory as i32,
-            host: env("DIRSYNC_TEST_AD_HOST"),
+            host: self.host.clone(),
             encrypt: Some(true),
             encryption_mode: api::EncryptionMode::Relaxed as i32,
             port: 636,
@@ -104,7 +113,7 @@ impl Fixture {
 
     /// An administrator's LDAP connection, to change the directory.
     pub async fn admin(&self) -> ldap3::Ldap {
-        let host = env("DIRSYNC_TEST_AD_HOST");
+        let host = self.host.clone();
         let name = ServerName::try_from(host.clone()).unwrap();
         let config = dirsync_ldap::tls::client_config(EncryptionMode::Relaxed, &[], name).unwrap();
         let settings = ldap3::LdapConnSettings::new().set_config(config);
@@ -177,8 +186,13 @@ pub struct Embedded {
 
 impl Embedded {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with the configuration changed by `f`.
+    pub async fn start_with(f: impl FnOnce(&mut ServeConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = ServeConfig {
+        let mut cfg = ServeConfig {
             roles: serve::parse_roles("all").unwrap(),
             listen: "127.0.0.1:0".to_owned(),
             database_url: format!("sqlite://{}", dir.path().join("dirsync.db").display()),
@@ -186,7 +200,9 @@ impl Embedded {
             subject_prefix: "dirsync".to_owned(),
             master_key_file: master_key_file(dir.path()),
             partition: None,
+            ca_bundle: None,
         };
+        f(&mut cfg);
         let deps = Deps::open(&cfg).await.unwrap();
         let listener = TcpListener::bind(&cfg.listen).await.unwrap();
         let gateway = format!("http://{}", listener.local_addr().unwrap());

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prost::Message;
+use rustls::pki_types::CertificateDer;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -32,6 +33,8 @@ pub struct Collector {
     /// `None`: every partition.
     pub partition: Option<String>,
     pub timeouts: Timeouts,
+    /// CA certificates trusted in Strict mode besides the system's.
+    pub extra_roots: Vec<CertificateDer<'static>>,
 }
 
 /// Why a job's collection failed, as the run will show it.
@@ -151,7 +154,7 @@ impl Collector {
                 encryption,
                 bind_dn: c.user_dn.clone(),
                 password,
-                extra_roots: Vec::new(),
+                extra_roots: self.extra_roots.clone(),
                 timeouts: self.timeouts,
             },
             root_dn,

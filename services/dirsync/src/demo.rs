@@ -57,6 +57,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         subject_prefix: "dirsync".to_owned(),
         master_key_file: key_file,
         partition: None,
+        ca_bundle: None,
     };
     let deps = Deps::open(&cfg).await?;
     let listener = TcpListener::bind(&cfg.listen).await?;

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use rustls::pki_types::CertificateDer;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -89,11 +90,16 @@ pub struct ServeConfig {
     /// Collector: the partition (domain) to serve; absent: all.
     #[arg(long, env = "DIRSYNC_COLLECTOR_PARTITION")]
     pub partition: Option<String>,
+    /// Collector: PEM file of CA certificates trusted in Strict mode in
+    /// addition to the system's roots.
+    #[arg(long, env = "DIRSYNC_CA_BUNDLE")]
+    pub ca_bundle: Option<PathBuf>,
 }
 
 /// Connections shared by the roles of one process.
 pub struct Deps {
     pub store: Option<Store>,
+    pub extra_roots: Vec<CertificateDer<'static>>,
     pub bus: Bus,
     pub master_key: Arc<MasterKey>,
     pub clock: Arc<dyn Clock>,
@@ -123,8 +129,13 @@ impl Deps {
         } else {
             None
         };
+        let extra_roots = match &cfg.ca_bundle {
+            Some(path) => dirsync_ldap::tls::load_ca_bundle(path).map_err(anyhow::Error::msg)?,
+            None => Vec::new(),
+        };
         Ok(Self {
             store,
+            extra_roots,
             bus,
             master_key,
             clock: Arc::new(SystemClock),
@@ -171,6 +182,7 @@ pub async fn run(
                     master_key: deps.master_key.clone(),
                     partition: partition.clone(),
                     timeouts: Timeouts::default(),
+                    extra_roots: deps.extra_roots.clone(),
                 };
                 tasks.spawn(async move { ("collector", c.run(stop).await) });
             }

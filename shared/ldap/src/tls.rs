@@ -57,11 +57,39 @@ pub fn client_config(
     ))
 }
 
+/// Reads a PEM bundle of CA certificates (for Strict mode).
+pub fn load_ca_bundle(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read the CA bundle {}: {e}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("the CA bundle {} is not valid PEM: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "the CA bundle {} holds no certificates",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
 /// Key length in bits of a DER certificate's public key.
 pub fn key_bits(der: &[u8]) -> Option<usize> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let key = cert.public_key().parsed().ok()?;
     Some(key.key_size())
+}
+
+/// Offers SHA-256 signature schemes first: a DC with an RSA 1024 key
+/// cannot make an RSA-PSS-SHA512 signature (the key is too short for it),
+/// and some servers abort instead of choosing another scheme.
+fn sha256_first(mut schemes: Vec<SignatureScheme>) -> Vec<SignatureScheme> {
+    schemes.sort_by_key(|s| match s {
+        SignatureScheme::RSA_PSS_SHA256 | SignatureScheme::RSA_PKCS1_SHA256 => 0,
+        SignatureScheme::ECDSA_NISTP256_SHA256 | SignatureScheme::ED25519 => 1,
+        _ => 2,
+    });
+    schemes
 }
 
 #[derive(Debug)]
@@ -91,6 +119,7 @@ impl ServerCertVerifier for RelaxedVerifier {
             dss,
             &self.0.signature_verification_algorithms,
         )
+        .or_else(|e| short_rsa::verify(message, cert, dss).ok_or(e))
     }
 
     fn verify_tls13_signature(
@@ -105,10 +134,11 @@ impl ServerCertVerifier for RelaxedVerifier {
             dss,
             &self.0.signature_verification_algorithms,
         )
+        .or_else(|e| short_rsa::verify(message, cert, dss).ok_or(e))
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        sha256_first(self.0.signature_verification_algorithms.supported_schemes())
     }
 }
 
@@ -164,6 +194,75 @@ impl ServerCertVerifier for StrictVerifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
+        sha256_first(self.webpki.supported_verify_schemes())
+    }
+}
+
+/// Handshake signatures of RSA keys shorter than 2048 bits, which ring
+/// refuses to verify. Relaxed mode accepts such keys but still checks that
+/// the server holds the private key of the certificate it presented.
+mod short_rsa {
+    use rsa::signature::Verifier;
+    use rsa::{BigUint, RsaPublicKey};
+    use rustls::client::danger::HandshakeSignatureValid;
+    use rustls::pki_types::CertificateDer;
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+    use sha2::{Sha256, Sha384, Sha512};
+    use x509_parser::public_key::PublicKey;
+
+    /// `Some` when `dss` is a valid signature of `message` by the short RSA
+    /// key of `cert`; `None` otherwise (the caller's error stands).
+    pub fn verify(
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Option<HandshakeSignatureValid> {
+        let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
+        let PublicKey::RSA(key) = parsed.public_key().parsed().ok()? else {
+            return None;
+        };
+        let key = RsaPublicKey::new(
+            BigUint::from_bytes_be(key.modulus),
+            BigUint::from_bytes_be(key.exponent),
+        )
+        .ok()?;
+        if rsa::traits::PublicKeyParts::size(&key) * 8 >= 2048 {
+            return None; // ring's verdict stands for full-size keys
+        }
+        let sig = dss.signature();
+        let ok = match dss.scheme {
+            SignatureScheme::RSA_PSS_SHA256 => pss::<Sha256>(key, message, sig),
+            SignatureScheme::RSA_PSS_SHA384 => pss::<Sha384>(key, message, sig),
+            SignatureScheme::RSA_PSS_SHA512 => pss::<Sha512>(key, message, sig),
+            SignatureScheme::RSA_PKCS1_SHA256 => pkcs1::<Sha256>(key, message, sig),
+            SignatureScheme::RSA_PKCS1_SHA384 => pkcs1::<Sha384>(key, message, sig),
+            SignatureScheme::RSA_PKCS1_SHA512 => pkcs1::<Sha512>(key, message, sig),
+            _ => false,
+        };
+        ok.then(HandshakeSignatureValid::assertion)
+    }
+
+    fn pss<D>(key: RsaPublicKey, message: &[u8], sig: &[u8]) -> bool
+    where
+        D: sha2::Digest + sha2::digest::FixedOutputReset,
+    {
+        let Ok(sig) = rsa::pss::Signature::try_from(sig) else {
+            return false;
+        };
+        rsa::pss::VerifyingKey::<D>::new(key)
+            .verify(message, &sig)
+            .is_ok()
+    }
+
+    fn pkcs1<D>(key: RsaPublicKey, message: &[u8], sig: &[u8]) -> bool
+    where
+        D: sha2::Digest + rsa::pkcs8::AssociatedOid,
+    {
+        let Ok(sig) = rsa::pkcs1v15::Signature::try_from(sig) else {
+            return false;
+        };
+        rsa::pkcs1v15::VerifyingKey::<D>::new(key)
+            .verify(message, &sig)
+            .is_ok()
     }
 }
