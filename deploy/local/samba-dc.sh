@@ -105,6 +105,30 @@ start() {
   die "samba did not answer on ldaps://$host:636 within 30 s"
 }
 
+# exists OU: whether OU=<OU> has been seeded.
+exists() {
+  LDAPTLS_REQCERT=never ldapsearch -LLL -o nettimeout=3 -H ldaps://127.0.0.1:636 \
+    -D "$admin_dn" -w "$admin_pass" -b "OU=$1,$base_dn" -s base dn >/dev/null 2>&1
+}
+
+# A group of 3000 contacts under OU=bulk3000, once per DC: more members than
+# one range of values.
+seed_bulk() {
+  exists bulk3000 && return 0
+  log "loading OU=bulk3000 (3000 contacts, one group of them)"
+  local ou="OU=bulk3000,$base_dn" i
+  {
+    printf 'dn: %s\nobjectClass: organizationalUnit\n\n' "$ou"
+    for i in $(seq -w 0 2999); do
+      printf 'dn: CN=Member %s,%s\nobjectClass: contact\ndisplayName: Member %s\nmail: member%s@bulk.example.com\n\n' \
+        "$i" "$ou" "$i" "$i"
+    done
+    printf 'dn: CN=Big Group,%s\nobjectClass: group\nsAMAccountName: bulk3000group\ndisplayName: Big Group\n' "$ou"
+    for i in $(seq -w 0 2999); do printf 'member: CN=Member %s,%s\n' "$i" "$ou"; done
+  } | LDAPTLS_REQCERT=never ldapadd -H ldaps://127.0.0.1:636 -D "$admin_dn" -w "$admin_pass" >/dev/null \
+    || die "loading OU=bulk3000 failed"
+}
+
 up() {
   install_packages
   make_certs
@@ -120,6 +144,7 @@ up() {
       --option="tls cafile=$tls_dir/ca.pem"
     start "$d" "$ip"
   done
+  seed_bulk
 }
 
 print_env() {
@@ -140,12 +165,6 @@ seed() {
   local ou=$1 tag=$2 host=${3:-127.0.0.1}
   sed -e "s/@BASE@/OU=$ou,$base_dn/g" -e "s/@TAG@/$tag/g" "$here/fixture.ldif" \
     | LDAPTLS_REQCERT=never ldapadd -H "ldaps://$host:636" -D "$admin_dn" -w "$admin_pass" >/dev/null
-}
-
-# exists OU: whether OU=<OU> has been seeded.
-exists() {
-  LDAPTLS_REQCERT=never ldapsearch -LLL -o nettimeout=3 -H ldaps://127.0.0.1:636 \
-    -D "$admin_dn" -w "$admin_pass" -b "OU=$1,$base_dn" -s base dn >/dev/null 2>&1
 }
 
 case "${1:-up}" in

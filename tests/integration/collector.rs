@@ -229,3 +229,35 @@ async fn encryption_modes_against_each_certificate() {
     );
     stack.stop().await;
 }
+
+/// A group of 3000 members (OU=bulk3000, loaded once per DC by
+/// samba-dc.sh) is read complete through ranges of 1000 values.
+#[tokio::test]
+async fn large_group_is_read_in_ranges_and_complete() {
+    let fx = Fixture::seed(); // for the bind account
+    let stack = Embedded::start().await;
+    let mut client = stack.client("acme").await;
+    let settings = pb::IntegrationSettings {
+        root_dn: format!(
+            "OU=bulk3000,{}",
+            dirsync_tests::env("DIRSYNC_TEST_AD_BASE_DN")
+        ),
+        ..fx.settings("Bulk")
+    };
+    let i = create_integration(&mut client, settings, FIXTURE_PASSWORD).await;
+    let run = sync(&mut client, &i.id).await;
+    assert_eq!(run.state, RunState::Succeeded as i32, "{}", run.error);
+    assert_eq!(run.counts.unwrap_or_default().added, 3001);
+    let groups = client
+        .directory
+        .list_groups(pb::ListObjectsRequest {
+            account_id: "acme".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .objects;
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].member_ids.len(), 3000);
+    stack.stop().await;
+}

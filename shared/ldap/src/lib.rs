@@ -317,6 +317,19 @@ impl Session {
         let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(PagedResults::new(page_size))];
         let op_timeout = self.timeouts.operation;
         let mut ranged = self.ldap.clone();
+        // Ask for members in ranges from the start: Windows AD caps a plain
+        // `member` at 1500 values; Samba honours explicit ranges.
+        let first_range = format!("member;range=0-{}", MEMBER_RANGE - 1);
+        let attrs: Vec<String> = ATTRIBUTES
+            .iter()
+            .map(|a| {
+                if *a == "member" {
+                    first_range.clone()
+                } else {
+                    (*a).to_owned()
+                }
+            })
+            .collect();
         let mut stream = self
             .ldap
             .with_timeout(op_timeout)
@@ -325,7 +338,7 @@ impl Session {
                 root_dn.as_str(),
                 Scope::Subtree,
                 object_filter(include_contacts),
-                ATTRIBUTES.to_vec(),
+                attrs,
             )
             .await
             .map_err(|e| op_error(e, op_timeout))?;
