@@ -186,3 +186,83 @@ async fn distributed_wrong_password_fails_the_run() {
     let mut client = stack.client("acme").await;
     wrong_password_fails_and_keeps_the_store(&mut client, &fx).await;
 }
+
+/// Two collectors share one partition: ten queued jobs each run once, and
+/// when one collector is killed the other finishes every job correctly.
+#[tokio::test]
+async fn collectors_share_jobs_and_survive_a_kill() {
+    let fx = Fixture::seed();
+    let mut stack = Distributed::start_with(2, 3).await;
+    let accounts: Vec<String> = (0..10).map(|n| format!("tenant-{n}")).collect();
+    let mut runs = Vec::new();
+    for account in &accounts {
+        let mut client = stack.client(account).await;
+        let i = create_integration(&mut client, fx.settings("Fixture AD"), FIXTURE_PASSWORD).await;
+        let run = client
+            .sync
+            .sync_now(pb::SyncNowRequest {
+                account_id: account.clone(),
+                integration: i.id,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        runs.push((account.clone(), run.id));
+    }
+
+    // Kill collector-0 in the middle of a collection.
+    let started = std::time::Instant::now();
+    let victim = loop {
+        let log = stack.log("collector-0");
+        if let Some(line) = log.lines().find(|l| l.contains("bound; collecting")) {
+            let run = line
+                .split("run=")
+                .nth(1)
+                .and_then(|r| r.split([' ', '}']).next());
+            break run.unwrap().to_owned();
+        }
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "collector-0 never started a job"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    };
+    stack.kill("collector-0");
+    let finished_before_kill = stack
+        .log("collector-0")
+        .lines()
+        .any(|l| l.contains(&victim) && l.contains("collection complete"));
+
+    let mut collected_by = std::collections::BTreeMap::new();
+    for (account, run_id) in &runs {
+        let mut client = stack.client(account).await;
+        let run = tokio::time::timeout(std::time::Duration::from_secs(90), client.wait(run_id))
+            .await
+            .expect("a run did not settle after a collector was killed")
+            .unwrap();
+        assert_succeeded(&run);
+        assert_eq!(counts(&run), (10, 8, 0, 0, 0), "run {run_id}");
+        let (snap, _) = snapshot(&mut client).await;
+        assert_eq!(snap, expected_fixture(), "{account}");
+        *collected_by.entry(run.attempt).or_insert(0) += 1;
+    }
+    // The job killed mid-collection was redelivered: its result comes from
+    // a later attempt, and the dead attempt's batches did not mix in.
+    let account = &runs.iter().find(|(_, r)| *r == victim).unwrap().0;
+    let mut client = stack.client(account).await;
+    let run = client
+        .sync
+        .get_run(pb::GetRunRequest {
+            account_id: account.clone(),
+            run_id: victim.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        finished_before_kill || run.attempt >= 2,
+        "run {victim} was interrupted but settled on attempt {} ({collected_by:?})",
+        run.attempt
+    );
+    assert!(stack.log("collector-1").contains("collection complete"));
+}

@@ -201,6 +201,7 @@ impl Embedded {
             master_key_file: master_key_file(dir.path()),
             partition: None,
             ca_bundle: None,
+            ack_wait_seconds: 60,
         };
         f(&mut cfg);
         let deps = Deps::open(&cfg).await.unwrap();
@@ -279,6 +280,12 @@ pub fn dirsync_binary() -> PathBuf {
 
 impl Distributed {
     pub async fn start() -> Self {
+        Self::start_with(1, 60).await
+    }
+
+    /// `collectors` collector processes; deliveries not settled within
+    /// `ack_wait_seconds` are delivered again.
+    pub async fn start_with(collectors: usize, ack_wait_seconds: u64) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let key = master_key_file(dir.path());
         let database = postgres_database().await;
@@ -289,11 +296,15 @@ impl Distributed {
             l.local_addr().unwrap().port()
         };
         let listen = format!("127.0.0.1:{port}");
+        let mut roles = vec![("gateway".to_owned(), "gateway")];
+        roles.push(("scheduler".to_owned(), "scheduler"));
+        roles.extend((0..collectors).map(|n| (format!("collector-{n}"), "collector")));
+        roles.push(("reconciler".to_owned(), "reconciler"));
         let mut children = Vec::new();
-        // The gateway and reconciler migrate the store; start the gateway
-        // first so that the others find the schema in place.
-        for role in ["gateway", "scheduler", "collector", "reconciler"] {
-            let log = std::fs::File::create(dir.path().join(format!("{role}.log"))).unwrap();
+        // The gateway migrates the store first, so that the others find
+        // the schema in place.
+        for (name, role) in roles {
+            let log = std::fs::File::create(dir.path().join(format!("{name}.log"))).unwrap();
             let child = Command::new(dirsync_binary())
                 .arg("serve")
                 .env("DIRSYNC_ROLES", role)
@@ -302,13 +313,14 @@ impl Distributed {
                 .env("DIRSYNC_NATS_URL", &nats)
                 .env("DIRSYNC_SUBJECT_PREFIX", &prefix)
                 .env("DIRSYNC_MASTER_KEY_FILE", &key)
+                .env("DIRSYNC_ACK_WAIT_SECONDS", ack_wait_seconds.to_string())
                 .env("DIRSYNC_LOG", "info")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
                 .unwrap();
-            children.push((role.to_owned(), child));
+            children.push((name, child));
             if role == "gateway" {
                 let _ = client(&format!("http://{listen}"), "probe").await;
             }
@@ -318,6 +330,22 @@ impl Distributed {
             dir,
             children,
         }
+    }
+
+    /// SIGKILLs the process of a role (e.g. `collector-0`).
+    pub fn kill(&mut self, name: &str) {
+        let (_, child) = self
+            .children
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no process {name}"));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// The log of one process.
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
     }
 
     pub async fn client(&self, account: &str) -> Client {

@@ -24,8 +24,6 @@ use dirsync_proto::bus::{self, collector_event::Event};
 pub const BATCH_ENTRIES: usize = 500;
 /// LDAP page size (RFC 2696); AD's MaxPageSize is 1000.
 pub const PAGE_SIZE: i32 = 500;
-/// How often a long collection tells the bus it is still working.
-const PROGRESS_EVERY: Duration = Duration::from_secs(15);
 
 pub struct Collector {
     pub bus: Bus,
@@ -188,6 +186,9 @@ impl Collector {
             let mut entries = 0u64;
             let mut batch = Vec::with_capacity(BATCH_ENTRIES);
             let mut last_progress = Instant::now();
+            // A long collection tells the bus it is still working, well
+            // within the ack deadline.
+            let progress_every = self.bus.ack_wait() / 3;
             loop {
                 let next = rx.recv().await;
                 let done = next.is_none();
@@ -203,7 +204,7 @@ impl Collector {
                     self.publish(job, attempt, &format!("b{sequence}"), Event::Batch(b))
                         .await?;
                     sequence += 1;
-                    if last_progress.elapsed() > PROGRESS_EVERY {
+                    if last_progress.elapsed() > progress_every {
                         delivery.in_progress().await?;
                         last_progress = Instant::now();
                     }

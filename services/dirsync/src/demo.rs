@@ -58,6 +58,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         master_key_file: key_file,
         partition: None,
         ca_bundle: None,
+        ack_wait_seconds: 60,
     };
     let deps = Deps::open(&cfg).await?;
     let listener = TcpListener::bind(&cfg.listen).await?;

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use rustls::pki_types::CertificateDer;
@@ -87,6 +88,10 @@ pub struct ServeConfig {
     /// bind passwords.
     #[arg(long, env = "DIRSYNC_MASTER_KEY_FILE")]
     pub master_key_file: PathBuf,
+    /// Seconds a delivered message may stay unsettled before the bus
+    /// delivers it again (a collector that died mid-run).
+    #[arg(long, env = "DIRSYNC_ACK_WAIT_SECONDS", default_value_t = 60)]
+    pub ack_wait_seconds: u64,
     /// Collector: the partition (domain) to serve; absent: all.
     #[arg(long, env = "DIRSYNC_COLLECTOR_PARTITION")]
     pub partition: Option<String>,
@@ -110,7 +115,14 @@ impl Deps {
         let master_key =
             Arc::new(MasterKey::from_file(&cfg.master_key_file).context("loading the master key")?);
         let bus = match &cfg.nats_url {
-            Some(url) => Bus::nats(url, &cfg.subject_prefix).await?,
+            Some(url) => {
+                Bus::nats(
+                    url,
+                    &cfg.subject_prefix,
+                    Duration::from_secs(cfg.ack_wait_seconds.max(1)),
+                )
+                .await?
+            }
             None if cfg.roles.len() == 4 => Bus::in_process(),
             None => {
                 bail!("--nats-url is required unless every role runs in this process (--roles all)")

@@ -29,6 +29,9 @@ pub enum BusError {
     Closed,
 }
 
+/// Default of [`Bus::ack_wait`].
+pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(60);
+
 /// How many times a message is delivered before the bus gives up on it.
 pub const MAX_DELIVER: i64 = 5;
 
@@ -39,10 +42,11 @@ pub enum Bus {
 }
 
 impl Bus {
-    /// JetStream at `url`, with every stream created when missing.
-    pub async fn nats(url: &str, prefix: &str) -> Result<Self, BusError> {
+    /// JetStream at `url`, with every stream created when missing. A
+    /// delivery not settled within `ack_wait` is delivered again.
+    pub async fn nats(url: &str, prefix: &str, ack_wait: Duration) -> Result<Self, BusError> {
         Ok(Self::Nats(Box::new(
-            NatsBus::connect(url, Names::new(prefix)).await?,
+            NatsBus::connect(url, Names::new(prefix), ack_wait).await?,
         )))
     }
 
@@ -71,6 +75,15 @@ impl Bus {
         match self {
             Self::Nats(b) => Ok(Subscription::Nats(Box::new(b.subscribe(topic).await?))),
             Self::Memory(b) => Ok(Subscription::Memory(b.subscribe(topic))),
+        }
+    }
+
+    /// How long a delivery may stay unsettled before it is delivered again;
+    /// long work reports progress well within it.
+    pub fn ack_wait(&self) -> Duration {
+        match self {
+            Self::Nats(b) => b.ack_wait(),
+            Self::Memory(_) => DEFAULT_ACK_WAIT,
         }
     }
 

@@ -9,8 +9,6 @@ use futures::StreamExt;
 use crate::names::{Names, Topic};
 use crate::{Acker, BusError, Delivery, MAX_DELIVER};
 
-/// How long a delivered message may go unacknowledged before redelivery.
-const ACK_WAIT: Duration = Duration::from_secs(60);
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 #[derive(Clone)]
@@ -18,6 +16,7 @@ pub struct NatsBus {
     client: async_nats::Client,
     js: jetstream::Context,
     names: Names,
+    ack_wait: Duration,
 }
 
 impl std::fmt::Debug for NatsBus {
@@ -33,7 +32,7 @@ fn js_err(operation: &'static str) -> impl Fn(String) -> BusError {
 }
 
 impl NatsBus {
-    pub async fn connect(url: &str, names: Names) -> Result<Self, BusError> {
+    pub async fn connect(url: &str, names: Names, ack_wait: Duration) -> Result<Self, BusError> {
         let client = async_nats::ConnectOptions::new()
             .name("dirsync")
             .event_callback(|event| async move {
@@ -51,7 +50,12 @@ impl NatsBus {
                 message: e.to_string(),
             })?;
         let js = jetstream::new(client.clone());
-        let bus = Self { client, js, names };
+        let bus = Self {
+            client,
+            js,
+            names,
+            ack_wait,
+        };
         for topic in [
             Topic::Requests,
             Topic::Jobs { partition: None },
@@ -111,24 +115,51 @@ impl NatsBus {
                     durable_name: Some(name.clone()),
                     filter_subject: self.names.subject(topic),
                     ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: ACK_WAIT,
+                    ack_wait: self.ack_wait,
                     max_deliver: MAX_DELIVER,
                     ..Default::default()
                 },
             )
             .await
-            .map_err(|e| js_err("create consumer")(e.to_string()))?;
+            .map_err(|e| {
+                let text = e.to_string();
+                if text.contains("10100") || text.contains("not unique") {
+                    BusError::JetStream {
+                        operation: "create consumer",
+                        message: format!(
+                            "{name} overlaps another consumer of {}: collectors pinned to a partition and collectors for every partition cannot share a deployment; pin every collector, or none ({text})",
+                            self.names.stream(topic)
+                        ),
+                    }
+                } else {
+                    js_err("create consumer")(text)
+                }
+            })?;
         let messages = consumer
             .stream()
-            .max_messages_per_batch(16)
+            .max_messages_per_batch(prefetch(topic))
             .messages()
             .await
             .map_err(|e| js_err("pull")(e.to_string()))?;
         Ok(NatsSubscription { messages })
     }
 
+    pub fn ack_wait(&self) -> Duration {
+        self.ack_wait
+    }
+
     pub async fn healthy(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
+    }
+}
+
+/// Messages fetched ahead per pull. A job is long work: fetching more than
+/// one would park jobs in one collector's buffer (their ack deadline
+/// running) while another collector idles.
+fn prefetch(topic: &Topic) -> usize {
+    match topic {
+        Topic::Jobs { .. } => 1,
+        Topic::Requests | Topic::Events => 64,
     }
 }
 

@@ -1,6 +1,8 @@
 //! Logging set-up: `RUST_LOG`-style filtering (env `DIRSYNC_LOG`, default
 //! `info`), text or JSON lines on standard error.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. CLI commands log warnings only, unless
@@ -10,6 +12,7 @@ pub fn init(format: &str, service: bool) {
     let filter = EnvFilter::try_from_env("DIRSYNC_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let result = if format == "json" {
         builder.json().try_init()
