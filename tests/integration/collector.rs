@@ -261,3 +261,38 @@ async fn large_group_is_read_in_ranges_and_complete() {
     assert_eq!(groups[0].member_ids.len(), 3000);
     stack.stop().await;
 }
+
+/// A domain controller that accepts the connection and then says nothing
+/// fails the run with a timeout instead of hanging it.
+#[tokio::test]
+async fn a_hung_domain_controller_fails_the_run_in_time() {
+    let fx = Fixture::seed();
+    // Accepts connections and never answers.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = hung.local_addr().unwrap().port();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hung.accept().await {
+            held.push(socket);
+        }
+    });
+    let stack = Embedded::start_with(|cfg| {
+        cfg.ldap_connect_timeout_seconds = 2;
+        cfg.ldap_operation_timeout_seconds = 2;
+    })
+    .await;
+    let mut client = stack.client("acme").await;
+    let settings = pb::IntegrationSettings {
+        port: u32::from(port),
+        ..fx.settings("Hung")
+    };
+    let i = create_integration(&mut client, settings, FIXTURE_PASSWORD).await;
+    let started = std::time::Instant::now();
+    failed_with(
+        &sync(&mut client, &i.id).await,
+        &["did not answer within 2s"],
+    );
+    assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
+    holder.abort();
+    stack.stop().await;
+}

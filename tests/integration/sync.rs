@@ -192,7 +192,7 @@ async fn distributed_wrong_password_fails_the_run() {
 #[tokio::test]
 async fn collectors_share_jobs_and_survive_a_kill() {
     let fx = Fixture::seed();
-    let mut stack = Distributed::start_with(2, 3).await;
+    let mut stack = Distributed::start_with(&[None, None], 3).await;
     let accounts: Vec<String> = (0..10).map(|n| format!("tenant-{n}")).collect();
     let mut runs = Vec::new();
     for account in &accounts {
@@ -265,4 +265,59 @@ async fn collectors_share_jobs_and_survive_a_kill() {
         run.attempt
     );
     assert!(stack.log("collector-1").contains("collection complete"));
+}
+
+/// Jobs go to the collectors of their integration's partition.
+#[tokio::test]
+async fn jobs_are_routed_to_their_partition() {
+    let fx = Fixture::seed();
+    let stack = Distributed::start_with(&[Some("east"), Some("west")], 60).await;
+    let mut runs = Vec::new();
+    for (account, partition) in [("a-east", "east"), ("a-west", "west"), ("a-north", "north")] {
+        let mut client = stack.client(account).await;
+        let settings = pb::IntegrationSettings {
+            partition: partition.to_owned(),
+            ..fx.settings("Fixture AD")
+        };
+        let i = create_integration(&mut client, settings, FIXTURE_PASSWORD).await;
+        assert_eq!(i.settings.unwrap().partition, partition);
+        let run = client
+            .sync
+            .sync_now(pb::SyncNowRequest {
+                account_id: account.to_owned(),
+                integration: i.id,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        runs.push((account, run.id));
+    }
+    for (n, (account, run_id)) in runs.iter().take(2).enumerate() {
+        let mut client = stack.client(account).await;
+        let run = client.wait(run_id).await.unwrap();
+        assert_succeeded(&run);
+        let own = stack.log(&format!("collector-{n}"));
+        let other = stack.log(&format!("collector-{}", 1 - n));
+        assert!(
+            own.contains(run_id.as_str()),
+            "{account} not collected by collector-{n}"
+        );
+        assert!(
+            !other.contains(run_id.as_str()),
+            "{account} collected by the other partition"
+        );
+    }
+    // No collector serves "north": its run waits in the queue.
+    let (account, run_id) = &runs[2];
+    let mut client = stack.client(account).await;
+    let run = client
+        .sync
+        .get_run(pb::GetRunRequest {
+            account_id: account.to_string(),
+            run_id: run_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(run.state, RunState::Queued as i32);
 }

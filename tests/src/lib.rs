@@ -202,6 +202,8 @@ impl Embedded {
             partition: None,
             ca_bundle: None,
             ack_wait_seconds: 60,
+            ldap_connect_timeout_seconds: 10,
+            ldap_operation_timeout_seconds: 60,
         };
         f(&mut cfg);
         let deps = Deps::open(&cfg).await.unwrap();
@@ -280,12 +282,13 @@ pub fn dirsync_binary() -> PathBuf {
 
 impl Distributed {
     pub async fn start() -> Self {
-        Self::start_with(1, 60).await
+        Self::start_with(&[None], 60).await
     }
 
-    /// `collectors` collector processes; deliveries not settled within
-    /// `ack_wait_seconds` are delivered again.
-    pub async fn start_with(collectors: usize, ack_wait_seconds: u64) -> Self {
+    /// One collector process per entry of `collectors`, pinned to the
+    /// partition given (`None`: every partition); deliveries not settled
+    /// within `ack_wait_seconds` are delivered again.
+    pub async fn start_with(collectors: &[Option<&str>], ack_wait_seconds: u64) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let key = master_key_file(dir.path());
         let database = postgres_database().await;
@@ -296,16 +299,25 @@ impl Distributed {
             l.local_addr().unwrap().port()
         };
         let listen = format!("127.0.0.1:{port}");
-        let mut roles = vec![("gateway".to_owned(), "gateway")];
-        roles.push(("scheduler".to_owned(), "scheduler"));
-        roles.extend((0..collectors).map(|n| (format!("collector-{n}"), "collector")));
-        roles.push(("reconciler".to_owned(), "reconciler"));
+        let mut roles = vec![("gateway".to_owned(), "gateway", None)];
+        roles.push(("scheduler".to_owned(), "scheduler", None));
+        roles.extend(
+            collectors
+                .iter()
+                .enumerate()
+                .map(|(n, p)| (format!("collector-{n}"), "collector", *p)),
+        );
+        roles.push(("reconciler".to_owned(), "reconciler", None));
         let mut children = Vec::new();
         // The gateway migrates the store first, so that the others find
         // the schema in place.
-        for (name, role) in roles {
+        for (name, role, partition) in roles {
             let log = std::fs::File::create(dir.path().join(format!("{name}.log"))).unwrap();
-            let child = Command::new(dirsync_binary())
+            let mut command = Command::new(dirsync_binary());
+            if let Some(p) = partition {
+                command.env("DIRSYNC_COLLECTOR_PARTITION", p);
+            }
+            let child = command
                 .arg("serve")
                 .env("DIRSYNC_ROLES", role)
                 .env("DIRSYNC_LISTEN", &listen)

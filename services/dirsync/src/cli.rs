@@ -100,6 +100,9 @@ pub struct IntegrationFile {
     #[serde(default)]
     pub delete_users: bool,
     pub enabled: Option<bool>,
+    /// Collectors of this partition take the jobs; empty: the Root DN's domain.
+    #[serde(default)]
+    pub partition: String,
 }
 
 impl IntegrationFile {
@@ -127,6 +130,7 @@ impl IntegrationFile {
             maximum_sync_deletions: self.maximum_sync_deletions,
             delete_users: self.delete_users,
             enabled: self.enabled,
+            partition: self.partition.clone(),
         })
     }
 }

@@ -59,6 +59,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         partition: None,
         ca_bundle: None,
         ack_wait_seconds: 60,
+        ldap_connect_timeout_seconds: 10,
+        ldap_operation_timeout_seconds: 60,
     };
     let deps = Deps::open(&cfg).await?;
     let listener = TcpListener::bind(&cfg.listen).await?;

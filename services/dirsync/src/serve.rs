@@ -92,6 +92,21 @@ pub struct ServeConfig {
     /// delivers it again (a collector that died mid-run).
     #[arg(long, env = "DIRSYNC_ACK_WAIT_SECONDS", default_value_t = 60)]
     pub ack_wait_seconds: u64,
+    /// Collector: seconds to wait for a domain controller to accept a
+    /// connection and complete the TLS handshake.
+    #[arg(
+        long,
+        env = "DIRSYNC_LDAP_CONNECT_TIMEOUT_SECONDS",
+        default_value_t = 10
+    )]
+    pub ldap_connect_timeout_seconds: u64,
+    /// Collector: seconds to wait for a bind or for each page of results.
+    #[arg(
+        long,
+        env = "DIRSYNC_LDAP_OPERATION_TIMEOUT_SECONDS",
+        default_value_t = 60
+    )]
+    pub ldap_operation_timeout_seconds: u64,
     /// Collector: the partition (domain) to serve; absent: all.
     #[arg(long, env = "DIRSYNC_COLLECTOR_PARTITION")]
     pub partition: Option<String>,
@@ -104,6 +119,7 @@ pub struct ServeConfig {
 /// Connections shared by the roles of one process.
 pub struct Deps {
     pub store: Option<Store>,
+    pub ldap_timeouts: Timeouts,
     pub extra_roots: Vec<CertificateDer<'static>>,
     pub bus: Bus,
     pub master_key: Arc<MasterKey>,
@@ -147,6 +163,10 @@ impl Deps {
         };
         Ok(Self {
             store,
+            ldap_timeouts: Timeouts {
+                connect: Duration::from_secs(cfg.ldap_connect_timeout_seconds.max(1)),
+                operation: Duration::from_secs(cfg.ldap_operation_timeout_seconds.max(1)),
+            },
             extra_roots,
             bus,
             master_key,
@@ -193,7 +213,7 @@ pub async fn run(
                     bus: deps.bus.clone(),
                     master_key: deps.master_key.clone(),
                     partition: partition.clone(),
-                    timeouts: Timeouts::default(),
+                    timeouts: deps.ldap_timeouts,
                     extra_roots: deps.extra_roots.clone(),
                 };
                 tasks.spawn(async move { ("collector", c.run(stop).await) });

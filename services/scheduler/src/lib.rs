@@ -88,15 +88,6 @@ impl Scheduler {
     }
 }
 
-/// The partition of an integration: the DNS domain of its Root DN.
-pub fn partition_of(integration: &IntegrationRecord) -> String {
-    integration
-        .settings
-        .root_dn
-        .domain()
-        .unwrap_or_else(|| "default".to_owned())
-}
-
 pub fn job_for(integration: &IntegrationRecord, run_id: &str, trigger: i32) -> bus::SyncJob {
     let s = &integration.settings;
     bus::SyncJob {
@@ -120,6 +111,6 @@ pub fn job_for(integration: &IntegrationRecord, run_id: &str, trigger: i32) -> b
             root_dn: s.root_dn.to_string(),
             include_contacts: s.include_contacts,
         }),
-        partition: partition_of(integration),
+        partition: integration.settings.partition(),
     }
 }

@@ -40,6 +40,9 @@ pub struct IntegrationSettings {
     pub maximum_sync_deletions: u64,
     pub delete_users: bool,
     pub enabled: bool,
+    /// Collectors of this partition take the integration's jobs; `None`:
+    /// the Root DN's DNS domain.
+    pub partition: Option<String>,
 }
 
 /// A setting that is not acceptable, named by its API field.
@@ -198,6 +201,25 @@ impl IntegrationSettings {
             }
         };
 
+        let partition = match s.partition.trim() {
+            "" => None,
+            p if p.len() <= 64
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) =>
+            {
+                Some(p.to_lowercase())
+            }
+            p => {
+                errors.push(FieldError::new(
+                    "settings.partition",
+                    format!(
+                        "{p:?} is not a partition label (1-64 letters, digits, '.', '-' or '_', e.g. corp.example.com or emea)"
+                    ),
+                ));
+                None
+            }
+        };
+
         match (user_dn, root_dn) {
             (Some(user_dn), Some(root_dn)) if errors.is_empty() => Ok(Self {
                 name,
@@ -214,6 +236,7 @@ impl IntegrationSettings {
                 maximum_sync_deletions,
                 delete_users: s.delete_users,
                 enabled: s.enabled.unwrap_or(true),
+                partition,
             }),
             _ => Err(errors),
         }
@@ -241,6 +264,7 @@ impl IntegrationSettings {
             maximum_sync_deletions: i64::try_from(self.maximum_sync_deletions).unwrap_or(i64::MAX),
             delete_users: self.delete_users,
             enabled: Some(self.enabled),
+            partition: self.partition.clone().unwrap_or_default(),
         }
     }
 
@@ -257,6 +281,14 @@ impl IntegrationSettings {
             w.push("encryption is off: the bind password crosses the network in clear, and most domain controllers refuse such binds; enable encryption".to_owned());
         }
         w
+    }
+
+    /// The partition the integration's jobs go to.
+    pub fn partition(&self) -> String {
+        self.partition
+            .clone()
+            .or_else(|| self.root_dn.domain())
+            .unwrap_or_else(|| "default".to_owned())
     }
 
     /// Whether an address domain passes the email-domain filter.
@@ -339,6 +371,7 @@ mod tests {
         assert_eq!(s.port, 636);
         assert_eq!(s.encryption, Some(EncryptionMode::Relaxed));
         assert_eq!(s.filter_email_domains, ["example.com", "example.org"]);
+        assert_eq!(s.partition(), "corp.example.com");
         assert!(s.domain_in_scope("EXAMPLE.org"));
         assert!(!s.domain_in_scope("example.net"));
         let back = IntegrationSettings::from_api(&s.to_api()).expect("valid");
@@ -360,6 +393,13 @@ mod tests {
                 ..valid()
             }),
             ["settings.host"]
+        );
+        assert_eq!(
+            fields(api::IntegrationSettings {
+                partition: "east coast".into(),
+                ..valid()
+            }),
+            ["settings.partition"]
         );
         assert_eq!(
             fields(api::IntegrationSettings {

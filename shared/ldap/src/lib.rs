@@ -119,7 +119,8 @@ fn url_of(host: &str, port: u16, encryption: Option<EncryptionMode>) -> String {
     } else {
         host.to_owned()
     };
-    let ldaps = encryption.is_some() && matches!(port, 636 | 3269);
+    // StartTLS on the plain LDAP ports; LDAPS on every other port.
+    let ldaps = encryption.is_some() && !matches!(port, 389 | 3268);
     format!("{}://{host}:{port}", if ldaps { "ldaps" } else { "ldap" })
 }
 
@@ -164,7 +165,10 @@ pub async fn connect_host(target: &Target, host: &str) -> Result<Session, LdapEr
     let (conn, mut ldap) = tokio::time::timeout(target.timeouts.connect, connect)
         .await
         .map_err(|_| LdapError::Timeout(target.timeouts.connect))?
-        .map_err(|e| connect_err(describe_connect_error(&e)))?;
+        .map_err(|e| match e {
+            ldap3::LdapError::Timeout { .. } => LdapError::Timeout(target.timeouts.connect),
+            e => connect_err(describe_connect_error(&e)),
+        })?;
     ldap3::drive!(conn);
 
     let password = target.password.expose_secret();
@@ -510,6 +514,14 @@ mod tests {
             "ldaps://[::1]:3269"
         );
         assert_eq!(url_of("dc1", 636, None), "ldap://dc1:636");
+        assert_eq!(
+            url_of("dc1", 3268, Some(EncryptionMode::Relaxed)),
+            "ldap://dc1:3268"
+        );
+        assert_eq!(
+            url_of("dc1", 10636, Some(EncryptionMode::Relaxed)),
+            "ldaps://dc1:10636"
+        );
         assert_eq!(next_range_start("member;range=0-1499"), Some(1500));
         assert_eq!(next_range_start("member;range=1500-*"), None);
     }
