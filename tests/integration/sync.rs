@@ -46,6 +46,24 @@ async fn full_unchanged_and_changed(client: &mut Client, fx: &Fixture) {
         dns.contains(&format!("CN=Zoë Ærø,OU=People,{}", fx.root_dn).as_str()),
         "{dns:?}"
     );
+    // Manager links and group types.
+    let by_name = |n: &str| all.iter().find(|o| o.display_name == n).unwrap().clone();
+    assert_eq!(
+        by_name("Smith, Erin").manager_id,
+        by_name("Alice Anders").id
+    );
+    assert!(
+        by_name("Smith, Erin")
+            .manager_dn
+            .starts_with("CN=Alice Anders,")
+    );
+    let eng = by_name("Engineering");
+    assert!(eng.security_group);
+    assert_eq!(eng.group_scope, pb::GroupScope::Global as i32);
+    let all_staff = by_name("All Staff");
+    assert!(!all_staff.security_group);
+    assert_eq!(all_staff.group_scope, pb::GroupScope::Universal as i32);
+    assert!(by_name("Alice Anders").object_sid.starts_with("S-1-5-21-"));
     // Look-up by any address, primary or alias, in any case.
     for address in [
         "alice@example.com",

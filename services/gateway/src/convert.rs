@@ -1,6 +1,6 @@
 //! Store records → API messages.
 
-use dirsync_core::{ObjectKind, RunState, Trigger, UnixMillis};
+use dirsync_core::{GroupScope, ObjectKind, RunState, Trigger, UnixMillis};
 use dirsync_proto::api;
 use dirsync_store::{IntegrationRecord, RunRecord, StoredObject};
 
@@ -87,5 +87,16 @@ pub fn object(o: &StoredObject) -> api::DirectoryObject {
         company: a.company.clone(),
         sam_account_name: a.sam_account_name.clone(),
         user_principal_name: a.user_principal_name.clone(),
+        object_sid: a.object_sid.clone(),
+        manager_dn: a.manager_dn.clone(),
+        manager_id: r.manager.map(|m| m.to_string()).unwrap_or_default(),
+        group_scope: match r.group_type.map(|g| g.scope) {
+            None => api::GroupScope::Unspecified,
+            Some(GroupScope::Global) => api::GroupScope::Global,
+            Some(GroupScope::DomainLocal) => api::GroupScope::DomainLocal,
+            Some(GroupScope::Universal) => api::GroupScope::Universal,
+            Some(GroupScope::Builtin) => api::GroupScope::Builtin,
+        } as i32,
+        security_group: r.group_type.is_some_and(|g| g.security),
     }
 }

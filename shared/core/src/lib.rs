@@ -17,7 +17,9 @@ pub use clock::{Clock, FixedClock, SystemClock, UnixMillis};
 pub use dn::Dn;
 pub use email::EmailAddress;
 pub use guid::ObjectGuid;
-pub use object::{Attributes, DirectoryObject, EntryError, ObjectKind, ObjectRecord};
+pub use object::{
+    Attributes, DirectoryObject, EntryError, GroupScope, GroupType, ObjectKind, ObjectRecord,
+};
 pub use run::{RunCounts, RunState, Trigger};
 pub use secret::{MasterKey, SealedSecret, SecretError};
 pub use settings::{EncryptionMode, FieldError, IntegrationSettings};

@@ -53,6 +53,8 @@ pub struct DirectoryObject {
     /// userAccountControl has ACCOUNTDISABLE set.
     pub ad_disabled: bool,
     pub member_dns: Vec<Dn>,
+    /// Groups only.
+    pub group_type: Option<GroupType>,
     /// Values that were dropped while decoding, with the reason.
     pub notes: Vec<String>,
 }
@@ -69,6 +71,47 @@ pub struct Attributes {
     pub company: String,
     pub sam_account_name: String,
     pub user_principal_name: String,
+    /// objectSid, `S-1-5-21-…`.
+    pub object_sid: String,
+    /// The manager's DN as AD holds it.
+    pub manager_dn: String,
+}
+
+/// A group's type, from groupType.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupType {
+    /// Security group (else distribution).
+    pub security: bool,
+    pub scope: GroupScope,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupScope {
+    Global,
+    DomainLocal,
+    Universal,
+    /// Created by the system (BUILTIN).
+    Builtin,
+}
+
+impl GroupType {
+    /// Decodes AD's groupType (a signed 32-bit flag set).
+    pub fn from_ad(value: i64) -> Self {
+        let scope = if value & 0x8 != 0 {
+            GroupScope::Universal
+        } else if value & 0x4 != 0 {
+            GroupScope::DomainLocal
+        } else if value & 0x2 != 0 {
+            GroupScope::Global
+        } else {
+            GroupScope::Builtin
+        };
+        Self {
+            security: value & 0x8000_0000 != 0,
+            scope,
+        }
+    }
 }
 
 /// A bus entry that cannot be turned into a directory object.
@@ -157,6 +200,8 @@ impl TryFrom<bus::DirectoryEntry> for DirectoryObject {
                 company: e.company,
                 sam_account_name: e.sam_account_name,
                 user_principal_name: e.user_principal_name,
+                object_sid: e.object_sid,
+                manager_dn: e.manager_dn,
             },
             primary_address: primary,
             aliases,
@@ -164,6 +209,8 @@ impl TryFrom<bus::DirectoryEntry> for DirectoryObject {
                 .user_account_control
                 .is_some_and(|uac| uac & UAC_ACCOUNT_DISABLE != 0),
             member_dns,
+            group_type: (kind == ObjectKind::Group)
+                .then(|| GroupType::from_ad(e.group_type.unwrap_or(0))),
             notes,
         })
     }
@@ -183,6 +230,10 @@ pub struct ObjectRecord {
     pub disabled: bool,
     /// Sorted anchors of direct members (groups only).
     pub members: Vec<ObjectGuid>,
+    /// Groups only.
+    pub group_type: Option<GroupType>,
+    /// The manager, when it is synced too.
+    pub manager: Option<ObjectGuid>,
 }
 
 impl ObjectRecord {
@@ -239,6 +290,25 @@ mod tests {
         assert_eq!(aliases, ["a.anders@example.com", "alice@example.org"]);
         assert!(o.ad_disabled);
         assert!(o.notes.is_empty());
+    }
+
+    #[test]
+    fn group_types() {
+        // Global security, as AD sends it: a negative 32-bit value.
+        let g = GroupType::from_ad(-2147483646);
+        assert!(g.security);
+        assert_eq!(g.scope, GroupScope::Global);
+        let g = GroupType::from_ad(8);
+        assert!(!g.security);
+        assert_eq!(g.scope, GroupScope::Universal);
+        assert_eq!(
+            GroupType::from_ad(-2147483644).scope,
+            GroupScope::DomainLocal
+        );
+        assert_eq!(
+            GroupType::from_ad(-2147483643).scope,
+            GroupScope::DomainLocal
+        );
     }
 
     #[test]

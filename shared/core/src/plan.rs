@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::dn::Dn;
 use crate::guid::ObjectGuid;
 use crate::object::{DirectoryObject, ObjectKind, ObjectRecord};
 use crate::settings::IntegrationSettings;
@@ -156,6 +157,10 @@ pub fn plan(
                     && settings.acknowledge_disabled_accounts
                     && o.ad_disabled,
                 members,
+                group_type: o.group_type,
+                manager: Dn::parse(&o.attributes.manager_dn)
+                    .ok()
+                    .and_then(|m| by_dn.get(m.key()).copied()),
             }
         })
         .collect();
