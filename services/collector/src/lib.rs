@@ -35,6 +35,16 @@ pub struct Collector {
     pub extra_roots: Vec<CertificateDer<'static>>,
 }
 
+/// Restarts on another host within one delivery of a job.
+const PASSES_PER_DELIVERY: u32 = 2;
+
+/// The attempt number of a collection: every delivery of the job, and every
+/// restart on another host within a delivery, is a new attempt, numbered
+/// upwards. Batches of earlier attempts never count.
+pub fn attempt_number(delivered: u32, pass: u32) -> u32 {
+    delivered.saturating_sub(1) * PASSES_PER_DELIVERY + pass.min(PASSES_PER_DELIVERY - 1) + 1
+}
+
 /// Why a job's collection failed, as the run will show it.
 #[derive(Debug, thiserror::Error)]
 enum CollectError {
@@ -66,32 +76,12 @@ impl Collector {
                 return;
             }
         };
-        let attempt = delivery.delivered;
-        let span = tracing::info_span!("collect", run = %job.run_id, attempt);
-        match self
-            .collect(&job, attempt, &delivery)
-            .instrument(span)
-            .await
-        {
-            Ok(()) => {}
-            Err(CollectError::Bus(e)) => {
-                // The bus is where results go: retry the whole attempt.
-                tracing::warn!(error = %e, "bus unavailable during collection; the job will be redelivered");
-                let _ = delivery.nak(Duration::from_secs(5)).await;
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "collection failed");
-                let end = bus::CollectionEnd {
-                    error: e.to_string(),
-                    ..Default::default()
-                };
-                if let Err(e) = self.publish(&job, attempt, "end", Event::End(end)).await {
-                    tracing::warn!(error = %e, "cannot report the failure; the job will be redelivered");
-                    let _ = delivery.nak(Duration::from_secs(5)).await;
-                    return;
-                }
-            }
+        let span = tracing::info_span!("collect", run = %job.run_id, delivery = delivery.delivered);
+        if let Err(e) = self.collect(&job, &delivery).instrument(span).await {
+            // The bus is where results go: retry the whole job.
+            tracing::warn!(error = %e, "bus unavailable during collection; the job will be redelivered");
+            let _ = delivery.nak(Duration::from_secs(5)).await;
+            return;
         }
         if let Err(e) = delivery.ack().await {
             tracing::warn!(error = %e, "acknowledging the job failed");
@@ -160,16 +150,98 @@ impl Collector {
         ))
     }
 
+    /// Collects the job and reports the outcome on the bus; only a bus
+    /// failure is returned (the job must then be delivered again).
+    ///
+    /// Hosts are tried in order, primary first. A host that cannot be
+    /// reached is skipped; a host that fails in the middle of a collection
+    /// makes the collection restart on the next host as a new attempt, so
+    /// that the partial read can never be taken for a result.
     async fn collect(
+        &self,
+        job: &bus::SyncJob,
+        delivery: &Delivery,
+    ) -> Result<(), dirsync_bus::BusError> {
+        let mut pass = 0;
+        let failure = match self.target(job) {
+            Err(e) => e,
+            Ok((target, root_dn, include_contacts)) => {
+                let hosts: Vec<String> = std::iter::once(target.host.clone())
+                    .chain(target.alternate_host.clone())
+                    .collect();
+                let mut last = None;
+                let mut unreachable = Vec::new();
+                for (i, host) in hosts.iter().enumerate() {
+                    let more_hosts = i + 1 < hosts.len();
+                    let session = match dirsync_ldap::connect_host(&target, host).await {
+                        Ok(s) => s,
+                        Err(e) if e.is_connection_failure() && more_hosts => {
+                            tracing::warn!(%host, error = %e, "host unreachable; trying the alternate host");
+                            unreachable.push(e.to_string());
+                            continue;
+                        }
+                        Err(e) => {
+                            last = Some(e.into());
+                            break;
+                        }
+                    };
+                    let attempt = attempt_number(delivery.delivered, pass);
+                    match self
+                        .read(
+                            job,
+                            attempt,
+                            delivery,
+                            session,
+                            &target,
+                            &root_dn,
+                            include_contacts,
+                        )
+                        .await
+                    {
+                        Ok(()) => return Ok(()),
+                        Err(CollectError::Bus(e)) => return Err(e),
+                        Err(CollectError::Ldap(e)) if e.is_connection_failure() && more_hosts => {
+                            tracing::warn!(%host, error = %e, "host failed mid-collection; restarting on the alternate host");
+                            pass += 1;
+                        }
+                        Err(e) => {
+                            last = Some(e);
+                            break;
+                        }
+                    }
+                }
+                match last {
+                    // Say why every host failed, not only the last one.
+                    Some(e) if !unreachable.is_empty() => {
+                        CollectError::Job(format!("{}; then {e}", unreachable.join("; ")))
+                    }
+                    Some(e) => e,
+                    None => CollectError::Job("no host could be reached".into()),
+                }
+            }
+        };
+        tracing::warn!(error = %failure, "collection failed");
+        let end = bus::CollectionEnd {
+            error: failure.to_string(),
+            ..Default::default()
+        };
+        let attempt = attempt_number(delivery.delivered, pass);
+        self.publish(job, attempt, "end", Event::End(end)).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn read(
         &self,
         job: &bus::SyncJob,
         attempt: u32,
         delivery: &Delivery,
+        mut session: dirsync_ldap::Session,
+        target: &Target,
+        root_dn: &Dn,
+        include_contacts: bool,
     ) -> Result<(), CollectError> {
-        let (target, root_dn, include_contacts) = self.target(job)?;
-        let mut session = dirsync_ldap::connect(&target).await?;
         let host = session.host.clone();
-        tracing::info!(%host, "bound; collecting");
+        tracing::info!(%host, attempt, "bound; collecting");
         self.publish(
             job,
             attempt,
@@ -216,7 +288,7 @@ impl Collector {
         };
         let reader = async {
             let summary = session
-                .collect(&root_dn, include_contacts, PAGE_SIZE, |e| {
+                .collect(root_dn, include_contacts, PAGE_SIZE, |e| {
                     let tx = tx.clone();
                     async move {
                         tx.send(e)
@@ -250,5 +322,19 @@ impl Collector {
         };
         self.publish(job, attempt, "end", Event::End(end)).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attempt_number;
+
+    #[test]
+    fn attempts_grow_with_deliveries_and_restarts() {
+        assert_eq!(attempt_number(1, 0), 1);
+        assert_eq!(attempt_number(1, 1), 2);
+        assert_eq!(attempt_number(2, 0), 3);
+        assert_eq!(attempt_number(2, 1), 4);
+        assert!(attempt_number(3, 0) > attempt_number(2, 1));
     }
 }

@@ -195,23 +195,6 @@ pub async fn connect_host(target: &Target, host: &str) -> Result<Session, LdapEr
     })
 }
 
-/// Connects to the primary host, and to the alternate when the primary
-/// cannot be reached. Errors the directory answered (a rejected bind) are
-/// not retried elsewhere.
-pub async fn connect(target: &Target) -> Result<Session, LdapError> {
-    match connect_host(target, &target.host).await {
-        Ok(s) => Ok(s),
-        Err(e) if e.is_connection_failure() => match &target.alternate_host {
-            Some(alt) => {
-                tracing::warn!(host = %target.host, alternate = %alt, error = %e, "primary host unreachable; trying the alternate host");
-                connect_host(target, alt).await
-            }
-            None => Err(e),
-        },
-        Err(e) => Err(e),
-    }
-}
-
 fn describe_connect_error(e: &ldap3::LdapError) -> String {
     match e {
         ldap3::LdapError::Io { source } => {
