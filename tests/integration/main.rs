@@ -6,5 +6,6 @@
 mod api;
 mod cli;
 mod collector;
+mod reconciler;
 mod store;
 mod sync;

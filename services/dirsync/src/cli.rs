@@ -65,6 +65,20 @@ pub enum SyncCmd {
 }
 
 #[derive(Debug, clap::Subcommand)]
+pub enum RemovalsCmd {
+    /// List the removals a blocked run holds.
+    List { run: String },
+    /// Apply exactly the removals a blocked run holds.
+    Approve {
+        run: String,
+        /// Refuse unless the run holds exactly this many removals (the
+        /// number you reviewed).
+        #[arg(long)]
+        expect: Option<u64>,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
 pub enum ListCmd {
     /// List them.
     List,
@@ -236,8 +250,35 @@ pub fn print_run(run: &api::Run) {
     if !run.error.is_empty() {
         println!("  error: {}", run.error);
     }
+    if c.pending > 0 {
+        println!(
+            "  {} removals wait for approval: dirsync removals list {}",
+            c.pending, run.id
+        );
+    }
+    if !run.hold_reason.is_empty() {
+        println!("  held: {}", run.hold_reason);
+    }
     for w in &run.warnings {
         println!("  warning: {w}");
+    }
+}
+
+pub fn print_pending(removals: &[api::PendingRemoval]) {
+    println!("Pending removals ({})", removals.len());
+    for r in removals {
+        let o = r.object.clone().unwrap_or_default();
+        let action = match api::RemovalAction::try_from(r.action) {
+            Ok(api::RemovalAction::Delete) => "delete",
+            Ok(api::RemovalAction::Demote) => "demote",
+            _ => "?",
+        };
+        let address = if o.primary_address.is_empty() {
+            "-"
+        } else {
+            &o.primary_address
+        };
+        println!("  {action:<7} {:<24} {address}  {}", o.display_name, o.dn);
     }
 }
 

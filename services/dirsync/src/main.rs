@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use dirsync::cli::{self, Client, IntegrationCmd, ListCmd, SyncCmd, Target};
+use dirsync::cli::{self, Client, IntegrationCmd, ListCmd, RemovalsCmd, SyncCmd, Target};
 use dirsync::demo::{self, DemoArgs};
 use dirsync::serve::{self, ServeConfig};
 use dirsync_core::MasterKey;
@@ -54,6 +54,9 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+    /// Removals held by the deletion guard: review and approve.
+    #[command(subcommand)]
+    Removals(RemovalsCmd),
     /// Directory users.
     #[command(subcommand)]
     Users(ListCmd),
@@ -197,6 +200,29 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             for r in &runs.runs {
                 cli::print_run(r);
             }
+        }
+        Command::Removals(RemovalsCmd::List { run }) => {
+            let list = client
+                .sync
+                .list_pending_removals(api::ListPendingRemovalsRequest {
+                    account_id: account,
+                    run_id: run,
+                })
+                .await?
+                .into_inner();
+            cli::print_pending(&list.removals);
+        }
+        Command::Removals(RemovalsCmd::Approve { run, expect }) => {
+            let run = client
+                .sync
+                .approve_removals(api::ApproveRemovalsRequest {
+                    account_id: account,
+                    run_id: run,
+                    expected_count: expect.unwrap_or(0),
+                })
+                .await?
+                .into_inner();
+            cli::print_run(&run);
         }
         Command::Users(ListCmd::List) => {
             let objects = client

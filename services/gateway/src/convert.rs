@@ -47,6 +47,7 @@ pub fn run(r: &RunRecord) -> api::Run {
             updated: r.counts.updated,
             removed: r.counts.removed,
             unchanged: r.counts.unchanged,
+            pending: r.counts.pending,
         }),
         error: r.error.clone(),
         host: r.host.clone(),
@@ -54,6 +55,7 @@ pub fn run(r: &RunRecord) -> api::Run {
         created_at: Some(timestamp(r.created_at)),
         started_at: r.started_at.map(timestamp),
         finished_at: r.finished_at.map(timestamp),
+        hold_reason: r.hold_reason.clone(),
     }
 }
 

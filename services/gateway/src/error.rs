@@ -9,6 +9,7 @@ pub fn status_of(e: StoreError) -> Status {
     match e {
         StoreError::NotFound(what) => Status::not_found(format!("{what} not found")),
         StoreError::Conflict(what) => Status::already_exists(what),
+        StoreError::Precondition(what) => Status::failed_precondition(what),
         StoreError::Connect { .. } | StoreError::Database(_) => {
             tracing::error!(error = %e, "store unavailable");
             Status::unavailable("the directory store is unavailable; retry later")

@@ -5,6 +5,7 @@ use tonic::{Request, Response, Status};
 
 use dirsync_bus::Topic;
 use dirsync_core::Trigger;
+use dirsync_core::plan::RemovalAction;
 use dirsync_proto::api::{self, sync_service_server::SyncService};
 use dirsync_proto::bus;
 use dirsync_store::{RunRecord, StoreError};
@@ -100,6 +101,56 @@ impl SyncService for Gateway {
             ));
         }
         tracing::info!(account, integration = %integration.id, run = %run.id, "sync requested");
+        Ok(Response::new(convert::run(&run)))
+    }
+
+    async fn list_pending_removals(
+        &self,
+        request: Request<api::ListPendingRemovalsRequest>,
+    ) -> Result<Response<api::ListPendingRemovalsResponse>, Status> {
+        let req = request.into_inner();
+        let account = account_id(&req.account_id)?;
+        let id = required("run_id", &req.run_id)?;
+        // NOT_FOUND for another account's run.
+        self.store.get_run(account, id).await.map_err(status_of)?;
+        let pending = self
+            .store
+            .pending_removals(account, id)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(api::ListPendingRemovalsResponse {
+            removals: pending
+                .iter()
+                .map(|(r, o)| api::PendingRemoval {
+                    action: match r.action {
+                        RemovalAction::Delete => api::RemovalAction::Delete,
+                        RemovalAction::Demote => api::RemovalAction::Demote,
+                    } as i32,
+                    object: Some(o.as_ref().map(convert::object).unwrap_or_else(|| {
+                        api::DirectoryObject {
+                            id: r.anchor.to_string(),
+                            ..Default::default()
+                        }
+                    })),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn approve_removals(
+        &self,
+        request: Request<api::ApproveRemovalsRequest>,
+    ) -> Result<Response<api::Run>, Status> {
+        let req = request.into_inner();
+        let account = account_id(&req.account_id)?;
+        let id = required("run_id", &req.run_id)?;
+        let expected = (req.expected_count > 0).then_some(req.expected_count);
+        let run = self
+            .store
+            .approve_removals(account, id, expected, self.clock.now())
+            .await
+            .map_err(status_of)?;
+        tracing::info!(account, run = %run.id, removed = run.counts.removed, "pending removals approved");
         Ok(Response::new(convert::run(&run)))
     }
 

@@ -190,6 +190,11 @@ impl Reconciler {
             .current_objects(&ev.account_id, &ev.integration_id)
             .await?;
         let mut plan = plan::plan(&integration.settings, &source, &current, objects);
+        let paused_by = self
+            .store
+            .paused_by(&ev.account_id, &ev.integration_id)
+            .await?;
+        plan::hold_removals(&mut plan, &integration.settings, &paused_by);
         if end.referrals > 0 {
             plan.warnings.push(format!(
                 "{} referrals or continuation references were returned and not followed",
@@ -206,6 +211,7 @@ impl Reconciler {
                     updated = counts.updated,
                     removed = counts.removed,
                     unchanged = counts.unchanged,
+                    pending = counts.pending,
                     warnings = warnings.len(),
                     "run applied"
                 );

@@ -77,11 +77,76 @@ pub struct Upsert {
 pub struct Plan {
     pub adds: Vec<Upsert>,
     pub updates: Vec<Upsert>,
+    /// Removals the run applies.
     pub removals: Vec<Removal>,
+    /// Removals the run does not apply, and why (see [`hold_removals`]).
+    pub held: Vec<Removal>,
+    pub hold: Option<Hold>,
     pub unchanged: u64,
     /// Objects read but not synced, with the reason (DN, reason).
     pub skipped: Vec<(String, String)>,
     pub warnings: Vec<String>,
+}
+
+/// Why a run's removals are not applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hold {
+    /// More accounts would leave directory management than the integration
+    /// allows: the run ends `blocked`, the removals wait for an admin's
+    /// approval.
+    Guard { limit: u64, accounts: u64 },
+    /// Another integration of the account is failing or blocked: no
+    /// destructive change is applied for the account until it recovers.
+    /// The removals come back on a later run.
+    Paused { by: Vec<String> },
+}
+
+impl Hold {
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Guard { limit, accounts } => format!(
+                "{accounts} accounts would leave directory management, more than the maximum sync deletions ({limit}); adds and updates were applied, the removals wait for approval"
+            ),
+            Self::Paused { by } => format!(
+                "destructive changes are paused for the account while these integrations are failing or blocked: {}",
+                by.join(", ")
+            ),
+        }
+    }
+}
+
+/// Removals counted by the deletion guard: accounts (users and contacts)
+/// leaving directory management. Groups are held along with them.
+pub fn guarded_accounts(removals: &[Removal]) -> u64 {
+    removals
+        .iter()
+        .filter(|r| r.kind != ObjectKind::Group)
+        .count() as u64
+}
+
+/// The deletion guard and the account-wide pause: moves the plan's removals
+/// to `held` when they must not be applied. `paused_by` names the account's
+/// other integrations that are failing or blocked.
+pub fn hold_removals(plan: &mut Plan, settings: &IntegrationSettings, paused_by: &[String]) {
+    if plan.removals.is_empty() {
+        return;
+    }
+    let accounts = guarded_accounts(&plan.removals);
+    let hold = if accounts > settings.maximum_sync_deletions {
+        Hold::Guard {
+            limit: settings.maximum_sync_deletions,
+            accounts,
+        }
+    } else if !paused_by.is_empty() {
+        Hold::Paused {
+            by: paused_by.to_vec(),
+        }
+    } else {
+        return;
+    };
+    plan.warnings.push(hold.describe());
+    plan.held = std::mem::take(&mut plan.removals);
+    plan.hold = Some(hold);
 }
 
 /// Computes what a run writes. Pure: no I/O, no clock.
@@ -452,6 +517,60 @@ mod tests {
         );
         assert!(p.removals.is_empty());
         assert_eq!(p.adds.len(), 1);
+    }
+
+    fn removing(n: usize) -> (IntegrationSettings, Plan) {
+        let s = settings(|s| s.maximum_sync_deletions = 2);
+        let objs: Vec<_> = (1..=n as u8)
+            .map(|i| user(i, &format!("u{i}@example.com"), 512))
+            .collect();
+        let first = plan(&s, &Source::complete(), &[], objs);
+        let p = plan(
+            &s,
+            &Source::complete(),
+            &current_of(&first),
+            vec![user(1, "u1@example.com", 512)],
+        );
+        (s, p)
+    }
+
+    #[test]
+    fn the_guard_holds_removals_over_the_maximum() {
+        let (s, mut p) = removing(3); // two removals: at the limit
+        hold_removals(&mut p, &s, &[]);
+        assert_eq!(
+            (p.removals.len(), p.held.len(), p.hold.clone()),
+            (2, 0, None)
+        );
+
+        let (s, mut p) = removing(4); // three removals: over
+        hold_removals(&mut p, &s, &[]);
+        assert_eq!((p.removals.len(), p.held.len()), (0, 3));
+        assert_eq!(
+            p.hold,
+            Some(Hold::Guard {
+                limit: 2,
+                accounts: 3
+            })
+        );
+        assert!(
+            p.warnings
+                .last()
+                .is_some_and(|w| w.contains("wait for approval"))
+        );
+    }
+
+    #[test]
+    fn another_failing_integration_pauses_removals() {
+        let (s, mut p) = removing(2);
+        hold_removals(&mut p, &s, &["Resource forest".to_owned()]);
+        assert!(p.removals.is_empty());
+        assert_eq!(p.held.len(), 1);
+        assert!(matches!(p.hold, Some(Hold::Paused { .. })));
+        // Nothing to remove: nothing held, no warning.
+        let mut empty = Plan::default();
+        hold_removals(&mut empty, &s, &["x".to_owned()]);
+        assert!(empty.hold.is_none() && empty.warnings.is_empty());
     }
 
     #[test]

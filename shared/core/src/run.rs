@@ -78,4 +78,6 @@ pub struct RunCounts {
     pub updated: u64,
     pub removed: u64,
     pub unchanged: u64,
+    /// Removals held by the deletion guard, waiting for approval.
+    pub pending: u64,
 }

@@ -18,7 +18,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 use dirsync_core::UnixMillis;
-use dirsync_core::plan::{CurrentObject, Plan};
+use dirsync_core::plan::{CurrentObject, Plan, Removal};
 
 pub use records::{ApplyOutcome, IntegrationRecord, RunRecord, StoredObject};
 
@@ -28,6 +28,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The operation does not apply to the object's current state.
+    #[error("{0}")]
+    Precondition(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("cannot open the store at {url}: {message}")]
@@ -135,6 +138,27 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
         now: UnixMillis,
     ) -> Result<ApplyOutcome>;
 
+    /// Names of the account's other integrations whose latest settled run
+    /// failed or is blocked: while there are any, removals are paused.
+    async fn paused_by(&self, account_id: &str, integration_id: &str) -> Result<Vec<String>>;
+    /// The removals a blocked run holds, with the objects as stored.
+    async fn pending_removals(
+        &self,
+        account_id: &str,
+        run_id: &str,
+    ) -> Result<Vec<(Removal, Option<StoredObject>)>>;
+    /// Applies exactly the removals a blocked run holds, in one
+    /// transaction, and settles the run. Refused (`Precondition`) when the
+    /// run is not blocked, a later run of its integration exists, or
+    /// `expected` is given and differs from the number held.
+    async fn approve_removals(
+        &self,
+        account_id: &str,
+        run_id: &str,
+        expected: Option<u64>,
+        now: UnixMillis,
+    ) -> Result<RunRecord>;
+
     async fn list_objects(
         &self,
         account_id: &str,
@@ -198,6 +222,11 @@ const PG_MIGRATIONS: &[(i64, &str, &str)] = &[
         "one active run",
         include_str!("../migrations/postgres/0002_one_active_run.sql"),
     ),
+    (
+        3,
+        "pending removals",
+        include_str!("../migrations/postgres/0003_pending_removals.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -209,6 +238,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "one active run",
         include_str!("../migrations/sqlite/0002_one_active_run.sql"),
+    ),
+    (
+        3,
+        "pending removals",
+        include_str!("../migrations/sqlite/0003_pending_removals.sql"),
     ),
 ];
 

@@ -26,6 +26,8 @@ pub struct RunRecord {
     pub attempt: u32,
     pub host: String,
     pub error: String,
+    /// Why the run's removals were held (deletion guard or pause).
+    pub hold_reason: String,
     pub warnings: Vec<String>,
     pub counts: RunCounts,
     pub created_at: UnixMillis,
@@ -50,6 +52,7 @@ impl RunRecord {
             attempt: 0,
             host: String::new(),
             error: String::new(),
+            hold_reason: String::new(),
             warnings: Vec::new(),
             counts: RunCounts::default(),
             created_at: now,
@@ -90,5 +93,9 @@ pub(crate) fn counts_of(plan: &Plan, collected: u64) -> RunCounts {
         updated: plan.updates.len() as u64,
         removed: plan.removals.len() as u64,
         unchanged: plan.unchanged,
+        pending: match plan.hold {
+            Some(dirsync_core::plan::Hold::Guard { .. }) => plan.held.len() as u64,
+            _ => 0,
+        },
     }
 }

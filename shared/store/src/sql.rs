@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use sqlx::Row;
 
-use dirsync_core::plan::{CurrentObject, Plan, RemovalAction};
+use dirsync_core::plan::{CurrentObject, Hold, Plan, Removal, RemovalAction};
 use dirsync_core::{
     IntegrationSettings, ObjectGuid, ObjectKind, ObjectRecord, RunCounts, RunState, SealedSecret,
     Trigger, UnixMillis,
@@ -32,7 +32,8 @@ const ORIGIN_DIRECTORY: &str = "directory";
 const ORIGIN_MESSAGE_IN_TRANSIT: &str = "message_in_transit";
 
 const RUN_COLUMNS: &str = "id, account_id, integration_id, state, trigger, attempt, host, error, \
-     warnings, collected, added, updated, removed, unchanged, created_at, started_at, finished_at";
+     warnings, collected, added, updated, removed, unchanged, created_at, started_at, finished_at, \
+     hold_reason, pending";
 
 fn i64_of(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -81,7 +82,8 @@ fn run_from_parts(
     host: String,
     error: String,
     warnings: &str,
-    counts: [i64; 5],
+    counts: [i64; 6],
+    hold_reason: String,
     created_at: i64,
     started_at: Option<i64>,
     finished_at: Option<i64>,
@@ -97,7 +99,9 @@ fn run_from_parts(
             updated: u64_of(counts[2]),
             removed: u64_of(counts[3]),
             unchanged: u64_of(counts[4]),
+            pending: u64_of(counts[5]),
         },
+        hold_reason,
         id,
         account_id,
         integration_id,
@@ -119,13 +123,79 @@ fn object_from_parts(integration_id: String, record: &str, managed: bool) -> Res
     })
 }
 
+fn action_str(a: RemovalAction) -> &'static str {
+    match a {
+        RemovalAction::Delete => "delete",
+        RemovalAction::Demote => "demote",
+    }
+}
+
+fn removal_from_parts(anchor: String, kind: String, action: String) -> Result<Removal> {
+    Ok(Removal {
+        anchor: anchor.parse().map_err(|e| corrupt("pending anchor", e))?,
+        kind: ObjectKind::parse(&kind).ok_or_else(|| corrupt("pending kind", &kind))?,
+        action: match action.as_str() {
+            "delete" => RemovalAction::Delete,
+            "demote" => RemovalAction::Demote,
+            other => return Err(corrupt("pending action", other)),
+        },
+    })
+}
+
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
 macro_rules! store_impl {
-    ($store:ident) => {
+    ($store:ident, $db:ty) => {
         impl $store {
+            /// Deletes or demotes objects; part of the caller's transaction.
+            async fn remove(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                account: &str,
+                removals: &[Removal],
+                now: UnixMillis,
+            ) -> Result<()> {
+                for removal in removals {
+                    let anchor = removal.anchor.to_string();
+                    match removal.action {
+                        RemovalAction::Demote => {
+                            sqlx::query(
+                                "UPDATE objects SET managed = FALSE, updated_at = $3 \
+                                 WHERE account_id = $1 AND anchor = $2",
+                            )
+                            .bind(account)
+                            .bind(&anchor)
+                            .bind(now)
+                            .execute(&mut **tx)
+                            .await?;
+                            sqlx::query(
+                                "UPDATE addresses SET origin = $3 WHERE account_id = $1 AND anchor = $2",
+                            )
+                            .bind(account)
+                            .bind(&anchor)
+                            .bind(ORIGIN_MESSAGE_IN_TRANSIT)
+                            .execute(&mut **tx)
+                            .await?;
+                        }
+                        RemovalAction::Delete => {
+                            for sql in [
+                                "DELETE FROM objects WHERE account_id = $1 AND anchor = $2",
+                                "DELETE FROM addresses WHERE account_id = $1 AND anchor = $2",
+                                "DELETE FROM members WHERE account_id = $1 AND (group_anchor = $2 OR member_anchor = $2)",
+                            ] {
+                                sqlx::query(sql)
+                                    .bind(account)
+                                    .bind(&anchor)
+                                    .execute(&mut **tx)
+                                    .await?;
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            }
+
             async fn run_row(&self, sql: &'static str, bind: &[&str]) -> Result<Vec<RunRecord>> {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.replace("{RUN}", RUN_COLUMNS)));
                 for b in bind {
@@ -150,7 +220,9 @@ macro_rules! store_impl {
                                 r.try_get("updated")?,
                                 r.try_get("removed")?,
                                 r.try_get("unchanged")?,
+                                r.try_get("pending")?,
                             ],
+                            r.try_get("hold_reason")?,
                             r.try_get("created_at")?,
                             r.try_get("started_at")?,
                             r.try_get("finished_at")?,
@@ -598,44 +670,7 @@ macro_rules! store_impl {
 
                 // Removals before upserts: an address an unmanaged account
                 // keeps is taken over by the managed object that claims it.
-                for removal in &plan.removals {
-                    let anchor = removal.anchor.to_string();
-                    match removal.action {
-                        RemovalAction::Demote => {
-                            sqlx::query(
-                                "UPDATE objects SET managed = FALSE, updated_at = $3 \
-                                 WHERE account_id = $1 AND anchor = $2",
-                            )
-                            .bind(account)
-                            .bind(&anchor)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
-                            sqlx::query(
-                                "UPDATE addresses SET origin = $3 WHERE account_id = $1 AND anchor = $2",
-                            )
-                            .bind(account)
-                            .bind(&anchor)
-                            .bind(ORIGIN_MESSAGE_IN_TRANSIT)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                        RemovalAction::Delete => {
-                            sqlx::query("DELETE FROM objects WHERE account_id = $1 AND anchor = $2")
-                                .bind(account)
-                                .bind(&anchor)
-                                .execute(&mut *tx)
-                                .await?;
-                            sqlx::query(
-                                "DELETE FROM members WHERE account_id = $1 AND (group_anchor = $2 OR member_anchor = $2)",
-                            )
-                            .bind(account)
-                            .bind(&anchor)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                    }
-                }
+                Self::remove(&mut tx, account, &plan.removals, now).await?;
 
                 for upsert in plan.adds.iter().chain(&plan.updates) {
                     let rec = &upsert.record;
@@ -705,10 +740,29 @@ macro_rules! store_impl {
                     }
                 }
 
+                // The deletion guard: the exact set held for approval.
+                let blocked = matches!(plan.hold, Some(Hold::Guard { .. }));
+                if blocked {
+                    for removal in &plan.held {
+                        sqlx::query(
+                            "INSERT INTO pending_removals (run_id, account_id, anchor, kind, action) \
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(&run.id)
+                        .bind(account)
+                        .bind(removal.anchor.to_string())
+                        .bind(removal.kind.as_str())
+                        .bind(action_str(removal.action))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+
                 let counts = counts_of(plan, collected);
                 sqlx::query(
-                    "UPDATE runs SET state = 'succeeded', collected = $2, added = $3, updated = $4, \
-                     removed = $5, unchanged = $6, warnings = $7, finished_at = $8 WHERE id = $1",
+                    "UPDATE runs SET state = $9, collected = $2, added = $3, updated = $4, \
+                     removed = $5, unchanged = $6, warnings = $7, finished_at = $8, \
+                     pending = $10, hold_reason = $11 WHERE id = $1",
                 )
                 .bind(&run.id)
                 .bind(i64_of(counts.collected))
@@ -718,6 +772,9 @@ macro_rules! store_impl {
                 .bind(i64_of(counts.unchanged))
                 .bind(json(&warnings))
                 .bind(now)
+                .bind(if blocked { "blocked" } else { "succeeded" })
+                .bind(i64_of(counts.pending))
+                .bind(plan.hold.as_ref().map(Hold::describe).unwrap_or_default())
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query("DELETE FROM staged_batches WHERE run_id = $1")
@@ -726,6 +783,146 @@ macro_rules! store_impl {
                     .await?;
                 tx.commit().await?;
                 Ok(ApplyOutcome::Applied { counts, warnings })
+            }
+
+            async fn paused_by(&self, account_id: &str, integration_id: &str) -> Result<Vec<String>> {
+                let rows = sqlx::query(
+                    "SELECT i.name, r.state FROM runs r JOIN integrations i ON i.id = r.integration_id \
+                     WHERE r.account_id = $1 AND r.integration_id <> $2 \
+                     AND r.state IN ('succeeded', 'failed', 'blocked') \
+                     ORDER BY r.created_at, r.id",
+                )
+                .bind(account_id)
+                .bind(integration_id)
+                .fetch_all(&self.pool)
+                .await?;
+                // The latest settled run of each integration decides.
+                let mut latest: std::collections::BTreeMap<String, String> = Default::default();
+                for r in &rows {
+                    latest.insert(r.try_get("name")?, r.try_get("state")?);
+                }
+                Ok(latest
+                    .into_iter()
+                    .filter(|(_, state)| state != "succeeded")
+                    .map(|(name, state)| format!("{name} ({state})"))
+                    .collect())
+            }
+
+            async fn pending_removals(
+                &self,
+                account_id: &str,
+                run_id: &str,
+            ) -> Result<Vec<(Removal, Option<StoredObject>)>> {
+                let rows = sqlx::query(
+                    "SELECT p.anchor, p.kind, p.action, o.integration_id, o.record, o.managed \
+                     FROM pending_removals p LEFT JOIN objects o \
+                     ON o.account_id = p.account_id AND o.anchor = p.anchor \
+                     WHERE p.account_id = $1 AND p.run_id = $2 ORDER BY o.display_name, p.anchor",
+                )
+                .bind(account_id)
+                .bind(run_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        let record: Option<String> = r.try_get("record")?;
+                        let object = match record {
+                            Some(rec) => Some(object_from_parts(
+                                r.try_get("integration_id")?,
+                                &rec,
+                                r.try_get("managed")?,
+                            )?),
+                            None => None,
+                        };
+                        Ok((removal_from_parts(r.try_get("anchor")?, r.try_get("kind")?, r.try_get("action")?)?, object))
+                    })
+                    .collect()
+            }
+
+            async fn approve_removals(
+                &self,
+                account_id: &str,
+                run_id: &str,
+                expected: Option<u64>,
+                now: UnixMillis,
+            ) -> Result<RunRecord> {
+                let run = self.get_run(account_id, run_id).await?;
+                if run.state != RunState::Blocked {
+                    return Err(StoreError::Precondition(format!(
+                        "run {run_id} is {}, not blocked: it holds no removals to approve",
+                        run.state.as_str()
+                    )));
+                }
+                let mut tx = self.pool.begin().await?;
+                let later = sqlx::query(
+                    "SELECT id FROM runs WHERE integration_id = $1 AND id <> $2 \
+                     AND (created_at > $3 OR (created_at = $3 AND id > $2)) LIMIT 1",
+                )
+                .bind(&run.integration_id)
+                .bind(run_id)
+                .bind(run.created_at)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if later.is_some() {
+                    return Err(StoreError::Precondition(format!(
+                        "run {run_id} was superseded by a later run of its integration; approve the latest blocked run instead"
+                    )));
+                }
+                let rows = sqlx::query(
+                    "SELECT anchor, kind, action FROM pending_removals WHERE run_id = $1 AND account_id = $2",
+                )
+                .bind(run_id)
+                .bind(account_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                let held = rows
+                    .iter()
+                    .map(|r| removal_from_parts(r.try_get("anchor")?, r.try_get("kind")?, r.try_get("action")?))
+                    .collect::<Result<Vec<_>>>()?;
+                if let Some(n) = expected
+                    && n != held.len() as u64
+                {
+                    return Err(StoreError::Precondition(format!(
+                        "run {run_id} holds {} removals, not {n}; review them again before approving",
+                        held.len()
+                    )));
+                }
+                // Only objects still managed by the run's integration.
+                let mut removals = Vec::with_capacity(held.len());
+                for r in held {
+                    let still = sqlx::query(
+                        "SELECT 1 FROM objects WHERE account_id = $1 AND anchor = $2 \
+                         AND integration_id = $3 AND managed = TRUE",
+                    )
+                    .bind(account_id)
+                    .bind(r.anchor.to_string())
+                    .bind(&run.integration_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if still.is_some() {
+                        removals.push(r);
+                    }
+                }
+                Self::remove(&mut tx, account_id, &removals, now).await?;
+                let done = sqlx::query(
+                    "UPDATE runs SET state = 'succeeded', removed = removed + $2, pending = 0 \
+                     WHERE id = $1 AND state = 'blocked'",
+                )
+                .bind(run_id)
+                .bind(i64_of(removals.len() as u64))
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::Precondition(format!(
+                        "run {run_id} was settled concurrently"
+                    )));
+                }
+                sqlx::query("DELETE FROM pending_removals WHERE run_id = $1")
+                    .bind(run_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                self.get_run(account_id, run_id).await
             }
 
             async fn list_objects(
@@ -757,5 +954,5 @@ macro_rules! store_impl {
     };
 }
 
-store_impl!(PgStore);
-store_impl!(SqliteStore);
+store_impl!(PgStore, sqlx::Postgres);
+store_impl!(SqliteStore, sqlx::Sqlite);

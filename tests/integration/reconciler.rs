@@ -1,0 +1,217 @@
+//! The integration's policies through the public API: the deletion guard,
+//! approval, and the account-wide pause.
+
+use dirsync::cli::Client;
+use dirsync_proto::api::{self as pb, RunState};
+use dirsync_tests::{Embedded, FIXTURE_PASSWORD, Fixture, create_integration, snapshot, sync};
+
+async fn delete_users(fx: &Fixture, names: &[&str]) {
+    let mut ldap = fx.admin().await;
+    for name in names {
+        let dn = format!("CN={name},OU=People,{}", fx.root_dn);
+        ldap.delete(&dn)
+            .await
+            .unwrap()
+            .success()
+            .unwrap_or_else(|e| panic!("deleting {dn}: {e}"));
+    }
+}
+
+async fn update(
+    client: &mut Client,
+    id: &str,
+    settings: pb::IntegrationSettings,
+    password: Option<&str>,
+) {
+    client
+        .integrations
+        .update_integration(pb::UpdateIntegrationRequest {
+            account_id: client.account.clone(),
+            integration: id.to_owned(),
+            settings: Some(settings),
+            password: password.map(str::to_owned),
+        })
+        .await
+        .expect("UpdateIntegration");
+}
+
+async fn approve(
+    client: &mut Client,
+    run_id: &str,
+    expected: u64,
+) -> Result<pb::Run, tonic::Status> {
+    client
+        .sync
+        .approve_removals(pb::ApproveRemovalsRequest {
+            account_id: client.account.clone(),
+            run_id: run_id.to_owned(),
+            expected_count: expected,
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Managed users by display name.
+async fn managed_users(client: &mut Client) -> Vec<String> {
+    let (snap, _) = snapshot(client).await;
+    snap.users
+        .into_iter()
+        .filter(|u| u.4)
+        .map(|u| u.0)
+        .collect()
+}
+
+#[tokio::test]
+async fn deletion_guard_blocks_and_approval_removes_exactly_the_held_set() {
+    let fx = Fixture::seed();
+    let stack = Embedded::start().await;
+    let mut client = stack.client("acme").await;
+    let settings = |max: i64| pb::IntegrationSettings {
+        maximum_sync_deletions: max,
+        ..fx.settings("Fixture AD")
+    };
+    let i = create_integration(&mut client, settings(2), FIXTURE_PASSWORD).await;
+    assert_eq!(
+        sync(&mut client, &i.id).await.state,
+        RunState::Succeeded as i32
+    );
+
+    // Three users leave AD; at most two may leave in one run.
+    delete_users(&fx, &["Bob Brown", "Carol Chen", "Zoë Ærø"]).await;
+    let blocked = sync(&mut client, &i.id).await;
+    assert_eq!(blocked.state, RunState::Blocked as i32, "{blocked:?}");
+    let c = blocked.counts.unwrap();
+    assert_eq!((c.removed, c.pending), (0, 3));
+    assert!(
+        blocked.hold_reason.contains("maximum sync deletions (2)"),
+        "{}",
+        blocked.hold_reason
+    );
+    // Adds and updates applied (the groups lost members); nobody removed.
+    assert!(c.updated >= 2, "{c:?}");
+    assert_eq!(managed_users(&mut client).await.len(), 5);
+
+    let pending = client
+        .sync
+        .list_pending_removals(pb::ListPendingRemovalsRequest {
+            account_id: "acme".into(),
+            run_id: blocked.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .removals;
+    let mut names: Vec<String> = pending
+        .iter()
+        .map(|p| p.object.clone().unwrap().display_name)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Bob Brown", "Carol Chen", "Zoë Ærø"]);
+    assert!(
+        pending
+            .iter()
+            .all(|p| p.action == pb::RemovalAction::Demote as i32)
+    );
+
+    // The approval names the set it reviewed.
+    let wrong = approve(&mut client, &blocked.id, 2)
+        .await
+        .expect_err("count differs");
+    assert_eq!(wrong.code(), tonic::Code::FailedPrecondition);
+    let approved = approve(&mut client, &blocked.id, 3).await.unwrap();
+    assert_eq!(approved.state, RunState::Succeeded as i32);
+    assert_eq!(approved.counts.unwrap().removed, 3);
+    assert_eq!(
+        managed_users(&mut client).await,
+        ["Alice Anders", "Smith, Erin"]
+    );
+    let bob = client
+        .directory
+        .lookup_address(pb::LookupAddressRequest {
+            account_id: "acme".into(),
+            address: "bob@example.com".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!bob.managed, "a removed user is kept, unmanaged");
+    let again = approve(&mut client, &blocked.id, 0)
+        .await
+        .expect_err("not blocked");
+    assert_eq!(again.code(), tonic::Code::FailedPrecondition);
+
+    // The guard re-arms: two more leave with a maximum of one.
+    update(&mut client, &i.id, settings(1), None).await;
+    delete_users(&fx, &["Alice Anders", r"Smith\, Erin"]).await;
+    let blocked = sync(&mut client, &i.id).await;
+    assert_eq!(blocked.state, RunState::Blocked as i32);
+    assert_eq!(managed_users(&mut client).await.len(), 2);
+
+    // Under a higher maximum the next run applies them directly, and the
+    // superseded blocked run can no longer be approved.
+    update(&mut client, &i.id, settings(10), None).await;
+    let run = sync(&mut client, &i.id).await;
+    assert_eq!(run.state, RunState::Succeeded as i32, "{}", run.error);
+    assert_eq!(run.counts.unwrap().removed, 2);
+    assert!(managed_users(&mut client).await.is_empty());
+    let stale = approve(&mut client, &blocked.id, 0)
+        .await
+        .expect_err("superseded");
+    assert_eq!(stale.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        stale.message().contains("superseded"),
+        "{}",
+        stale.message()
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_integration_pauses_removals_for_the_account() {
+    let fx = Fixture::seed();
+    let other = Fixture::seed();
+    let stack = Embedded::start().await;
+    let mut client = stack.client("acme").await;
+    let a = create_integration(&mut client, fx.settings("Head office"), FIXTURE_PASSWORD).await;
+    let b = create_integration(&mut client, other.settings("Resource forest"), "wrong").await;
+    assert_eq!(
+        sync(&mut client, &a.id).await.state,
+        RunState::Succeeded as i32
+    );
+    assert_eq!(
+        sync(&mut client, &b.id).await.state,
+        RunState::Failed as i32
+    );
+
+    delete_users(&fx, &["Bob Brown"]).await;
+    let run = sync(&mut client, &a.id).await;
+    assert_eq!(run.state, RunState::Succeeded as i32, "{}", run.error);
+    assert_eq!(run.counts.unwrap().removed, 0);
+    assert!(
+        run.hold_reason.contains("paused") && run.hold_reason.contains("Resource forest (failed)"),
+        "{}",
+        run.hold_reason
+    );
+    assert!(
+        managed_users(&mut client)
+            .await
+            .contains(&"Bob Brown".to_owned())
+    );
+
+    // Once the other integration syncs again, removals resume.
+    update(
+        &mut client,
+        &b.id,
+        other.settings("Resource forest"),
+        Some(FIXTURE_PASSWORD),
+    )
+    .await;
+    assert_eq!(
+        sync(&mut client, &b.id).await.state,
+        RunState::Succeeded as i32
+    );
+    let run = sync(&mut client, &a.id).await;
+    assert_eq!(run.counts.unwrap().removed, 1, "{run:?}");
+    assert!(run.hold_reason.is_empty());
+    stack.stop().await;
+}
