@@ -215,3 +215,63 @@ async fn a_failing_integration_pauses_removals_for_the_account() {
     assert!(run.hold_reason.is_empty());
     stack.stop().await;
 }
+
+/// Exchange resource domains: the same person enabled in domain A
+/// (acknowledge disabled on) and disabled by design in domain B
+/// (acknowledge disabled off) stays enabled whatever the order of runs, and
+/// the address has one owner throughout.
+#[tokio::test]
+async fn resource_domain_pair_never_flaps() {
+    let a = Fixture::seed();
+    let b = Fixture::seed();
+    let alice_b = format!("CN=Alice Anders,OU=People,{}", b.root_dn);
+    b.modify(&alice_b, "userAccountControl", &["514"], false)
+        .await;
+    let stack = Embedded::start().await;
+
+    for (account, order) in [
+        ("order-ab", ["A", "B", "A", "B"]),
+        ("order-ba", ["B", "A", "B", "A"]),
+    ] {
+        let mut client = stack.client(account).await;
+        let ia =
+            create_integration(&mut client, a.settings("Account domain"), FIXTURE_PASSWORD).await;
+        let resource = pb::IntegrationSettings {
+            acknowledge_disabled_accounts: false,
+            ..b.settings("Resource domain")
+        };
+        let ib = create_integration(&mut client, resource, FIXTURE_PASSWORD).await;
+        let mut owners = Vec::new();
+        for (n, which) in order.iter().enumerate() {
+            let id = if *which == "A" { &ia.id } else { &ib.id };
+            let run = sync(&mut client, id).await;
+            assert_eq!(
+                run.state,
+                RunState::Succeeded as i32,
+                "{account} run {n}: {}",
+                run.error
+            );
+            let alice = client
+                .directory
+                .lookup_address(pb::LookupAddressRequest {
+                    account_id: account.into(),
+                    address: "alice@example.com".into(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(
+                !alice.disabled,
+                "{account}: Alice disabled after run {n} ({which})"
+            );
+            owners.push(alice.integration_id);
+        }
+        // Once both have run, the older integration owns the address, and
+        // it stays there.
+        assert!(
+            owners[1..].iter().all(|o| *o == ia.id),
+            "{account}: owners {owners:?}"
+        );
+    }
+    stack.stop().await;
+}

@@ -88,6 +88,30 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
+/// The rank of an object's claim on an address, for the one rule that
+/// decides who owns an address several objects carry (two integrations of
+/// an account, or two objects of one directory). The lowest rank wins:
+///
+/// 1. a primary address over an alias;
+/// 2. an enabled account over a disabled one;
+/// 3. the integration created first (then the lower integration id).
+///
+/// The owner depends only on the claims, never on the order of runs, so two
+/// integrations cannot take an address back and forth.
+pub fn claim_rank(
+    is_primary: bool,
+    disabled: bool,
+    integration_created_at: i64,
+    integration_id: &str,
+) -> String {
+    format!(
+        "{}{}{:020}/{integration_id}",
+        u8::from(!is_primary),
+        u8::from(disabled),
+        integration_created_at.max(0)
+    )
+}
+
 /// Why a run's removals are not applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hold {
@@ -532,6 +556,19 @@ mod tests {
             vec![user(1, "u1@example.com", 512)],
         );
         (s, p)
+    }
+
+    #[test]
+    fn claim_ranks_order_primary_enabled_older() {
+        let primary = claim_rank(true, true, 9, "b");
+        let alias = claim_rank(false, false, 1, "a");
+        assert!(primary < alias, "a primary address beats an alias");
+        let enabled = claim_rank(true, false, 9, "b");
+        assert!(enabled < primary, "an enabled account beats a disabled one");
+        let older = claim_rank(true, false, 1, "z");
+        assert!(older < enabled, "the older integration wins a tie");
+        assert!(claim_rank(true, false, 1, "a") < older);
+        assert!(older.as_str() < "~", "rows without a rank lose");
     }
 
     #[test]

@@ -227,6 +227,11 @@ const PG_MIGRATIONS: &[(i64, &str, &str)] = &[
         "pending removals",
         include_str!("../migrations/postgres/0003_pending_removals.sql"),
     ),
+    (
+        4,
+        "address claims",
+        include_str!("../migrations/postgres/0004_address_claims.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -243,6 +248,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "pending removals",
         include_str!("../migrations/sqlite/0003_pending_removals.sql"),
+    ),
+    (
+        4,
+        "address claims",
+        include_str!("../migrations/sqlite/0004_address_claims.sql"),
     ),
 ];
 

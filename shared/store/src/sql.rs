@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use sqlx::Row;
 
-use dirsync_core::plan::{CurrentObject, Hold, Plan, Removal, RemovalAction};
+use dirsync_core::plan::{CurrentObject, Hold, Plan, Removal, RemovalAction, claim_rank};
 use dirsync_core::{
     IntegrationSettings, ObjectGuid, ObjectKind, ObjectRecord, RunCounts, RunState, SealedSecret,
     Trigger, UnixMillis,
@@ -650,6 +650,15 @@ macro_rules! store_impl {
                     return Ok(ApplyOutcome::AlreadySettled);
                 }
                 let mut warnings = plan.warnings.clone();
+                let integration_created_at: i64 = sqlx::query(
+                    "SELECT created_at FROM integrations WHERE id = $1",
+                )
+                .bind(&run.integration_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get("created_at"))
+                .transpose()?
+                .unwrap_or(i64::MAX);
 
                 // Addresses of every changing object go first, so that an
                 // address moving between two objects of this run is free
@@ -699,23 +708,53 @@ macro_rules! store_impl {
                     .execute(&mut *tx)
                     .await?;
                     for (address, is_primary) in rec.addresses() {
-                        let inserted = sqlx::query(
-                            "INSERT INTO addresses (account_id, address, anchor, is_primary, origin) \
-                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, address) DO UPDATE \
-                             SET anchor = excluded.anchor, is_primary = excluded.is_primary, origin = excluded.origin \
-                             WHERE addresses.origin = $6",
+                        let rank = claim_rank(
+                            is_primary,
+                            rec.disabled,
+                            integration_created_at,
+                            &run.integration_id,
+                        );
+                        let before = sqlx::query(
+                            "SELECT a.anchor, a.origin, o.dn FROM addresses a LEFT JOIN objects o \
+                             ON o.account_id = a.account_id AND o.anchor = a.anchor \
+                             WHERE a.account_id = $1 AND a.address = $2",
+                        )
+                        .bind(account)
+                        .bind(address.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        let claimed = sqlx::query(
+                            "INSERT INTO addresses (account_id, address, anchor, is_primary, origin, claim_rank) \
+                             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (account_id, address) DO UPDATE \
+                             SET anchor = excluded.anchor, is_primary = excluded.is_primary, \
+                             origin = excluded.origin, claim_rank = excluded.claim_rank \
+                             WHERE addresses.origin = $7 OR addresses.anchor = excluded.anchor \
+                             OR excluded.claim_rank < addresses.claim_rank",
                         )
                         .bind(account)
                         .bind(address.as_str())
                         .bind(&anchor)
                         .bind(is_primary)
                         .bind(ORIGIN_DIRECTORY)
+                        .bind(&rank)
                         .bind(ORIGIN_MESSAGE_IN_TRANSIT)
                         .execute(&mut *tx)
                         .await?;
-                        if inserted.rows_affected() == 0 {
+                        let Some(before) = before else { continue };
+                        let (owner, origin, owner_dn): (String, String, Option<String>) = (
+                            before.try_get("anchor")?,
+                            before.try_get("origin")?,
+                            before.try_get("dn")?,
+                        );
+                        let owner_dn = owner_dn.unwrap_or(owner.clone());
+                        if claimed.rows_affected() == 0 {
                             warnings.push(format!(
-                                "{}: address {address} is already held by another object of the account; it was not linked",
+                                "{}: address {address} belongs to {owner_dn}, whose claim takes precedence; it was not linked here",
+                                rec.dn
+                            ));
+                        } else if owner != anchor && origin == ORIGIN_DIRECTORY {
+                            warnings.push(format!(
+                                "{}: address {address} was taken over from {owner_dn}, whose claim ranks lower",
                                 rec.dn
                             ));
                         }
