@@ -275,3 +275,140 @@ async fn resource_domain_pair_never_flaps() {
     }
     stack.stop().await;
 }
+
+async fn changes_of_run(client: &mut Client, run_id: &str) -> Vec<pb::Change> {
+    client
+        .sync
+        .list_changes(pb::ListChangesRequest {
+            account_id: client.account.clone(),
+            run_id: run_id.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .changes
+}
+
+/// (operation, object, fields) of a run's changes, sorted.
+fn shape(changes: &[pb::Change]) -> Vec<(i32, String, Vec<String>)> {
+    let mut v: Vec<_> = changes
+        .iter()
+        .map(|c| {
+            let fields = c
+                .fields
+                .iter()
+                .map(|f| format!("{}={}", f.field, f.new))
+                .collect();
+            (c.operation, c.object_id.clone(), fields)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn preview_shows_what_the_next_run_does_and_the_log_explains_it() {
+    let fx = Fixture::seed();
+    let stack = Embedded::start().await;
+    let mut client = stack.client("acme").await;
+    let i = create_integration(&mut client, fx.settings("Fixture AD"), FIXTURE_PASSWORD).await;
+
+    // A preview of the first sync changes nothing but logs eight adds.
+    let req = || pb::SyncNowRequest {
+        account_id: "acme".into(),
+        integration: i.id.clone(),
+    };
+    let preview = client.sync.preview_sync(req()).await.unwrap().into_inner();
+    let preview = client.wait(&preview.id).await.unwrap();
+    assert_eq!(
+        preview.state,
+        RunState::Succeeded as i32,
+        "{}",
+        preview.error
+    );
+    assert_eq!(preview.trigger, pb::RunTrigger::Preview as i32);
+    assert_eq!(preview.counts.unwrap().added, 8);
+    assert!(
+        snapshot(&mut client).await.0.users.is_empty(),
+        "a preview applies nothing"
+    );
+    let previewed = changes_of_run(&mut client, &preview.id).await;
+    let run = sync(&mut client, &i.id).await;
+    assert_eq!(
+        shape(&previewed),
+        shape(&changes_of_run(&mut client, &run.id).await)
+    );
+
+    // A change in AD: rename, disable and delete.
+    let alice = format!("CN=Alice Anders,OU=People,{}", fx.root_dn);
+    fx.modify(&alice, "displayName", &["Alice A."], false).await;
+    let carol = format!("CN=Carol Chen,OU=People,{}", fx.root_dn);
+    fx.modify(&carol, "userAccountControl", &["514"], false)
+        .await;
+    delete_users(&fx, &["Bob Brown"]).await;
+    let preview = client.sync.preview_sync(req()).await.unwrap().into_inner();
+    let preview = client.wait(&preview.id).await.unwrap();
+    let previewed = changes_of_run(&mut client, &preview.id).await;
+    let run = sync(&mut client, &i.id).await;
+    assert_eq!(run.state, RunState::Succeeded as i32, "{}", run.error);
+    let applied = changes_of_run(&mut client, &run.id).await;
+    assert_eq!(
+        shape(&previewed),
+        shape(&applied),
+        "the preview showed exactly what the run did"
+    );
+
+    let op = |name: &str| {
+        applied
+            .iter()
+            .find(|c| c.dn.starts_with(&format!("CN={name},")))
+            .unwrap_or_else(|| panic!("no change for {name}: {applied:?}"))
+            .clone()
+    };
+    let renamed = op("Alice Anders");
+    assert_eq!(renamed.operation, pb::ChangeOperation::Update as i32);
+    assert!(
+        renamed
+            .fields
+            .iter()
+            .any(|f| f.field == "display_name" && f.old == "Alice Anders" && f.new == "Alice A.")
+    );
+    assert_eq!(
+        op("Carol Chen").operation,
+        pb::ChangeOperation::Disable as i32
+    );
+
+    // "Why is this address unmanaged?"
+    let why = client
+        .sync
+        .list_changes(pb::ListChangesRequest {
+            account_id: "acme".into(),
+            address: "bob@example.com".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .changes;
+    assert_eq!(
+        why[0].operation,
+        pb::ChangeOperation::Demote as i32,
+        "{why:?}"
+    );
+    assert!(
+        why[0].reason.contains("no longer in the directory result"),
+        "{}",
+        why[0].reason
+    );
+    assert!(
+        why[0].reason.contains("kept unmanaged"),
+        "{}",
+        why[0].reason
+    );
+    assert_eq!(
+        why.last().unwrap().operation,
+        pb::ChangeOperation::Add as i32
+    );
+    stack.stop().await;
+}

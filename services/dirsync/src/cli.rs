@@ -62,6 +62,8 @@ pub enum SyncCmd {
         #[arg(long)]
         wait: bool,
     },
+    /// A dry run: show what a sync would change, change nothing.
+    Preview { integration: String },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -261,6 +263,22 @@ pub fn print_run(run: &api::Run) {
     }
     for w in &run.warnings {
         println!("  warning: {w}");
+    }
+}
+
+pub fn print_changes(changes: &[api::Change]) {
+    for c in changes {
+        let op = api::ChangeOperation::try_from(c.operation)
+            .map(|o| {
+                o.as_str_name()
+                    .trim_start_matches("CHANGE_OPERATION_")
+                    .to_lowercase()
+            })
+            .unwrap_or_default();
+        println!("{op:<8} {}  ({})", c.dn, c.reason);
+        for f in &c.fields {
+            println!("           {}: {:?} -> {:?}", f.field, f.old, f.new);
+        }
     }
 }
 

@@ -54,6 +54,20 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+    /// The change log: what runs did to objects, and why.
+    Changes {
+        /// Changes of this run.
+        #[arg(long)]
+        run: Option<String>,
+        /// Changes of this object (its id).
+        #[arg(long)]
+        object: Option<String>,
+        /// Changes of the object that owns this address.
+        #[arg(long)]
+        address: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
     /// Removals held by the deletion guard: review and approve.
     #[command(subcommand)]
     Removals(RemovalsCmd),
@@ -186,6 +200,51 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if wait && run.state != api::RunState::Succeeded as i32 {
                 return Ok(std::process::ExitCode::FAILURE);
             }
+        }
+        Command::Sync(SyncCmd::Preview { integration }) => {
+            let run = client
+                .sync
+                .preview_sync(api::SyncNowRequest {
+                    account_id: account.clone(),
+                    integration,
+                })
+                .await?
+                .into_inner();
+            let run = client.wait(&run.id).await?;
+            cli::print_run(&run);
+            let changes = client
+                .sync
+                .list_changes(api::ListChangesRequest {
+                    account_id: account,
+                    run_id: run.id.clone(),
+                    limit: 10_000,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner()
+                .changes;
+            println!("Would change ({}):", changes.len());
+            cli::print_changes(&changes);
+        }
+        Command::Changes {
+            run,
+            object,
+            address,
+            limit,
+        } => {
+            let changes = client
+                .sync
+                .list_changes(api::ListChangesRequest {
+                    account_id: account,
+                    run_id: run.unwrap_or_default(),
+                    object_id: object.unwrap_or_default(),
+                    address: address.unwrap_or_default(),
+                    limit,
+                })
+                .await?
+                .into_inner()
+                .changes;
+            cli::print_changes(&changes);
         }
         Command::Runs { integration, limit } => {
             let runs = client

@@ -39,6 +39,7 @@ pub fn run(r: &RunRecord) -> api::Run {
             Trigger::SyncNow => api::RunTrigger::SyncNow,
             Trigger::SyncAll => api::RunTrigger::SyncAll,
             Trigger::Schedule => api::RunTrigger::Schedule,
+            Trigger::Preview => api::RunTrigger::Preview,
         } as i32,
         attempt: r.attempt,
         counts: Some(api::RunCounts {
@@ -64,11 +65,7 @@ pub fn object(o: &StoredObject) -> api::DirectoryObject {
     let a = &r.attributes;
     api::DirectoryObject {
         id: r.anchor.to_string(),
-        kind: match r.kind {
-            ObjectKind::User => api::ObjectKind::User,
-            ObjectKind::Group => api::ObjectKind::Group,
-            ObjectKind::Contact => api::ObjectKind::Contact,
-        } as i32,
+        kind: kind(r.kind) as i32,
         integration_id: o.integration_id.clone(),
         dn: r.dn.clone(),
         display_name: a.display_name.clone(),
@@ -100,5 +97,45 @@ pub fn object(o: &StoredObject) -> api::DirectoryObject {
             Some(GroupScope::Builtin) => api::GroupScope::Builtin,
         } as i32,
         security_group: r.group_type.is_some_and(|g| g.security),
+    }
+}
+
+pub fn kind(k: ObjectKind) -> api::ObjectKind {
+    match k {
+        ObjectKind::User => api::ObjectKind::User,
+        ObjectKind::Group => api::ObjectKind::Group,
+        ObjectKind::Contact => api::ObjectKind::Contact,
+    }
+}
+
+pub fn change(c: &dirsync_store::ChangeRecord) -> api::Change {
+    use dirsync_core::change::Operation;
+    api::Change {
+        run_id: c.run_id.clone(),
+        object_id: c.change.anchor.to_string(),
+        kind: kind(c.change.kind) as i32,
+        dn: c.change.dn.clone(),
+        operation: match c.change.operation {
+            Operation::Add => api::ChangeOperation::Add,
+            Operation::Update => api::ChangeOperation::Update,
+            Operation::Disable => api::ChangeOperation::Disable,
+            Operation::Enable => api::ChangeOperation::Enable,
+            Operation::Restore => api::ChangeOperation::Restore,
+            Operation::Demote => api::ChangeOperation::Demote,
+            Operation::Delete => api::ChangeOperation::Delete,
+            Operation::Held => api::ChangeOperation::Held,
+        } as i32,
+        fields: c
+            .change
+            .fields
+            .iter()
+            .map(|f| api::FieldChange {
+                field: f.field.clone(),
+                old: f.old.clone(),
+                new: f.new.clone(),
+            })
+            .collect(),
+        reason: c.change.reason.clone(),
+        at: Some(timestamp(c.at)),
     }
 }

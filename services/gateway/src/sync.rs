@@ -4,8 +4,8 @@ use prost::Message;
 use tonic::{Request, Response, Status};
 
 use dirsync_bus::Topic;
-use dirsync_core::Trigger;
 use dirsync_core::plan::RemovalAction;
+use dirsync_core::{EmailAddress, Trigger};
 use dirsync_proto::api::{self, sync_service_server::SyncService};
 use dirsync_proto::bus;
 use dirsync_store::{RunRecord, StoreError};
@@ -14,27 +14,12 @@ use crate::error::status_of;
 use crate::{Gateway, account_id, convert, required};
 
 impl Gateway {
-    async fn active_run(
+    /// Starts a run of one integration (or returns its active run).
+    async fn start_run(
         &self,
-        account: &str,
-        integration: &str,
-    ) -> Result<Option<api::Run>, Status> {
-        let active = self
-            .store
-            .active_run(account, integration)
-            .await
-            .map_err(status_of)?;
-        Ok(active.as_ref().map(convert::run))
-    }
-}
-
-#[tonic::async_trait]
-impl SyncService for Gateway {
-    async fn sync_now(
-        &self,
-        request: Request<api::SyncNowRequest>,
+        req: api::SyncNowRequest,
+        trigger: Trigger,
     ) -> Result<Response<api::Run>, Status> {
-        let req = request.into_inner();
         let account = account_id(&req.account_id)?;
         let which = required("integration", &req.integration)?;
         let integration = self
@@ -57,7 +42,7 @@ impl SyncService for Gateway {
             uuid::Uuid::new_v4().to_string(),
             account.to_owned(),
             integration.id.clone(),
-            Trigger::SyncNow,
+            trigger,
             now,
         );
         match self.store.create_run(&run).await {
@@ -75,7 +60,12 @@ impl SyncService for Gateway {
             account_id: account.to_owned(),
             integration_id: integration.id.clone(),
             run_id: run.id.clone(),
-            trigger: bus::Trigger::SyncNow as i32,
+            trigger: match trigger {
+                Trigger::Preview => bus::Trigger::Preview,
+                Trigger::SyncAll => bus::Trigger::SyncAll,
+                Trigger::Schedule => bus::Trigger::Schedule,
+                Trigger::SyncNow => bus::Trigger::SyncNow,
+            } as i32,
         };
         if let Err(e) = self
             .bus
@@ -102,6 +92,70 @@ impl SyncService for Gateway {
         }
         tracing::info!(account, integration = %integration.id, run = %run.id, "sync requested");
         Ok(Response::new(convert::run(&run)))
+    }
+
+    async fn active_run(
+        &self,
+        account: &str,
+        integration: &str,
+    ) -> Result<Option<api::Run>, Status> {
+        let active = self
+            .store
+            .active_run(account, integration)
+            .await
+            .map_err(status_of)?;
+        Ok(active.as_ref().map(convert::run))
+    }
+}
+
+#[tonic::async_trait]
+impl SyncService for Gateway {
+    async fn sync_now(
+        &self,
+        request: Request<api::SyncNowRequest>,
+    ) -> Result<Response<api::Run>, Status> {
+        self.start_run(request.into_inner(), Trigger::SyncNow).await
+    }
+
+    async fn preview_sync(
+        &self,
+        request: Request<api::SyncNowRequest>,
+    ) -> Result<Response<api::Run>, Status> {
+        self.start_run(request.into_inner(), Trigger::Preview).await
+    }
+
+    async fn list_changes(
+        &self,
+        request: Request<api::ListChangesRequest>,
+    ) -> Result<Response<api::ListChangesResponse>, Status> {
+        let req = request.into_inner();
+        let account = account_id(&req.account_id)?;
+        let mut anchor = (!req.object_id.is_empty()).then(|| req.object_id.clone());
+        if !req.address.is_empty() {
+            let address = EmailAddress::parse(&req.address)
+                .map_err(|e| Status::invalid_argument(format!("address: {e}")))?;
+            let owner = self
+                .store
+                .lookup_address(account, address.as_str())
+                .await
+                .map_err(status_of)?;
+            anchor = Some(owner.record.anchor.to_string());
+        }
+        let run_id = (!req.run_id.is_empty()).then_some(req.run_id.as_str());
+        if run_id.is_none() && anchor.is_none() {
+            return Err(Status::invalid_argument(
+                "run_id, object_id or address: give at least one",
+            ));
+        }
+        let limit = if req.limit == 0 { 1000 } else { req.limit };
+        let changes = self
+            .store
+            .list_changes(account, run_id, anchor.as_deref(), limit)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(api::ListChangesResponse {
+            changes: changes.iter().map(convert::change).collect(),
+        }))
     }
 
     async fn list_pending_removals(

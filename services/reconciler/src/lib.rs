@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use dirsync_bus::{Bus, Delivery, MAX_DELIVER, Topic};
 use dirsync_core::plan::{self, Completeness, Source};
-use dirsync_core::{Clock, DirectoryObject};
+use dirsync_core::{Clock, DirectoryObject, Trigger};
 use dirsync_proto::bus::{self, collector_event::Event};
 use dirsync_store::{ApplyOutcome, Store, StoreError};
 
@@ -203,7 +203,12 @@ impl Reconciler {
         }
         let mut run = run;
         run.attempt = ev.attempt;
-        match self.store.apply(&run, &plan, end.entries, now).await? {
+        let outcome = if run.trigger == Trigger::Preview {
+            self.store.preview(&run, &plan, end.entries, now).await?
+        } else {
+            self.store.apply(&run, &plan, end.entries, now).await?
+        };
+        match outcome {
             ApplyOutcome::Applied { counts, warnings } => {
                 tracing::info!(
                     run = %run.id,

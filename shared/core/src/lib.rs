@@ -3,6 +3,7 @@
 //!
 //! Nothing here does I/O or reads the clock; time arrives as a [`Clock`].
 
+pub mod change;
 pub mod clock;
 pub mod dn;
 pub mod email;

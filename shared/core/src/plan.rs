@@ -65,6 +65,8 @@ pub struct Removal {
     pub anchor: ObjectGuid,
     pub kind: ObjectKind,
     pub action: RemovalAction,
+    /// Why the object leaves directory management, in words.
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +186,7 @@ pub fn plan(
 
     // 1. Scope: which collected objects this integration syncs.
     let mut in_scope: Vec<DirectoryObject> = Vec::with_capacity(collected.len());
+    let mut out_of_scope_reason: HashMap<ObjectGuid, String> = HashMap::new();
     let mut seen = HashSet::new();
     for obj in collected {
         for note in &obj.notes {
@@ -197,6 +200,7 @@ pub fn plan(
             continue;
         }
         if let Some(reason) = out_of_scope(settings, &obj) {
+            out_of_scope_reason.insert(obj.anchor, reason.clone());
             out.skipped.push((obj.dn.to_string(), reason));
             continue;
         }
@@ -291,14 +295,27 @@ pub fn plan(
         Completeness::Complete => {
             out.removals = gone
                 .into_iter()
-                .map(|c| Removal {
-                    anchor: c.anchor,
-                    kind: c.kind,
-                    action: if c.kind == ObjectKind::User && !settings.delete_users {
+                .map(|c| {
+                    let action = if c.kind == ObjectKind::User && !settings.delete_users {
                         RemovalAction::Demote
                     } else {
                         RemovalAction::Delete
-                    },
+                    };
+                    let why = match out_of_scope_reason.get(&c.anchor) {
+                        Some(r) => format!("out of scope: {r}"),
+                        None => "no longer in the directory result (deleted in AD, moved out of the Root DN, or not readable by the bind account)".to_owned(),
+                    };
+                    let policy = match (action, c.kind) {
+                        (RemovalAction::Demote, _) => "; delete users is off, so the account is kept unmanaged",
+                        (RemovalAction::Delete, ObjectKind::User) => "; delete users is on",
+                        (RemovalAction::Delete, _) => "",
+                    };
+                    Removal {
+                        anchor: c.anchor,
+                        kind: c.kind,
+                        action,
+                        reason: format!("{why}{policy}"),
+                    }
                 })
                 .collect();
         }

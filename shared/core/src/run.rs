@@ -50,6 +50,8 @@ pub enum Trigger {
     SyncNow,
     SyncAll,
     Schedule,
+    /// A dry run: the plan is logged, nothing is applied.
+    Preview,
 }
 
 impl Trigger {
@@ -58,6 +60,7 @@ impl Trigger {
             Self::SyncNow => "sync_now",
             Self::SyncAll => "sync_all",
             Self::Schedule => "schedule",
+            Self::Preview => "preview",
         }
     }
 
@@ -66,6 +69,7 @@ impl Trigger {
             "sync_now" => Self::SyncNow,
             "sync_all" => Self::SyncAll,
             "schedule" => Self::Schedule,
+            "preview" => Self::Preview,
             _ => return None,
         })
     }

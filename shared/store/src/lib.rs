@@ -20,7 +20,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use dirsync_core::UnixMillis;
 use dirsync_core::plan::{CurrentObject, Plan, Removal};
 
-pub use records::{ApplyOutcome, IntegrationRecord, RunRecord, StoredObject};
+pub use records::{ApplyOutcome, ChangeRecord, IntegrationRecord, RunRecord, StoredObject};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -128,8 +128,9 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
         account_id: &str,
         integration_id: &str,
     ) -> Result<Vec<CurrentObject>>;
-    /// Applies a plan and settles the run in one transaction. Settled runs
-    /// and stale attempts are left alone (`ApplyOutcome::AlreadySettled`).
+    /// Applies a plan, logs its changes and settles the run, in one
+    /// transaction. Settled runs and stale attempts are left alone
+    /// (`ApplyOutcome::AlreadySettled`).
     async fn apply(
         &self,
         run: &RunRecord,
@@ -137,6 +138,24 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
         collected: u64,
         now: UnixMillis,
     ) -> Result<ApplyOutcome>;
+    /// Logs what a plan would change and settles the (preview) run, without
+    /// changing any object.
+    async fn preview(
+        &self,
+        run: &RunRecord,
+        plan: &Plan,
+        collected: u64,
+        now: UnixMillis,
+    ) -> Result<ApplyOutcome>;
+    /// Change log entries, newest first: of one run, of one object, or both.
+    /// An object's history leaves out preview runs unless one is named.
+    async fn list_changes(
+        &self,
+        account_id: &str,
+        run_id: Option<&str>,
+        anchor: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ChangeRecord>>;
 
     /// Names of the account's other integrations whose latest settled run
     /// failed or is blocked: while there are any, removals are paused.
@@ -232,6 +251,11 @@ const PG_MIGRATIONS: &[(i64, &str, &str)] = &[
         "address claims",
         include_str!("../migrations/postgres/0004_address_claims.sql"),
     ),
+    (
+        5,
+        "change log",
+        include_str!("../migrations/postgres/0005_change_log.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -253,6 +277,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "address claims",
         include_str!("../migrations/sqlite/0004_address_claims.sql"),
+    ),
+    (
+        5,
+        "change log",
+        include_str!("../migrations/sqlite/0005_change_log.sql"),
     ),
 ];
 

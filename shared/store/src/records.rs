@@ -99,3 +99,11 @@ pub(crate) fn counts_of(plan: &Plan, collected: u64) -> RunCounts {
         },
     }
 }
+
+/// One change log entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeRecord {
+    pub run_id: String,
+    pub change: dirsync_core::change::Change,
+    pub at: UnixMillis,
+}

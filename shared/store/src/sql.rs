@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use sqlx::Row;
 
+use dirsync_core::change::{self, Before, Change, Operation};
 use dirsync_core::plan::{CurrentObject, Hold, Plan, Removal, RemovalAction, claim_rank};
 use dirsync_core::{
     IntegrationSettings, ObjectGuid, ObjectKind, ObjectRecord, RunCounts, RunState, SealedSecret,
@@ -13,7 +14,8 @@ use dirsync_core::{
 
 use crate::records::counts_of;
 use crate::{
-    ApplyOutcome, DirectoryStore, IntegrationRecord, Result, RunRecord, StoreError, StoredObject,
+    ApplyOutcome, ChangeRecord, DirectoryStore, IntegrationRecord, Result, RunRecord, StoreError,
+    StoredObject,
 };
 
 #[derive(Debug)]
@@ -130,7 +132,12 @@ fn action_str(a: RemovalAction) -> &'static str {
     }
 }
 
-fn removal_from_parts(anchor: String, kind: String, action: String) -> Result<Removal> {
+fn removal_from_parts(
+    anchor: String,
+    kind: String,
+    action: String,
+    reason: String,
+) -> Result<Removal> {
     Ok(Removal {
         anchor: anchor.parse().map_err(|e| corrupt("pending anchor", e))?,
         kind: ObjectKind::parse(&kind).ok_or_else(|| corrupt("pending kind", &kind))?,
@@ -139,6 +146,7 @@ fn removal_from_parts(anchor: String, kind: String, action: String) -> Result<Re
             "demote" => RemovalAction::Demote,
             other => return Err(corrupt("pending action", other)),
         },
+        reason,
     })
 }
 
@@ -193,6 +201,126 @@ macro_rules! store_impl {
                         }
                     }
                 }
+                Ok(())
+            }
+
+            /// Logs a plan's changes; reads the records they replace, so it
+            /// runs before the plan is applied, in the same transaction.
+            async fn log_changes(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                run: &RunRecord,
+                plan: &Plan,
+                now: UnixMillis,
+            ) -> Result<()> {
+                let anchors = plan
+                    .updates
+                    .iter()
+                    .map(|u| u.record.anchor)
+                    .chain(plan.removals.iter().chain(&plan.held).map(|r| r.anchor));
+                let mut before = HashMap::new();
+                for anchor in anchors {
+                    let row = sqlx::query(
+                        "SELECT record, managed FROM objects WHERE account_id = $1 AND anchor = $2",
+                    )
+                    .bind(&run.account_id)
+                    .bind(anchor.to_string())
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    if let Some(row) = row {
+                        let record: String = row.try_get("record")?;
+                        before.insert(
+                            anchor,
+                            Before {
+                                record: serde_json::from_str(&record)
+                                    .map_err(|e| corrupt("directory object", e))?,
+                                managed: row.try_get("managed")?,
+                            },
+                        );
+                    }
+                }
+                Self::insert_changes(tx, run, &change::changes(plan, &before), now).await
+            }
+
+            async fn insert_changes(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                run: &RunRecord,
+                changes: &[Change],
+                now: UnixMillis,
+            ) -> Result<()> {
+                let start: i64 = sqlx::query(
+                    "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM change_log WHERE run_id = $1",
+                )
+                .bind(&run.id)
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get("n")?;
+                for (n, c) in changes.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO change_log (run_id, account_id, sequence, anchor, kind, dn, operation, \
+                         fields, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    )
+                    .bind(&run.id)
+                    .bind(&run.account_id)
+                    .bind(start + n as i64)
+                    .bind(c.anchor.to_string())
+                    .bind(c.kind.as_str())
+                    .bind(&c.dn)
+                    .bind(c.operation.as_str())
+                    .bind(json(&c.fields))
+                    .bind(&c.reason)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(())
+            }
+
+            /// Claims an unsettled run at this attempt for applying; false
+            /// when it is settled or superseded.
+            async fn claim(tx: &mut sqlx::Transaction<'_, $db>, run: &RunRecord) -> Result<bool> {
+                let claimed = sqlx::query(
+                    "UPDATE runs SET state = 'reconciling', attempt = $2 WHERE id = $1 AND attempt <= $2 \
+                     AND state IN ('queued', 'collecting', 'reconciling')",
+                )
+                .bind(&run.id)
+                .bind(i64::from(run.attempt))
+                .execute(&mut **tx)
+                .await?;
+                Ok(claimed.rows_affected() == 1)
+            }
+
+            #[allow(clippy::too_many_arguments)]
+            async fn settle(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                run: &RunRecord,
+                state: RunState,
+                counts: &RunCounts,
+                warnings: &[String],
+                hold_reason: &str,
+                now: UnixMillis,
+            ) -> Result<()> {
+                sqlx::query(
+                    "UPDATE runs SET state = $9, collected = $2, added = $3, updated = $4, \
+                     removed = $5, unchanged = $6, warnings = $7, finished_at = $8, \
+                     pending = $10, hold_reason = $11 WHERE id = $1",
+                )
+                .bind(&run.id)
+                .bind(i64_of(counts.collected))
+                .bind(i64_of(counts.added))
+                .bind(i64_of(counts.updated))
+                .bind(i64_of(counts.removed))
+                .bind(i64_of(counts.unchanged))
+                .bind(json(&warnings))
+                .bind(now)
+                .bind(state.as_str())
+                .bind(i64_of(counts.pending))
+                .bind(hold_reason)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query("DELETE FROM staged_batches WHERE run_id = $1")
+                    .bind(&run.id)
+                    .execute(&mut **tx)
+                    .await?;
                 Ok(())
             }
 
@@ -638,17 +766,10 @@ macro_rules! store_impl {
                 let account = run.account_id.as_str();
                 let mut tx = self.pool.begin().await?;
                 // Claim the run: only an unsettled run at this attempt applies.
-                let claimed = sqlx::query(
-                    "UPDATE runs SET state = 'reconciling', attempt = $2 WHERE id = $1 AND attempt <= $2 \
-                     AND state IN ('queued', 'collecting', 'reconciling')",
-                )
-                .bind(&run.id)
-                .bind(i64::from(run.attempt))
-                .execute(&mut *tx)
-                .await?;
-                if claimed.rows_affected() == 0 {
+                if !Self::claim(&mut tx, run).await? {
                     return Ok(ApplyOutcome::AlreadySettled);
                 }
+                Self::log_changes(&mut tx, run, plan, now).await?;
                 let mut warnings = plan.warnings.clone();
                 let integration_created_at: i64 = sqlx::query(
                     "SELECT created_at FROM integrations WHERE id = $1",
@@ -784,42 +905,24 @@ macro_rules! store_impl {
                 if blocked {
                     for removal in &plan.held {
                         sqlx::query(
-                            "INSERT INTO pending_removals (run_id, account_id, anchor, kind, action) \
-                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                            "INSERT INTO pending_removals (run_id, account_id, anchor, kind, action, reason) \
+                             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
                         )
                         .bind(&run.id)
                         .bind(account)
                         .bind(removal.anchor.to_string())
                         .bind(removal.kind.as_str())
                         .bind(action_str(removal.action))
+                        .bind(&removal.reason)
                         .execute(&mut *tx)
                         .await?;
                     }
                 }
 
                 let counts = counts_of(plan, collected);
-                sqlx::query(
-                    "UPDATE runs SET state = $9, collected = $2, added = $3, updated = $4, \
-                     removed = $5, unchanged = $6, warnings = $7, finished_at = $8, \
-                     pending = $10, hold_reason = $11 WHERE id = $1",
-                )
-                .bind(&run.id)
-                .bind(i64_of(counts.collected))
-                .bind(i64_of(counts.added))
-                .bind(i64_of(counts.updated))
-                .bind(i64_of(counts.removed))
-                .bind(i64_of(counts.unchanged))
-                .bind(json(&warnings))
-                .bind(now)
-                .bind(if blocked { "blocked" } else { "succeeded" })
-                .bind(i64_of(counts.pending))
-                .bind(plan.hold.as_ref().map(Hold::describe).unwrap_or_default())
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("DELETE FROM staged_batches WHERE run_id = $1")
-                    .bind(&run.id)
-                    .execute(&mut *tx)
-                    .await?;
+                let state = if blocked { RunState::Blocked } else { RunState::Succeeded };
+                let hold_reason = plan.hold.as_ref().map(Hold::describe).unwrap_or_default();
+                Self::settle(&mut tx, run, state, &counts, &warnings, &hold_reason, now).await?;
                 tx.commit().await?;
                 Ok(ApplyOutcome::Applied { counts, warnings })
             }
@@ -853,7 +956,7 @@ macro_rules! store_impl {
                 run_id: &str,
             ) -> Result<Vec<(Removal, Option<StoredObject>)>> {
                 let rows = sqlx::query(
-                    "SELECT p.anchor, p.kind, p.action, o.integration_id, o.record, o.managed \
+                    "SELECT p.anchor, p.kind, p.action, p.reason, o.integration_id, o.record, o.managed \
                      FROM pending_removals p LEFT JOIN objects o \
                      ON o.account_id = p.account_id AND o.anchor = p.anchor \
                      WHERE p.account_id = $1 AND p.run_id = $2 ORDER BY o.display_name, p.anchor",
@@ -873,7 +976,12 @@ macro_rules! store_impl {
                             )?),
                             None => None,
                         };
-                        Ok((removal_from_parts(r.try_get("anchor")?, r.try_get("kind")?, r.try_get("action")?)?, object))
+                        Ok((removal_from_parts(
+                            r.try_get("anchor")?,
+                            r.try_get("kind")?,
+                            r.try_get("action")?,
+                            r.try_get("reason")?,
+                        )?, object))
                     })
                     .collect()
             }
@@ -908,7 +1016,7 @@ macro_rules! store_impl {
                     )));
                 }
                 let rows = sqlx::query(
-                    "SELECT anchor, kind, action FROM pending_removals WHERE run_id = $1 AND account_id = $2",
+                    "SELECT anchor, kind, action, reason FROM pending_removals WHERE run_id = $1 AND account_id = $2",
                 )
                 .bind(run_id)
                 .bind(account_id)
@@ -916,7 +1024,12 @@ macro_rules! store_impl {
                 .await?;
                 let held = rows
                     .iter()
-                    .map(|r| removal_from_parts(r.try_get("anchor")?, r.try_get("kind")?, r.try_get("action")?))
+                    .map(|r| removal_from_parts(
+                            r.try_get("anchor")?,
+                            r.try_get("kind")?,
+                            r.try_get("action")?,
+                            r.try_get("reason")?,
+                        ))
                     .collect::<Result<Vec<_>>>()?;
                 if let Some(n) = expected
                     && n != held.len() as u64
@@ -942,6 +1055,17 @@ macro_rules! store_impl {
                         removals.push(r);
                     }
                 }
+                let approved = Plan {
+                    removals: removals
+                        .iter()
+                        .map(|r| Removal {
+                            reason: format!("approved by an admin: {}", r.reason),
+                            ..r.clone()
+                        })
+                        .collect(),
+                    ..Plan::default()
+                };
+                Self::log_changes(&mut tx, &run, &approved, now).await?;
                 Self::remove(&mut tx, account_id, &removals, now).await?;
                 let done = sqlx::query(
                     "UPDATE runs SET state = 'succeeded', removed = removed + $2, pending = 0 \
@@ -962,6 +1086,75 @@ macro_rules! store_impl {
                     .await?;
                 tx.commit().await?;
                 self.get_run(account_id, run_id).await
+            }
+
+            async fn preview(
+                &self,
+                run: &RunRecord,
+                plan: &Plan,
+                collected: u64,
+                now: UnixMillis,
+            ) -> Result<ApplyOutcome> {
+                let mut tx = self.pool.begin().await?;
+                if !Self::claim(&mut tx, run).await? {
+                    return Ok(ApplyOutcome::AlreadySettled);
+                }
+                Self::log_changes(&mut tx, run, plan, now).await?;
+                let mut counts = counts_of(plan, collected);
+                counts.pending = 0; // nothing waits for approval after a preview
+                let hold_reason = plan.hold.as_ref().map(Hold::describe).unwrap_or_default();
+                Self::settle(&mut tx, run, RunState::Succeeded, &counts, &plan.warnings, &hold_reason, now)
+                    .await?;
+                tx.commit().await?;
+                Ok(ApplyOutcome::Applied {
+                    counts,
+                    warnings: plan.warnings.clone(),
+                })
+            }
+
+            async fn list_changes(
+                &self,
+                account_id: &str,
+                run_id: Option<&str>,
+                anchor: Option<&str>,
+                limit: u32,
+            ) -> Result<Vec<ChangeRecord>> {
+                let rows = sqlx::query(
+                    "SELECT run_id, anchor, kind, dn, operation, fields, reason, at FROM change_log \
+                     WHERE account_id = $1 AND ($3 = '' OR anchor = $3) \
+                     AND (run_id = $2 OR ($2 = '' AND run_id NOT IN \
+                          (SELECT id FROM runs WHERE account_id = $1 AND trigger = 'preview'))) \
+                     ORDER BY at DESC, run_id, sequence DESC LIMIT CAST($4 AS BIGINT)",
+                )
+                .bind(account_id)
+                .bind(run_id.unwrap_or_default())
+                .bind(anchor.unwrap_or_default())
+                .bind(i64::from(limit.clamp(1, 10_000)))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        let anchor: String = r.try_get("anchor")?;
+                        let kind: String = r.try_get("kind")?;
+                        let operation: String = r.try_get("operation")?;
+                        let fields: String = r.try_get("fields")?;
+                        Ok(ChangeRecord {
+                            run_id: r.try_get("run_id")?,
+                            at: r.try_get("at")?,
+                            change: Change {
+                                anchor: anchor.parse().map_err(|e| corrupt("change anchor", e))?,
+                                kind: ObjectKind::parse(&kind)
+                                    .ok_or_else(|| corrupt("change kind", &kind))?,
+                                dn: r.try_get("dn")?,
+                                operation: Operation::parse(&operation)
+                                    .ok_or_else(|| corrupt("change operation", &operation))?,
+                                fields: serde_json::from_str(&fields)
+                                    .map_err(|e| corrupt("change fields", e))?,
+                                reason: r.try_get("reason")?,
+                            },
+                        })
+                    })
+                    .collect()
             }
 
             async fn list_objects(
