@@ -230,3 +230,92 @@ async fn integration_crud_keeps_the_password_write_only() {
     assert_eq!(gone.code(), tonic::Code::NotFound);
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn sync_all_account_schedule_and_integration_status() {
+    let fx = dirsync_tests::Fixture::seed();
+    let stack = Embedded::start().await;
+    let mut client = stack.client("acme").await;
+
+    let bad = client
+        .accounts
+        .update_account(pb::UpdateAccountRequest {
+            account_id: "acme".into(),
+            time_zone: "Mars/Olympus".into(),
+            schedule: String::new(),
+        })
+        .await
+        .expect_err("unknown zone");
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    assert!(bad.message().starts_with("time_zone"), "{bad:?}");
+    let account = client
+        .accounts
+        .update_account(pb::UpdateAccountRequest {
+            account_id: "acme".into(),
+            time_zone: "Europe/London".into(),
+            schedule: "18:00,06:00".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (account.time_zone.as_str(), account.schedule.as_str()),
+        ("Europe/London", "06:00,18:00")
+    );
+
+    let on = create_integration(&mut client, fx.settings("On"), FIXTURE_PASSWORD).await;
+    let off = pb::IntegrationSettings {
+        enabled: Some(false),
+        ..fx.settings("Off")
+    };
+    create_integration(&mut client, off, FIXTURE_PASSWORD).await;
+
+    let runs = client
+        .sync
+        .sync_all(pb::SyncAllRequest {
+            account_id: "acme".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .runs;
+    assert_eq!(runs.len(), 1, "disabled integrations are not synced");
+    assert_eq!(runs[0].integration_id, on.id);
+    assert_eq!(runs[0].trigger, pb::RunTrigger::SyncAll as i32);
+    let done = client.wait(&runs[0].id).await.unwrap();
+    assert_eq!(done.state, pb::RunState::Succeeded as i32, "{}", done.error);
+
+    let list = client
+        .integrations
+        .list_integrations(pb::ListIntegrationsRequest {
+            account_id: "acme".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .integrations;
+    let status = |name: &str| {
+        list.iter()
+            .find(|i| i.settings.as_ref().unwrap().name == name)
+            .unwrap()
+            .status
+            .clone()
+            .unwrap()
+    };
+    let st = status("On");
+    assert_eq!(st.last_run.unwrap().id, runs[0].id);
+    assert!(st.last_success_at.is_some());
+    let next = st.next_run_at.expect("scheduled");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        next.seconds > now && next.seconds <= now + 13 * 3600,
+        "next run within 12 h: {next:?}"
+    );
+    assert!(!st.destructive_changes_paused);
+    let st = status("Off");
+    assert!(st.last_run.is_none() && st.next_run_at.is_none());
+    stack.stop().await;
+}

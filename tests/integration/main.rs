@@ -7,5 +7,6 @@ mod api;
 mod cli;
 mod collector;
 mod reconciler;
+mod scheduler;
 mod store;
 mod sync;

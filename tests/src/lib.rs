@@ -204,6 +204,9 @@ impl Embedded {
             ack_wait_seconds: 60,
             ldap_connect_timeout_seconds: 10,
             ldap_operation_timeout_seconds: 60,
+            schedule_tick_seconds: 30,
+            catch_up_horizon_minutes: 360,
+            max_run_minutes: 120,
         };
         f(&mut cfg);
         let deps = Deps::open(&cfg).await.unwrap();

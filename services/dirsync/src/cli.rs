@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 use tonic::transport::Channel;
 
+use dirsync_proto::api::account_service_client::AccountServiceClient;
 use dirsync_proto::api::directory_service_client::DirectoryServiceClient;
 use dirsync_proto::api::integration_service_client::IntegrationServiceClient;
 use dirsync_proto::api::sync_service_client::SyncServiceClient;
@@ -64,6 +65,27 @@ pub enum SyncCmd {
     },
     /// A dry run: show what a sync would change, change nothing.
     Preview { integration: String },
+    /// Start a sync of every enabled integration of the account.
+    All {
+        /// Wait for every run to finish.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AccountCmd {
+    /// Show the account's time zone and schedule.
+    Show,
+    /// Set the time zone and/or the default times of scheduled syncs.
+    Set {
+        /// IANA time zone, e.g. Europe/London.
+        #[arg(long)]
+        time_zone: Option<String>,
+        /// Times of day, e.g. 08:00,13:00,23:00.
+        #[arg(long)]
+        schedule: Option<String>,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -119,6 +141,9 @@ pub struct IntegrationFile {
     /// Collectors of this partition take the jobs; empty: the Root DN's domain.
     #[serde(default)]
     pub partition: String,
+    /// Own times of day, e.g. "06:00,18:00"; empty: the account's.
+    #[serde(default)]
+    pub schedule: String,
 }
 
 impl IntegrationFile {
@@ -147,6 +172,7 @@ impl IntegrationFile {
             delete_users: self.delete_users,
             enabled: self.enabled,
             partition: self.partition.clone(),
+            schedule: self.schedule.clone(),
         })
     }
 }
@@ -170,6 +196,7 @@ pub fn read_secret(path: &Path) -> anyhow::Result<String> {
 
 pub struct Client {
     pub account: String,
+    pub accounts: AccountServiceClient<Channel>,
     pub integrations: IntegrationServiceClient<Channel>,
     pub sync: SyncServiceClient<Channel>,
     pub directory: DirectoryServiceClient<Channel>,
@@ -186,6 +213,7 @@ impl Client {
             .with_context(|| format!("cannot reach the gateway at {}", target.gateway))?;
         Ok(Self {
             account: target.account.clone(),
+            accounts: AccountServiceClient::new(channel.clone()),
             integrations: IntegrationServiceClient::new(channel.clone()),
             sync: SyncServiceClient::new(channel.clone()),
             directory: DirectoryServiceClient::new(channel),
@@ -300,7 +328,31 @@ pub fn print_pending(removals: &[api::PendingRemoval]) {
     }
 }
 
+fn when(t: &Option<prost_types::Timestamp>) -> String {
+    t.as_ref()
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+        .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| "-".to_owned())
+}
+
 pub fn print_integration(i: &api::Integration) {
+    print_integration_line(i);
+    if let Some(st) = &i.status {
+        let last = st.last_run.as_ref().map_or("none".to_owned(), |r| {
+            state_name(RunState::try_from(r.state).unwrap_or(RunState::Unspecified)).to_owned()
+        });
+        println!(
+            "  last run {last}; last success {}; next run {}",
+            when(&st.last_success_at),
+            when(&st.next_run_at)
+        );
+        if st.destructive_changes_paused {
+            println!("  destructive changes paused: {}", st.paused_reason);
+        }
+    }
+}
+
+fn print_integration_line(i: &api::Integration) {
     let s = i.settings.clone().unwrap_or_default();
     let enc = match (s.encrypt, api::EncryptionMode::try_from(s.encryption_mode)) {
         (Some(false), _) => "none",

@@ -61,6 +61,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ack_wait_seconds: 60,
         ldap_connect_timeout_seconds: 10,
         ldap_operation_timeout_seconds: 60,
+        schedule_tick_seconds: 30,
+        catch_up_horizon_minutes: 360,
+        max_run_minutes: 120,
     };
     let deps = Deps::open(&cfg).await?;
     let listener = TcpListener::bind(&cfg.listen).await?;

@@ -6,7 +6,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use dirsync::cli::{self, Client, IntegrationCmd, ListCmd, RemovalsCmd, SyncCmd, Target};
+use dirsync::cli::{
+    self, AccountCmd, Client, IntegrationCmd, ListCmd, RemovalsCmd, SyncCmd, Target,
+};
 use dirsync::demo::{self, DemoArgs};
 use dirsync::serve::{self, ServeConfig};
 use dirsync_core::MasterKey;
@@ -42,6 +44,9 @@ enum Command {
     /// Master key management.
     #[command(subcommand)]
     Key(KeyCmd),
+    /// The account's time zone and schedule.
+    #[command(subcommand)]
+    Account(AccountCmd),
     /// Manage integrations.
     #[command(subcommand)]
     Integration(IntegrationCmd),
@@ -198,6 +203,60 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             };
             cli::print_run(&run);
             if wait && run.state != api::RunState::Succeeded as i32 {
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
+        Command::Account(AccountCmd::Show) => {
+            let a = client
+                .accounts
+                .get_account(api::GetAccountRequest {
+                    account_id: account,
+                })
+                .await?
+                .into_inner();
+            println!(
+                "{}  time zone {}  schedule {}",
+                a.id, a.time_zone, a.schedule
+            );
+        }
+        Command::Account(AccountCmd::Set {
+            time_zone,
+            schedule,
+        }) => {
+            let a = client
+                .accounts
+                .update_account(api::UpdateAccountRequest {
+                    account_id: account,
+                    time_zone: time_zone.unwrap_or_default(),
+                    schedule: schedule.unwrap_or_default(),
+                })
+                .await?
+                .into_inner();
+            println!(
+                "{}  time zone {}  schedule {}",
+                a.id, a.time_zone, a.schedule
+            );
+        }
+        Command::Sync(SyncCmd::All { wait }) => {
+            let runs = client
+                .sync
+                .sync_all(api::SyncAllRequest {
+                    account_id: account,
+                })
+                .await?
+                .into_inner()
+                .runs;
+            let mut failed = false;
+            for run in runs {
+                let run = if wait {
+                    client.wait(&run.id).await?
+                } else {
+                    run
+                };
+                failed |= wait && run.state != api::RunState::Succeeded as i32;
+                cli::print_run(&run);
+            }
+            if failed {
                 return Ok(std::process::ExitCode::FAILURE);
             }
         }

@@ -18,7 +18,7 @@ use dirsync_core::{Clock, MasterKey, SystemClock};
 use dirsync_gateway::Gateway;
 use dirsync_ldap::Timeouts;
 use dirsync_reconciler::Reconciler;
-use dirsync_scheduler::Scheduler;
+use dirsync_scheduler::{Scheduler, Timing};
 use dirsync_store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -107,6 +107,17 @@ pub struct ServeConfig {
         default_value_t = 60
     )]
     pub ldap_operation_timeout_seconds: u64,
+    /// Scheduler: seconds between looks for due slots and stuck runs.
+    #[arg(long, env = "DIRSYNC_SCHEDULE_TICK_SECONDS", default_value_t = 30)]
+    pub schedule_tick_seconds: u64,
+    /// Scheduler: a slot missed while no scheduler ran is run on start when
+    /// it is at most this old.
+    #[arg(long, env = "DIRSYNC_CATCH_UP_HORIZON_MINUTES", default_value_t = 360)]
+    pub catch_up_horizon_minutes: u64,
+    /// Scheduler: a run still active after this long fails, freeing its
+    /// integration.
+    #[arg(long, env = "DIRSYNC_MAX_RUN_MINUTES", default_value_t = 120)]
+    pub max_run_minutes: u64,
     /// Collector: the partition (domain) to serve; absent: all.
     #[arg(long, env = "DIRSYNC_COLLECTOR_PARTITION")]
     pub partition: Option<String>,
@@ -119,6 +130,7 @@ pub struct ServeConfig {
 /// Connections shared by the roles of one process.
 pub struct Deps {
     pub store: Option<Store>,
+    pub timing: Timing,
     pub ldap_timeouts: Timeouts,
     pub extra_roots: Vec<CertificateDer<'static>>,
     pub bus: Bus,
@@ -163,6 +175,11 @@ impl Deps {
         };
         Ok(Self {
             store,
+            timing: Timing {
+                tick: Duration::from_secs(cfg.schedule_tick_seconds.max(1)),
+                catch_up_horizon: Duration::from_secs(cfg.catch_up_horizon_minutes * 60),
+                max_run_duration: Duration::from_secs(cfg.max_run_minutes.max(1) * 60),
+            },
             ldap_timeouts: Timeouts {
                 connect: Duration::from_secs(cfg.ldap_connect_timeout_seconds.max(1)),
                 operation: Duration::from_secs(cfg.ldap_operation_timeout_seconds.max(1)),
@@ -205,6 +222,7 @@ pub async fn run(
                     store: store()?,
                     bus: deps.bus.clone(),
                     clock: deps.clock.clone(),
+                    timing: deps.timing,
                 };
                 tasks.spawn(async move { ("scheduler", s.run(stop).await) });
             }

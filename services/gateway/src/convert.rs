@@ -19,6 +19,7 @@ pub fn integration(r: &IntegrationRecord) -> api::Integration {
         password_set: r.password.is_some(),
         created_at: Some(timestamp(r.created_at)),
         updated_at: Some(timestamp(r.updated_at)),
+        status: None,
     }
 }
 

@@ -81,7 +81,9 @@ impl IntegrationService for Gateway {
             .get_integration(account, which)
             .await
             .map_err(status_of)?;
-        Ok(Response::new(convert::integration(&rec)))
+        let mut out = convert::integration(&rec);
+        out.status = Some(self.status(&rec, self.clock.now()).await?);
+        Ok(Response::new(out))
     }
 
     async fn list_integrations(
@@ -95,8 +97,15 @@ impl IntegrationService for Gateway {
             .list_integrations(account)
             .await
             .map_err(status_of)?;
+        let now = self.clock.now();
+        let mut integrations = Vec::with_capacity(list.len());
+        for rec in &list {
+            let mut out = convert::integration(rec);
+            out.status = Some(self.status(rec, now).await?);
+            integrations.push(out);
+        }
         Ok(Response::new(api::ListIntegrationsResponse {
-            integrations: list.iter().map(convert::integration).collect(),
+            integrations,
         }))
     }
 

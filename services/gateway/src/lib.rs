@@ -1,6 +1,7 @@
 //! The gateway: dirsync's gRPC API (configuration, sync control, run status,
 //! directory queries) plus `grpc.health.v1`.
 
+mod accounts;
 mod convert;
 mod directory;
 mod error;
@@ -17,6 +18,7 @@ use tonic::Status;
 
 use dirsync_bus::Bus;
 use dirsync_core::{Clock, MasterKey};
+use dirsync_proto::api::account_service_server::AccountServiceServer;
 use dirsync_proto::api::directory_service_server::DirectoryServiceServer;
 use dirsync_proto::api::integration_service_server::IntegrationServiceServer;
 use dirsync_proto::api::sync_service_server::SyncServiceServer;
@@ -52,6 +54,9 @@ impl Gateway {
         reporter
             .set_serving::<DirectoryServiceServer<Gateway>>()
             .await;
+        reporter
+            .set_serving::<AccountServiceServer<Gateway>>()
+            .await;
         tracing::info!(?addr, "gateway listening");
         tonic::transport::Server::builder()
             .add_service(health)
@@ -61,6 +66,10 @@ impl Gateway {
             )
             .add_service(
                 SyncServiceServer::new(self.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+            )
+            .add_service(
+                AccountServiceServer::new(self.clone())
+                    .max_decoding_message_size(MAX_REQUEST_BYTES),
             )
             .add_service(
                 DirectoryServiceServer::new(self).max_decoding_message_size(MAX_REQUEST_BYTES),

@@ -117,6 +117,33 @@ impl SyncService for Gateway {
         self.start_run(request.into_inner(), Trigger::SyncNow).await
     }
 
+    async fn sync_all(
+        &self,
+        request: Request<api::SyncAllRequest>,
+    ) -> Result<Response<api::SyncAllResponse>, Status> {
+        let req = request.into_inner();
+        let account = account_id(&req.account_id)?;
+        let integrations = self
+            .store
+            .list_integrations(account)
+            .await
+            .map_err(status_of)?;
+        let mut runs = Vec::new();
+        for i in integrations.iter().filter(|i| i.settings.enabled) {
+            let run = self
+                .start_run(
+                    api::SyncNowRequest {
+                        account_id: account.to_owned(),
+                        integration: i.id.clone(),
+                    },
+                    Trigger::SyncAll,
+                )
+                .await?;
+            runs.push(run.into_inner());
+        }
+        Ok(Response::new(api::SyncAllResponse { runs }))
+    }
+
     async fn preview_sync(
         &self,
         request: Request<api::SyncNowRequest>,

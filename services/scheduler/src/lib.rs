@@ -1,10 +1,17 @@
 //! The scheduler owns time and turns sync requests into jobs.
 //!
-//! Today it serves "Sync now": the gateway creates a queued run and asks for
-//! it on the requests queue; the scheduler snapshots the integration's
-//! connection settings (the bind password stays sealed) into a `SyncJob` on
-//! the jobs queue of the integration's partition. The job's message id is
-//! the run id, so a redelivered request never yields a second job.
+//! - Sync now / Sync all / Preview: the gateway creates a queued run and
+//!   asks for it on the requests queue; the scheduler snapshots the
+//!   integration's connection settings (the bind password stays sealed)
+//!   into a `SyncJob` on the jobs queue of the integration's partition.
+//! - Schedule: every tick, each enabled integration's latest due slot (in
+//!   its account's time zone) becomes a run, once: the store refuses a
+//!   second run for a slot, so any number of replicas may tick.
+//! - Stuck runs: runs active for longer than the maximum run duration fail
+//!   with the reason, and free their integration.
+//!
+//! Time comes from the clock it is given; [`Scheduler::tick`] does one
+//! round of scheduling at the clock's now, for tests and for the loop.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,24 +20,144 @@ use prost::Message;
 use tokio_util::sync::CancellationToken;
 
 use dirsync_bus::{Bus, Delivery, Topic};
-use dirsync_core::{Clock, EncryptionMode};
+use dirsync_core::schedule::Schedule;
+use dirsync_core::{Clock, EncryptionMode, Trigger};
 use dirsync_proto::bus;
-use dirsync_store::{IntegrationRecord, Store, StoreError};
+use dirsync_store::{IntegrationRecord, RunRecord, Store, StoreError};
+
+/// Scheduling settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// How often the scheduler looks for due slots and stuck runs.
+    pub tick: Duration,
+    /// A missed slot older than this is not run on start.
+    pub catch_up_horizon: Duration,
+    /// A run active for longer than this fails.
+    pub max_run_duration: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            tick: Duration::from_secs(30),
+            catch_up_horizon: Duration::from_secs(6 * 3600),
+            max_run_duration: Duration::from_secs(2 * 3600),
+        }
+    }
+}
 
 pub struct Scheduler {
     pub store: Store,
     pub bus: Bus,
     pub clock: Arc<dyn Clock>,
+    pub timing: Timing,
+}
+
+/// What one tick did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TickReport {
+    /// Runs started for due slots: (integration id, slot).
+    pub started: Vec<(String, String)>,
+    /// Runs failed as stuck.
+    pub failed_stuck: Vec<String>,
 }
 
 const RETRY: Duration = Duration::from_secs(2);
 
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 impl Scheduler {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!("scheduler started");
-        dirsync_bus::consume(&self.bus, Topic::Requests, shutdown, |d| self.handle(d)).await?;
+        let requests = dirsync_bus::consume(&self.bus, Topic::Requests, shutdown.clone(), |d| {
+            self.handle(d)
+        });
+        let ticks = async {
+            let mut interval = tokio::time::interval(self.timing.tick);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = interval.tick() => {}
+                }
+                if let Err(e) = self.tick().await {
+                    tracing::warn!(error = %e, "scheduling round failed; retrying at the next tick");
+                }
+            }
+        };
+        let (requests, ()) = tokio::join!(requests, ticks);
+        requests?;
         tracing::info!("scheduler stopped");
         Ok(())
+    }
+
+    /// One round: fail stuck runs, then start the runs of due slots.
+    pub async fn tick(&self) -> anyhow::Result<TickReport> {
+        let now = self.clock.now();
+        let mut report = TickReport {
+            failed_stuck: self
+                .store
+                .fail_stuck_runs(
+                    now - ms(self.timing.max_run_duration),
+                    &format!(
+                        "the run did not finish within the maximum run duration ({} minutes): its collector or reconciler stopped, or the directory is too slow; the integration is free to run again",
+                        self.timing.max_run_duration.as_secs() / 60
+                    ),
+                    now,
+                )
+                .await?,
+            ..Default::default()
+        };
+        for id in &report.failed_stuck {
+            tracing::warn!(run = %id, "stuck run failed");
+        }
+        for (integration, account) in self.store.scheduled_integrations().await? {
+            if !integration.settings.enabled {
+                continue;
+            }
+            let times = integration
+                .settings
+                .schedule
+                .clone()
+                .unwrap_or_else(|| account.schedule.clone());
+            let schedule = match Schedule::parse(&account.time_zone, &times) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(integration = %integration.id, error = %e, "integration not scheduled");
+                    continue;
+                }
+            };
+            let Some(slot) = schedule.latest_due(now, ms(self.timing.catch_up_horizon)) else {
+                continue;
+            };
+            if slot.due < integration.created_at {
+                continue; // slots from before the integration existed
+            }
+            let run = RunRecord {
+                slot: Some(slot.id.clone()),
+                ..RunRecord::new(
+                    uuid_v4(),
+                    integration.account_id.clone(),
+                    integration.id.clone(),
+                    Trigger::Schedule,
+                    now,
+                )
+            };
+            match self.store.create_run(&run).await {
+                Ok(()) => {}
+                // Taken by another replica or an earlier tick, or a run is
+                // active (the slot runs when it ends, within the horizon).
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            self.queue(&integration, &run.id, bus::Trigger::Schedule)
+                .await?;
+            tracing::info!(integration = %integration.id, slot = %slot.id, run = %run.id, "scheduled run queued");
+            report.started.push((integration.id.clone(), slot.id));
+        }
+        Ok(report)
     }
 
     async fn handle(&self, delivery: Delivery) {
@@ -72,20 +199,36 @@ impl Scheduler {
             }
             Err(e) => return Err(e.into()),
         };
-        let job = job_for(&integration, &req.run_id, req.trigger);
+        let trigger = bus::Trigger::try_from(req.trigger).unwrap_or(bus::Trigger::SyncNow);
+        self.queue(&integration, &req.run_id, trigger).await
+    }
+
+    /// Publishes the run's job. The message id is the run id: a replayed
+    /// request never yields a second job.
+    async fn queue(
+        &self,
+        integration: &IntegrationRecord,
+        run_id: &str,
+        trigger: bus::Trigger,
+    ) -> anyhow::Result<()> {
+        let job = job_for(integration, run_id, trigger as i32);
         let partition = job.partition.clone();
         self.bus
             .publish(
                 &Topic::Jobs {
                     partition: Some(partition.clone()),
                 },
-                &format!("job:{}", req.run_id),
+                &format!("job:{run_id}"),
                 job.encode_to_vec().into(),
             )
             .await?;
-        tracing::info!(run = %req.run_id, integration = %integration.id, %partition, "sync job queued");
+        tracing::info!(run = %run_id, integration = %integration.id, %partition, "sync job queued");
         Ok(())
     }
+}
+
+fn uuid_v4() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 pub fn job_for(integration: &IntegrationRecord, run_id: &str, trigger: i32) -> bus::SyncJob {
@@ -111,6 +254,6 @@ pub fn job_for(integration: &IntegrationRecord, run_id: &str, trigger: i32) -> b
             root_dn: s.root_dn.to_string(),
             include_contacts: s.include_contacts,
         }),
-        partition: integration.settings.partition(),
+        partition: s.partition(),
     }
 }

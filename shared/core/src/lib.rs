@@ -11,6 +11,7 @@ pub mod guid;
 pub mod object;
 pub mod plan;
 pub mod run;
+pub mod schedule;
 pub mod secret;
 pub mod settings;
 

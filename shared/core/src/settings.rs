@@ -43,6 +43,9 @@ pub struct IntegrationSettings {
     /// Collectors of this partition take the integration's jobs; `None`:
     /// the Root DN's DNS domain.
     pub partition: Option<String>,
+    /// Own times of day (`08:00,13:00`); `None`: the account's schedule.
+    #[serde(default)]
+    pub schedule: Option<String>,
 }
 
 /// A setting that is not acceptable, named by its API field.
@@ -220,6 +223,17 @@ impl IntegrationSettings {
             }
         };
 
+        let schedule = match s.schedule.trim() {
+            "" => None,
+            text => match crate::schedule::Schedule::parse("UTC", text) {
+                Ok(parsed) => Some(parsed.times_text()),
+                Err(e) => {
+                    errors.push(FieldError::new("settings.schedule", e.to_string()));
+                    None
+                }
+            },
+        };
+
         match (user_dn, root_dn) {
             (Some(user_dn), Some(root_dn)) if errors.is_empty() => Ok(Self {
                 name,
@@ -237,6 +251,7 @@ impl IntegrationSettings {
                 delete_users: s.delete_users,
                 enabled: s.enabled.unwrap_or(true),
                 partition,
+                schedule,
             }),
             _ => Err(errors),
         }
@@ -265,6 +280,7 @@ impl IntegrationSettings {
             delete_users: self.delete_users,
             enabled: Some(self.enabled),
             partition: self.partition.clone().unwrap_or_default(),
+            schedule: self.schedule.clone().unwrap_or_default(),
         }
     }
 

@@ -20,7 +20,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use dirsync_core::UnixMillis;
 use dirsync_core::plan::{CurrentObject, Plan, Removal};
 
-pub use records::{ApplyOutcome, ChangeRecord, IntegrationRecord, RunRecord, StoredObject};
+pub use records::{
+    AccountRecord, ApplyOutcome, ChangeRecord, IntegrationRecord, RunRecord, StoredObject,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -63,6 +65,27 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
     async fn healthy(&self) -> bool;
 
     async fn ensure_account(&self, account_id: &str, now: UnixMillis) -> Result<()>;
+    async fn get_account(&self, account_id: &str) -> Result<AccountRecord>;
+    /// Sets the account's time zone and default schedule (creating the
+    /// account when needed).
+    async fn update_account(&self, account: &AccountRecord, now: UnixMillis) -> Result<()>;
+    /// Every integration of every account, with its account: the
+    /// scheduler's view.
+    async fn scheduled_integrations(&self) -> Result<Vec<(IntegrationRecord, AccountRecord)>>;
+    /// Fails every run still active that was created before `before`.
+    /// Returns the ids failed.
+    async fn fail_stuck_runs(
+        &self,
+        before: UnixMillis,
+        reason: &str,
+        now: UnixMillis,
+    ) -> Result<Vec<String>>;
+    /// The integration's latest run that succeeded.
+    async fn last_success(
+        &self,
+        account_id: &str,
+        integration_id: &str,
+    ) -> Result<Option<RunRecord>>;
 
     /// Fails with `Conflict` when the account has an integration of that name.
     async fn create_integration(&self, rec: &IntegrationRecord) -> Result<()>;
@@ -77,7 +100,8 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
     /// Deletes the integration and its runs; its objects stay, unmanaged.
     async fn delete_integration(&self, account_id: &str, id: &str) -> Result<()>;
 
-    /// Fails with `Conflict` when the integration already has an active run.
+    /// Fails with `Conflict` when the integration already has an active
+    /// run, or a run for the same schedule slot.
     async fn create_run(&self, run: &RunRecord) -> Result<()>;
     async fn get_run(&self, account_id: &str, run_id: &str) -> Result<RunRecord>;
     /// Newest first.
@@ -256,6 +280,11 @@ const PG_MIGRATIONS: &[(i64, &str, &str)] = &[
         "change log",
         include_str!("../migrations/postgres/0005_change_log.sql"),
     ),
+    (
+        6,
+        "schedule",
+        include_str!("../migrations/postgres/0006_schedule.sql"),
+    ),
 ];
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -282,6 +311,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "change log",
         include_str!("../migrations/sqlite/0005_change_log.sql"),
+    ),
+    (
+        6,
+        "schedule",
+        include_str!("../migrations/sqlite/0006_schedule.sql"),
     ),
 ];
 

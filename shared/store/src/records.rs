@@ -33,6 +33,8 @@ pub struct RunRecord {
     pub created_at: UnixMillis,
     pub started_at: Option<UnixMillis>,
     pub finished_at: Option<UnixMillis>,
+    /// The schedule slot of a scheduled run (`2026-07-01T08:00`).
+    pub slot: Option<String>,
 }
 
 impl RunRecord {
@@ -58,6 +60,7 @@ impl RunRecord {
             created_at: now,
             started_at: None,
             finished_at: None,
+            slot: None,
         }
     }
 }
@@ -106,4 +109,14 @@ pub struct ChangeRecord {
     pub run_id: String,
     pub change: dirsync_core::change::Change,
     pub at: UnixMillis,
+}
+
+/// An account's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    pub id: String,
+    /// IANA name.
+    pub time_zone: String,
+    /// Default times of day, `08:00,13:00,23:00`.
+    pub schedule: String,
 }

@@ -14,8 +14,8 @@ use dirsync_core::{
 
 use crate::records::counts_of;
 use crate::{
-    ApplyOutcome, ChangeRecord, DirectoryStore, IntegrationRecord, Result, RunRecord, StoreError,
-    StoredObject,
+    AccountRecord, ApplyOutcome, ChangeRecord, DirectoryStore, IntegrationRecord, Result,
+    RunRecord, StoreError, StoredObject,
 };
 
 #[derive(Debug)]
@@ -35,7 +35,7 @@ const ORIGIN_MESSAGE_IN_TRANSIT: &str = "message_in_transit";
 
 const RUN_COLUMNS: &str = "id, account_id, integration_id, state, trigger, attempt, host, error, \
      warnings, collected, added, updated, removed, unchanged, created_at, started_at, finished_at, \
-     hold_reason, pending";
+     hold_reason, pending, slot";
 
 fn i64_of(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -86,6 +86,7 @@ fn run_from_parts(
     warnings: &str,
     counts: [i64; 6],
     hold_reason: String,
+    slot: Option<String>,
     created_at: i64,
     started_at: Option<i64>,
     finished_at: Option<i64>,
@@ -104,6 +105,7 @@ fn run_from_parts(
             pending: u64_of(counts[5]),
         },
         hold_reason,
+        slot,
         id,
         account_id,
         integration_id,
@@ -351,6 +353,7 @@ macro_rules! store_impl {
                                 r.try_get("pending")?,
                             ],
                             r.try_get("hold_reason")?,
+                            r.try_get("slot")?,
                             r.try_get("created_at")?,
                             r.try_get("started_at")?,
                             r.try_get("finished_at")?,
@@ -426,6 +429,94 @@ macro_rules! store_impl {
                 .execute(&self.pool)
                 .await?;
                 Ok(())
+            }
+
+            async fn get_account(&self, account_id: &str) -> Result<AccountRecord> {
+                let row = sqlx::query("SELECT id, time_zone, schedule FROM accounts WHERE id = $1")
+                    .bind(account_id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("account {account_id:?}")))?;
+                Ok(AccountRecord {
+                    id: row.try_get("id")?,
+                    time_zone: row.try_get("time_zone")?,
+                    schedule: row.try_get("schedule")?,
+                })
+            }
+
+            async fn update_account(&self, account: &AccountRecord, now: UnixMillis) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO accounts (id, created_at, time_zone, schedule) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (id) DO UPDATE SET time_zone = excluded.time_zone, schedule = excluded.schedule",
+                )
+                .bind(&account.id)
+                .bind(now)
+                .bind(&account.time_zone)
+                .bind(&account.schedule)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn scheduled_integrations(&self) -> Result<Vec<(IntegrationRecord, AccountRecord)>> {
+                let integrations = self
+                    .integration_rows("SELECT * FROM integrations ORDER BY account_id, name", &[])
+                    .await?;
+                let rows = sqlx::query("SELECT id, time_zone, schedule FROM accounts")
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut accounts = HashMap::new();
+                for r in &rows {
+                    let a = AccountRecord {
+                        id: r.try_get("id")?,
+                        time_zone: r.try_get("time_zone")?,
+                        schedule: r.try_get("schedule")?,
+                    };
+                    accounts.insert(a.id.clone(), a);
+                }
+                Ok(integrations
+                    .into_iter()
+                    .filter_map(|i| {
+                        let a = accounts.get(&i.account_id)?.clone();
+                        Some((i, a))
+                    })
+                    .collect())
+            }
+
+            async fn fail_stuck_runs(
+                &self,
+                before: UnixMillis,
+                reason: &str,
+                now: UnixMillis,
+            ) -> Result<Vec<String>> {
+                let rows = sqlx::query(
+                    "UPDATE runs SET state = 'failed', error = $2, finished_at = $3 \
+                     WHERE state IN ('queued', 'collecting', 'reconciling') AND created_at < $1 RETURNING id",
+                )
+                .bind(before)
+                .bind(reason)
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| r.try_get("id").map_err(StoreError::from))
+                    .collect()
+            }
+
+            async fn last_success(
+                &self,
+                account_id: &str,
+                integration_id: &str,
+            ) -> Result<Option<RunRecord>> {
+                Ok(self
+                    .run_row(
+                        "SELECT {RUN} FROM runs WHERE account_id = $1 AND integration_id = $2 \
+                         AND state = 'succeeded' AND trigger <> 'preview' \
+                         ORDER BY finished_at DESC LIMIT 1",
+                        &[account_id, integration_id],
+                    )
+                    .await?
+                    .pop())
             }
 
             async fn create_integration(&self, rec: &IntegrationRecord) -> Result<()> {
@@ -554,8 +645,8 @@ macro_rules! store_impl {
 
             async fn create_run(&self, run: &RunRecord) -> Result<()> {
                 sqlx::query(
-                    "INSERT INTO runs (id, account_id, integration_id, state, trigger, attempt, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO runs (id, account_id, integration_id, state, trigger, attempt, created_at, slot) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(&run.id)
                 .bind(&run.account_id)
@@ -564,6 +655,7 @@ macro_rules! store_impl {
                 .bind(run.trigger.as_str())
                 .bind(i64::from(run.attempt))
                 .bind(run.created_at)
+                .bind(&run.slot)
                 .execute(&self.pool)
                 .await?;
                 Ok(())

@@ -1,0 +1,234 @@
+//! The scheduler against PostgreSQL and NATS JetStream, on a controlled
+//! clock: slots in three time zones, replicas, catch-up and stuck runs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dirsync_bus::{Bus, Topic};
+use dirsync_core::{FixedClock, IntegrationSettings, RunState, Trigger, UnixMillis};
+use dirsync_proto::api;
+use dirsync_scheduler::{Scheduler, Timing};
+use dirsync_store::{AccountRecord, IntegrationRecord, Store};
+use dirsync_tests::{env, postgres_database, tag};
+
+fn ms(rfc3339: &str) -> UnixMillis {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap()
+        .timestamp_millis()
+}
+
+async fn integration(
+    store: &Store,
+    account: &str,
+    time_zone: &str,
+    created_at: UnixMillis,
+) -> String {
+    store
+        .update_account(
+            &AccountRecord {
+                id: account.to_owned(),
+                time_zone: time_zone.to_owned(),
+                schedule: "08:00,13:00,23:00".to_owned(),
+            },
+            created_at,
+        )
+        .await
+        .unwrap();
+    let id = format!("i-{account}");
+    store
+        .create_integration(&IntegrationRecord {
+            id: id.clone(),
+            account_id: account.to_owned(),
+            settings: IntegrationSettings::from_api(&api::IntegrationSettings {
+                name: "HQ".into(),
+                host: "dc1.corp.example.test".into(),
+                user_dn: "CN=r,DC=corp,DC=example,DC=test".into(),
+                root_dn: "DC=corp,DC=example,DC=test".into(),
+                ..Default::default()
+            })
+            .unwrap(),
+            password: None,
+            created_at,
+            updated_at: created_at,
+        })
+        .await
+        .unwrap();
+    id
+}
+
+struct Setup {
+    database: String,
+    prefix: String,
+    clock: FixedClock,
+}
+
+impl Setup {
+    async fn new(start: UnixMillis) -> Self {
+        Self {
+            database: postgres_database().await,
+            prefix: format!("t_{}", tag()),
+            clock: FixedClock::new(start),
+        }
+    }
+
+    /// A replica: its own store pool and bus connection.
+    async fn scheduler(&self) -> Scheduler {
+        Scheduler {
+            store: dirsync_store::connect(&self.database).await.unwrap(),
+            bus: self.bus().await,
+            clock: Arc::new(self.clock.clone()),
+            timing: Timing {
+                tick: Duration::from_secs(30),
+                catch_up_horizon: Duration::from_secs(6 * 3600),
+                // No collector runs here: runs fail as stuck after an hour,
+                // which frees the integration for its next slot.
+                max_run_duration: Duration::from_secs(3600),
+            },
+        }
+    }
+
+    async fn bus(&self) -> Bus {
+        Bus::nats(
+            &env("DIRSYNC_TEST_NATS_URL"),
+            &self.prefix,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Jobs waiting on the bus.
+    async fn drain_jobs(&self) -> usize {
+        let bus = self.bus().await;
+        let mut sub = bus
+            .subscribe(&Topic::Jobs { partition: None })
+            .await
+            .unwrap();
+        let mut n = 0;
+        while let Ok(Ok(Some(d))) =
+            tokio::time::timeout(Duration::from_millis(500), sub.next()).await
+        {
+            d.ack().await.unwrap();
+            n += 1;
+        }
+        n
+    }
+}
+
+#[tokio::test]
+async fn three_replicas_over_a_day_start_three_runs_per_integration() {
+    // 2026-07-01 00:00 in Kolkata (UTC+5:30) to 2026-07-02 00:00 in New
+    // York (UTC-4): a full local day in each zone.
+    let start = ms("2026-06-30T18:00:00Z");
+    let end = ms("2026-07-02T06:00:00Z");
+    let setup = Setup::new(start).await;
+    let replicas = [
+        setup.scheduler().await,
+        setup.scheduler().await,
+        setup.scheduler().await,
+    ];
+    let store = &replicas[0].store;
+    let created = start - 86_400_000;
+    let zones = [
+        ("london", "Europe/London"),
+        ("newyork", "America/New_York"),
+        ("kolkata", "Asia/Kolkata"),
+    ];
+    for (account, tz) in zones {
+        integration(store, account, tz, created).await;
+    }
+
+    let mut now = start;
+    while now <= end {
+        setup.clock.set(now);
+        let (a, b, c) = tokio::join!(replicas[0].tick(), replicas[1].tick(), replicas[2].tick());
+        for r in [a, b, c] {
+            r.unwrap();
+        }
+        now += 5 * 60_000;
+    }
+
+    for (account, tz) in zones {
+        let runs = store
+            .list_runs(account, &format!("i-{account}"), 100)
+            .await
+            .unwrap();
+        let mut slots: Vec<String> = runs
+            .iter()
+            .filter(|r| r.trigger == Trigger::Schedule)
+            .filter_map(|r| r.slot.clone())
+            .filter(|s| s.starts_with("2026-07-01"))
+            .collect();
+        slots.sort();
+        assert_eq!(
+            slots,
+            ["2026-07-01T08:00", "2026-07-01T13:00", "2026-07-01T23:00"],
+            "{tz}"
+        );
+        // Each run started within a tick of its slot's local time.
+        let schedule = dirsync_core::schedule::Schedule::parse(tz, "08:00,13:00,23:00").unwrap();
+        for r in runs.iter().filter(|r| {
+            r.slot
+                .as_deref()
+                .is_some_and(|s| s.starts_with("2026-07-01"))
+        }) {
+            let due = schedule
+                .slots_between(start - 86_400_000, end)
+                .into_iter()
+                .find(|s| Some(&s.id) == r.slot.as_ref())
+                .unwrap()
+                .due;
+            assert!(
+                (0..5 * 60_000).contains(&(r.created_at - due)),
+                "{tz} {:?}",
+                r.slot
+            );
+            // Nothing collected them: they failed as stuck, with the reason.
+            assert_eq!(r.state, RunState::Failed);
+            assert!(r.error.contains("maximum run duration"), "{}", r.error);
+        }
+    }
+    // One job per run on the bus, however many replicas ticked.
+    let total_runs: usize = {
+        let mut n = 0;
+        for (account, _) in zones {
+            n += store
+                .list_runs(account, &format!("i-{account}"), 100)
+                .await
+                .unwrap()
+                .len();
+        }
+        n
+    };
+    assert_eq!(setup.drain_jobs().await, total_runs);
+}
+
+#[tokio::test]
+async fn after_downtime_one_catch_up_run() {
+    let setup = Setup::new(ms("2026-07-01T07:00:00Z")).await;
+    let scheduler = setup.scheduler().await;
+    let id = integration(&scheduler.store, "acme", "UTC", ms("2026-06-01T00:00:00Z")).await;
+    // 07:00: the latest slot (23:00 yesterday) is older than the horizon.
+    assert!(scheduler.tick().await.unwrap().started.is_empty());
+    // Down from 07:00 to 14:00, across the 08:00 and 13:00 slots.
+    setup.clock.set(ms("2026-07-01T14:00:00Z"));
+    let report = scheduler.tick().await.unwrap();
+    assert_eq!(
+        report.started,
+        [(id.clone(), "2026-07-01T13:00".to_owned())]
+    );
+    assert!(scheduler.tick().await.unwrap().started.is_empty());
+    // Far past the horizon nothing is replayed.
+    setup.clock.set(ms("2026-07-01T22:00:00Z"));
+    let report = scheduler.tick().await.unwrap();
+    assert!(report.started.is_empty(), "{report:?}");
+    assert_eq!(
+        scheduler
+            .store
+            .list_runs("acme", &id, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
