@@ -10,3 +10,4 @@ mod reconciler;
 mod scheduler;
 mod store;
 mod sync;
+mod test_connection;

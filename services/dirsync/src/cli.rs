@@ -52,6 +52,18 @@ pub enum IntegrationCmd {
     Get { integration: String },
     /// Delete an integration (its objects stay, unmanaged).
     Delete { integration: String },
+    /// Test Connection: hostname, connectivity, certificate,
+    /// authentication and sample addresses, with hints.
+    Test {
+        /// A saved integration (id or name).
+        integration: Option<String>,
+        /// Test settings not saved yet, from a TOML file.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// The bind password for --file ('-': standard input).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -308,6 +320,37 @@ pub fn print_changes(changes: &[api::Change]) {
             println!("           {}: {:?} -> {:?}", f.field, f.old, f.new);
         }
     }
+}
+
+/// Prints one Test Connection step as it arrives; returns whether it failed.
+pub fn print_step(s: &api::TestStep) -> bool {
+    let check = api::TestCheck::try_from(s.check)
+        .map(|c| {
+            c.as_str_name()
+                .trim_start_matches("TEST_CHECK_")
+                .replace('_', " ")
+                .to_lowercase()
+        })
+        .unwrap_or_default();
+    let (mark, failed) = match api::TestOutcome::try_from(s.outcome) {
+        Ok(api::TestOutcome::Passed) => ("✓", false),
+        Ok(api::TestOutcome::Warning) => ("!", false),
+        Ok(api::TestOutcome::Skipped) => ("-", false),
+        _ => ("✗", true),
+    };
+    let host = if s.host.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", s.host)
+    };
+    println!("{mark} {check}{host}: {} ({} ms)", s.detail, s.elapsed_ms);
+    for sample in &s.samples {
+        println!("    {sample}");
+    }
+    if !s.hint.is_empty() {
+        println!("    hint: {}", s.hint);
+    }
+    failed
 }
 
 pub fn print_pending(removals: &[api::PendingRemoval]) {

@@ -154,6 +154,47 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 .into_inner();
             cli::print_integration(&created);
         }
+        Command::Integration(IntegrationCmd::Test {
+            integration,
+            file,
+            password_file,
+        }) => {
+            let (settings, password) = match &file {
+                Some(file) => {
+                    let text = std::fs::read_to_string(file)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    let spec: cli::IntegrationFile =
+                        toml::from_str(&text).with_context(|| format!("{}", file.display()))?;
+                    let pw = password_file
+                        .clone()
+                        .or(spec.password_file.clone())
+                        .map(|p| cli::read_secret(&p))
+                        .transpose()?;
+                    (Some(spec.to_api()?), pw)
+                }
+                None => (
+                    None,
+                    password_file.map(|p| cli::read_secret(&p)).transpose()?,
+                ),
+            };
+            let mut steps = client
+                .integrations
+                .test_connection(api::TestConnectionRequest {
+                    account_id: account,
+                    integration: integration.unwrap_or_default(),
+                    settings,
+                    password,
+                })
+                .await?
+                .into_inner();
+            let mut failed = false;
+            while let Some(step) = steps.message().await? {
+                failed |= cli::print_step(&step);
+            }
+            if failed {
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
         Command::Integration(IntegrationCmd::List) => {
             let list = client
                 .integrations

@@ -211,6 +211,8 @@ pub async fn run(
                     bus: deps.bus.clone(),
                     master_key: deps.master_key.clone(),
                     clock: deps.clock.clone(),
+                    extra_roots: deps.extra_roots.clone(),
+                    ldap_timeouts: deps.ldap_timeouts,
                 };
                 let listener = listener
                     .take()

@@ -39,6 +39,17 @@ fn settings(s: Option<&api::IntegrationSettings>) -> Result<IntegrationSettings,
 
 #[tonic::async_trait]
 impl IntegrationService for Gateway {
+    type TestConnectionStream = crate::test_connection::TestStream;
+
+    async fn test_connection(
+        &self,
+        request: Request<api::TestConnectionRequest>,
+    ) -> Result<Response<Self::TestConnectionStream>, Status> {
+        Ok(Response::new(
+            self.test_connection_stream(request.into_inner()).await?,
+        ))
+    }
+
     async fn create_integration(
         &self,
         request: Request<api::CreateIntegrationRequest>,

@@ -7,10 +7,12 @@ mod directory;
 mod error;
 mod integrations;
 mod sync;
+mod test_connection;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use rustls::pki_types::CertificateDer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +35,10 @@ pub struct Gateway {
     pub bus: Bus,
     pub master_key: Arc<MasterKey>,
     pub clock: Arc<dyn Clock>,
+    /// CA certificates trusted in Strict mode besides the system's, and
+    /// LDAP timeouts: for Test Connection.
+    pub extra_roots: Vec<CertificateDer<'static>>,
+    pub ldap_timeouts: dirsync_ldap::Timeouts,
 }
 
 /// Largest request accepted, in bytes.

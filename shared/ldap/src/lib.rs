@@ -2,6 +2,7 @@
 //! the alternate host as fallback), bind, and page through a Root DN.
 //! Every LDAP call of dirsync is in this crate.
 
+pub mod diagnose;
 mod entry;
 pub mod tls;
 
@@ -128,8 +129,8 @@ fn url_of(host: &str, port: u16, encryption: Option<EncryptionMode>) -> String {
 /// take in URL form; the certificate is still checked against the address.
 const IPV6_TRANSPORT_NAME: &str = "ipv6-literal.invalid";
 
-/// Connects to `host` and binds.
-pub async fn connect_host(target: &Target, host: &str) -> Result<Session, LdapError> {
+/// Connects to `host` (TLS as the target says), without binding.
+pub async fn open(target: &Target, host: &str) -> Result<Session, LdapError> {
     let url = url_of(host, target.port, target.encryption);
     let connect_err = |reason: String| LdapError::Connect {
         url: url.clone(),
@@ -162,7 +163,7 @@ pub async fn connect_host(target: &Target, host: &str) -> Result<Session, LdapEr
         }
     }
     let connect = LdapConnAsync::with_settings(settings, &ldap_url);
-    let (conn, mut ldap) = tokio::time::timeout(target.timeouts.connect, connect)
+    let (conn, ldap) = tokio::time::timeout(target.timeouts.connect, connect)
         .await
         .map_err(|_| LdapError::Timeout(target.timeouts.connect))?
         .map_err(|e| match e {
@@ -170,24 +171,6 @@ pub async fn connect_host(target: &Target, host: &str) -> Result<Session, LdapEr
             e => connect_err(describe_connect_error(&e)),
         })?;
     ldap3::drive!(conn);
-
-    let password = target.password.expose_secret();
-    if password.is_empty() {
-        // An empty password is an anonymous bind on many servers.
-        return Err(LdapError::Bind {
-            failure: BindFailure::InvalidCredentials,
-            message: "the bind password is empty".to_owned(),
-        });
-    }
-    let bind = ldap
-        .with_timeout(target.timeouts.operation)
-        .simple_bind(&target.bind_dn, password)
-        .await
-        .map_err(|e| op_error(e, target.timeouts.operation))?;
-    if bind.rc != 0 {
-        let (failure, message) = describe_bind_failure(bind.rc, &bind.text, &target.bind_dn);
-        return Err(LdapError::Bind { failure, message });
-    }
     Ok(Session {
         ldap,
         host: host.to_owned(),
@@ -195,18 +178,79 @@ pub async fn connect_host(target: &Target, host: &str) -> Result<Session, LdapEr
     })
 }
 
+/// Connects to `host` and binds.
+pub async fn connect_host(target: &Target, host: &str) -> Result<Session, LdapError> {
+    let mut session = open(target, host).await?;
+    session.bind(&target.bind_dn, &target.password).await?;
+    Ok(session)
+}
+
+impl Session {
+    /// A simple bind; AD's refusal codes become words.
+    pub async fn bind(&mut self, dn: &str, password: &SecretString) -> Result<(), LdapError> {
+        let password = password.expose_secret();
+        if password.is_empty() {
+            // An empty password is an anonymous bind on many servers.
+            return Err(LdapError::Bind {
+                failure: BindFailure::InvalidCredentials,
+                message: "the bind password is empty".to_owned(),
+            });
+        }
+        let timeout = self.timeouts.operation;
+        let bind = self
+            .ldap
+            .with_timeout(timeout)
+            .simple_bind(dn, password)
+            .await
+            .map_err(|e| op_error(e, timeout))?;
+        if bind.rc != 0 {
+            let (failure, message) = describe_bind_failure(bind.rc, &bind.text, dn);
+            return Err(LdapError::Bind { failure, message });
+        }
+        Ok(())
+    }
+
+    /// The server's certificate (DER), when the connection is TLS.
+    pub async fn peer_certificate(&mut self) -> Option<Vec<u8>> {
+        self.ldap.get_peer_certificate().await.ok().flatten()
+    }
+
+    /// Up to `n` email addresses under `root_dn`.
+    pub async fn sample_addresses(
+        &mut self,
+        root_dn: &Dn,
+        n: i32,
+    ) -> Result<Vec<String>, LdapError> {
+        let timeout = self.timeouts.operation;
+        let ldap3::SearchResult(entries, res) = self
+            .ldap
+            .with_timeout(timeout)
+            .with_search_options(ldap3::SearchOptions::new().sizelimit(n))
+            .search(root_dn.as_str(), Scope::Subtree, "(mail=*)", vec!["mail"])
+            .await
+            .map_err(|e| op_error(e, timeout))?;
+        match res.rc {
+            0 | 4 => {}
+            32 => return Err(LdapError::RootDnNotFound(root_dn.to_string())),
+            rc => return Err(LdapError::Search(format!("LDAP result {rc}: {}", res.text))),
+        }
+        Ok(entries
+            .into_iter()
+            .map(SearchEntry::construct)
+            .filter_map(|e| e.attrs.get("mail").and_then(|m| m.first().cloned()))
+            .collect())
+    }
+}
+
 fn describe_connect_error(e: &ldap3::LdapError) -> String {
     match e {
         ldap3::LdapError::Io { source } => {
             let text = source.to_string();
-            if text.contains("UnknownIssuer") {
-                "the certificate is not issued by a trusted CA (unknown issuer); use Relaxed mode or install a certificate from a trusted CA".to_owned()
-            } else if text.contains("NotValidForName") || text.contains("not valid for") {
-                format!("the certificate does not name this host in its subjectAltName ({text})")
-            } else if text.contains("Expired") {
-                "the certificate has expired".to_owned()
+            let described = tls::describe_tls_error(&text);
+            if described.starts_with("the certificate is not issued") {
+                format!("{described}; use Relaxed mode or install a certificate from a trusted CA")
             } else {
-                text
+                described
             }
         }
         other => other.to_string(),

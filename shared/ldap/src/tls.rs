@@ -266,3 +266,100 @@ mod short_rsa {
             .is_ok()
     }
 }
+
+/// What a certificate says, for Test Connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateReport {
+    pub subject: String,
+    pub issuer: String,
+    pub names: Vec<String>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub key_bits: Option<usize>,
+    pub self_signed: bool,
+    /// `None` when Strict mode accepts it; otherwise why not.
+    pub strict_refusal: Option<String>,
+}
+
+/// Reads a server certificate and judges it as Strict mode would at
+/// `now_secs` (Unix seconds), for `server`.
+pub fn inspect(
+    der: &[u8],
+    server: &ServerName<'static>,
+    extra_roots: &[CertificateDer<'static>],
+    now_secs: i64,
+) -> Result<CertificateReport, String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| format!("the server certificate cannot be read: {e}"))?;
+    let names = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|ext| {
+            ext.value
+                .general_names
+                .iter()
+                .map(|n| match n {
+                    x509_parser::extensions::GeneralName::DNSName(d) => d.to_string(),
+                    x509_parser::extensions::GeneralName::IPAddress(ip) => match ip.len() {
+                        4 => std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]).to_string(),
+                        16 => {
+                            let mut b = [0u8; 16];
+                            b.copy_from_slice(ip);
+                            std::net::Ipv6Addr::from(b).to_string()
+                        }
+                        _ => format!("{ip:?}"),
+                    },
+                    other => format!("{other}"),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let key_bits = key_bits(der);
+    let verdict = client_config(EncryptionMode::Strict, extra_roots, server.clone())
+        .map_err(|e| e.to_string())
+        .and_then(|_| {
+            let mut roots = RootCertStore::empty();
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            roots.add_parsable_certificates(extra_roots.iter().cloned());
+            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .map_err(|e| e.to_string())?;
+            let strict = StrictVerifier {
+                webpki,
+                server: server.clone(),
+            };
+            let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+                u64::try_from(now_secs).unwrap_or_default(),
+            ));
+            strict
+                .verify_server_cert(&CertificateDer::from(der.to_vec()), &[], server, &[], now)
+                .map(|_| ())
+                .map_err(|e| describe_tls_error(&e.to_string()))
+        });
+    Ok(CertificateReport {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        names,
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+        key_bits,
+        self_signed: cert.subject() == cert.issuer(),
+        strict_refusal: verdict.err(),
+    })
+}
+
+/// A TLS verification error in words an admin can act on.
+pub fn describe_tls_error(text: &str) -> String {
+    if text.contains("UnknownIssuer") {
+        "the certificate is not issued by a trusted CA (unknown issuer)".to_owned()
+    } else if text.contains("NotValidForName") || text.contains("not valid for") {
+        format!("the certificate does not name this host in its subjectAltName ({text})")
+    } else if text.contains("Expired") {
+        "the certificate has expired".to_owned()
+    } else if text.contains("NotValidYet") {
+        "the certificate is not valid yet".to_owned()
+    } else {
+        text.to_owned()
+    }
+}

@@ -1,0 +1,117 @@
+//! Test Connection, streamed step by step.
+
+use std::pin::Pin;
+
+use futures::{Stream, StreamExt};
+use secrecy::SecretString;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+use dirsync_core::IntegrationSettings;
+use dirsync_core::secret::password_aad;
+use dirsync_ldap::Target;
+use dirsync_ldap::diagnose::{self, Check, Outcome, Step};
+use dirsync_proto::api;
+
+use crate::error::{invalid, status_of};
+use crate::{Gateway, account_id};
+
+pub type TestStream = Pin<Box<dyn Stream<Item = Result<api::TestStep, Status>> + Send>>;
+
+fn step(s: Step) -> api::TestStep {
+    api::TestStep {
+        check: match s.check {
+            Check::Hostname => api::TestCheck::Hostname,
+            Check::Connectivity => api::TestCheck::Connectivity,
+            Check::Certificate => api::TestCheck::Certificate,
+            Check::Authentication => api::TestCheck::Authentication,
+            Check::SampleAddresses => api::TestCheck::SampleAddresses,
+        } as i32,
+        host: s.host,
+        outcome: match s.outcome {
+            Outcome::Passed => api::TestOutcome::Passed,
+            Outcome::Warning => api::TestOutcome::Warning,
+            Outcome::Failed => api::TestOutcome::Failed,
+            Outcome::Skipped => api::TestOutcome::Skipped,
+        } as i32,
+        detail: s.detail,
+        hint: s.hint,
+        elapsed_ms: u32::try_from(s.elapsed.as_millis()).unwrap_or(u32::MAX),
+        samples: s.samples,
+    }
+}
+
+impl Gateway {
+    pub(crate) async fn test_connection_stream(
+        &self,
+        req: api::TestConnectionRequest,
+    ) -> Result<TestStream, Status> {
+        let account = account_id(&req.account_id)?.to_owned();
+        let (settings, password) = match (&req.settings, req.integration.trim()) {
+            (Some(s), _) => {
+                let settings = IntegrationSettings::from_api(s).map_err(|e| invalid(&e))?;
+                let password = match (req.password, req.integration.trim()) {
+                    (Some(p), _) => SecretString::from(p),
+                    (None, "") => {
+                        return Err(Status::invalid_argument(
+                            "password: is required to test unsaved settings",
+                        ));
+                    }
+                    (None, which) => self.stored_password(&account, which).await?,
+                };
+                (settings, password)
+            }
+            (None, "") => {
+                return Err(Status::invalid_argument(
+                    "integration or settings: give a saved integration or the settings to test",
+                ));
+            }
+            (None, which) => {
+                let rec = self
+                    .store
+                    .get_integration(&account, which)
+                    .await
+                    .map_err(status_of)?;
+                let password = match req.password {
+                    Some(p) => SecretString::from(p),
+                    None => self.stored_password(&account, which).await?,
+                };
+                (rec.settings, password)
+            }
+        };
+        let target = Target {
+            host: settings.host.clone(),
+            alternate_host: settings.alternate_host.clone(),
+            port: settings.port,
+            encryption: settings.encryption,
+            bind_dn: settings.user_dn.to_string(),
+            password,
+            extra_roots: self.extra_roots.clone(),
+            timeouts: self.ldap_timeouts,
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let now_secs = self.clock.now() / 1000;
+        let root_dn = settings.root_dn.clone();
+        tokio::spawn(async move { diagnose::run(&target, &root_dn, now_secs, tx).await });
+        Ok(Box::pin(ReceiverStream::new(rx).map(|s| Ok(step(s)))))
+    }
+
+    async fn stored_password(&self, account: &str, which: &str) -> Result<SecretString, Status> {
+        let rec = self
+            .store
+            .get_integration(account, which)
+            .await
+            .map_err(status_of)?;
+        let sealed = rec
+            .password
+            .ok_or_else(|| Status::failed_precondition("the integration has no stored password"))?;
+        self.master_key
+            .open(&sealed, &password_aad(account, &rec.id))
+            .map_err(|e| {
+                tracing::error!(error = %e, "a stored password does not open");
+                Status::internal(
+                    "the stored password cannot be decrypted with the loaded master key",
+                )
+            })
+    }
+}
