@@ -243,6 +243,7 @@ async fn sync_all_account_schedule_and_integration_status() {
             account_id: "acme".into(),
             time_zone: "Mars/Olympus".into(),
             schedule: String::new(),
+            ldap_sign_in: None,
         })
         .await
         .expect_err("unknown zone");
@@ -254,6 +255,7 @@ async fn sync_all_account_schedule_and_integration_status() {
             account_id: "acme".into(),
             time_zone: "Europe/London".into(),
             schedule: "18:00,06:00".into(),
+            ldap_sign_in: None,
         })
         .await
         .unwrap()

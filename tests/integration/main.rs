@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod auth;
 mod cli;
 mod collector;
 mod reconciler;

@@ -29,6 +29,7 @@ async fn integration(
                 id: account.to_owned(),
                 time_zone: time_zone.to_owned(),
                 schedule: "08:00,13:00,23:00".to_owned(),
+                ldap_sign_in: false,
             },
             created_at,
         )

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use tonic::transport::Channel;
 
 use dirsync_proto::api::account_service_client::AccountServiceClient;
+use dirsync_proto::api::auth_service_client::AuthServiceClient;
 use dirsync_proto::api::directory_service_client::DirectoryServiceClient;
 use dirsync_proto::api::integration_service_client::IntegrationServiceClient;
 use dirsync_proto::api::sync_service_client::SyncServiceClient;
@@ -97,6 +98,10 @@ pub enum AccountCmd {
         /// Times of day, e.g. 08:00,13:00,23:00.
         #[arg(long)]
         schedule: Option<String>,
+        /// End users sign in with their AD password (the LDAP directory
+        /// connector of the authentication profile).
+        #[arg(long)]
+        ldap_sign_in: Option<bool>,
     },
 }
 
@@ -208,6 +213,7 @@ pub fn read_secret(path: &Path) -> anyhow::Result<String> {
 
 pub struct Client {
     pub account: String,
+    pub auth: AuthServiceClient<Channel>,
     pub accounts: AccountServiceClient<Channel>,
     pub integrations: IntegrationServiceClient<Channel>,
     pub sync: SyncServiceClient<Channel>,
@@ -225,6 +231,7 @@ impl Client {
             .with_context(|| format!("cannot reach the gateway at {}", target.gateway))?;
         Ok(Self {
             account: target.account.clone(),
+            auth: AuthServiceClient::new(channel.clone()),
             accounts: AccountServiceClient::new(channel.clone()),
             integrations: IntegrationServiceClient::new(channel.clone()),
             sync: SyncServiceClient::new(channel.clone()),

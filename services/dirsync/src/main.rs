@@ -263,6 +263,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Account(AccountCmd::Set {
             time_zone,
             schedule,
+            ldap_sign_in,
         }) => {
             let a = client
                 .accounts
@@ -270,6 +271,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     account_id: account,
                     time_zone: time_zone.unwrap_or_default(),
                     schedule: schedule.unwrap_or_default(),
+                    ldap_sign_in,
                 })
                 .await?
                 .into_inner();

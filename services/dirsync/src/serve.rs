@@ -213,6 +213,7 @@ pub async fn run(
                     clock: deps.clock.clone(),
                     extra_roots: deps.extra_roots.clone(),
                     ldap_timeouts: deps.ldap_timeouts,
+                    sign_in_limits: Default::default(),
                 };
                 let listener = listener
                     .take()

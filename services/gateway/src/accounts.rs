@@ -16,6 +16,7 @@ fn to_api(a: &AccountRecord) -> api::Account {
         id: a.id.clone(),
         time_zone: a.time_zone.clone(),
         schedule: a.schedule.clone(),
+        ldap_sign_in: a.ldap_sign_in,
     }
 }
 
@@ -28,6 +29,7 @@ impl Gateway {
                 id: account.to_owned(),
                 time_zone: "UTC".to_owned(),
                 schedule: DEFAULT_TIMES.to_owned(),
+                ldap_sign_in: false,
             }),
             Err(e) => Err(status_of(e)),
         }
@@ -93,11 +95,11 @@ impl AccountService for Gateway {
         let account = account_id(&req.account_id)?;
         let current = self.account(account).await?;
         let time_zone = match req.time_zone.trim() {
-            "" => current.time_zone,
+            "" => current.time_zone.clone(),
             tz => tz.to_owned(),
         };
         let times = match req.schedule.trim() {
-            "" => current.schedule,
+            "" => current.schedule.clone(),
             t => t.to_owned(),
         };
         let schedule = Schedule::parse(&time_zone, &times).map_err(|e| {
@@ -111,6 +113,7 @@ impl AccountService for Gateway {
             id: account.to_owned(),
             time_zone: schedule.tz.name().to_owned(),
             schedule: schedule.times_text(),
+            ldap_sign_in: req.ldap_sign_in.unwrap_or(current.ldap_sign_in),
         };
         self.store
             .update_account(&record, self.clock.now())

@@ -2,6 +2,7 @@
 //! directory queries) plus `grpc.health.v1`.
 
 mod accounts;
+mod auth;
 mod convert;
 mod directory;
 mod error;
@@ -21,11 +22,13 @@ use tonic::Status;
 use dirsync_bus::Bus;
 use dirsync_core::{Clock, MasterKey};
 use dirsync_proto::api::account_service_server::AccountServiceServer;
+use dirsync_proto::api::auth_service_server::AuthServiceServer;
 use dirsync_proto::api::directory_service_server::DirectoryServiceServer;
 use dirsync_proto::api::integration_service_server::IntegrationServiceServer;
 use dirsync_proto::api::sync_service_server::SyncServiceServer;
 use dirsync_store::Store;
 
+pub use auth::SignInLimiter;
 pub use error::status_of;
 
 /// Everything the RPC handlers share.
@@ -39,6 +42,8 @@ pub struct Gateway {
     /// LDAP timeouts: for Test Connection.
     pub extra_roots: Vec<CertificateDer<'static>>,
     pub ldap_timeouts: dirsync_ldap::Timeouts,
+    /// Rate limits of end-user sign-in.
+    pub sign_in_limits: Arc<auth::SignInLimiter>,
 }
 
 /// Largest request accepted, in bytes.
@@ -63,6 +68,7 @@ impl Gateway {
         reporter
             .set_serving::<AccountServiceServer<Gateway>>()
             .await;
+        reporter.set_serving::<AuthServiceServer<Gateway>>().await;
         tracing::info!(?addr, "gateway listening");
         tonic::transport::Server::builder()
             .add_service(health)
@@ -76,6 +82,9 @@ impl Gateway {
             .add_service(
                 AccountServiceServer::new(self.clone())
                     .max_decoding_message_size(MAX_REQUEST_BYTES),
+            )
+            .add_service(
+                AuthServiceServer::new(self.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
             )
             .add_service(
                 DirectoryServiceServer::new(self).max_decoding_message_size(MAX_REQUEST_BYTES),

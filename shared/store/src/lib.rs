@@ -254,70 +254,28 @@ pub async fn connect(url: &str) -> Result<Store> {
     }
 }
 
-const PG_MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "init",
-        include_str!("../migrations/postgres/0001_init.sql"),
-    ),
-    (
-        2,
-        "one active run",
-        include_str!("../migrations/postgres/0002_one_active_run.sql"),
-    ),
-    (
-        3,
-        "pending removals",
-        include_str!("../migrations/postgres/0003_pending_removals.sql"),
-    ),
-    (
-        4,
-        "address claims",
-        include_str!("../migrations/postgres/0004_address_claims.sql"),
-    ),
-    (
-        5,
-        "change log",
-        include_str!("../migrations/postgres/0005_change_log.sql"),
-    ),
-    (
-        6,
-        "schedule",
-        include_str!("../migrations/postgres/0006_schedule.sql"),
-    ),
-];
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "init",
-        include_str!("../migrations/sqlite/0001_init.sql"),
-    ),
-    (
-        2,
-        "one active run",
-        include_str!("../migrations/sqlite/0002_one_active_run.sql"),
-    ),
-    (
-        3,
-        "pending removals",
-        include_str!("../migrations/sqlite/0003_pending_removals.sql"),
-    ),
-    (
-        4,
-        "address claims",
-        include_str!("../migrations/sqlite/0004_address_claims.sql"),
-    ),
-    (
-        5,
-        "change log",
-        include_str!("../migrations/sqlite/0005_change_log.sql"),
-    ),
-    (
-        6,
-        "schedule",
-        include_str!("../migrations/sqlite/0006_schedule.sql"),
-    ),
-];
+/// Every migration, once; each has a PostgreSQL and an SQLite file of the
+/// same name.
+macro_rules! migrations {
+    ($($version:literal $name:literal $file:literal),* $(,)?) => {
+        const PG_MIGRATIONS: &[(i64, &str, &str)] = &[$(
+            ($version, $name, include_str!(concat!("../migrations/postgres/", $file))),
+        )*];
+        const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[$(
+            ($version, $name, include_str!(concat!("../migrations/sqlite/", $file))),
+        )*];
+    };
+}
+
+migrations!(
+    1 "init" "0001_init.sql",
+    2 "one active run" "0002_one_active_run.sql",
+    3 "pending removals" "0003_pending_removals.sql",
+    4 "address claims" "0004_address_claims.sql",
+    5 "change log" "0005_change_log.sql",
+    6 "schedule" "0006_schedule.sql",
+    7 "sign-in" "0007_sign_in.sql",
+);
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(

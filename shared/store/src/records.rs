@@ -119,4 +119,6 @@ pub struct AccountRecord {
     pub time_zone: String,
     /// Default times of day, `08:00,13:00,23:00`.
     pub schedule: String,
+    /// End users may sign in with their AD password.
+    pub ldap_sign_in: bool,
 }

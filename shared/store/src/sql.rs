@@ -432,7 +432,9 @@ macro_rules! store_impl {
             }
 
             async fn get_account(&self, account_id: &str) -> Result<AccountRecord> {
-                let row = sqlx::query("SELECT id, time_zone, schedule FROM accounts WHERE id = $1")
+                let row = sqlx::query(
+                    "SELECT id, time_zone, schedule, ldap_sign_in FROM accounts WHERE id = $1",
+                )
                     .bind(account_id)
                     .fetch_optional(&self.pool)
                     .await?
@@ -441,18 +443,21 @@ macro_rules! store_impl {
                     id: row.try_get("id")?,
                     time_zone: row.try_get("time_zone")?,
                     schedule: row.try_get("schedule")?,
+                    ldap_sign_in: row.try_get("ldap_sign_in")?,
                 })
             }
 
             async fn update_account(&self, account: &AccountRecord, now: UnixMillis) -> Result<()> {
                 sqlx::query(
-                    "INSERT INTO accounts (id, created_at, time_zone, schedule) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (id) DO UPDATE SET time_zone = excluded.time_zone, schedule = excluded.schedule",
+                    "INSERT INTO accounts (id, created_at, time_zone, schedule, ldap_sign_in) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET time_zone = excluded.time_zone, \
+                     schedule = excluded.schedule, ldap_sign_in = excluded.ldap_sign_in",
                 )
                 .bind(&account.id)
                 .bind(now)
                 .bind(&account.time_zone)
                 .bind(&account.schedule)
+                .bind(account.ldap_sign_in)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -462,7 +467,7 @@ macro_rules! store_impl {
                 let integrations = self
                     .integration_rows("SELECT * FROM integrations ORDER BY account_id, name", &[])
                     .await?;
-                let rows = sqlx::query("SELECT id, time_zone, schedule FROM accounts")
+                let rows = sqlx::query("SELECT id, time_zone, schedule, ldap_sign_in FROM accounts")
                     .fetch_all(&self.pool)
                     .await?;
                 let mut accounts = HashMap::new();
@@ -471,6 +476,7 @@ macro_rules! store_impl {
                         id: r.try_get("id")?,
                         time_zone: r.try_get("time_zone")?,
                         schedule: r.try_get("schedule")?,
+                        ldap_sign_in: r.try_get("ldap_sign_in")?,
                     };
                     accounts.insert(a.id.clone(), a);
                 }
