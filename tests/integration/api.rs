@@ -321,3 +321,70 @@ async fn sync_all_account_schedule_and_integration_status() {
     assert!(st.last_run.is_none() && st.next_run_at.is_none());
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn a_wrong_master_key_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("keep.db").display());
+    let key_a = dirsync_tests::master_key_file(dir.path());
+    let stack = {
+        let (db, key_a) = (db.clone(), key_a.clone());
+        Embedded::start_with(move |cfg| {
+            cfg.database_url = db;
+            cfg.master_key_file = key_a;
+        })
+        .await
+    };
+    let mut client = stack.client("acme").await;
+    let fx = Fixture {
+        ou: "unused".into(),
+        base: "OU=unused,DC=corp,DC=example,DC=test".into(),
+        root_dn: "OU=Sync,OU=unused,DC=corp,DC=example,DC=test".into(),
+        bind_dn: "CN=Sync Reader,OU=unused,DC=corp,DC=example,DC=test".into(),
+        host: "127.0.0.1".into(),
+    };
+    create_integration(&mut client, fx.settings("HQ"), "S3ntinel-Pa55").await;
+    stack.stop().await;
+
+    let key_b = dir.path().join("other.key");
+    std::fs::write(&key_b, dirsync_core::MasterKey::generate_hex()).unwrap();
+    let cfg = dirsync::serve::ServeConfig {
+        roles: dirsync::serve::parse_roles("all").unwrap(),
+        listen: "127.0.0.1:0".into(),
+        database_url: db.clone(),
+        nats_url: None,
+        subject_prefix: "dirsync".into(),
+        master_key_file: key_b,
+        partition: None,
+        ca_bundle: None,
+        ack_wait_seconds: 60,
+        ldap_connect_timeout_seconds: 10,
+        ldap_operation_timeout_seconds: 60,
+        schedule_tick_seconds: 30,
+        catch_up_horizon_minutes: 360,
+        max_run_minutes: 120,
+    };
+    let err = dirsync::serve::Deps::open(&cfg)
+        .await
+        .err()
+        .expect("wrong key refused");
+    assert!(
+        format!("{err:#}").contains("not the key the stored bind passwords were sealed with"),
+        "{err:#}"
+    );
+    let missing = dirsync::serve::ServeConfig {
+        master_key_file: dir.path().join("missing.key"),
+        ..cfg
+    };
+    let err = dirsync::serve::Deps::open(&missing)
+        .await
+        .err()
+        .expect("missing key refused");
+    assert!(format!("{err:#}").contains("missing.key"), "{err:#}");
+    // With the right key it starts.
+    let ok = dirsync::serve::ServeConfig {
+        master_key_file: key_a,
+        ..missing
+    };
+    assert!(dirsync::serve::Deps::open(&ok).await.is_ok());
+}

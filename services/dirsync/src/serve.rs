@@ -165,7 +165,23 @@ impl Deps {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
             }
-            Some(dirsync_store::connect(&cfg.database_url).await?)
+            let store = dirsync_store::connect(&cfg.database_url).await?;
+            // A wrong master key stops start-up, before any run fails on it.
+            let foreign: Vec<String> = store
+                .password_key_ids()
+                .await?
+                .into_iter()
+                .filter(|id| id != master_key.id())
+                .collect();
+            if !foreign.is_empty() {
+                bail!(
+                    "the master key in {} (key id {}) is not the key the stored bind passwords were sealed with (key id {}); load that key",
+                    cfg.master_key_file.display(),
+                    master_key.id(),
+                    foreign.join(", ")
+                );
+            }
+            Some(store)
         } else {
             None
         };

@@ -152,7 +152,11 @@ impl Scheduler {
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
             }
-            self.queue(&integration, &run.id, bus::Trigger::Schedule)
+            // The message id names the slot: a replayed slot is dropped by
+            // JetStream inside its dedupe window, and by the store's unique
+            // (integration, slot) index after it.
+            let msg_id = format!("slot:{}:{}", integration.id, slot.id);
+            self.queue(&integration, &run.id, bus::Trigger::Schedule, &msg_id)
                 .await?;
             tracing::info!(integration = %integration.id, slot = %slot.id, run = %run.id, "scheduled run queued");
             report.started.push((integration.id.clone(), slot.id));
@@ -200,16 +204,19 @@ impl Scheduler {
             Err(e) => return Err(e.into()),
         };
         let trigger = bus::Trigger::try_from(req.trigger).unwrap_or(bus::Trigger::SyncNow);
-        self.queue(&integration, &req.run_id, trigger).await
+        let msg_id = format!("job:{}", req.run_id);
+        self.queue(&integration, &req.run_id, trigger, &msg_id)
+            .await
     }
 
-    /// Publishes the run's job. The message id is the run id: a replayed
-    /// request never yields a second job.
+    /// Publishes the run's job under `msg_id`, so that a replayed request
+    /// or slot never yields a second job.
     async fn queue(
         &self,
         integration: &IntegrationRecord,
         run_id: &str,
         trigger: bus::Trigger,
+        msg_id: &str,
     ) -> anyhow::Result<()> {
         let job = job_for(integration, run_id, trigger as i32);
         let partition = job.partition.clone();
@@ -218,7 +225,7 @@ impl Scheduler {
                 &Topic::Jobs {
                     partition: Some(partition.clone()),
                 },
-                &format!("job:{run_id}"),
+                msg_id,
                 job.encode_to_vec().into(),
             )
             .await?;

@@ -65,6 +65,8 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
     async fn healthy(&self) -> bool;
 
     async fn ensure_account(&self, account_id: &str, now: UnixMillis) -> Result<()>;
+    /// Ids of the master keys stored passwords are sealed with.
+    async fn password_key_ids(&self) -> Result<Vec<String>>;
     async fn get_account(&self, account_id: &str) -> Result<AccountRecord>;
     /// Sets the account's time zone and default schedule (creating the
     /// account when needed).

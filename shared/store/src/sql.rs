@@ -431,6 +431,17 @@ macro_rules! store_impl {
                 Ok(())
             }
 
+            async fn password_key_ids(&self) -> Result<Vec<String>> {
+                let rows = sqlx::query(
+                    "SELECT DISTINCT password_key_id FROM integrations WHERE password_key_id IS NOT NULL",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| r.try_get("password_key_id").map_err(StoreError::from))
+                    .collect()
+            }
+
             async fn get_account(&self, account_id: &str) -> Result<AccountRecord> {
                 let row = sqlx::query(
                     "SELECT id, time_zone, schedule, ldap_sign_in FROM accounts WHERE id = $1",
