@@ -412,3 +412,93 @@ async fn preview_shows_what_the_next_run_does_and_the_log_explains_it() {
     );
     stack.stop().await;
 }
+
+/// Each policy, turned on and off through the API, changes the store as
+/// specified.
+#[tokio::test]
+async fn policies_toggled_through_the_api() {
+    let fx = Fixture::seed();
+    let stack = Embedded::start().await;
+    let mut client = stack.client("acme").await;
+    let base = || fx.settings("Fixture AD");
+    let i = create_integration(&mut client, base(), FIXTURE_PASSWORD).await;
+    assert_eq!(
+        sync(&mut client, &i.id).await.state,
+        RunState::Succeeded as i32
+    );
+    let directory = client.directory.clone();
+    let lookup = |address: &'static str| {
+        let mut c = directory.clone();
+        async move {
+            c.lookup_address(pb::LookupAddressRequest {
+                account_id: "acme".into(),
+                address: address.into(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+        }
+    };
+    assert!(lookup("bob@example.com").await.unwrap().disabled);
+
+    // Acknowledge disabled accounts off: AD's flag is ignored.
+    let settings = pb::IntegrationSettings {
+        acknowledge_disabled_accounts: false,
+        ..base()
+    };
+    update(&mut client, &i.id, settings.clone(), None).await;
+    assert_eq!(
+        sync(&mut client, &i.id).await.state,
+        RunState::Succeeded as i32
+    );
+    assert!(!lookup("bob@example.com").await.unwrap().disabled);
+
+    // Include contacts off: the contact leaves (deleted).
+    let settings = pb::IntegrationSettings {
+        include_contacts: false,
+        ..settings
+    };
+    update(&mut client, &i.id, settings.clone(), None).await;
+    let run = sync(&mut client, &i.id).await;
+    assert_eq!(run.counts.unwrap().removed, 1, "{run:?}");
+    let gone = lookup("vendor@partner.example.net")
+        .await
+        .expect_err("contact deleted");
+    assert_eq!(gone.code(), tonic::Code::NotFound);
+
+    // Filter email domains: Carol (example.org) leaves scope and is kept
+    // unmanaged; Alice's example.org alias is no longer linked.
+    let settings = pb::IntegrationSettings {
+        filter_email_domains: "example.com".into(),
+        ..settings
+    };
+    update(&mut client, &i.id, settings.clone(), None).await;
+    let run = sync(&mut client, &i.id).await;
+    assert_eq!(run.counts.unwrap().removed, 1, "{run:?}");
+    assert!(!lookup("carol@example.org").await.unwrap().managed);
+    assert_eq!(
+        lookup("alice@example.org")
+            .await
+            .expect_err("alias out of scope")
+            .code(),
+        tonic::Code::NotFound
+    );
+    assert_eq!(
+        lookup("a.anders@example.com").await.unwrap().display_name,
+        "Alice Anders"
+    );
+
+    // Delete users on: a user deleted in AD is deleted from the store.
+    let settings = pb::IntegrationSettings {
+        delete_users: true,
+        ..settings
+    };
+    update(&mut client, &i.id, settings, None).await;
+    delete_users(&fx, &["Bob Brown"]).await;
+    let run = sync(&mut client, &i.id).await;
+    assert_eq!(run.counts.unwrap().removed, 1, "{run:?}");
+    assert_eq!(
+        lookup("bob@example.com").await.expect_err("deleted").code(),
+        tonic::Code::NotFound
+    );
+    stack.stop().await;
+}
