@@ -339,3 +339,88 @@ async fn jobs_are_routed_to_their_partition() {
         .into_inner();
     assert_eq!(run.state, RunState::Queued as i32);
 }
+
+/// SIGKILL the reconciler while it applies a large run: nothing is half
+/// applied, and after a restart the run completes exactly as a clean one.
+#[tokio::test]
+async fn reconciler_killed_mid_apply_leaves_nothing_half_applied() {
+    let fx = Fixture::seed(); // for the bind account
+    let mut stack = Distributed::start_with(&[None], 3).await;
+    let mut client = stack.client("acme").await;
+    let settings = pb::IntegrationSettings {
+        root_dn: format!(
+            "OU=bulk3000,{}",
+            dirsync_tests::env("DIRSYNC_TEST_AD_BASE_DN")
+        ),
+        ..fx.settings("Bulk")
+    };
+    let i = create_integration(&mut client, settings, FIXTURE_PASSWORD).await;
+    let run = client
+        .sync
+        .sync_now(pb::SyncNowRequest {
+            account_id: "acme".into(),
+            integration: i.id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    let started = std::time::Instant::now();
+    while !stack.log("reconciler").contains("applying the plan") {
+        assert!(
+            started.elapsed().as_secs() < 90,
+            "the reconciler never started applying"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    stack.kill("reconciler");
+
+    let contacts = |client: &mut dirsync::cli::Client| {
+        let mut d = client.directory.clone();
+        async move {
+            d.list_contacts(pb::ListObjectsRequest {
+                account_id: "acme".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .objects
+            .len()
+        }
+    };
+    let after_kill = contacts(&mut client).await;
+    let state = client
+        .sync
+        .get_run(pb::GetRunRequest {
+            account_id: "acme".into(),
+            run_id: run.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .state;
+    assert!(
+        (after_kill == 0 && state != RunState::Succeeded as i32)
+            || (after_kill == 3000 && state == RunState::Succeeded as i32),
+        "half applied: {after_kill} contacts, run state {state}"
+    );
+
+    stack.restart("reconciler");
+    let run = tokio::time::timeout(std::time::Duration::from_secs(120), client.wait(&run.id))
+        .await
+        .expect("the run did not complete after the restart")
+        .unwrap();
+    assert_succeeded(&run);
+    assert_eq!(counts(&run), (3001, 3001, 0, 0, 0));
+    assert_eq!(contacts(&mut client).await, 3000);
+    let groups = client
+        .directory
+        .list_groups(pb::ListObjectsRequest {
+            account_id: "acme".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .objects;
+    assert_eq!(groups[0].member_ids.len(), 3000);
+}

@@ -267,6 +267,8 @@ pub struct Distributed {
     pub gateway: String,
     pub dir: tempfile::TempDir,
     children: Vec<(String, Child)>,
+    /// Environment every process gets.
+    env: Vec<(&'static str, String)>,
 }
 
 pub fn dirsync_binary() -> PathBuf {
@@ -311,40 +313,61 @@ impl Distributed {
                 .map(|(n, p)| (format!("collector-{n}"), "collector", *p)),
         );
         roles.push(("reconciler".to_owned(), "reconciler", None));
-        let mut children = Vec::new();
+        let env = vec![
+            ("DIRSYNC_LISTEN", listen.clone()),
+            ("DIRSYNC_DATABASE_URL", database),
+            ("DIRSYNC_NATS_URL", nats),
+            ("DIRSYNC_SUBJECT_PREFIX", prefix),
+            ("DIRSYNC_MASTER_KEY_FILE", key.display().to_string()),
+            ("DIRSYNC_ACK_WAIT_SECONDS", ack_wait_seconds.to_string()),
+            ("DIRSYNC_LOG", "info".to_owned()),
+        ];
+        let mut stack = Self {
+            gateway: format!("http://{listen}"),
+            dir,
+            children: Vec::new(),
+            env,
+        };
         // The gateway migrates the store first, so that the others find
         // the schema in place.
         for (name, role, partition) in roles {
-            let log = std::fs::File::create(dir.path().join(format!("{name}.log"))).unwrap();
-            let mut command = Command::new(dirsync_binary());
-            if let Some(p) = partition {
-                command.env("DIRSYNC_COLLECTOR_PARTITION", p);
-            }
-            let child = command
-                .arg("serve")
-                .env("DIRSYNC_ROLES", role)
-                .env("DIRSYNC_LISTEN", &listen)
-                .env("DIRSYNC_DATABASE_URL", &database)
-                .env("DIRSYNC_NATS_URL", &nats)
-                .env("DIRSYNC_SUBJECT_PREFIX", &prefix)
-                .env("DIRSYNC_MASTER_KEY_FILE", &key)
-                .env("DIRSYNC_ACK_WAIT_SECONDS", ack_wait_seconds.to_string())
-                .env("DIRSYNC_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap();
-            children.push((name, child));
+            stack.spawn(&name, role, partition);
             if role == "gateway" {
-                let _ = client(&format!("http://{listen}"), "probe").await;
+                let _ = client(&stack.gateway, "probe").await;
             }
         }
-        Self {
-            gateway: format!("http://{listen}"),
-            dir,
-            children,
+        stack
+    }
+
+    fn spawn(&mut self, name: &str, role: &str, partition: Option<&str>) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{name}.log")))
+            .unwrap();
+        let mut command = Command::new(dirsync_binary());
+        command.arg("serve").env("DIRSYNC_ROLES", role);
+        for (k, v) in &self.env {
+            command.env(k, v);
         }
+        if let Some(p) = partition {
+            command.env("DIRSYNC_COLLECTOR_PARTITION", p);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.children.push((name.to_owned(), child));
+    }
+
+    /// Starts a killed process again (e.g. `reconciler`, `collector-0`),
+    /// appending to its log.
+    pub fn restart(&mut self, name: &str) {
+        self.children.retain(|(n, _)| n != name);
+        let role = name.split('-').next().unwrap().to_owned();
+        self.spawn(name, &role, None);
     }
 
     /// SIGKILLs the process of a role (e.g. `collector-0`).

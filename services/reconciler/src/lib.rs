@@ -203,6 +203,14 @@ impl Reconciler {
         }
         let mut run = run;
         run.attempt = ev.attempt;
+        tracing::info!(
+            run = %run.id,
+            attempt = run.attempt,
+            adds = plan.adds.len(),
+            updates = plan.updates.len(),
+            removals = plan.removals.len(),
+            "applying the plan"
+        );
         let outcome = if run.trigger == Trigger::Preview {
             self.store.preview(&run, &plan, end.entries, now).await?
         } else {
