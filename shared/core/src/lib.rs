@@ -10,6 +10,8 @@ pub mod email;
 pub mod guid;
 pub mod object;
 pub mod plan;
+#[cfg(test)]
+mod plan_properties;
 pub mod run;
 pub mod schedule;
 pub mod secret;
