@@ -44,7 +44,8 @@ macro_rules! store_suite {
 store_suite!(
     integrations_round_trip,
     runs_and_staging_are_idempotent,
-    apply_settles_once_and_demotes
+    apply_settles_once_and_demotes,
+    an_address_goes_to_the_next_claim_when_its_owner_drops_it
 );
 
 fn settings(name: &str) -> IntegrationSettings {
@@ -104,9 +105,9 @@ async fn integrations_round_trip(store: Store) {
     assert!(got.password.is_none());
     assert_eq!(store.list_integrations("acme").await.unwrap().len(), 1);
 
-    store.delete_integration("acme", "i1").await.unwrap();
+    store.delete_integration("acme", "i1", 5_000).await.unwrap();
     assert!(matches!(
-        store.delete_integration("acme", "i1").await,
+        store.delete_integration("acme", "i1", 5_000).await,
         Err(StoreError::NotFound(_))
     ));
     assert!(store.list_integrations("acme").await.unwrap().is_empty());
@@ -304,4 +305,83 @@ async fn apply_settles_once_and_demotes(store: Store) {
     assert!(!demoted.managed, "a user gone from AD is kept, unmanaged");
     let current = store.current_objects("acme", "i1").await.unwrap();
     assert_eq!(current.iter().filter(|c| c.managed).count(), 2);
+}
+
+async fn an_address_goes_to_the_next_claim_when_its_owner_drops_it(store: Store) {
+    store.ensure_account("acme", 1).await.unwrap();
+    let older = integration("i1", "Account domain");
+    let newer = IntegrationRecord {
+        created_at: 2_000,
+        ..integration("i2", "Resource domain")
+    };
+    store.create_integration(&older).await.unwrap();
+    store.create_integration(&newer).await.unwrap();
+    let run = |id: &str, integration: &str, t: i64| RunRecord {
+        attempt: 1,
+        ..RunRecord::new(
+            id.into(),
+            "acme".into(),
+            integration.into(),
+            Trigger::SyncNow,
+            t,
+        )
+    };
+    let apply = |r: RunRecord, rec: IntegrationRecord, objects: Vec<DirectoryObject>| {
+        let store = store.clone();
+        async move {
+            store.create_run(&r).await.unwrap();
+            let current = store.current_objects("acme", &rec.id).await.unwrap();
+            let p = plan::plan(&rec.settings, &Source::complete(), &current, objects);
+            match store.apply(&r, &p, 1, r.created_at).await.unwrap() {
+                ApplyOutcome::Applied { warnings, .. } => warnings,
+                ApplyOutcome::AlreadySettled => panic!("not applied"),
+            }
+        }
+    };
+    let owner = |address: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .lookup_address("acme", address)
+                .await
+                .map(|o| o.integration_id)
+        }
+    };
+    // The newer integration claims x@ first; the older one then takes it.
+    apply(
+        run("r1", "i2", 10),
+        newer.clone(),
+        vec![user(2, "x@example.com", "b@example.com")],
+    )
+    .await;
+    assert_eq!(owner("x@example.com").await.unwrap(), "i2");
+    let warnings = apply(
+        run("r2", "i1", 20),
+        older.clone(),
+        vec![user(1, "x@example.com", "a@example.com")],
+    )
+    .await;
+    assert_eq!(owner("x@example.com").await.unwrap(), "i1");
+    assert!(
+        warnings.iter().any(|w| w.contains("taken over")),
+        "{warnings:?}"
+    );
+    // A run of the newer integration, its object unchanged, does not take
+    // it back.
+    apply(
+        run("r3", "i2", 30),
+        newer.clone(),
+        vec![user(2, "x@example.com", "b@example.com")],
+    )
+    .await;
+    assert_eq!(owner("x@example.com").await.unwrap(), "i1");
+    // The owner drops x@: the remaining claim owns it at once.
+    apply(
+        run("r4", "i1", 40),
+        older,
+        vec![user(1, "y@example.com", "a@example.com")],
+    )
+    .await;
+    assert_eq!(owner("x@example.com").await.unwrap(), "i2");
+    assert_eq!(owner("y@example.com").await.unwrap(), "i1");
 }

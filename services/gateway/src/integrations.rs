@@ -159,7 +159,7 @@ impl IntegrationService for Gateway {
             .await
             .map_err(status_of)?;
         self.store
-            .delete_integration(account, &rec.id)
+            .delete_integration(account, &rec.id, self.clock.now())
             .await
             .map_err(status_of)?;
         tracing::info!(account, integration = %rec.id, "integration deleted");

@@ -94,9 +94,10 @@ pub struct Plan {
 /// decides who owns an address several objects carry (two integrations of
 /// an account, or two objects of one directory). The lowest rank wins:
 ///
-/// 1. a primary address over an alias;
-/// 2. an enabled account over a disabled one;
-/// 3. the integration created first (then the lower integration id).
+/// 1. a directory-managed object over one kept unmanaged;
+/// 2. a primary address over an alias;
+/// 3. an enabled account over a disabled one;
+/// 4. the integration created first (then the lower integration id).
 ///
 /// The owner depends only on the claims, never on the order of runs, so two
 /// integrations cannot take an address back and forth.
@@ -107,11 +108,17 @@ pub fn claim_rank(
     integration_id: &str,
 ) -> String {
     format!(
-        "{}{}{:020}/{integration_id}",
+        "0{}{}{:020}/{integration_id}",
         u8::from(!is_primary),
         u8::from(disabled),
         integration_created_at.max(0)
     )
+}
+
+/// The rank of a claim once its object is kept unmanaged: after every
+/// managed claim, in the same order among themselves.
+pub fn unmanaged_rank(rank: &str) -> String {
+    format!("1{}", rank.get(1..).unwrap_or_default())
 }
 
 /// Why a run's removals are not applied.
@@ -586,6 +593,12 @@ mod tests {
         assert!(older < enabled, "the older integration wins a tie");
         assert!(claim_rank(true, false, 1, "a") < older);
         assert!(older.as_str() < "~", "rows without a rank lose");
+        let unmanaged = unmanaged_rank(&older);
+        assert!(
+            alias < unmanaged,
+            "a managed alias beats an unmanaged primary"
+        );
+        assert!(unmanaged < unmanaged_rank(&alias));
     }
 
     #[test]

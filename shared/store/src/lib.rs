@@ -100,7 +100,7 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
     async fn list_integrations(&self, account_id: &str) -> Result<Vec<IntegrationRecord>>;
     async fn update_integration(&self, rec: &IntegrationRecord) -> Result<()>;
     /// Deletes the integration and its runs; its objects stay, unmanaged.
-    async fn delete_integration(&self, account_id: &str, id: &str) -> Result<()>;
+    async fn delete_integration(&self, account_id: &str, id: &str, now: UnixMillis) -> Result<()>;
 
     /// Fails with `Conflict` when the integration already has an active
     /// run, or a run for the same schedule slot.
@@ -277,6 +277,7 @@ migrations!(
     5 "change log" "0005_change_log.sql",
     6 "schedule" "0006_schedule.sql",
     7 "sign-in" "0007_sign_in.sql",
+    8 "address claims table" "0008_address_claims_table.sql",
 );
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {

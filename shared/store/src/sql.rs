@@ -1,6 +1,6 @@
 //! The SQL of the store, instantiated for PostgreSQL and SQLite.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use sqlx::Row;
@@ -159,15 +159,36 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 macro_rules! store_impl {
     ($store:ident, $db:ty) => {
         impl $store {
+            /// The addresses an object claims.
+            async fn claimed_addresses(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                account: &str,
+                anchor: &str,
+            ) -> Result<Vec<String>> {
+                let rows = sqlx::query(
+                    "SELECT address FROM address_claims WHERE account_id = $1 AND anchor = $2",
+                )
+                .bind(account)
+                .bind(anchor)
+                .fetch_all(&mut **tx)
+                .await?;
+                rows.iter()
+                    .map(|r| r.try_get("address").map_err(StoreError::from))
+                    .collect()
+            }
+
             /// Deletes or demotes objects; part of the caller's transaction.
+            /// Returns the addresses whose owner must be worked out again.
             async fn remove(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 account: &str,
                 removals: &[Removal],
                 now: UnixMillis,
-            ) -> Result<()> {
+            ) -> Result<BTreeSet<String>> {
+                let mut touched = BTreeSet::new();
                 for removal in removals {
                     let anchor = removal.anchor.to_string();
+                    touched.extend(Self::claimed_addresses(tx, account, &anchor).await?);
                     match removal.action {
                         RemovalAction::Demote => {
                             sqlx::query(
@@ -179,19 +200,20 @@ macro_rules! store_impl {
                             .bind(now)
                             .execute(&mut **tx)
                             .await?;
+                            // Its claims rank after every managed claim.
                             sqlx::query(
-                                "UPDATE addresses SET origin = $3 WHERE account_id = $1 AND anchor = $2",
+                                "UPDATE address_claims SET claim_rank = '1' || substr(claim_rank, 2) \
+                                 WHERE account_id = $1 AND anchor = $2",
                             )
                             .bind(account)
                             .bind(&anchor)
-                            .bind(ORIGIN_MESSAGE_IN_TRANSIT)
                             .execute(&mut **tx)
                             .await?;
                         }
                         RemovalAction::Delete => {
                             for sql in [
                                 "DELETE FROM objects WHERE account_id = $1 AND anchor = $2",
-                                "DELETE FROM addresses WHERE account_id = $1 AND anchor = $2",
+                                "DELETE FROM address_claims WHERE account_id = $1 AND anchor = $2",
                                 "DELETE FROM members WHERE account_id = $1 AND (group_anchor = $2 OR member_anchor = $2)",
                             ] {
                                 sqlx::query(sql)
@@ -200,6 +222,80 @@ macro_rules! store_impl {
                                     .execute(&mut **tx)
                                     .await?;
                             }
+                        }
+                    }
+                }
+                Ok(touched)
+            }
+
+            /// Gives each address to its best claim (the lowest rank), or
+            /// drops it when nobody claims it. `claimants` are the claims
+            /// this run made, for the warnings.
+            async fn resolve_addresses(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                account: &str,
+                touched: &BTreeSet<String>,
+                claimants: &HashMap<String, (String, String)>,
+                warnings: &mut Vec<String>,
+            ) -> Result<()> {
+                for address in touched {
+                    // The previous owner, when it is a managed object still.
+                    let previous: Option<(String, String)> = match sqlx::query(
+                        "SELECT a.anchor, o.dn FROM addresses a JOIN objects o \
+                         ON o.account_id = a.account_id AND o.anchor = a.anchor \
+                         WHERE a.account_id = $1 AND a.address = $2 AND o.managed = TRUE",
+                    )
+                    .bind(account)
+                    .bind(address)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    {
+                        Some(r) => Some((r.try_get("anchor")?, r.try_get("dn")?)),
+                        None => None,
+                    };
+                    let best = sqlx::query(
+                        "SELECT c.anchor, c.is_primary, c.claim_rank, o.managed, o.dn FROM address_claims c \
+                         JOIN objects o ON o.account_id = c.account_id AND o.anchor = c.anchor \
+                         WHERE c.account_id = $1 AND c.address = $2 ORDER BY c.claim_rank, c.anchor LIMIT 1",
+                    )
+                    .bind(account)
+                    .bind(address)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    let Some(best) = best else {
+                        sqlx::query("DELETE FROM addresses WHERE account_id = $1 AND address = $2")
+                            .bind(account)
+                            .bind(address)
+                            .execute(&mut **tx)
+                            .await?;
+                        continue;
+                    };
+                    let owner: String = best.try_get("anchor")?;
+                    let owner_dn: String = best.try_get("dn")?;
+                    let managed: bool = best.try_get("managed")?;
+                    sqlx::query(
+                        "INSERT INTO addresses (account_id, address, anchor, is_primary, origin, claim_rank) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (account_id, address) DO UPDATE \
+                         SET anchor = excluded.anchor, is_primary = excluded.is_primary, \
+                         origin = excluded.origin, claim_rank = excluded.claim_rank",
+                    )
+                    .bind(account)
+                    .bind(address)
+                    .bind(&owner)
+                    .bind(best.try_get::<bool, _>("is_primary")?)
+                    .bind(if managed { ORIGIN_DIRECTORY } else { ORIGIN_MESSAGE_IN_TRANSIT })
+                    .bind(best.try_get::<String, _>("claim_rank")?)
+                    .execute(&mut **tx)
+                    .await?;
+                    if let Some((claimant, claimant_dn)) = claimants.get(address) {
+                        if *claimant != owner {
+                            warnings.push(format!(
+                                "{claimant_dn}: address {address} belongs to {owner_dn}, whose claim takes precedence; it was not linked here"
+                            ));
+                        } else if let Some((_, prev_dn)) = previous.filter(|(p, _)| p != &owner) {
+                            warnings.push(format!(
+                                "{owner_dn}: address {address} was taken over from {prev_dn}, whose claim ranks lower"
+                            ));
                         }
                     }
                 }
@@ -617,7 +713,12 @@ macro_rules! store_impl {
                 Ok(())
             }
 
-            async fn delete_integration(&self, account_id: &str, id: &str) -> Result<()> {
+            async fn delete_integration(
+                &self,
+                account_id: &str,
+                id: &str,
+                now: UnixMillis,
+            ) -> Result<()> {
                 let mut tx = self.pool.begin().await?;
                 let done = sqlx::query("DELETE FROM integrations WHERE account_id = $1 AND id = $2")
                     .bind(account_id)
@@ -640,22 +741,30 @@ macro_rules! store_impl {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query(
-                    "UPDATE objects SET managed = FALSE WHERE account_id = $1 AND integration_id = $2",
+                // Its objects stay, unmanaged; their addresses go to the
+                // best remaining claims.
+                let rows = sqlx::query(
+                    "SELECT anchor, kind FROM objects WHERE account_id = $1 AND integration_id = $2 AND managed = TRUE",
                 )
                 .bind(account_id)
                 .bind(id)
-                .execute(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await?;
-                sqlx::query(
-                    "UPDATE addresses SET origin = $3 WHERE account_id = $1 AND anchor IN \
-                     (SELECT anchor FROM objects WHERE account_id = $1 AND integration_id = $2)",
-                )
-                .bind(account_id)
-                .bind(id)
-                .bind(ORIGIN_MESSAGE_IN_TRANSIT)
-                .execute(&mut *tx)
-                .await?;
+                let demoted = rows
+                    .iter()
+                    .map(|r| {
+                        removal_from_parts(
+                            r.try_get("anchor")?,
+                            r.try_get("kind")?,
+                            "demote".to_owned(),
+                            "the integration was deleted".to_owned(),
+                        )
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let touched = Self::remove(&mut tx, account_id, &demoted, now).await?;
+                let mut warnings = Vec::new();
+                Self::resolve_addresses(&mut tx, account_id, &touched, &HashMap::new(), &mut warnings)
+                    .await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -890,26 +999,20 @@ macro_rules! store_impl {
                 .transpose()?
                 .unwrap_or(i64::MAX);
 
-                // Addresses of every changing object go first, so that an
-                // address moving between two objects of this run is free
-                // whatever the order.
-                let changing = plan
-                    .adds
-                    .iter()
-                    .chain(&plan.updates)
-                    .map(|u| u.record.anchor)
-                    .chain(plan.removals.iter().filter(|r| r.action == RemovalAction::Delete).map(|r| r.anchor));
-                for anchor in changing {
-                    sqlx::query("DELETE FROM addresses WHERE account_id = $1 AND anchor = $2")
+                // The claims of every changing object go first; the owner of
+                // each address they touch is worked out once, at the end.
+                let mut touched = BTreeSet::new();
+                for upsert in plan.adds.iter().chain(&plan.updates) {
+                    let anchor = upsert.record.anchor.to_string();
+                    touched.extend(Self::claimed_addresses(&mut tx, account, &anchor).await?);
+                    sqlx::query("DELETE FROM address_claims WHERE account_id = $1 AND anchor = $2")
                         .bind(account)
-                        .bind(anchor.to_string())
+                        .bind(&anchor)
                         .execute(&mut *tx)
                         .await?;
                 }
-
-                // Removals before upserts: an address an unmanaged account
-                // keeps is taken over by the managed object that claims it.
-                Self::remove(&mut tx, account, &plan.removals, now).await?;
+                touched.extend(Self::remove(&mut tx, account, &plan.removals, now).await?);
+                let mut claimants = HashMap::new();
 
                 for upsert in plan.adds.iter().chain(&plan.updates) {
                     let rec = &upsert.record;
@@ -944,50 +1047,19 @@ macro_rules! store_impl {
                             integration_created_at,
                             &run.integration_id,
                         );
-                        let before = sqlx::query(
-                            "SELECT a.anchor, a.origin, o.dn FROM addresses a LEFT JOIN objects o \
-                             ON o.account_id = a.account_id AND o.anchor = a.anchor \
-                             WHERE a.account_id = $1 AND a.address = $2",
-                        )
-                        .bind(account)
-                        .bind(address.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                        let claimed = sqlx::query(
-                            "INSERT INTO addresses (account_id, address, anchor, is_primary, origin, claim_rank) \
-                             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (account_id, address) DO UPDATE \
-                             SET anchor = excluded.anchor, is_primary = excluded.is_primary, \
-                             origin = excluded.origin, claim_rank = excluded.claim_rank \
-                             WHERE addresses.origin = $7 OR addresses.anchor = excluded.anchor \
-                             OR excluded.claim_rank < addresses.claim_rank",
+                        sqlx::query(
+                            "INSERT INTO address_claims (account_id, address, anchor, is_primary, claim_rank) \
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                         )
                         .bind(account)
                         .bind(address.as_str())
                         .bind(&anchor)
                         .bind(is_primary)
-                        .bind(ORIGIN_DIRECTORY)
                         .bind(&rank)
-                        .bind(ORIGIN_MESSAGE_IN_TRANSIT)
                         .execute(&mut *tx)
                         .await?;
-                        let Some(before) = before else { continue };
-                        let (owner, origin, owner_dn): (String, String, Option<String>) = (
-                            before.try_get("anchor")?,
-                            before.try_get("origin")?,
-                            before.try_get("dn")?,
-                        );
-                        let owner_dn = owner_dn.unwrap_or(owner.clone());
-                        if claimed.rows_affected() == 0 {
-                            warnings.push(format!(
-                                "{}: address {address} belongs to {owner_dn}, whose claim takes precedence; it was not linked here",
-                                rec.dn
-                            ));
-                        } else if owner != anchor && origin == ORIGIN_DIRECTORY {
-                            warnings.push(format!(
-                                "{}: address {address} was taken over from {owner_dn}, whose claim ranks lower",
-                                rec.dn
-                            ));
-                        }
+                        touched.insert(address.to_string());
+                        claimants.insert(address.to_string(), (anchor.clone(), rec.dn.clone()));
                     }
                     if rec.kind == ObjectKind::Group {
                         sqlx::query("DELETE FROM members WHERE account_id = $1 AND group_anchor = $2")
@@ -1008,6 +1080,9 @@ macro_rules! store_impl {
                         }
                     }
                 }
+
+                Self::resolve_addresses(&mut tx, account, &touched, &claimants, &mut warnings)
+                    .await?;
 
                 // The deletion guard: the exact set held for approval.
                 let blocked = matches!(plan.hold, Some(Hold::Guard { .. }));
@@ -1175,7 +1250,10 @@ macro_rules! store_impl {
                     ..Plan::default()
                 };
                 Self::log_changes(&mut tx, &run, &approved, now).await?;
-                Self::remove(&mut tx, account_id, &removals, now).await?;
+                let touched = Self::remove(&mut tx, account_id, &removals, now).await?;
+                let mut warnings = Vec::new();
+                Self::resolve_addresses(&mut tx, account_id, &touched, &HashMap::new(), &mut warnings)
+                    .await?;
                 let done = sqlx::query(
                     "UPDATE runs SET state = 'succeeded', removed = removed + $2, pending = 0 \
                      WHERE id = $1 AND state = 'blocked'",
