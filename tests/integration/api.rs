@@ -363,6 +363,7 @@ async fn a_wrong_master_key_stops_start_up() {
         schedule_tick_seconds: 30,
         catch_up_horizon_minutes: 360,
         max_run_minutes: 120,
+        health_listen: None,
     };
     let err = dirsync::serve::Deps::open(&cfg)
         .await

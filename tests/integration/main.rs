@@ -7,6 +7,7 @@ mod api;
 mod auth;
 mod cli;
 mod collector;
+mod health;
 mod reconciler;
 mod scheduler;
 mod store;

@@ -207,6 +207,7 @@ impl Embedded {
             schedule_tick_seconds: 30,
             catch_up_horizon_minutes: 360,
             max_run_minutes: 120,
+            health_listen: None,
         };
         f(&mut cfg);
         let deps = Deps::open(&cfg).await.unwrap();
@@ -217,6 +218,7 @@ impl Embedded {
             cfg.roles.clone(),
             deps,
             Some(listener),
+            None,
             None,
             shutdown.clone(),
         ));

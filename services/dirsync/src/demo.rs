@@ -64,6 +64,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         schedule_tick_seconds: 30,
         catch_up_horizon_minutes: 360,
         max_run_minutes: 120,
+        health_listen: None,
     };
     let deps = Deps::open(&cfg).await?;
     let listener = TcpListener::bind(&cfg.listen).await?;
@@ -73,6 +74,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         cfg.roles.clone(),
         deps,
         Some(listener),
+        None,
         None,
         shutdown.clone(),
     ));

@@ -118,6 +118,11 @@ pub struct ServeConfig {
     /// integration.
     #[arg(long, env = "DIRSYNC_MAX_RUN_MINUTES", default_value_t = 120)]
     pub max_run_minutes: u64,
+    /// Serve grpc.health.v1 for probes on this address: service
+    /// "liveness" while the process runs, "readiness" while the store and
+    /// the bus answer (and not once shutdown began).
+    #[arg(long, env = "DIRSYNC_HEALTH_LISTEN")]
+    pub health_listen: Option<String>,
     /// Collector: the partition (domain) to serve; absent: all.
     #[arg(long, env = "DIRSYNC_COLLECTOR_PARTITION")]
     pub partition: Option<String>,
@@ -213,10 +218,15 @@ pub async fn run(
     roles: BTreeSet<Role>,
     deps: Deps,
     mut listener: Option<TcpListener>,
+    health: Option<TcpListener>,
     partition: Option<String>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut tasks = JoinSet::new();
+    if let Some(health) = health {
+        let (store, bus, stop) = (deps.store.clone(), deps.bus.clone(), shutdown.clone());
+        tasks.spawn(async move { ("health", serve_health(health, store, bus, stop).await) });
+    }
     let store = || deps.store.clone().context("this role needs the store");
     for role in &roles {
         let stop = shutdown.clone();
@@ -292,12 +302,74 @@ pub async fn serve(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
     } else {
         None
     };
+    let health = match &cfg.health_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening for health checks on {addr}"))?,
+        ),
+        None => None,
+    };
     run(
         cfg.roles.clone(),
         deps,
         listener,
+        health,
         cfg.partition.clone(),
         shutdown,
     )
     .await
+}
+
+/// grpc.health.v1 for Kubernetes probes: "liveness" while the process
+/// runs; "readiness" while the store (when this process uses one) and the
+/// bus answer, NOT_SERVING from the moment shutdown begins.
+async fn serve_health(
+    listener: TcpListener,
+    store: Option<Store>,
+    bus: Bus,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    use tonic_health::ServingStatus;
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("liveness", ServingStatus::Serving)
+        .await;
+    reporter
+        .set_service_status("readiness", ServingStatus::NotServing)
+        .await;
+    let watch = {
+        let shutdown = shutdown.clone();
+        async move {
+            loop {
+                let store_ok = match &store {
+                    Some(s) => s.healthy().await,
+                    None => true,
+                };
+                let ready = store_ok && bus.healthy().await;
+                let status = if ready {
+                    ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
+                };
+                reporter.set_service_status("readiness", status).await;
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
+            }
+            reporter
+                .set_service_status("readiness", ServingStatus::NotServing)
+                .await;
+        }
+    };
+    let server = tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown.cancelled_owned(),
+        );
+    let (served, ()) = tokio::join!(server, watch);
+    served?;
+    Ok(())
 }

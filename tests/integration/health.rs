@@ -1,0 +1,87 @@
+//! Probes and shutdown of a role process, as Kubernetes sees them.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use dirsync_tests::{dirsync_binary, env, master_key_file, postgres_database, tag};
+
+async fn status(port: u16, service: &str) -> Option<i32> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .ok()?
+        .connect()
+        .await
+        .ok()?;
+    HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await
+        .ok()
+        .map(|r| r.into_inner().status)
+}
+
+#[tokio::test]
+async fn every_role_serves_probes_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = master_key_file(dir.path());
+    let database = postgres_database().await;
+    for role in ["reconciler", "scheduler", "collector", "gateway"] {
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (health, listen) = (free(), free());
+        let mut child = Command::new(dirsync_binary())
+            .arg("serve")
+            .env("DIRSYNC_ROLES", role)
+            .env("DIRSYNC_LISTEN", format!("127.0.0.1:{listen}"))
+            .env("DIRSYNC_HEALTH_LISTEN", format!("127.0.0.1:{health}"))
+            .env("DIRSYNC_DATABASE_URL", &database)
+            .env("DIRSYNC_NATS_URL", env("DIRSYNC_TEST_NATS_URL"))
+            .env("DIRSYNC_SUBJECT_PREFIX", format!("t_{}", tag()))
+            .env("DIRSYNC_MASTER_KEY_FILE", &key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+
+        let started = Instant::now();
+        while status(health, "readiness").await != Some(ServingStatus::Serving as i32) {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{role} never became ready"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            status(health, "liveness").await,
+            Some(ServingStatus::Serving as i32)
+        );
+
+        let term = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(term.success());
+        let started = Instant::now();
+        let exit = loop {
+            if let Some(exit) = child.try_wait().unwrap() {
+                break exit;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{role} did not stop within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(exit.success(), "{role} exited with {exit}");
+    }
+}
