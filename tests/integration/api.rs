@@ -349,21 +349,8 @@ async fn a_wrong_master_key_stops_start_up() {
     let key_b = dir.path().join("other.key");
     std::fs::write(&key_b, dirsync_core::MasterKey::generate_hex()).unwrap();
     let cfg = dirsync::serve::ServeConfig {
-        roles: dirsync::serve::parse_roles("all").unwrap(),
-        listen: "127.0.0.1:0".into(),
-        database_url: db.clone(),
-        nats_url: None,
-        subject_prefix: "dirsync".into(),
         master_key_file: key_b,
-        partition: None,
-        ca_bundle: None,
-        ack_wait_seconds: 60,
-        ldap_connect_timeout_seconds: 10,
-        ldap_operation_timeout_seconds: 60,
-        schedule_tick_seconds: 30,
-        catch_up_horizon_minutes: 360,
-        max_run_minutes: 120,
-        health_listen: None,
+        ..dirsync::serve::ServeConfig::embedded(db.clone(), key_a.clone())
     };
     let err = dirsync::serve::Deps::open(&cfg)
         .await

@@ -93,6 +93,7 @@ impl Setup {
             &env("DIRSYNC_TEST_NATS_URL"),
             &self.prefix,
             Duration::from_secs(60),
+            None,
         )
         .await
         .unwrap()

@@ -192,23 +192,10 @@ impl Embedded {
     /// Starts with the configuration changed by `f`.
     pub async fn start_with(f: impl FnOnce(&mut ServeConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut cfg = ServeConfig {
-            roles: serve::parse_roles("all").unwrap(),
-            listen: "127.0.0.1:0".to_owned(),
-            database_url: format!("sqlite://{}", dir.path().join("dirsync.db").display()),
-            nats_url: None,
-            subject_prefix: "dirsync".to_owned(),
-            master_key_file: master_key_file(dir.path()),
-            partition: None,
-            ca_bundle: None,
-            ack_wait_seconds: 60,
-            ldap_connect_timeout_seconds: 10,
-            ldap_operation_timeout_seconds: 60,
-            schedule_tick_seconds: 30,
-            catch_up_horizon_minutes: 360,
-            max_run_minutes: 120,
-            health_listen: None,
-        };
+        let mut cfg = ServeConfig::embedded(
+            format!("sqlite://{}", dir.path().join("dirsync.db").display()),
+            master_key_file(dir.path()),
+        );
         f(&mut cfg);
         let deps = Deps::open(&cfg).await.unwrap();
         let listener = TcpListener::bind(&cfg.listen).await.unwrap();

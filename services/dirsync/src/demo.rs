@@ -49,23 +49,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
-    let cfg = ServeConfig {
-        roles: serve::parse_roles("all").map_err(anyhow::Error::msg)?,
-        listen: "127.0.0.1:0".to_owned(),
-        database_url: format!("sqlite://{}", db.display()),
-        nats_url: None,
-        subject_prefix: "dirsync".to_owned(),
-        master_key_file: key_file,
-        partition: None,
-        ca_bundle: None,
-        ack_wait_seconds: 60,
-        ldap_connect_timeout_seconds: 10,
-        ldap_operation_timeout_seconds: 60,
-        schedule_tick_seconds: 30,
-        catch_up_horizon_minutes: 360,
-        max_run_minutes: 120,
-        health_listen: None,
-    };
+    let cfg = ServeConfig::embedded(format!("sqlite://{}", db.display()), key_file);
     let deps = Deps::open(&cfg).await?;
     let listener = TcpListener::bind(&cfg.listen).await?;
     let addr = listener.local_addr()?;

@@ -77,6 +77,13 @@ pub struct ServeConfig {
         default_value = "sqlite://.dirsync/dirsync.db"
     )]
     pub database_url: String,
+    /// A file holding the store URL (e.g. a mounted Secret); wins over
+    /// --database-url, so the password stays out of the environment.
+    #[arg(long, env = "DIRSYNC_DATABASE_URL_FILE")]
+    pub database_url_file: Option<PathBuf>,
+    /// NATS credentials file (.creds) for an authenticated NATS server.
+    #[arg(long, env = "DIRSYNC_NATS_CREDENTIALS_FILE")]
+    pub nats_credentials_file: Option<PathBuf>,
     /// NATS server with JetStream. Absent: the in-process bus (all roles
     /// must then run in this process).
     #[arg(long, env = "DIRSYNC_NATS_URL")]
@@ -132,6 +139,32 @@ pub struct ServeConfig {
     pub ca_bundle: Option<PathBuf>,
 }
 
+impl ServeConfig {
+    /// Every role in one process on the in-process bus, with the defaults
+    /// of the command line: the embedded shape.
+    pub fn embedded(database_url: String, master_key_file: PathBuf) -> Self {
+        Self {
+            roles: parse_roles("all").unwrap_or_default(),
+            listen: "127.0.0.1:0".to_owned(),
+            database_url,
+            database_url_file: None,
+            nats_url: None,
+            nats_credentials_file: None,
+            subject_prefix: "dirsync".to_owned(),
+            master_key_file,
+            ack_wait_seconds: 60,
+            ldap_connect_timeout_seconds: 10,
+            ldap_operation_timeout_seconds: 60,
+            schedule_tick_seconds: 30,
+            catch_up_horizon_minutes: 360,
+            max_run_minutes: 120,
+            health_listen: None,
+            partition: None,
+            ca_bundle: None,
+        }
+    }
+}
+
 /// Connections shared by the roles of one process.
 pub struct Deps {
     pub store: Option<Store>,
@@ -153,6 +186,7 @@ impl Deps {
                     url,
                     &cfg.subject_prefix,
                     Duration::from_secs(cfg.ack_wait_seconds.max(1)),
+                    cfg.nats_credentials_file.as_deref(),
                 )
                 .await?
             }
@@ -170,7 +204,14 @@ impl Deps {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
             }
-            let store = dirsync_store::connect(&cfg.database_url).await?;
+            let url = match &cfg.database_url_file {
+                Some(path) => std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the store URL from {}", path.display()))?
+                    .trim()
+                    .to_owned(),
+                None => cfg.database_url.clone(),
+            };
+            let store = dirsync_store::connect(&url).await?;
             // A wrong master key stops start-up, before any run fails on it.
             let foreign: Vec<String> = store
                 .password_key_ids()

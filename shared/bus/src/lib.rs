@@ -44,9 +44,14 @@ pub enum Bus {
 impl Bus {
     /// JetStream at `url`, with every stream created when missing. A
     /// delivery not settled within `ack_wait` is delivered again.
-    pub async fn nats(url: &str, prefix: &str, ack_wait: Duration) -> Result<Self, BusError> {
+    pub async fn nats(
+        url: &str,
+        prefix: &str,
+        ack_wait: Duration,
+        credentials: Option<&std::path::Path>,
+    ) -> Result<Self, BusError> {
         Ok(Self::Nats(Box::new(
-            NatsBus::connect(url, Names::new(prefix), ack_wait).await?,
+            NatsBus::connect(url, Names::new(prefix), ack_wait, credentials).await?,
         )))
     }
 

@@ -32,8 +32,23 @@ fn js_err(operation: &'static str) -> impl Fn(String) -> BusError {
 }
 
 impl NatsBus {
-    pub async fn connect(url: &str, names: Names, ack_wait: Duration) -> Result<Self, BusError> {
-        let client = async_nats::ConnectOptions::new()
+    pub async fn connect(
+        url: &str,
+        names: Names,
+        ack_wait: Duration,
+        credentials: Option<&std::path::Path>,
+    ) -> Result<Self, BusError> {
+        let mut options = async_nats::ConnectOptions::new();
+        if let Some(path) = credentials {
+            options = options
+                .credentials_file(path)
+                .await
+                .map_err(|e| BusError::Connect {
+                    url: url.to_owned(),
+                    message: format!("NATS credentials file {}: {e}", path.display()),
+                })?;
+        }
+        let client = options
             .name("dirsync")
             .event_callback(|event| async move {
                 match event {
