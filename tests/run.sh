@@ -60,6 +60,9 @@ eval "$(deploy/local/samba-dc.sh env | sed 's/^DIRSYNC_AD_/export DIRSYNC_TEST_A
 export DIRSYNC_TEST_POSTGRES_URL=$pg_url
 export DIRSYNC_TEST_NATS_URL=${DIRSYNC_TEST_NATS_URL:-nats://127.0.0.1:4222}
 
+# --- Deployment manifests, offline -----------------------------------------------
+bash deploy/validate.sh
+
 # --- Build once, test ----------------------------------------------------------
 cargo build --workspace --bins --tests
 if cargo nextest --version >/dev/null 2>&1; then
