@@ -118,7 +118,7 @@ async fn malformed_requests_name_the_field() {
         })
         .await
         .expect_err("bad account");
-    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
     assert!(status.message().starts_with("account_id"), "{status:?}");
 
     // Nothing invalid was stored.
@@ -200,11 +200,22 @@ async fn integration_crud_keeps_the_password_write_only() {
         );
     }
 
-    // Another account does not see it.
+    // Another account does not see it: naming it is refused, and its own
+    // token finds nothing.
     let other = client
         .integrations
         .get_integration(pb::GetIntegrationRequest {
             account_id: "globex".into(),
+            integration: created.id.clone(),
+        })
+        .await
+        .expect_err("other account");
+    assert_eq!(other.code(), tonic::Code::PermissionDenied);
+    let mut globex = stack.client("globex").await;
+    let other = globex
+        .integrations
+        .get_integration(pb::GetIntegrationRequest {
+            account_id: String::new(),
             integration: created.id.clone(),
         })
         .await
@@ -375,4 +386,69 @@ async fn a_wrong_master_key_stops_start_up() {
         ..missing
     };
     assert!(dirsync::serve::Deps::open(&ok).await.is_ok());
+}
+
+#[tokio::test]
+async fn every_rpc_needs_a_token_of_its_account() {
+    let stack = Embedded::start().await;
+    let channel = tonic::transport::Channel::from_shared(stack.gateway.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    // No token.
+    let mut bare =
+        dirsync_proto::api::integration_service_client::IntegrationServiceClient::new(channel);
+    let none = bare
+        .list_integrations(pb::ListIntegrationsRequest {
+            account_id: "acme".into(),
+        })
+        .await
+        .expect_err("no token");
+    assert_eq!(none.code(), tonic::Code::Unauthenticated);
+    // A made-up token.
+    let forged = dirsync_tests::client(
+        &stack.gateway,
+        "acme",
+        &format!("dst_{}_{}", "0".repeat(16), "0".repeat(64)),
+    )
+    .await;
+    let mut forged = forged;
+    let status = forged
+        .integrations
+        .list_integrations(pb::ListIntegrationsRequest {
+            account_id: String::new(),
+        })
+        .await
+        .expect_err("forged");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    // A revoked token.
+    let token = stack.token("acme").await;
+    let mut client = dirsync_tests::client(&stack.gateway, "acme", &token).await;
+    client
+        .integrations
+        .list_integrations(pb::ListIntegrationsRequest {
+            account_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let id = dirsync_core::token::parse(&token).unwrap().0.to_owned();
+    stack.store.revoke_token("acme", &id, 1).await.unwrap();
+    let revoked = client
+        .integrations
+        .list_integrations(pb::ListIntegrationsRequest {
+            account_id: String::new(),
+        })
+        .await
+        .expect_err("revoked");
+    assert_eq!(revoked.code(), tonic::Code::Unauthenticated);
+    // The store keeps only a hash of the secret.
+    let secret = dirsync_core::token::parse(&token).unwrap().1.to_owned();
+    let stored = stack.store.list_tokens("acme").await.unwrap();
+    assert!(
+        stored
+            .iter()
+            .all(|t| t.secret_hash != secret && !t.secret_hash.contains(&secret))
+    );
+    stack.stop().await;
 }

@@ -5,11 +5,11 @@ use std::path::Path;
 use dirsync_tests::{Embedded, FIXTURE_PASSWORD, Fixture, dirsync_binary, env};
 
 /// Runs the CLI without blocking the runtime the gateway runs on.
-async fn dirsync(gateway: &str, args: &[&str]) -> (bool, String) {
+async fn dirsync(gateway: &(String, String), args: &[&str]) -> (bool, String) {
     let out = tokio::process::Command::new(dirsync_binary())
         .args(args)
-        .env("DIRSYNC_GATEWAY", gateway)
-        .env("DIRSYNC_ACCOUNT", "acme")
+        .env("DIRSYNC_GATEWAY", &gateway.0)
+        .env("DIRSYNC_TOKEN", &gateway.1)
         .output()
         .await
         .expect("running dirsync");
@@ -21,7 +21,7 @@ async fn dirsync(gateway: &str, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-async fn create(gateway: &str, toml: &Path, password_file: &Path) -> (bool, String) {
+async fn create(gateway: &(String, String), toml: &Path, password_file: &Path) -> (bool, String) {
     let (toml, pw) = (toml.to_str().unwrap(), password_file.to_str().unwrap());
     dirsync(
         gateway,
@@ -41,7 +41,8 @@ async fn create(gateway: &str, toml: &Path, password_file: &Path) -> (bool, Stri
 async fn cli_creates_syncs_and_lists() {
     let fx = Fixture::seed();
     let stack = Embedded::start().await;
-    let gw = stack.gateway.clone();
+    // The gateway and an API token of account acme.
+    let gw = (stack.gateway.clone(), stack.token("acme").await);
     let dir = stack.dir.path();
     let pw = dir.join("bind.pw");
     std::fs::write(&pw, format!("{FIXTURE_PASSWORD}\n")).unwrap();

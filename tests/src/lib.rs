@@ -179,6 +179,7 @@ pub fn master_key_file(dir: &Path) -> PathBuf {
 /// in-process bus.
 pub struct Embedded {
     pub gateway: String,
+    pub store: dirsync_store::Store,
     pub dir: tempfile::TempDir,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -198,6 +199,7 @@ impl Embedded {
         );
         f(&mut cfg);
         let deps = Deps::open(&cfg).await.unwrap();
+        let store = deps.store.clone().unwrap();
         let listener = TcpListener::bind(&cfg.listen).await.unwrap();
         let gateway = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
@@ -211,14 +213,23 @@ impl Embedded {
         ));
         Self {
             gateway,
+            store,
             dir,
             shutdown,
             task: Some(task),
         }
     }
 
+    /// A client with a new API token of `account`.
     pub async fn client(&self, account: &str) -> Client {
-        client(&self.gateway, account).await
+        client(&self.gateway, account, &self.token(account).await).await
+    }
+
+    /// A new API token of `account`.
+    pub async fn token(&self, account: &str) -> String {
+        dirsync::cli::issue_token(&self.store, account, "test", 0)
+            .await
+            .unwrap()
     }
 
     pub async fn stop(mut self) {
@@ -235,10 +246,25 @@ impl Drop for Embedded {
     }
 }
 
-pub async fn client(gateway: &str, account: &str) -> Client {
+/// Waits for a gateway to accept connections.
+pub async fn wait_for_gateway(gateway: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let endpoint = tonic::transport::Channel::from_shared(gateway.to_owned()).unwrap();
+        if endpoint.connect().await.is_ok() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "gateway {gateway} not reachable");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn client(gateway: &str, account: &str, token: &str) -> Client {
     let target = Target {
         gateway: gateway.to_owned(),
         account: account.to_owned(),
+        token_file: None,
+        token: Some(token.to_owned()),
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -256,6 +282,7 @@ pub struct Distributed {
     pub gateway: String,
     pub dir: tempfile::TempDir,
     children: Vec<(String, Child)>,
+    database: String,
     /// Environment every process gets.
     env: Vec<(&'static str, String)>,
 }
@@ -304,7 +331,7 @@ impl Distributed {
         roles.push(("reconciler".to_owned(), "reconciler", None));
         let env = vec![
             ("DIRSYNC_LISTEN", listen.clone()),
-            ("DIRSYNC_DATABASE_URL", database),
+            ("DIRSYNC_DATABASE_URL", database.clone()),
             ("DIRSYNC_NATS_URL", nats),
             ("DIRSYNC_SUBJECT_PREFIX", prefix),
             ("DIRSYNC_MASTER_KEY_FILE", key.display().to_string()),
@@ -315,6 +342,7 @@ impl Distributed {
             gateway: format!("http://{listen}"),
             dir,
             children: Vec::new(),
+            database,
             env,
         };
         // The gateway migrates the store first, so that the others find
@@ -322,7 +350,7 @@ impl Distributed {
         for (name, role, partition) in roles {
             stack.spawn(&name, role, partition);
             if role == "gateway" {
-                let _ = client(&stack.gateway, "probe").await;
+                wait_for_gateway(&stack.gateway).await;
             }
         }
         stack
@@ -375,8 +403,13 @@ impl Distributed {
         std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
     }
 
+    /// A client with a new API token of `account`.
     pub async fn client(&self, account: &str) -> Client {
-        client(&self.gateway, account).await
+        let store = dirsync_store::connect(&self.database).await.unwrap();
+        let token = dirsync::cli::issue_token(&store, account, "test", 0)
+            .await
+            .unwrap();
+        client(&self.gateway, account, &token).await
     }
 
     /// The logs of every role, for failure messages.

@@ -14,7 +14,7 @@ use dirsync_proto::api::integration_service_client::IntegrationServiceClient;
 use dirsync_proto::api::sync_service_client::SyncServiceClient;
 use dirsync_proto::api::{self, RunState};
 
-/// Where the gateway is and which account to act on.
+/// Where the gateway is and how to act there.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Target {
     /// Gateway address.
@@ -25,15 +25,51 @@ pub struct Target {
         global = true
     )]
     pub gateway: String,
-    /// Account to act on.
-    #[arg(
-        long,
-        env = "DIRSYNC_ACCOUNT",
-        default_value = "default",
-        global = true
-    )]
+    /// Account to act on; empty: the API token's.
+    #[arg(long, env = "DIRSYNC_ACCOUNT", default_value = "", global = true)]
     pub account: String,
+    /// File holding the API token. Without it, the token is read from the
+    /// environment variable DIRSYNC_TOKEN (never from a flag).
+    #[arg(long, env = "DIRSYNC_TOKEN_FILE", global = true)]
+    pub token_file: Option<PathBuf>,
+    /// The API token itself, when given in code rather than read.
+    #[arg(skip)]
+    pub token: Option<String>,
 }
+
+impl Target {
+    fn token(&self) -> anyhow::Result<String> {
+        if let Some(t) = &self.token {
+            return Ok(t.clone());
+        }
+        if let Some(path) = &self.token_file {
+            return read_secret(path);
+        }
+        std::env::var("DIRSYNC_TOKEN").map_err(|_| {
+            anyhow::anyhow!(
+                "no API token: set DIRSYNC_TOKEN or --token-file (create one with `dirsync token create`)"
+            )
+        })
+    }
+}
+
+/// Adds the API token to every call.
+#[derive(Clone)]
+pub struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+type Svc = tonic::service::interceptor::InterceptedService<Channel, Bearer>;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum IntegrationCmd {
@@ -84,6 +120,42 @@ pub enum SyncCmd {
         #[arg(long)]
         wait: bool,
     },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCmd {
+    /// Create an API token for an account; printed once.
+    Create {
+        #[arg(long)]
+        account: String,
+        /// What the token is for, e.g. "ci" or "console".
+        #[arg(long)]
+        name: String,
+    },
+    /// List an account's tokens (never their secrets).
+    List {
+        #[arg(long)]
+        account: String,
+    },
+    /// Revoke a token.
+    Revoke {
+        #[arg(long)]
+        account: String,
+        id: String,
+    },
+}
+
+/// Where `dirsync token` finds the store.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    #[arg(
+        long,
+        env = "DIRSYNC_DATABASE_URL",
+        default_value = "sqlite://.dirsync/dirsync.db"
+    )]
+    pub database_url: String,
+    #[arg(long, env = "DIRSYNC_DATABASE_URL_FILE")]
+    pub database_url_file: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -213,11 +285,11 @@ pub fn read_secret(path: &Path) -> anyhow::Result<String> {
 
 pub struct Client {
     pub account: String,
-    pub auth: AuthServiceClient<Channel>,
-    pub accounts: AccountServiceClient<Channel>,
-    pub integrations: IntegrationServiceClient<Channel>,
-    pub sync: SyncServiceClient<Channel>,
-    pub directory: DirectoryServiceClient<Channel>,
+    pub auth: AuthServiceClient<Svc>,
+    pub accounts: AccountServiceClient<Svc>,
+    pub integrations: IntegrationServiceClient<Svc>,
+    pub sync: SyncServiceClient<Svc>,
+    pub directory: DirectoryServiceClient<Svc>,
 }
 
 impl Client {
@@ -229,13 +301,21 @@ impl Client {
             .connect()
             .await
             .with_context(|| format!("cannot reach the gateway at {}", target.gateway))?;
+        let bearer = Bearer(
+            format!("Bearer {}", target.token()?.trim())
+                .parse()
+                .context("the API token is not valid text")?,
+        );
+        let with = |c: &Channel| {
+            tonic::service::interceptor::InterceptedService::new(c.clone(), bearer.clone())
+        };
         Ok(Self {
             account: target.account.clone(),
-            auth: AuthServiceClient::new(channel.clone()),
-            accounts: AccountServiceClient::new(channel.clone()),
-            integrations: IntegrationServiceClient::new(channel.clone()),
-            sync: SyncServiceClient::new(channel.clone()),
-            directory: DirectoryServiceClient::new(channel),
+            auth: AuthServiceClient::new(with(&channel)),
+            accounts: AccountServiceClient::new(with(&channel)),
+            integrations: IntegrationServiceClient::new(with(&channel)),
+            sync: SyncServiceClient::new(with(&channel)),
+            directory: DirectoryServiceClient::new(with(&channel)),
         })
     }
 
@@ -499,4 +579,37 @@ pub async fn print_directory(client: &mut Client) -> anyhow::Result<()> {
     print_objects("Groups", &groups, &all);
     print_objects("Contacts", &contacts, &all);
     Ok(())
+}
+
+/// Creates an API token for `account` in the store; returns it (shown once).
+pub async fn issue_token(
+    store: &dirsync_store::Store,
+    account: &str,
+    name: &str,
+    now: dirsync_core::UnixMillis,
+) -> anyhow::Result<String> {
+    use secrecy::ExposeSecret;
+    dirsync_gateway::account_id(account).map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+    store.ensure_account(account, now).await?;
+    let new = dirsync_core::token::generate();
+    store
+        .create_token(&dirsync_store::TokenRecord {
+            id: new.id.clone(),
+            account_id: account.to_owned(),
+            name: name.to_owned(),
+            secret_hash: new.secret_hash.clone(),
+            created_at: now,
+            revoked_at: None,
+        })
+        .await?;
+    Ok(new.token.expose_secret().to_owned())
+}
+
+/// Opens the store `dirsync token` works on.
+pub async fn open_store(args: &StoreArgs) -> anyhow::Result<dirsync_store::Store> {
+    let url = match &args.database_url_file {
+        Some(p) => read_secret(p)?,
+        None => args.database_url.clone(),
+    };
+    Ok(dirsync_store::connect(url.trim()).await?)
 }

@@ -51,6 +51,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     let cfg = ServeConfig::embedded(format!("sqlite://{}", db.display()), key_file);
     let deps = Deps::open(&cfg).await?;
+    let store = deps.store.clone().context("the demo needs the store")?;
+    let token = crate::cli::issue_token(&store, "demo", "demo", deps.clock.now()).await?;
     let listener = TcpListener::bind(&cfg.listen).await?;
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
@@ -63,16 +65,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
 
-    let result = drive(&args, &format!("http://{addr}")).await;
+    let result = drive(&args, &format!("http://{addr}"), token).await;
     shutdown.cancel();
     services.await.context("the services panicked")??;
     result
 }
 
-async fn drive(args: &DemoArgs, gateway: &str) -> anyhow::Result<()> {
+async fn drive(args: &DemoArgs, gateway: &str, token: String) -> anyhow::Result<()> {
     let mut client = Client::connect(&cli::Target {
         gateway: gateway.to_owned(),
         account: "demo".to_owned(),
+        token_file: None,
+        token: Some(token),
     })
     .await?;
     let password = read_secret(&args.password_file)?;

@@ -7,11 +7,12 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use dirsync::cli::{
-    self, AccountCmd, Client, IntegrationCmd, ListCmd, RemovalsCmd, SyncCmd, Target,
+    self, AccountCmd, Client, IntegrationCmd, ListCmd, RemovalsCmd, StoreArgs, SyncCmd, Target,
+    TokenCmd,
 };
 use dirsync::demo::{self, DemoArgs};
 use dirsync::serve::{self, ServeConfig};
-use dirsync_core::MasterKey;
+use dirsync_core::{Clock, MasterKey};
 use dirsync_proto::api;
 
 #[derive(Debug, Parser)]
@@ -41,6 +42,13 @@ enum Command {
     Serve(ServeConfig),
     /// Sync a directory with every role in this process and print the result.
     Demo(DemoArgs),
+    /// API tokens (administration on the store itself).
+    Token {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(subcommand)]
+        command: TokenCmd,
+    },
     /// Master key management.
     #[command(subcommand)]
     Key(KeyCmd),
@@ -121,6 +129,39 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Demo(args) => {
             demo::run(args).await?;
+            return Ok(ok);
+        }
+        Command::Token { store, command } => {
+            let store = cli::open_store(&store).await?;
+            match command {
+                TokenCmd::Create { account, name } => {
+                    let token =
+                        cli::issue_token(&store, &account, &name, dirsync_core::SystemClock.now())
+                            .await?;
+                    eprintln!("API token for account {account} ({name}); it is shown only now:");
+                    println!("{token}");
+                }
+                TokenCmd::List { account } => {
+                    for t in store.list_tokens(&account).await? {
+                        println!(
+                            "{}  {:<20} {}",
+                            t.id,
+                            t.name,
+                            if t.revoked_at.is_some() {
+                                "revoked"
+                            } else {
+                                "active"
+                            }
+                        );
+                    }
+                }
+                TokenCmd::Revoke { account, id } => {
+                    store
+                        .revoke_token(&account, &id, dirsync_core::SystemClock.now())
+                        .await?;
+                    println!("revoked {id}");
+                }
+            }
             return Ok(ok);
         }
         Command::Key(KeyCmd::Generate { file }) => {
@@ -445,7 +486,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 .into_inner();
             cli::print_objects("Found", std::slice::from_ref(&o), &[]);
         }
-        Command::Serve(_) | Command::Demo(_) | Command::Key(_) => {}
+        Command::Serve(_) | Command::Demo(_) | Command::Key(_) | Command::Token { .. } => {}
     }
     Ok(ok)
 }

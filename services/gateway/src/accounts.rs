@@ -9,7 +9,7 @@ use dirsync_proto::api::{self, account_service_server::AccountService};
 use dirsync_store::{AccountRecord, IntegrationRecord, StoreError};
 
 use crate::error::status_of;
-use crate::{Gateway, account_id, convert};
+use crate::{Gateway, convert};
 
 fn to_api(a: &AccountRecord) -> api::Account {
     api::Account {
@@ -82,8 +82,8 @@ impl AccountService for Gateway {
         &self,
         request: Request<api::GetAccountRequest>,
     ) -> Result<Response<api::Account>, Status> {
-        let req = request.into_inner();
-        let account = account_id(&req.account_id)?;
+        let (account, _) = self.authorize(request).await?;
+        let account = account.as_str();
         Ok(Response::new(to_api(&self.account(account).await?)))
     }
 
@@ -91,8 +91,8 @@ impl AccountService for Gateway {
         &self,
         request: Request<api::UpdateAccountRequest>,
     ) -> Result<Response<api::Account>, Status> {
-        let req = request.into_inner();
-        let account = account_id(&req.account_id)?;
+        let (account, req) = self.authorize(request).await?;
+        let account = account.as_str();
         let current = self.account(account).await?;
         let time_zone = match req.time_zone.trim() {
             "" => current.time_zone.clone(),

@@ -14,8 +14,8 @@ use dirsync_ldap::{BindFailure, LdapError, Target};
 use dirsync_proto::api::{self, AuthResult, auth_service_server::AuthService};
 use dirsync_store::StoreError;
 
+use crate::Gateway;
 use crate::error::status_of;
-use crate::{Gateway, account_id};
 
 /// Failed sign-ins allowed per address within [`ADDRESS_WINDOW_MS`]; well
 /// under AD's usual lockout thresholds.
@@ -90,8 +90,8 @@ impl AuthService for Gateway {
         &self,
         request: Request<api::AuthenticateRequest>,
     ) -> Result<Response<api::AuthenticateResponse>, Status> {
-        let req = request.into_inner();
-        let account = account_id(&req.account_id)?;
+        let (account, req) = self.authorize(request).await?;
+        let account = account.as_str();
         let profile = self.account(account).await?;
         if !profile.ldap_sign_in {
             return Err(Status::failed_precondition(

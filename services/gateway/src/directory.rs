@@ -6,15 +6,16 @@ use dirsync_core::{EmailAddress, ObjectKind};
 use dirsync_proto::api::{self, directory_service_server::DirectoryService};
 
 use crate::error::status_of;
-use crate::{Gateway, account_id, convert};
+use crate::{Gateway, convert};
 
 impl Gateway {
     async fn list(
         &self,
-        req: api::ListObjectsRequest,
+        request: Request<api::ListObjectsRequest>,
         kind: ObjectKind,
     ) -> Result<Response<api::ListObjectsResponse>, Status> {
-        let account = account_id(&req.account_id)?;
+        let (account, _) = self.authorize(request).await?;
+        let account = account.as_str();
         let objects = self
             .store
             .list_objects(account, kind)
@@ -32,29 +33,29 @@ impl DirectoryService for Gateway {
         &self,
         request: Request<api::ListObjectsRequest>,
     ) -> Result<Response<api::ListObjectsResponse>, Status> {
-        self.list(request.into_inner(), ObjectKind::User).await
+        self.list(request, ObjectKind::User).await
     }
 
     async fn list_groups(
         &self,
         request: Request<api::ListObjectsRequest>,
     ) -> Result<Response<api::ListObjectsResponse>, Status> {
-        self.list(request.into_inner(), ObjectKind::Group).await
+        self.list(request, ObjectKind::Group).await
     }
 
     async fn list_contacts(
         &self,
         request: Request<api::ListObjectsRequest>,
     ) -> Result<Response<api::ListObjectsResponse>, Status> {
-        self.list(request.into_inner(), ObjectKind::Contact).await
+        self.list(request, ObjectKind::Contact).await
     }
 
     async fn lookup_address(
         &self,
         request: Request<api::LookupAddressRequest>,
     ) -> Result<Response<api::DirectoryObject>, Status> {
-        let req = request.into_inner();
-        let account = account_id(&req.account_id)?;
+        let (account, req) = self.authorize(request).await?;
+        let account = account.as_str();
         let address = EmailAddress::parse(&req.address)
             .map_err(|e| Status::invalid_argument(format!("address: {e}")))?;
         let object = self

@@ -8,7 +8,7 @@ use dirsync_proto::api::{self, integration_service_server::IntegrationService};
 use dirsync_store::IntegrationRecord;
 
 use crate::error::{invalid, status_of};
-use crate::{Gateway, account_id, convert, required};
+use crate::{Gateway, convert, required};
 
 /// Seals a bind password for its integration. The plaintext lives only for
 /// the duration of this call.
@@ -45,17 +45,15 @@ impl IntegrationService for Gateway {
         &self,
         request: Request<api::TestConnectionRequest>,
     ) -> Result<Response<Self::TestConnectionStream>, Status> {
-        Ok(Response::new(
-            self.test_connection_stream(request.into_inner()).await?,
-        ))
+        Ok(Response::new(self.test_connection_stream(request).await?))
     }
 
     async fn create_integration(
         &self,
         request: Request<api::CreateIntegrationRequest>,
     ) -> Result<Response<api::Integration>, Status> {
-        let req = request.into_inner();
-        let account = account_id(&req.account_id)?;
+        let (account, req) = self.authorize(request).await?;
+        let account = account.as_str();
         let settings = settings(req.settings.as_ref())?;
         let id = uuid::Uuid::new_v4().to_string();
         let password = seal_password(self, account, &id, req.password)?;
@@ -84,8 +82,8 @@ impl IntegrationService for Gateway {
         &self,
         request: Request<api::GetIntegrationRequest>,
     ) -> Result<Response<api::Integration>, Status> {
-        let req = request.into_inner();
-        let account = account_id(&req.account_id)?;
+        let (account, req) = self.authorize(request).await?;
+        let account = account.as_str();
         let which = required("integration", &req.integration)?;
         let rec = self
             .store
@@ -101,8 +99,8 @@ impl IntegrationService for Gateway {
         &self,
         request: Request<api::ListIntegrationsRequest>,
     ) -> Result<Response<api::ListIntegrationsResponse>, Status> {
-        let req = request.into_inner();
-        let account = account_id(&req.account_id)?;
+        let (account, _) = self.authorize(request).await?;
+        let account = account.as_str();
         let list = self
             .store
             .list_integrations(account)
@@ -124,8 +122,8 @@ impl IntegrationService for Gateway {
         &self,
         request: Request<api::UpdateIntegrationRequest>,
     ) -> Result<Response<api::Integration>, Status> {
-        let req = request.into_inner();
-        let account = account_id(&req.account_id)?;
+        let (account, req) = self.authorize(request).await?;
+        let account = account.as_str();
         let which = required("integration", &req.integration)?;
         let settings = settings(req.settings.as_ref())?;
         let mut rec = self
@@ -150,8 +148,8 @@ impl IntegrationService for Gateway {
         &self,
         request: Request<api::DeleteIntegrationRequest>,
     ) -> Result<Response<api::DeleteIntegrationResponse>, Status> {
-        let req = request.into_inner();
-        let account = account_id(&req.account_id)?;
+        let (account, req) = self.authorize(request).await?;
+        let account = account.as_str();
         let which = required("integration", &req.integration)?;
         let rec = self
             .store

@@ -8,6 +8,7 @@ mod directory;
 mod error;
 mod integrations;
 mod sync;
+mod tenancy;
 mod test_connection;
 
 use std::net::SocketAddr;
@@ -100,7 +101,7 @@ impl Gateway {
 }
 
 /// Checks an account id: 1–64 of `a-z 0-9 - _`.
-pub(crate) fn account_id(s: &str) -> Result<&str, Status> {
+pub fn account_id(s: &str) -> Result<&str, Status> {
     let ok = !s.is_empty()
         && s.len() <= 64
         && s.chars()

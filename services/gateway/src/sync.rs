@@ -11,17 +11,17 @@ use dirsync_proto::bus;
 use dirsync_store::{RunRecord, StoreError};
 
 use crate::error::status_of;
-use crate::{Gateway, account_id, convert, required};
+use crate::{Gateway, convert, required};
 
 impl Gateway {
     /// Starts a run of one integration (or returns its active run).
     async fn start_run(
         &self,
-        req: api::SyncNowRequest,
+        account: &str,
+        integration: &str,
         trigger: Trigger,
     ) -> Result<Response<api::Run>, Status> {
-        let account = account_id(&req.account_id)?;
-        let which = required("integration", &req.integration)?;
+        let which = required("integration", integration)?;
         let integration = self
             .store
             .get_integration(account, which)
@@ -114,15 +114,17 @@ impl SyncService for Gateway {
         &self,
         request: Request<api::SyncNowRequest>,
     ) -> Result<Response<api::Run>, Status> {
-        self.start_run(request.into_inner(), Trigger::SyncNow).await
+        let (account, req) = self.authorize(request).await?;
+        self.start_run(&account, &req.integration, Trigger::SyncNow)
+            .await
     }
 
     async fn sync_all(
         &self,
         request: Request<api::SyncAllRequest>,
     ) -> Result<Response<api::SyncAllResponse>, Status> {
-        let req = request.into_inner();
-        let account = account_id(&req.account_id)?;
+        let (account, _) = self.authorize(request).await?;
+        let account = account.as_str();
         let integrations = self
             .store
             .list_integrations(account)
@@ -130,15 +132,7 @@ impl SyncService for Gateway {
             .map_err(status_of)?;
         let mut runs = Vec::new();
         for i in integrations.iter().filter(|i| i.settings.enabled) {
-            let run = self
-                .start_run(
-                    api::SyncNowRequest {
-                        account_id: account.to_owned(),
-                        integration: i.id.clone(),
-                    },
-                    Trigger::SyncAll,
-                )
-                .await?;
+            let run = self.start_run(account, &i.id, Trigger::SyncAll).await?;
             runs.push(run.into_inner());
         }
         Ok(Response::new(api::SyncAllResponse { runs }))
@@ -148,15 +142,17 @@ impl SyncService for Gateway {
         &self,
         request: Request<api::SyncNowRequest>,
     ) -> Result<Response<api::Run>, Status> {
-        self.start_run(request.into_inner(), Trigger::Preview).await
+        let (account, req) = self.authorize(request).await?;
+        self.start_run(&account, &req.integration, Trigger::Preview)
+            .await
     }
 
     async fn list_changes(
         &self,
         request: Request<api::ListChangesRequest>,
     ) -> Result<Response<api::ListChangesResponse>, Status> {
-        let req = request.into_inner();
-        let account = account_id(&req.account_id)?;
+        let (account, req) = self.authorize(request).await?;
+        let account = account.as_str();
         let mut anchor = (!req.object_id.is_empty()).then(|| req.object_id.clone());
         if !req.address.is_empty() {
             let address = EmailAddress::parse(&req.address)
@@ -189,8 +185,8 @@ impl SyncService for Gateway {
         &self,
         request: Request<api::ListPendingRemovalsRequest>,
     ) -> Result<Response<api::ListPendingRemovalsResponse>, Status> {
-        let req = request.into_inner();
-        let account = account_id(&req.account_id)?;
+        let (account, req) = self.authorize(request).await?;
+        let account = account.as_str();
         let id = required("run_id", &req.run_id)?;
         // NOT_FOUND for another account's run.
         self.store.get_run(account, id).await.map_err(status_of)?;
@@ -222,8 +218,8 @@ impl SyncService for Gateway {
         &self,
         request: Request<api::ApproveRemovalsRequest>,
     ) -> Result<Response<api::Run>, Status> {
-        let req = request.into_inner();
-        let account = account_id(&req.account_id)?;
+        let (account, req) = self.authorize(request).await?;
+        let account = account.as_str();
         let id = required("run_id", &req.run_id)?;
         let expected = (req.expected_count > 0).then_some(req.expected_count);
         let run = self
@@ -239,8 +235,8 @@ impl SyncService for Gateway {
         &self,
         request: Request<api::GetRunRequest>,
     ) -> Result<Response<api::Run>, Status> {
-        let req = request.into_inner();
-        let account = account_id(&req.account_id)?;
+        let (account, req) = self.authorize(request).await?;
+        let account = account.as_str();
         let id = required("run_id", &req.run_id)?;
         let run = self.store.get_run(account, id).await.map_err(status_of)?;
         Ok(Response::new(convert::run(&run)))
@@ -250,8 +246,8 @@ impl SyncService for Gateway {
         &self,
         request: Request<api::ListRunsRequest>,
     ) -> Result<Response<api::ListRunsResponse>, Status> {
-        let req = request.into_inner();
-        let account = account_id(&req.account_id)?;
+        let (account, req) = self.authorize(request).await?;
+        let account = account.as_str();
         let which = required("integration", &req.integration)?;
         let integration = self
             .store

@@ -13,8 +13,8 @@ use dirsync_ldap::Target;
 use dirsync_ldap::diagnose::{self, Check, Outcome, Step};
 use dirsync_proto::api;
 
+use crate::Gateway;
 use crate::error::{invalid, status_of};
-use crate::{Gateway, account_id};
 
 pub type TestStream = Pin<Box<dyn Stream<Item = Result<api::TestStep, Status>> + Send>>;
 
@@ -44,9 +44,9 @@ fn step(s: Step) -> api::TestStep {
 impl Gateway {
     pub(crate) async fn test_connection_stream(
         &self,
-        req: api::TestConnectionRequest,
+        request: tonic::Request<api::TestConnectionRequest>,
     ) -> Result<TestStream, Status> {
-        let account = account_id(&req.account_id)?.to_owned();
+        let (account, req) = self.authorize(request).await?;
         let (settings, password) = match (&req.settings, req.integration.trim()) {
             (Some(s), _) => {
                 let settings = IntegrationSettings::from_api(s).map_err(|e| invalid(&e))?;

@@ -16,6 +16,7 @@ pub mod run;
 pub mod schedule;
 pub mod secret;
 pub mod settings;
+pub mod token;
 
 pub use clock::{Clock, FixedClock, SystemClock, UnixMillis};
 pub use dn::Dn;

@@ -22,6 +22,7 @@ use dirsync_core::plan::{CurrentObject, Plan, Removal};
 
 pub use records::{
     AccountRecord, ApplyOutcome, ChangeRecord, IntegrationRecord, RunRecord, StoredObject,
+    TokenRecord,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +66,11 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
     async fn healthy(&self) -> bool;
 
     async fn ensure_account(&self, account_id: &str, now: UnixMillis) -> Result<()>;
+    async fn create_token(&self, token: &TokenRecord) -> Result<()>;
+    /// A token by id, revoked or not.
+    async fn token(&self, id: &str) -> Result<Option<TokenRecord>>;
+    async fn list_tokens(&self, account_id: &str) -> Result<Vec<TokenRecord>>;
+    async fn revoke_token(&self, account_id: &str, id: &str, now: UnixMillis) -> Result<()>;
     /// Ids of the master keys stored passwords are sealed with.
     async fn password_key_ids(&self) -> Result<Vec<String>>;
     async fn get_account(&self, account_id: &str) -> Result<AccountRecord>;
@@ -278,6 +284,7 @@ migrations!(
     6 "schedule" "0006_schedule.sql",
     7 "sign-in" "0007_sign_in.sql",
     8 "address claims table" "0008_address_claims_table.sql",
+    9 "api tokens" "0009_api_tokens.sql",
 );
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {

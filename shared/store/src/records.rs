@@ -122,3 +122,14 @@ pub struct AccountRecord {
     /// End users may sign in with their AD password.
     pub ldap_sign_in: bool,
 }
+
+/// An API token; the secret itself is never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub secret_hash: String,
+    pub created_at: UnixMillis,
+    pub revoked_at: Option<UnixMillis>,
+}

@@ -15,7 +15,7 @@ use dirsync_core::{
 use crate::records::counts_of;
 use crate::{
     AccountRecord, ApplyOutcome, ChangeRecord, DirectoryStore, IntegrationRecord, Result,
-    RunRecord, StoreError, StoredObject,
+    RunRecord, StoreError, StoredObject, TokenRecord,
 };
 
 #[derive(Debug)]
@@ -422,6 +422,22 @@ macro_rules! store_impl {
                 Ok(())
             }
 
+            async fn token_rows(&self, sql: &'static str, bind: &str) -> Result<Vec<TokenRecord>> {
+                let rows = sqlx::query(sql).bind(bind).fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(TokenRecord {
+                            id: r.try_get("id")?,
+                            account_id: r.try_get("account_id")?,
+                            name: r.try_get("name")?,
+                            secret_hash: r.try_get("secret_hash")?,
+                            created_at: r.try_get("created_at")?,
+                            revoked_at: r.try_get("revoked_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
             async fn run_row(&self, sql: &'static str, bind: &[&str]) -> Result<Vec<RunRecord>> {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.replace("{RUN}", RUN_COLUMNS)));
                 for b in bind {
@@ -524,6 +540,52 @@ macro_rules! store_impl {
                 .bind(now)
                 .execute(&self.pool)
                 .await?;
+                Ok(())
+            }
+
+            async fn create_token(&self, t: &TokenRecord) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO api_tokens (id, account_id, name, secret_hash, created_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&t.id)
+                .bind(&t.account_id)
+                .bind(&t.name)
+                .bind(&t.secret_hash)
+                .bind(t.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn token(&self, id: &str) -> Result<Option<TokenRecord>> {
+                Ok(self
+                    .token_rows("SELECT * FROM api_tokens WHERE id = $1", id)
+                    .await?
+                    .pop())
+            }
+
+            async fn list_tokens(&self, account_id: &str) -> Result<Vec<TokenRecord>> {
+                self.token_rows(
+                    "SELECT * FROM api_tokens WHERE account_id = $1 ORDER BY created_at, id",
+                    account_id,
+                )
+                .await
+            }
+
+            async fn revoke_token(&self, account_id: &str, id: &str, now: UnixMillis) -> Result<()> {
+                let done = sqlx::query(
+                    "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $3) \
+                     WHERE account_id = $1 AND id = $2",
+                )
+                .bind(account_id)
+                .bind(id)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("token {id:?}")));
+                }
                 Ok(())
             }
 
