@@ -18,11 +18,9 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use rustls::pki_types::ServerName;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use dirsync::cli::{Client, Target};
-use dirsync::serve::{self, Deps, ServeConfig};
+use dirsync::serve::{InProcess, ServeConfig};
 use dirsync_core::{EncryptionMode, MasterKey};
 use dirsync_proto::api;
 
@@ -181,8 +179,7 @@ pub struct Embedded {
     pub gateway: String,
     pub store: dirsync_store::Store,
     pub dir: tempfile::TempDir,
-    shutdown: CancellationToken,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    inner: Option<InProcess>,
 }
 
 impl Embedded {
@@ -198,25 +195,12 @@ impl Embedded {
             master_key_file(dir.path()),
         );
         f(&mut cfg);
-        let deps = Deps::open(&cfg).await.unwrap();
-        let store = deps.store.clone().unwrap();
-        let listener = TcpListener::bind(&cfg.listen).await.unwrap();
-        let gateway = format!("http://{}", listener.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(serve::run(
-            cfg.roles.clone(),
-            deps,
-            Some(listener),
-            None,
-            None,
-            shutdown.clone(),
-        ));
+        let inner = InProcess::start(&cfg).await.unwrap();
         Self {
-            gateway,
-            store,
+            gateway: inner.gateway.clone(),
+            store: inner.store.clone(),
             dir,
-            shutdown,
-            task: Some(task),
+            inner: Some(inner),
         }
     }
 
@@ -233,16 +217,9 @@ impl Embedded {
     }
 
     pub async fn stop(mut self) {
-        self.shutdown.cancel();
-        if let Some(t) = self.task.take() {
-            t.await.unwrap().unwrap();
+        if let Some(inner) = self.inner.take() {
+            inner.stop().await.unwrap();
         }
-    }
-}
-
-impl Drop for Embedded {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
     }
 }
 

@@ -5,14 +5,12 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use dirsync_core::MasterKey;
 use dirsync_proto::api;
 
 use crate::cli::{self, Client, read_secret};
-use crate::serve::{self, Deps, ServeConfig};
+use crate::serve::{InProcess, ServeConfig};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -50,24 +48,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
     let cfg = ServeConfig::embedded(format!("sqlite://{}", db.display()), key_file);
-    let deps = Deps::open(&cfg).await?;
-    let store = deps.store.clone().context("the demo needs the store")?;
-    let token = crate::cli::issue_token(&store, "demo", "demo", deps.clock.now()).await?;
-    let listener = TcpListener::bind(&cfg.listen).await?;
-    let addr = listener.local_addr()?;
-    let shutdown = CancellationToken::new();
-    let services = tokio::spawn(serve::run(
-        cfg.roles.clone(),
-        deps,
-        Some(listener),
-        None,
-        None,
-        shutdown.clone(),
-    ));
-
-    let result = drive(&args, &format!("http://{addr}"), token).await;
-    shutdown.cancel();
-    services.await.context("the services panicked")??;
+    let stack = InProcess::start(&cfg).await?;
+    let token = crate::cli::issue_token(&stack.store, "demo", "demo", stack.clock.now()).await?;
+    let result = drive(&args, &stack.gateway, token).await;
+    stack.stop().await?;
     result
 }
 

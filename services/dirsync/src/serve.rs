@@ -331,6 +331,54 @@ pub async fn run(
     first_error.map_or(Ok(()), Err)
 }
 
+/// Every role of `cfg` running in this process, in the background: the
+/// embedded shape for the demo and for tests.
+pub struct InProcess {
+    /// `http://127.0.0.1:PORT` of the gateway.
+    pub gateway: String,
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl InProcess {
+    pub async fn start(cfg: &ServeConfig) -> anyhow::Result<Self> {
+        let deps = Deps::open(cfg).await?;
+        let store = deps
+            .store
+            .clone()
+            .context("the embedded shape needs the store")?;
+        let clock = deps.clock.clone();
+        let listener = TcpListener::bind(&cfg.listen)
+            .await
+            .with_context(|| format!("listening on {}", cfg.listen))?;
+        let gateway = format!("http://{}", listener.local_addr()?);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run(
+            cfg.roles.clone(),
+            deps,
+            Some(listener),
+            None,
+            cfg.partition.clone(),
+            shutdown.clone(),
+        ));
+        Ok(Self {
+            gateway,
+            store,
+            clock,
+            shutdown,
+            task,
+        })
+    }
+
+    /// Stops every role and waits for them.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.task.await.context("a role panicked")?
+    }
+}
+
 /// `dirsync serve`: opens the dependencies, binds the listener, runs.
 pub async fn serve(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let deps = Deps::open(&cfg).await?;
