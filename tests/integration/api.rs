@@ -452,3 +452,86 @@ async fn every_rpc_needs_a_token_of_its_account() {
     );
     stack.stop().await;
 }
+
+/// The bind password and end users' passwords appear nowhere: not in any
+/// response, not in a dump of the database, not in the logs of every
+/// process at TRACE level.
+#[tokio::test]
+async fn passwords_never_leave_in_clear() {
+    let fx = Fixture::seed();
+    let stack = dirsync_tests::Distributed::start_logging(&[None], 60, "trace").await;
+    let mut client = stack.client("acme").await;
+    let sentinel = FIXTURE_PASSWORD; // the real bind password, so that syncs bind
+    let created = create_integration(&mut client, fx.settings("Fixture AD"), sentinel).await;
+    let run = dirsync_tests::sync(&mut client, &created.id).await;
+    assert_eq!(run.state, pb::RunState::Succeeded as i32, "{}", run.error);
+    let mut seen = format!("{created:?}{run:?}");
+    let got = client
+        .integrations
+        .get_integration(pb::GetIntegrationRequest {
+            account_id: String::new(),
+            integration: created.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    seen.push_str(&format!("{got:?}"));
+    let mut steps = client
+        .integrations
+        .test_connection(pb::TestConnectionRequest {
+            account_id: String::new(),
+            integration: created.id.clone(),
+            settings: None,
+            password: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(step) = steps.message().await.unwrap() {
+        seen.push_str(&format!("{step:?}"));
+    }
+    client
+        .accounts
+        .update_account(pb::UpdateAccountRequest {
+            ldap_sign_in: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let signed_in = client
+        .auth
+        .authenticate(pb::AuthenticateRequest {
+            account_id: String::new(),
+            address: "alice@example.com".into(),
+            password: sentinel.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(signed_in.result, pb::AuthResult::Ok as i32);
+    seen.push_str(&format!("{signed_in:?}"));
+    assert!(!seen.contains(sentinel), "a response carries the password");
+
+    let dump = std::process::Command::new("pg_dump")
+        .arg(stack.database())
+        .output()
+        .expect("pg_dump (Debian package postgresql-client)");
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert!(
+        dump.contains("Fixture AD"),
+        "the dump holds the integration"
+    );
+    assert!(
+        !dump.contains(sentinel),
+        "the database holds the password in clear"
+    );
+
+    let logs = stack.logs();
+    assert!(logs.contains("TRACE"), "the processes logged at TRACE");
+    assert!(!logs.contains(sentinel), "a log carries the password");
+}

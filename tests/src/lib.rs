@@ -287,6 +287,15 @@ impl Distributed {
     /// partition given (`None`: every partition); deliveries not settled
     /// within `ack_wait_seconds` are delivered again.
     pub async fn start_with(collectors: &[Option<&str>], ack_wait_seconds: u64) -> Self {
+        Self::start_logging(collectors, ack_wait_seconds, "info").await
+    }
+
+    /// As [`Distributed::start_with`], every process logging at `level`.
+    pub async fn start_logging(
+        collectors: &[Option<&str>],
+        ack_wait_seconds: u64,
+        level: &str,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let key = master_key_file(dir.path());
         let database = postgres_database().await;
@@ -313,7 +322,7 @@ impl Distributed {
             ("DIRSYNC_SUBJECT_PREFIX", prefix),
             ("DIRSYNC_MASTER_KEY_FILE", key.display().to_string()),
             ("DIRSYNC_ACK_WAIT_SECONDS", ack_wait_seconds.to_string()),
-            ("DIRSYNC_LOG", "info".to_owned()),
+            ("DIRSYNC_LOG", level.to_owned()),
         ];
         let mut stack = Self {
             gateway: format!("http://{listen}"),
@@ -387,6 +396,11 @@ impl Distributed {
             .await
             .unwrap();
         client(&self.gateway, account, &token).await
+    }
+
+    /// The store's database URL.
+    pub fn database(&self) -> &str {
+        &self.database
     }
 
     /// The logs of every role, for failure messages.
