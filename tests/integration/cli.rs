@@ -164,3 +164,47 @@ async fn health_and_sync_now_twice_returns_one_run() {
     assert_eq!(done.state, pb::RunState::Succeeded as i32, "{}", done.error);
     stack.stop().await;
 }
+
+/// gRPC reflection is served only when asked for.
+#[tokio::test]
+async fn reflection_behind_a_flag() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    async fn services(gateway: &str) -> Result<Vec<String>, tonic::Status> {
+        let channel = tonic::transport::Channel::from_shared(gateway.to_owned())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut replies = ServerReflectionClient::new(channel)
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await?
+            .into_inner();
+        let reply = replies.message().await?.expect("a reply");
+        match reply.message_response {
+            Some(MessageResponse::ListServicesResponse(list)) => {
+                Ok(list.service.into_iter().map(|s| s.name).collect())
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    let on = Embedded::start_with(|cfg| cfg.grpc_reflection = true).await;
+    let names = services(&on.gateway).await.unwrap();
+    assert!(
+        names.iter().any(|n| n == "dirsync.v1.SyncService"),
+        "{names:?}"
+    );
+    on.stop().await;
+    let off = Embedded::start().await;
+    let refused = services(&off.gateway).await.expect_err("off by default");
+    assert_eq!(refused.code(), tonic::Code::Unimplemented);
+    off.stop().await;
+}

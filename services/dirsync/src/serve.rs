@@ -130,6 +130,9 @@ pub struct ServeConfig {
     /// the bus answer (and not once shutdown began).
     #[arg(long, env = "DIRSYNC_HEALTH_LISTEN")]
     pub health_listen: Option<String>,
+    /// Gateway: serve gRPC server reflection.
+    #[arg(long, env = "DIRSYNC_GRPC_REFLECTION")]
+    pub grpc_reflection: bool,
     /// Collector: the partition (domain) to serve; absent: all.
     #[arg(long, env = "DIRSYNC_COLLECTOR_PARTITION")]
     pub partition: Option<String>,
@@ -159,6 +162,7 @@ impl ServeConfig {
             catch_up_horizon_minutes: 360,
             max_run_minutes: 120,
             health_listen: None,
+            grpc_reflection: false,
             partition: None,
             ca_bundle: None,
         }
@@ -168,6 +172,7 @@ impl ServeConfig {
 /// Connections shared by the roles of one process.
 pub struct Deps {
     pub store: Option<Store>,
+    pub grpc_reflection: bool,
     pub timing: Timing,
     pub ldap_timeouts: Timeouts,
     pub extra_roots: Vec<CertificateDer<'static>>,
@@ -237,6 +242,7 @@ impl Deps {
         };
         Ok(Self {
             store,
+            grpc_reflection: cfg.grpc_reflection,
             timing: Timing {
                 tick: Duration::from_secs(cfg.schedule_tick_seconds.max(1)),
                 catch_up_horizon: Duration::from_secs(cfg.catch_up_horizon_minutes * 60),
@@ -281,6 +287,7 @@ pub async fn run(
                     extra_roots: deps.extra_roots.clone(),
                     ldap_timeouts: deps.ldap_timeouts,
                     sign_in_limits: Default::default(),
+                    reflection: deps.grpc_reflection,
                 };
                 let listener = listener
                     .take()

@@ -45,6 +45,8 @@ pub struct Gateway {
     pub ldap_timeouts: dirsync_ldap::Timeouts,
     /// Rate limits of end-user sign-in.
     pub sign_in_limits: Arc<auth::SignInLimiter>,
+    /// Serve gRPC server reflection (for grpcurl and the like).
+    pub reflection: bool,
 }
 
 /// Largest request accepted, in bytes.
@@ -70,8 +72,18 @@ impl Gateway {
             .set_serving::<AccountServiceServer<Gateway>>()
             .await;
         reporter.set_serving::<AuthServiceServer<Gateway>>().await;
-        tracing::info!(?addr, "gateway listening");
+        tracing::info!(?addr, reflection = self.reflection, "gateway listening");
+        let reflection = if self.reflection {
+            Some(
+                tonic_reflection::server::Builder::configure()
+                    .register_encoded_file_descriptor_set(dirsync_proto::FILE_DESCRIPTOR_SET)
+                    .build_v1()?,
+            )
+        } else {
+            None
+        };
         tonic::transport::Server::builder()
+            .add_optional_service(reflection)
             .add_service(health)
             .add_service(
                 IntegrationServiceServer::new(self.clone())
