@@ -85,3 +85,87 @@ async fn every_role_serves_probes_and_stops_cleanly_on_sigterm() {
         assert!(exit.success(), "{role} exited with {exit}");
     }
 }
+
+async fn scrape(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    socket
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    socket.read_to_string(&mut body).await.unwrap();
+    assert!(
+        body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200"),
+        "{body}"
+    );
+    body
+}
+
+#[tokio::test]
+async fn metrics_count_what_runs_did() {
+    use dirsync_proto::api as pb;
+    use dirsync_tests::{Embedded, FIXTURE_PASSWORD, Fixture, create_integration, sync};
+
+    let fx = Fixture::seed();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let stack =
+        Embedded::start_with(|cfg| cfg.metrics_listen = Some(format!("127.0.0.1:{port}"))).await;
+    let mut client = stack.client("acme").await;
+    let i = create_integration(&mut client, fx.settings("Fixture AD"), FIXTURE_PASSWORD).await;
+    assert_eq!(
+        sync(&mut client, &i.id).await.state,
+        pb::RunState::Succeeded as i32
+    );
+    client
+        .integrations
+        .update_integration(pb::UpdateIntegrationRequest {
+            account_id: String::new(),
+            integration: i.id.clone(),
+            settings: Some(fx.settings("Fixture AD")),
+            password: Some("wrong".into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        sync(&mut client, &i.id).await.state,
+        pb::RunState::Failed as i32
+    );
+
+    let text = scrape(port).await;
+    let id = &i.id;
+    for line in [
+        format!(
+            r#"dirsync_objects_synced_total{{integration="{id}",kind="user",operation="add"}} 5"#
+        ),
+        format!(
+            r#"dirsync_objects_synced_total{{integration="{id}",kind="group",operation="add"}} 2"#
+        ),
+        format!(
+            r#"dirsync_objects_synced_total{{integration="{id}",kind="contact",operation="add"}} 1"#
+        ),
+        format!(r#"dirsync_runs_total{{integration="{id}",outcome="succeeded"}} 1"#),
+        format!(r#"dirsync_runs_total{{integration="{id}",outcome="failed"}} 1"#),
+        r#"dirsync_ldap_errors_total{code="bind_invalid_credentials"} 1"#.to_owned(),
+    ] {
+        assert!(text.contains(&line), "{line} missing from:\n{text}");
+    }
+    assert!(
+        text.contains(&format!(
+            r#"dirsync_last_success_timestamp_seconds{{integration="{id}"}}"#
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("dirsync_run_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(!text.contains(FIXTURE_PASSWORD) && !text.contains("wrong"));
+    stack.stop().await;
+}

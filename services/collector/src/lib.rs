@@ -221,6 +221,14 @@ impl Collector {
             }
         };
         tracing::warn!(error = %failure, "collection failed");
+        if let CollectError::Ldap(e) = &failure {
+            dirsync_telemetry::metrics::metrics()
+                .ldap_errors
+                .get_or_create(&dirsync_telemetry::metrics::ErrorLabels {
+                    code: e.code().to_owned(),
+                })
+                .inc();
+        }
         let end = bus::CollectionEnd {
             error: failure.to_string(),
             ..Default::default()

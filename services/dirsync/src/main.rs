@@ -39,7 +39,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run dirsync's roles (gateway, scheduler, collector, reconciler).
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Sync a directory with every role in this process and print the result.
     Demo(DemoArgs),
     /// API tokens (administration on the store itself).
@@ -124,7 +124,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Serve(cfg) => {
             let shutdown = CancellationToken::new();
             tokio::spawn(stop_on_signal(shutdown.clone()));
-            serve::serve(cfg, shutdown).await?;
+            serve::serve(*cfg, shutdown).await?;
             return Ok(ok);
         }
         Command::Demo(args) => {

@@ -130,6 +130,9 @@ pub struct ServeConfig {
     /// the bus answer (and not once shutdown began).
     #[arg(long, env = "DIRSYNC_HEALTH_LISTEN")]
     pub health_listen: Option<String>,
+    /// Serve Prometheus metrics on `http://ADDR/metrics`.
+    #[arg(long, env = "DIRSYNC_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// Gateway: serve gRPC server reflection.
     #[arg(long, env = "DIRSYNC_GRPC_REFLECTION")]
     pub grpc_reflection: bool,
@@ -162,6 +165,7 @@ impl ServeConfig {
             catch_up_horizon_minutes: 360,
             max_run_minutes: 120,
             health_listen: None,
+            metrics_listen: None,
             grpc_reflection: false,
             partition: None,
             ca_bundle: None,
@@ -266,10 +270,18 @@ pub async fn run(
     deps: Deps,
     mut listener: Option<TcpListener>,
     health: Option<TcpListener>,
+    metrics: Option<TcpListener>,
     partition: Option<String>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut tasks = JoinSet::new();
+    if let Some(metrics) = metrics {
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            let served = dirsync_telemetry::metrics::serve(metrics, stop).await;
+            ("metrics", served.map_err(anyhow::Error::from))
+        });
+    }
     if let Some(health) = health {
         let (store, bus, stop) = (deps.store.clone(), deps.bus.clone(), shutdown.clone());
         tasks.spawn(async move { ("health", serve_health(health, store, bus, stop).await) });
@@ -361,12 +373,15 @@ impl InProcess {
             .await
             .with_context(|| format!("listening on {}", cfg.listen))?;
         let gateway = format!("http://{}", listener.local_addr()?);
+        let health = bind(cfg.health_listen.as_deref(), "health checks").await?;
+        let metrics = bind(cfg.metrics_listen.as_deref(), "metrics").await?;
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(run(
             cfg.roles.clone(),
             deps,
             Some(listener),
-            None,
+            health,
+            metrics,
             cfg.partition.clone(),
             shutdown.clone(),
         ));
@@ -398,23 +413,29 @@ pub async fn serve(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
     } else {
         None
     };
-    let health = match &cfg.health_listen {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("listening for health checks on {addr}"))?,
-        ),
-        None => None,
-    };
+    let health = bind(cfg.health_listen.as_deref(), "health checks").await?;
+    let metrics = bind(cfg.metrics_listen.as_deref(), "metrics").await?;
     run(
         cfg.roles.clone(),
         deps,
         listener,
         health,
+        metrics,
         cfg.partition.clone(),
         shutdown,
     )
     .await
+}
+
+async fn bind(addr: Option<&str>, what: &str) -> anyhow::Result<Option<TcpListener>> {
+    match addr {
+        Some(addr) => {
+            Ok(Some(TcpListener::bind(addr).await.with_context(|| {
+                format!("listening for {what} on {addr}")
+            })?))
+        }
+        None => Ok(None),
+    }
 }
 
 /// grpc.health.v1 for Kubernetes probes: "liveness" while the process

@@ -13,6 +13,7 @@ use dirsync_core::plan::{self, Completeness, Source};
 use dirsync_core::{Clock, DirectoryObject, Trigger};
 use dirsync_proto::bus::{self, collector_event::Event};
 use dirsync_store::{ApplyOutcome, Store, StoreError};
+use dirsync_telemetry::metrics::RunLabels;
 
 pub struct Reconciler {
     pub store: Store,
@@ -92,9 +93,19 @@ impl Reconciler {
                 Ok(Settle::Ack)
             }
             Some(Event::End(end)) if !end.error.is_empty() => {
-                self.store
+                if self
+                    .store
                     .fail_run(&ev.run_id, ev.attempt, &end.error, now)
-                    .await?;
+                    .await?
+                {
+                    dirsync_telemetry::metrics::metrics()
+                        .runs
+                        .get_or_create(&RunLabels {
+                            integration: ev.integration_id.clone(),
+                            outcome: "failed".to_owned(),
+                        })
+                        .inc();
+                }
                 tracing::info!(run = %ev.run_id, error = %end.error, "run failed");
                 Ok(Settle::Ack)
             }
@@ -218,6 +229,7 @@ impl Reconciler {
         };
         match outcome {
             ApplyOutcome::Applied { counts, warnings } => {
+                record_metrics(&run, &plan, now);
                 tracing::info!(
                     run = %run.id,
                     added = counts.added,
@@ -234,5 +246,63 @@ impl Reconciler {
             }
         }
         Ok(Settle::Ack)
+    }
+}
+
+/// Counts what an applied (or previewed) run did.
+fn record_metrics(
+    run: &dirsync_store::RunRecord,
+    plan: &plan::Plan,
+    now: dirsync_core::UnixMillis,
+) {
+    use dirsync_telemetry::metrics::{IntegrationLabels, SyncLabels, metrics};
+    let m = metrics();
+    let integration = run.integration_id.clone();
+    if run.trigger == Trigger::Preview {
+        m.runs
+            .get_or_create(&RunLabels {
+                integration,
+                outcome: "previewed".to_owned(),
+            })
+            .inc();
+        return;
+    }
+    let count = |operation: &str, kind: dirsync_core::ObjectKind| {
+        m.objects_synced
+            .get_or_create(&SyncLabels {
+                integration: integration.clone(),
+                kind: kind.as_str().to_owned(),
+                operation: operation.to_owned(),
+            })
+            .inc();
+    };
+    for u in &plan.adds {
+        count("add", u.record.kind);
+    }
+    for u in &plan.updates {
+        count("update", u.record.kind);
+    }
+    for r in &plan.removals {
+        count("remove", r.kind);
+    }
+    for r in &plan.held {
+        count("held", r.kind);
+    }
+    let blocked = matches!(plan.hold, Some(plan::Hold::Guard { .. }));
+    let labels = RunLabels {
+        integration: integration.clone(),
+        outcome: if blocked { "blocked" } else { "succeeded" }.to_owned(),
+    };
+    m.runs.get_or_create(&labels).inc();
+    m.run_duration_seconds
+        .get_or_create(&labels)
+        .observe((now - run.created_at).max(0) as f64 / 1000.0);
+    let by_integration = IntegrationLabels { integration };
+    if blocked {
+        m.runs_blocked.get_or_create(&by_integration).inc();
+    } else {
+        m.last_success_seconds
+            .get_or_create(&by_integration)
+            .set(now / 1000);
     }
 }

@@ -193,7 +193,17 @@ where
             next = sub.next() => next?,
         };
         match next {
-            Some(delivery) => handle(delivery).await,
+            Some(delivery) => {
+                if delivery.delivered > 1 {
+                    dirsync_telemetry::metrics::metrics()
+                        .redelivered
+                        .get_or_create(&dirsync_telemetry::metrics::TopicLabels {
+                            topic: names::topic_label(&topic).to_owned(),
+                        })
+                        .inc();
+                }
+                handle(delivery).await
+            }
             None => return Err(BusError::Closed),
         }
     }

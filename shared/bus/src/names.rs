@@ -73,6 +73,15 @@ impl Names {
     }
 }
 
+/// A short name of a topic, for metrics.
+pub fn topic_label(topic: &Topic) -> &'static str {
+    match topic {
+        Topic::Requests => "requests",
+        Topic::Jobs { .. } => "jobs",
+        Topic::Events => "events",
+    }
+}
+
 /// A partition label as one subject token.
 pub fn partition_token(p: &str) -> String {
     let t: String = p

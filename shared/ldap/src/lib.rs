@@ -97,6 +97,28 @@ pub enum LdapError {
 }
 
 impl LdapError {
+    /// A stable label for metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Connect { .. } => "connect",
+            Self::Connection(_) => "connection",
+            Self::Timeout(_) => "timeout",
+            Self::TlsConfig(_) => "tls_config",
+            Self::RootDnNotFound(_) => "root_dn_not_found",
+            Self::Search(_) => "search",
+            Self::Bind { failure, .. } => match failure {
+                BindFailure::InvalidCredentials => "bind_invalid_credentials",
+                BindFailure::AccountDisabled => "bind_account_disabled",
+                BindFailure::AccountLocked => "bind_account_locked",
+                BindFailure::PasswordExpired => "bind_password_expired",
+                BindFailure::PasswordMustChange => "bind_password_must_change",
+                BindFailure::AccountExpired => "bind_account_expired",
+                BindFailure::EncryptionRequired => "bind_encryption_required",
+                BindFailure::Other => "bind_other",
+            },
+        }
+    }
+
     /// A failure of the transport (the next host may work), as opposed to
     /// one the directory answered.
     pub fn is_connection_failure(&self) -> bool {

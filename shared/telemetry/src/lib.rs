@@ -1,5 +1,7 @@
 //! Logging set-up: `RUST_LOG`-style filtering (env `DIRSYNC_LOG`, default
-//! `info`), text or JSON lines on standard error.
+//! `info`), text or JSON lines on standard error; and metrics.
+
+pub mod metrics;
 
 use std::io::IsTerminal;
 
