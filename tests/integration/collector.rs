@@ -245,7 +245,37 @@ async fn large_group_is_read_in_ranges_and_complete() {
         ..fx.settings("Bulk")
     };
     let i = create_integration(&mut client, settings, FIXTURE_PASSWORD).await;
-    let run = sync(&mut client, &i.id).await;
+    let started = client
+        .sync
+        .sync_now(pb::SyncNowRequest {
+            account_id: "acme".into(),
+            integration: i.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // Watch it: the states move forward only, and objects read so far
+    // never exceed the total.
+    let mut updates = client
+        .sync
+        .watch_run(pb::GetRunRequest {
+            account_id: "acme".into(),
+            run_id: started.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut seen = Vec::new();
+    while let Some(update) = updates.message().await.unwrap() {
+        assert!(
+            update.counts.unwrap_or_default().collected <= 3001,
+            "{update:?}"
+        );
+        seen.push(update);
+    }
+    let states: Vec<i32> = seen.iter().map(|r| r.state).collect();
+    assert!(states.windows(2).all(|w| w[0] <= w[1]), "{states:?}");
+    let run = seen.pop().unwrap();
     assert_eq!(run.state, RunState::Succeeded as i32, "{}", run.error);
     assert_eq!(run.counts.unwrap_or_default().added, 3001);
     let groups = client

@@ -319,29 +319,53 @@ impl Client {
         })
     }
 
-    /// Polls a run until it settles, drawing a progress spinner.
+    /// Follows a run until it settles, drawing its progress. A watch the
+    /// gateway ends early (its deadline) is opened again.
     pub async fn wait(&mut self, run_id: &str) -> anyhow::Result<api::Run> {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.enable_steady_tick(Duration::from_millis(120));
         loop {
-            let run = self
+            let mut updates = self
                 .sync
-                .get_run(api::GetRunRequest {
+                .watch_run(api::GetRunRequest {
                     account_id: self.account.clone(),
                     run_id: run_id.to_owned(),
                 })
                 .await?
                 .into_inner();
-            let state = RunState::try_from(run.state).unwrap_or(RunState::Unspecified);
-            bar.set_message(format!("run {} {}", short(&run.id), state_name(state)));
-            if !matches!(
-                state,
-                RunState::Queued | RunState::Collecting | RunState::Reconciling
-            ) {
-                bar.finish_and_clear();
-                return Ok(run);
+            let mut last = None;
+            loop {
+                match updates.message().await {
+                    Ok(Some(run)) => {
+                        let state = RunState::try_from(run.state).unwrap_or(RunState::Unspecified);
+                        let read = run.counts.map(|c| c.collected).unwrap_or_default();
+                        bar.set_message(format!(
+                            "run {} {} ({read} objects read)",
+                            short(&run.id),
+                            state_name(state)
+                        ));
+                        last = Some(run);
+                    }
+                    Ok(None) => break,
+                    Err(s)
+                        if s.code() == tonic::Code::Cancelled
+                            || s.code() == tonic::Code::DeadlineExceeded =>
+                    {
+                        break;
+                    }
+                    Err(s) => return Err(s.into()),
+                }
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            let settled = last.as_ref().is_some_and(|r| {
+                !matches!(
+                    RunState::try_from(r.state),
+                    Ok(RunState::Queued | RunState::Collecting | RunState::Reconciling)
+                )
+            });
+            if settled {
+                bar.finish_and_clear();
+                return last.context("the gateway sent no state for the run");
+            }
         }
     }
 }

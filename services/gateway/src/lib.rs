@@ -83,6 +83,9 @@ impl Gateway {
             None
         };
         tonic::transport::Server::builder()
+            // Deadlines: a client's grpc-timeout is honoured; none lasts
+            // longer than this.
+            .timeout(std::time::Duration::from_secs(300))
             .add_optional_service(reflection)
             .add_service(health)
             .add_service(

@@ -108,8 +108,61 @@ impl Gateway {
     }
 }
 
+pub type RunStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<api::Run, Status>> + Send>>;
+
+/// How often WatchRun looks at the run.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
 #[tonic::async_trait]
 impl SyncService for Gateway {
+    type WatchRunStream = RunStream;
+
+    async fn watch_run(
+        &self,
+        request: Request<api::GetRunRequest>,
+    ) -> Result<Response<Self::WatchRunStream>, Status> {
+        let (account, req) = self.authorize(request).await?;
+        let id = required("run_id", &req.run_id)?.to_owned();
+        // NOT_FOUND now rather than in the stream.
+        self.store.get_run(&account, &id).await.map_err(status_of)?;
+        let store = self.store.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut last = None;
+            loop {
+                let run = match store.get_run(&account, &id).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = tx.send(Err(status_of(e))).await;
+                        return;
+                    }
+                };
+                let mut out = convert::run(&run);
+                if run.state == dirsync_core::RunState::Collecting
+                    && let Ok((_, entries)) = store.staged_totals(&run.id, run.attempt).await
+                    && let Some(c) = out.counts.as_mut()
+                {
+                    c.collected = entries;
+                }
+                let settled = !run.state.is_active();
+                if last.as_ref() != Some(&out) {
+                    if tx.send(Ok(out.clone())).await.is_err() {
+                        return; // the caller went away
+                    }
+                    last = Some(out);
+                }
+                if settled {
+                    return;
+                }
+                tokio::time::sleep(WATCH_EVERY).await;
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
     async fn sync_now(
         &self,
         request: Request<api::SyncNowRequest>,
