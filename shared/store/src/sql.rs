@@ -673,9 +673,17 @@ macro_rules! store_impl {
                 .bind(now)
                 .fetch_all(&self.pool)
                 .await?;
-                rows.iter()
+                let ids = rows
+                    .iter()
                     .map(|r| r.try_get("id").map_err(StoreError::from))
-                    .collect()
+                    .collect::<Result<Vec<String>>>()?;
+                for id in &ids {
+                    sqlx::query("DELETE FROM staged_batches WHERE run_id = $1")
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await?;
+                }
+                Ok(ids)
             }
 
             async fn last_success(
@@ -1176,8 +1184,11 @@ macro_rules! store_impl {
             async fn paused_by(&self, account_id: &str, integration_id: &str) -> Result<Vec<String>> {
                 let rows = sqlx::query(
                     "SELECT i.name, r.state FROM runs r JOIN integrations i ON i.id = r.integration_id \
-                     WHERE r.account_id = $1 AND r.integration_id <> $2 \
+                     WHERE r.account_id = $1 AND r.integration_id <> $2 AND r.trigger <> 'preview' \
                      AND r.state IN ('succeeded', 'failed', 'blocked') \
+                     AND r.created_at = (SELECT MAX(r2.created_at) FROM runs r2 \
+                         WHERE r2.account_id = r.account_id AND r2.integration_id = r.integration_id \
+                         AND r2.trigger <> 'preview' AND r2.state IN ('succeeded', 'failed', 'blocked')) \
                      ORDER BY r.created_at, r.id",
                 )
                 .bind(account_id)
