@@ -99,6 +99,73 @@ async fn cli_creates_syncs_and_lists() {
     let (ok, out) = dirsync(&gw, &["lookup", "erin@example.com"]).await;
     assert!(ok && out.contains("Smith, Erin"), "{out}");
 
+    // Every other command an admin needs, through the same binary.
+    let (ok, out) = dirsync(&gw, &["runs", "Fixture AD"]).await;
+    let run_id = out.split_whitespace().next().unwrap().to_owned();
+    let (ok2, shown) = dirsync(&gw, &["run", &run_id]).await;
+    assert!(
+        ok && ok2 && shown.contains(&run_id) && shown.contains("succeeded"),
+        "{shown}"
+    );
+    let (ok, out) = dirsync(&gw, &["integration", "test", "Fixture AD"]).await;
+    assert!(ok && out.contains("✓ authentication"), "{out}");
+    let (ok, out) = dirsync(&gw, &["sync", "preview", "Fixture AD"]).await;
+    assert!(ok && out.contains("Would change (0)"), "{out}");
+    let (ok, out) = dirsync(&gw, &["changes", "--address", "alice@example.com"]).await;
+    assert!(
+        ok && out.contains("add") && out.contains("Alice Anders"),
+        "{out}"
+    );
+    let (ok, out) = dirsync(
+        &gw,
+        &[
+            "account",
+            "set",
+            "--time-zone",
+            "Europe/London",
+            "--ldap-sign-in",
+            "true",
+        ],
+    )
+    .await;
+    assert!(
+        ok && out.contains("Europe/London") && out.contains("sign-in on"),
+        "{out}"
+    );
+    let (ok, out) = dirsync(
+        &gw,
+        &[
+            "sign-in",
+            "alice@example.com",
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(ok && out.starts_with("ok"), "{out}");
+    let updated = std::fs::read_to_string(&toml).unwrap().replace(
+        "name = \"Fixture AD\"",
+        "name = \"Fixture AD\"\ndescription = \"renamed by the CLI\"",
+    );
+    std::fs::write(&toml, updated).unwrap();
+    let (ok, out) = dirsync(
+        &gw,
+        &[
+            "integration",
+            "update",
+            "Fixture AD",
+            "--file",
+            toml.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(ok, "{out}");
+    let (ok, out) = dirsync(&gw, &["sync", "all", "--wait"]).await;
+    assert!(
+        ok && out.contains("succeeded"),
+        "the stored password was kept: {out}"
+    );
+
     // A typo in the settings file is refused, naming the key.
     std::fs::write(&toml, "name = \"x\"\nhots = \"dc1\"\n").unwrap();
     let (ok, out) = create(&gw, &toml, &pw).await;

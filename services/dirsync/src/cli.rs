@@ -83,6 +83,16 @@ pub enum IntegrationCmd {
         #[arg(long)]
         password_file: Option<PathBuf>,
     },
+    /// Replace an integration's settings from a TOML file; the stored
+    /// password is kept unless a new one is given.
+    Update {
+        integration: String,
+        #[arg(long)]
+        file: PathBuf,
+        /// A new bind password ('-': standard input).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
     /// List the account's integrations.
     List,
     /// Show one integration.
@@ -415,6 +425,16 @@ pub fn print_run(run: &api::Run) {
     for w in &run.warnings {
         println!("  warning: {w}");
     }
+}
+
+pub fn print_account(a: &api::Account) {
+    println!(
+        "{}  time zone {}  schedule {}  AD password sign-in {}",
+        a.id,
+        a.time_zone,
+        a.schedule,
+        if a.ldap_sign_in { "on" } else { "off" }
+    );
 }
 
 pub fn print_changes(changes: &[api::Change]) {

@@ -95,6 +95,16 @@ enum Command {
     Contacts(ListCmd),
     /// Find the object that owns an email address.
     Lookup { address: String },
+    /// One run in full.
+    Run { run: String },
+    /// Check an end user's AD password the way applications do (the
+    /// account's LDAP sign-in must be on).
+    SignIn {
+        address: String,
+        /// File holding the password ('-': standard input).
+        #[arg(long)]
+        password_file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -236,6 +246,67 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 return Ok(std::process::ExitCode::FAILURE);
             }
         }
+        Command::Integration(IntegrationCmd::Update {
+            integration,
+            file,
+            password_file,
+        }) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let spec: cli::IntegrationFile =
+                toml::from_str(&text).with_context(|| format!("{}", file.display()))?;
+            let password = password_file
+                .or(spec.password_file.clone())
+                .map(|p| cli::read_secret(&p))
+                .transpose()?;
+            let updated = client
+                .integrations
+                .update_integration(api::UpdateIntegrationRequest {
+                    account_id: account,
+                    integration,
+                    settings: Some(spec.to_api()?),
+                    password,
+                })
+                .await?
+                .into_inner();
+            cli::print_integration(&updated);
+        }
+        Command::Run { run } => {
+            let run = client
+                .sync
+                .get_run(api::GetRunRequest {
+                    account_id: account,
+                    run_id: run,
+                })
+                .await?
+                .into_inner();
+            cli::print_run(&run);
+        }
+        Command::SignIn {
+            address,
+            password_file,
+        } => {
+            let answer = client
+                .auth
+                .authenticate(api::AuthenticateRequest {
+                    account_id: account,
+                    address,
+                    password: cli::read_secret(&password_file)?,
+                })
+                .await?
+                .into_inner();
+            let result = api::AuthResult::try_from(answer.result)
+                .map(|r| {
+                    r.as_str_name()
+                        .trim_start_matches("AUTH_RESULT_")
+                        .to_lowercase()
+                })
+                .unwrap_or_default();
+            println!("{result}: {}", answer.message);
+            if answer.result != api::AuthResult::Ok as i32 {
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
         Command::Integration(IntegrationCmd::List) => {
             let list = client
                 .integrations
@@ -296,10 +367,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 })
                 .await?
                 .into_inner();
-            println!(
-                "{}  time zone {}  schedule {}",
-                a.id, a.time_zone, a.schedule
-            );
+            cli::print_account(&a);
         }
         Command::Account(AccountCmd::Set {
             time_zone,
@@ -316,10 +384,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 })
                 .await?
                 .into_inner();
-            println!(
-                "{}  time zone {}  schedule {}",
-                a.id, a.time_zone, a.schedule
-            );
+            cli::print_account(&a);
         }
         Command::Sync(SyncCmd::All { wait }) => {
             let runs = client
