@@ -13,3 +13,4 @@ mod scheduler;
 mod store;
 mod sync;
 mod test_connection;
+mod tracing;

@@ -290,11 +290,37 @@ impl Distributed {
         Self::start_logging(collectors, ack_wait_seconds, "info").await
     }
 
+    /// One collector; every process exports its spans to the OTLP
+    /// receiver at `endpoint` quickly.
+    pub async fn start_traced(endpoint: &str) -> Self {
+        Self::start_env(
+            &[None],
+            60,
+            "info",
+            vec![
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.to_owned()),
+                ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+            ],
+        )
+        .await
+    }
+
     /// As [`Distributed::start_with`], every process logging at `level`.
     pub async fn start_logging(
         collectors: &[Option<&str>],
         ack_wait_seconds: u64,
         level: &str,
+    ) -> Self {
+        Self::start_env(collectors, ack_wait_seconds, level, Vec::new()).await
+    }
+
+    /// As [`Distributed::start_logging`], with `extra` in every process's
+    /// environment.
+    pub async fn start_env(
+        collectors: &[Option<&str>],
+        ack_wait_seconds: u64,
+        level: &str,
+        extra: Vec<(&'static str, String)>,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let key = master_key_file(dir.path());
@@ -324,6 +350,7 @@ impl Distributed {
             ("DIRSYNC_ACK_WAIT_SECONDS", ack_wait_seconds.to_string()),
             ("DIRSYNC_LOG", level.to_owned()),
         ];
+        let env = env.into_iter().chain(extra).collect();
         let mut stack = Self {
             gateway: format!("http://{listen}"),
             dir,

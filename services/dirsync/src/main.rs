@@ -116,15 +116,28 @@ enum KeyCmd {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let is_service = matches!(cli.command, Command::Serve(_));
-    dirsync_telemetry::init(&cli.log_format, is_service);
-    match run(cli).await {
+    let service = match &cli.command {
+        Command::Serve(cfg) => Some(format!(
+            "dirsync-{}",
+            cfg.roles
+                .iter()
+                .map(|r| format!("{r:?}").to_lowercase())
+                .collect::<Vec<_>>()
+                .join("-")
+        )),
+        _ => None,
+    };
+    let mut telemetry = dirsync_telemetry::init(&cli.log_format, service.as_deref());
+    let code = match run(cli).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
-    }
+    };
+    // Traces are flushed last.
+    telemetry.shutdown();
+    code
 }
 
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {

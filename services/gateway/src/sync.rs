@@ -2,6 +2,7 @@
 
 use prost::Message;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use dirsync_bus::Topic;
 use dirsync_core::plan::RemovalAction;
@@ -108,6 +109,20 @@ impl Gateway {
     }
 }
 
+/// W3C trace context sent by the caller, if any.
+fn trace_headers<T>(request: &Request<T>) -> Vec<(String, String)> {
+    ["traceparent", "tracestate"]
+        .iter()
+        .filter_map(|k| {
+            request
+                .metadata()
+                .get(*k)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| ((*k).to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
 pub type RunStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<api::Run, Status>> + Send>>;
 
@@ -167,8 +182,13 @@ impl SyncService for Gateway {
         &self,
         request: Request<api::SyncNowRequest>,
     ) -> Result<Response<api::Run>, Status> {
+        let parent = trace_headers(&request);
         let (account, req) = self.authorize(request).await?;
+        let span =
+            tracing::info_span!("sync_now", account = %account, integration = %req.integration);
+        dirsync_telemetry::set_parent(&span, &parent);
         self.start_run(&account, &req.integration, Trigger::SyncNow)
+            .instrument(span)
             .await
     }
 

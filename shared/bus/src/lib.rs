@@ -68,9 +68,11 @@ impl Bus {
         msg_id: &str,
         payload: Bytes,
     ) -> Result<(), BusError> {
+        // The current span's trace context travels with the message.
+        let headers = dirsync_telemetry::inject();
         match self {
-            Self::Nats(b) => b.publish(topic, msg_id, payload).await,
-            Self::Memory(b) => b.publish(topic, msg_id, payload),
+            Self::Nats(b) => b.publish(topic, msg_id, payload, &headers).await,
+            Self::Memory(b) => b.publish(topic, msg_id, payload, headers),
         }
     }
 
@@ -120,6 +122,8 @@ impl Subscription {
 /// effect is durable, or [`Delivery::nak`] to have it delivered again.
 pub struct Delivery {
     pub payload: Bytes,
+    /// Trace context of the publisher (`traceparent`, …).
+    pub headers: Vec<(String, String)>,
     /// 1 on the first delivery, 2 on the first redelivery, …
     pub delivered: u32,
     acker: Acker,
@@ -152,7 +156,7 @@ impl Delivery {
                     message: e.to_string(),
                 }),
             Acker::Memory(a) => {
-                a.redeliver(self.payload, self.delivered, delay);
+                a.redeliver(self.payload, self.headers, self.delivered, delay);
                 Ok(())
             }
         }
@@ -202,7 +206,15 @@ where
                         })
                         .inc();
                 }
-                handle(delivery).await
+                // One span per message, child of the publisher's: a sync
+                // run is one trace across the services.
+                let span = tracing::info_span!(
+                    "consume",
+                    topic = names::topic_label(&topic),
+                    delivered = delivery.delivered
+                );
+                dirsync_telemetry::set_parent(&span, &delivery.headers);
+                tracing::Instrument::instrument(handle(delivery), span).await
             }
             None => return Err(BusError::Closed),
         }

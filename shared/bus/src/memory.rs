@@ -36,6 +36,7 @@ struct Queue {
 
 struct Message {
     payload: Bytes,
+    headers: Vec<(String, String)>,
     delivered: u32,
 }
 
@@ -64,7 +65,13 @@ impl MemoryBus {
             .clone()
     }
 
-    pub fn publish(&self, topic: &Topic, msg_id: &str, payload: Bytes) -> Result<(), BusError> {
+    pub fn publish(
+        &self,
+        topic: &Topic,
+        msg_id: &str,
+        payload: Bytes,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), BusError> {
         {
             let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
             if !inner.seen.insert(format!("{}/{msg_id}", queue_name(topic))) {
@@ -75,6 +82,7 @@ impl MemoryBus {
             .tx
             .send(Message {
                 payload,
+                headers,
                 delivered: 0,
             })
             .map_err(|_| BusError::Closed)
@@ -96,6 +104,7 @@ impl MemorySubscription {
         let msg = self.queue.rx.lock().await.recv().await?;
         Some(Delivery {
             payload: msg.payload,
+            headers: msg.headers,
             delivered: msg.delivered + 1,
             acker: Acker::Memory(MemoryAcker {
                 tx: self.queue.tx.clone(),
@@ -109,7 +118,13 @@ pub struct MemoryAcker {
 }
 
 impl MemoryAcker {
-    pub fn redeliver(self, payload: Bytes, delivered: u32, delay: Duration) {
+    pub fn redeliver(
+        self,
+        payload: Bytes,
+        headers: Vec<(String, String)>,
+        delivered: u32,
+        delay: Duration,
+    ) {
         if i64::from(delivered) >= MAX_DELIVER {
             tracing::error!(delivered, "message dropped after its last delivery");
             return;
@@ -117,7 +132,11 @@ impl MemoryAcker {
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             // The receiver is gone only when the process is stopping.
-            let _ = self.tx.send(Message { payload, delivered });
+            let _ = self.tx.send(Message {
+                payload,
+                headers,
+                delivered,
+            });
         });
     }
 }

@@ -100,15 +100,17 @@ impl NatsBus {
         topic: &Topic,
         msg_id: &str,
         payload: Bytes,
+        headers: &[(String, String)],
     ) -> Result<(), BusError> {
+        let mut message = jetstream::message::PublishMessage::build()
+            .payload(payload)
+            .message_id(msg_id);
+        for (k, v) in headers {
+            message = message.header(k.as_str(), v.as_str());
+        }
         let ack = self
             .js
-            .send_publish(
-                self.names.subject(topic),
-                jetstream::message::PublishMessage::build()
-                    .payload(payload)
-                    .message_id(msg_id),
-            )
+            .send_publish(self.names.subject(topic), message)
             .await
             .map_err(|e| js_err("publish")(e.to_string()))?;
         let ack = ack
@@ -192,8 +194,21 @@ impl NatsSubscription {
                         .info()
                         .map(|i| u32::try_from(i.delivered).unwrap_or(u32::MAX))
                         .unwrap_or(1);
+                    let headers = msg
+                        .headers
+                        .as_ref()
+                        .map(|h| {
+                            h.iter()
+                                .filter(|(k, _)| !k.to_string().starts_with("Nats-"))
+                                .filter_map(|(k, v)| {
+                                    v.first().map(|v| (k.to_string(), v.to_string()))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
                     return Ok(Some(Delivery {
                         payload: msg.payload.clone(),
+                        headers,
                         delivered,
                         acker: Acker::Nats(Box::new(msg)),
                     }));
