@@ -367,13 +367,19 @@ async fn an_address_goes_to_the_next_claim_when_its_owner_drops_it(store: Store)
         "{warnings:?}"
     );
     // A run of the newer integration, its object unchanged, does not take
-    // it back.
-    apply(
+    // it back, and says so.
+    let warnings = apply(
         run("r3", "i2", 30),
         newer.clone(),
         vec![user(2, "x@example.com", "b@example.com")],
     )
     .await;
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("x@example.com") && w.contains("takes precedence")),
+        "the conflict is reported on the losing integration's runs too: {warnings:?}"
+    );
     assert_eq!(owner("x@example.com").await.unwrap(), "i1");
     // The owner drops x@: the remaining claim owns it at once.
     apply(

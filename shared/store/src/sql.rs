@@ -1153,6 +1153,30 @@ macro_rules! store_impl {
 
                 Self::resolve_addresses(&mut tx, account, &touched, &claimants, &mut warnings)
                     .await?;
+                // Standing conflicts: addresses this integration's objects
+                // claim that another object owns, reported on every run.
+                let lost = sqlx::query(
+                    "SELECT c.address, o.dn, w.dn AS owner_dn FROM address_claims c \
+                     JOIN objects o ON o.account_id = c.account_id AND o.anchor = c.anchor \
+                     JOIN addresses a ON a.account_id = c.account_id AND a.address = c.address \
+                     JOIN objects w ON w.account_id = a.account_id AND w.anchor = a.anchor \
+                     WHERE c.account_id = $1 AND o.integration_id = $2 AND o.managed = TRUE \
+                     AND a.anchor <> c.anchor ORDER BY c.address",
+                )
+                .bind(account)
+                .bind(&run.integration_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                for r in &lost {
+                    let (address, dn, owner): (String, String, String) =
+                        (r.try_get("address")?, r.try_get("dn")?, r.try_get("owner_dn")?);
+                    let line = format!(
+                        "{dn}: address {address} belongs to {owner}, whose claim takes precedence; it was not linked here"
+                    );
+                    if !warnings.contains(&line) {
+                        warnings.push(line);
+                    }
+                }
 
                 // The deletion guard: the exact set held for approval.
                 let blocked = matches!(plan.hold, Some(Hold::Guard { .. }));
