@@ -400,6 +400,32 @@ impl Distributed {
         self.spawn(name, &role, None);
     }
 
+    /// Sends SIGTERM to a process and waits for it to exit (at most
+    /// `within`); returns whether it exited with status 0.
+    pub fn terminate(&mut self, name: &str, within: Duration) -> bool {
+        let (_, child) = self
+            .children
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no process {name}"));
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.success();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not exit within {within:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGKILLs the process of a role (e.g. `collector-0`).
     pub fn kill(&mut self, name: &str) {
         let (_, child) = self

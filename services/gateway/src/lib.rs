@@ -49,6 +49,9 @@ pub struct Gateway {
     pub reflection: bool,
 }
 
+/// How long calls in flight may run on once shutdown begins.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Largest request accepted, in bytes.
 const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 
@@ -82,7 +85,7 @@ impl Gateway {
         } else {
             None
         };
-        tonic::transport::Server::builder()
+        let server = tonic::transport::Server::builder()
             // Deadlines: a client's grpc-timeout is honoured; none lasts
             // longer than this.
             .timeout(std::time::Duration::from_secs(300))
@@ -107,9 +110,20 @@ impl Gateway {
             )
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(listener),
-                shutdown.cancelled_owned(),
-            )
-            .await?;
+                shutdown.clone().cancelled_owned(),
+            );
+        // Calls in flight get a grace period; clients that keep their
+        // connections open do not hold the process beyond it.
+        let grace = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            served = server => served?,
+            () = grace => tracing::warn!(
+                "calls still open {SHUTDOWN_GRACE:?} after shutdown began; stopping anyway"
+            ),
+        }
         tracing::info!("gateway stopped");
         Ok(())
     }
