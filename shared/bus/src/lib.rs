@@ -122,6 +122,9 @@ impl Subscription {
 /// effect is durable, or [`Delivery::nak`] to have it delivered again.
 pub struct Delivery {
     pub payload: Bytes,
+    /// Messages still waiting for the consumer (JetStream's count; the
+    /// in-process bus does not count).
+    pub pending: Option<u64>,
     /// Trace context of the publisher (`traceparent`, …).
     pub headers: Vec<(String, String)>,
     /// 1 on the first delivery, 2 on the first redelivery, …
@@ -198,6 +201,14 @@ where
         };
         match next {
             Some(delivery) => {
+                if let Some(pending) = delivery.pending {
+                    dirsync_telemetry::metrics::metrics()
+                        .pending
+                        .get_or_create(&dirsync_telemetry::metrics::TopicLabels {
+                            topic: names::topic_label(&topic).to_owned(),
+                        })
+                        .set(i64::try_from(pending).unwrap_or(i64::MAX));
+                }
                 if delivery.delivered > 1 {
                     dirsync_telemetry::metrics::metrics()
                         .redelivered

@@ -103,6 +103,7 @@ impl MemorySubscription {
     pub async fn next(&mut self) -> Option<Delivery> {
         let msg = self.queue.rx.lock().await.recv().await?;
         Some(Delivery {
+            pending: None,
             payload: msg.payload,
             headers: msg.headers,
             delivered: msg.delivered + 1,

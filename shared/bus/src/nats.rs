@@ -190,10 +190,12 @@ impl NatsSubscription {
             match self.messages.next().await {
                 None => return Ok(None),
                 Some(Ok(msg)) => {
-                    let delivered = msg
-                        .info()
+                    let info = msg.info().ok();
+                    let delivered = info
+                        .as_ref()
                         .map(|i| u32::try_from(i.delivered).unwrap_or(u32::MAX))
                         .unwrap_or(1);
+                    let pending = info.as_ref().map(|i| i.pending);
                     let headers = msg
                         .headers
                         .as_ref()
@@ -207,6 +209,7 @@ impl NatsSubscription {
                         })
                         .unwrap_or_default();
                     return Ok(Some(Delivery {
+                        pending,
                         payload: msg.payload.clone(),
                         headers,
                         delivered,

@@ -56,6 +56,8 @@ pub struct Metrics {
     pub ldap_errors: Family<ErrorLabels, Counter>,
     /// Bus messages delivered more than once, by topic.
     pub redelivered: Family<TopicLabels, Counter>,
+    /// Messages waiting for this process's consumer, as of its last pull.
+    pub pending: Family<TopicLabels, Gauge>,
     registry: Registry,
 }
 
@@ -74,6 +76,7 @@ impl Metrics {
             last_success_seconds: Family::default(),
             ldap_errors: Family::default(),
             redelivered: Family::default(),
+            pending: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -106,6 +109,11 @@ impl Metrics {
             "bus_redelivered",
             "Bus messages delivered more than once",
             m.redelivered.clone(),
+        );
+        registry.register(
+            "bus_pending",
+            "Messages waiting for the consumer, as of its last pull",
+            m.pending.clone(),
         );
         Self { registry, ..m }
     }
