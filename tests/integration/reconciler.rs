@@ -502,3 +502,56 @@ async fn policies_toggled_through_the_api() {
     );
     stack.stop().await;
 }
+
+/// Two integrations whose Root DNs overlap: each object stays with the
+/// integration that synced it first, whatever the order of runs.
+#[tokio::test]
+async fn overlapping_root_dns_do_not_take_objects_back_and_forth() {
+    let fx = Fixture::seed();
+    let stack = Embedded::start().await;
+    let mut client = stack.client("acme").await;
+    let a = create_integration(&mut client, fx.settings("Sync OU"), FIXTURE_PASSWORD).await;
+    let whole = pb::IntegrationSettings {
+        root_dn: fx.base.clone(),
+        ..fx.settings("Whole OU")
+    };
+    let b = create_integration(&mut client, whole, FIXTURE_PASSWORD).await;
+    let counts = |r: &pb::Run| {
+        let c = r.counts.unwrap_or_default();
+        (c.added, c.updated, c.removed)
+    };
+    assert_eq!(counts(&sync(&mut client, &a.id).await), (8, 0, 0));
+    let run = sync(&mut client, &b.id).await;
+    assert_eq!(
+        counts(&run),
+        (1, 0, 0),
+        "only Oscar, outside A's Root DN: {run:?}"
+    );
+    assert!(
+        run.warnings
+            .iter()
+            .any(|w| w.contains("already synced by the integration \"Sync OU\"")),
+        "{:?}",
+        run.warnings
+    );
+    for _ in 0..2 {
+        assert_eq!(counts(&sync(&mut client, &a.id).await), (0, 0, 0));
+        assert_eq!(counts(&sync(&mut client, &b.id).await), (0, 0, 0));
+    }
+    let owner = |address: &'static str| {
+        let mut d = client.directory.clone();
+        async move {
+            d.lookup_address(pb::LookupAddressRequest {
+                account_id: String::new(),
+                address: address.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .integration_id
+        }
+    };
+    assert_eq!(owner("alice@example.com").await, a.id);
+    assert_eq!(owner("oscar@example.com").await, b.id);
+    stack.stop().await;
+}

@@ -1057,6 +1057,41 @@ macro_rules! store_impl {
                 if !Self::claim(&mut tx, run).await? {
                     return Ok(ApplyOutcome::AlreadySettled);
                 }
+                // An object another integration of the account manages
+                // (overlapping Root DNs) stays with it: the integration that
+                // synced it first keeps it, so runs never take it back and
+                // forth.
+                let mut foreign = Vec::new();
+                for upsert in &plan.adds {
+                    let owner = sqlx::query(
+                        "SELECT i.name FROM objects o JOIN integrations i ON i.id = o.integration_id \
+                         WHERE o.account_id = $1 AND o.anchor = $2 AND o.managed = TRUE \
+                         AND o.integration_id <> $3",
+                    )
+                    .bind(account)
+                    .bind(upsert.record.anchor.to_string())
+                    .bind(&run.integration_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(owner) = owner {
+                        let name: String = owner.try_get("name")?;
+                        foreign.push((upsert.record.anchor, upsert.record.dn.clone(), name));
+                    }
+                }
+                let owned;
+                let plan = if foreign.is_empty() {
+                    plan
+                } else {
+                    let mut p = plan.clone();
+                    p.adds.retain(|u| !foreign.iter().any(|(a, _, _)| *a == u.record.anchor));
+                    for (_, dn, owner) in &foreign {
+                        p.warnings.push(format!(
+                            "{dn}: already synced by the integration {owner:?} (overlapping Root DNs); left to it"
+                        ));
+                    }
+                    owned = p;
+                    &owned
+                };
                 Self::log_changes(&mut tx, run, plan, now).await?;
                 let mut warnings = plan.warnings.clone();
                 let integration_created_at: i64 = sqlx::query(
