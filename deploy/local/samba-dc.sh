@@ -37,11 +37,12 @@ install_packages() {
   command -v samba >/dev/null || missing+=(samba samba-ad-dc winbind)
   command -v samba-tool >/dev/null || missing+=(samba-ad-dc)
   command -v ldapsearch >/dev/null || missing+=(ldap-utils)
+  command -v openssl >/dev/null || missing+=(openssl)
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing ${missing[*]} (Debian packages)"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq samba samba-ad-dc winbind ldap-utils >/dev/null \
-    || die "apt-get install samba samba-ad-dc winbind ldap-utils failed"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq samba samba-ad-dc winbind ldap-utils openssl >/dev/null \
+    || die "apt-get install samba samba-ad-dc winbind ldap-utils openssl failed"
 }
 
 tls_dir="$dir-tls"
