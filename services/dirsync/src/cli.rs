@@ -246,6 +246,13 @@ pub struct IntegrationFile {
 }
 
 impl IntegrationFile {
+    /// Reads and checks a settings file; unknown keys are refused.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{}", path.display()))
+    }
+
     pub fn to_api(&self) -> anyhow::Result<api::IntegrationSettings> {
         let mode = match self.encryption_mode.as_deref() {
             None => api::EncryptionMode::Unspecified,

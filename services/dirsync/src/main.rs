@@ -200,10 +200,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             file,
             password_file,
         }) => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            let spec: cli::IntegrationFile =
-                toml::from_str(&text).with_context(|| format!("{}", file.display()))?;
+            let spec = cli::IntegrationFile::load(&file)?;
             let pw_path = password_file
                 .or(spec.password_file.clone())
                 .context("give the bind password with --password-file FILE or password_file in the TOML file")?;
@@ -225,10 +222,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }) => {
             let (settings, password) = match &file {
                 Some(file) => {
-                    let text = std::fs::read_to_string(file)
-                        .with_context(|| format!("reading {}", file.display()))?;
-                    let spec: cli::IntegrationFile =
-                        toml::from_str(&text).with_context(|| format!("{}", file.display()))?;
+                    let spec = cli::IntegrationFile::load(file)?;
                     let pw = password_file
                         .clone()
                         .or(spec.password_file.clone())
@@ -264,10 +258,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             file,
             password_file,
         }) => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            let spec: cli::IntegrationFile =
-                toml::from_str(&text).with_context(|| format!("{}", file.display()))?;
+            let spec = cli::IntegrationFile::load(&file)?;
             let password = password_file
                 .or(spec.password_file.clone())
                 .map(|p| cli::read_secret(&p))
