@@ -16,9 +16,13 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use dirsync_proto::api as pb;
 use dirsync_tests::{Distributed, FIXTURE_PASSWORD, Fixture, create_integration, sync};
 
-/// trace id → services that sent spans of it.
+/// trace id → services that sent spans of it; and every span's name and
+/// attribute values, to check that no secret is exported.
 #[derive(Default, Clone)]
-struct Receiver(Arc<Mutex<BTreeMap<Vec<u8>, BTreeSet<String>>>>);
+struct Receiver(
+    Arc<Mutex<BTreeMap<Vec<u8>, BTreeSet<String>>>>,
+    Arc<Mutex<Vec<String>>>,
+);
 
 #[tonic::async_trait]
 impl TraceService for Receiver {
@@ -41,6 +45,12 @@ impl TraceService for Receiver {
                 .unwrap_or_default();
             for ss in rs.scope_spans {
                 for span in ss.spans {
+                    let mut texts = self.1.lock().unwrap();
+                    texts.push(span.name.clone());
+                    let events = span.events.iter().flat_map(|e| &e.attributes);
+                    for a in span.attributes.iter().chain(events) {
+                        texts.push(format!("{}={:?}", a.key, a.value));
+                    }
                     traces
                         .entry(span.trace_id)
                         .or_default()
@@ -86,5 +96,18 @@ async fn one_sync_run_is_one_trace_across_the_services() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let exported = receiver.1.lock().unwrap().join("\n");
+    assert!(!exported.is_empty());
+    assert!(
+        !exported.contains(FIXTURE_PASSWORD),
+        "a span carries the password"
+    );
+    // Container logs are JSON lines.
+    let log = stack.log("gateway");
+    let first = log.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with('{') && first.contains("\"level\""),
+        "{first}"
+    );
     server.abort();
 }

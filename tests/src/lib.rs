@@ -300,6 +300,7 @@ impl Distributed {
             vec![
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.to_owned()),
                 ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+                ("DIRSYNC_LOG_FORMAT", "json".to_owned()),
             ],
         )
         .await
