@@ -237,23 +237,9 @@ async fn large_group_is_read_in_ranges_and_complete() {
     let fx = Fixture::seed(); // for the bind account
     let stack = Embedded::start().await;
     let mut client = stack.client("acme").await;
-    let settings = pb::IntegrationSettings {
-        root_dn: format!(
-            "OU=bulk3000,{}",
-            dirsync_tests::env("DIRSYNC_TEST_AD_BASE_DN")
-        ),
-        ..fx.settings("Bulk")
-    };
+    let settings = fx.bulk_settings("Bulk");
     let i = create_integration(&mut client, settings, FIXTURE_PASSWORD).await;
-    let started = client
-        .sync
-        .sync_now(pb::SyncNowRequest {
-            account_id: "acme".into(),
-            integration: i.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let started = dirsync_tests::start_sync(&mut client, &i.id).await;
     // Watch it: the states move forward only, and objects read so far
     // never exceed the total.
     let mut updates = client

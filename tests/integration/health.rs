@@ -181,20 +181,9 @@ async fn sigterm_during_a_sync_loses_nothing() {
     for role in ["collector-0", "reconciler", "scheduler", "gateway"] {
         let mut stack = Distributed::start_with(&[None], 3).await;
         let mut client = stack.client("acme").await;
-        let settings = pb::IntegrationSettings {
-            root_dn: format!("OU=bulk3000,{}", env("DIRSYNC_TEST_AD_BASE_DN")),
-            ..fx.settings("Bulk")
-        };
+        let settings = fx.bulk_settings("Bulk");
         let i = create_integration(&mut client, settings, FIXTURE_PASSWORD).await;
-        let run = client
-            .sync
-            .sync_now(pb::SyncNowRequest {
-                account_id: String::new(),
-                integration: i.id,
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let run = dirsync_tests::start_sync(&mut client, &i.id).await;
         // Wait for the run to be under way, then stop the role.
         let started = Instant::now();
         loop {

@@ -216,15 +216,7 @@ async fn collectors_share_jobs_and_survive_a_kill() {
     for account in &accounts {
         let mut client = stack.client(account).await;
         let i = create_integration(&mut client, fx.settings("Fixture AD"), FIXTURE_PASSWORD).await;
-        let run = client
-            .sync
-            .sync_now(pb::SyncNowRequest {
-                account_id: account.clone(),
-                integration: i.id,
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let run = dirsync_tests::start_sync(&mut client, &i.id).await;
         runs.push((account.clone(), run.id));
     }
 
@@ -347,23 +339,9 @@ async fn reconciler_killed_mid_apply_leaves_nothing_half_applied() {
     let fx = Fixture::seed(); // for the bind account
     let mut stack = Distributed::start_with(&[None], 3).await;
     let mut client = stack.client("acme").await;
-    let settings = pb::IntegrationSettings {
-        root_dn: format!(
-            "OU=bulk3000,{}",
-            dirsync_tests::env("DIRSYNC_TEST_AD_BASE_DN")
-        ),
-        ..fx.settings("Bulk")
-    };
+    let settings = fx.bulk_settings("Bulk");
     let i = create_integration(&mut client, settings, FIXTURE_PASSWORD).await;
-    let run = client
-        .sync
-        .sync_now(pb::SyncNowRequest {
-            account_id: "acme".into(),
-            integration: i.id,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let run = dirsync_tests::start_sync(&mut client, &i.id).await;
 
     let started = std::time::Instant::now();
     while !stack.log("reconciler").contains("applying the plan") {

@@ -109,6 +109,15 @@ impl Fixture {
         }
     }
 
+    /// Settings of an integration that syncs OU=bulk3000 (3000 contacts and
+    /// a group of them, loaded once per DC), binding as this fixture's reader.
+    pub fn bulk_settings(&self, name: &str) -> api::IntegrationSettings {
+        api::IntegrationSettings {
+            root_dn: format!("OU=bulk3000,{}", env("DIRSYNC_TEST_AD_BASE_DN")),
+            ..self.settings(name)
+        }
+    }
+
     /// An administrator's LDAP connection, to change the directory.
     pub async fn admin(&self) -> ldap3::Ldap {
         let host = self.host.clone();
@@ -499,9 +508,9 @@ pub async fn create_integration(
         .into_inner()
 }
 
-/// Sync now and wait for the run to settle (at most 60 s).
-pub async fn sync(client: &mut Client, integration: &str) -> api::Run {
-    let run = client
+/// Sync now, without waiting: the queued run.
+pub async fn start_sync(client: &mut Client, integration: &str) -> api::Run {
+    client
         .sync
         .sync_now(api::SyncNowRequest {
             account_id: client.account.clone(),
@@ -509,7 +518,12 @@ pub async fn sync(client: &mut Client, integration: &str) -> api::Run {
         })
         .await
         .expect("SyncNow")
-        .into_inner();
+        .into_inner()
+}
+
+/// Sync now and wait for the run to settle (at most 60 s).
+pub async fn sync(client: &mut Client, integration: &str) -> api::Run {
+    let run = start_sync(client, integration).await;
     tokio::time::timeout(Duration::from_secs(60), client.wait(&run.id))
         .await
         .expect("the run did not settle within 60 s")

@@ -12,6 +12,7 @@ use dirsync_core::secret::password_aad;
 use dirsync_ldap::Target;
 use dirsync_ldap::diagnose::{self, Check, Outcome, Step};
 use dirsync_proto::api;
+use dirsync_store::IntegrationRecord;
 
 use crate::Gateway;
 use crate::error::{invalid, status_of};
@@ -57,7 +58,14 @@ impl Gateway {
                             "password: is required to test unsaved settings",
                         ));
                     }
-                    (None, which) => self.stored_password(&account, which).await?,
+                    (None, which) => {
+                        let rec = self
+                            .store
+                            .get_integration(&account, which)
+                            .await
+                            .map_err(status_of)?;
+                        self.stored_password(&rec)?
+                    }
                 };
                 (settings, password)
             }
@@ -74,7 +82,7 @@ impl Gateway {
                     .map_err(status_of)?;
                 let password = match req.password {
                     Some(p) => SecretString::from(p),
-                    None => self.stored_password(&account, which).await?,
+                    None => self.stored_password(&rec)?,
                 };
                 (rec.settings, password)
             }
@@ -96,17 +104,14 @@ impl Gateway {
         Ok(Box::pin(ReceiverStream::new(rx).map(|s| Ok(step(s)))))
     }
 
-    async fn stored_password(&self, account: &str, which: &str) -> Result<SecretString, Status> {
-        let rec = self
-            .store
-            .get_integration(account, which)
-            .await
-            .map_err(status_of)?;
+    /// The saved integration's bind password, opened.
+    fn stored_password(&self, rec: &IntegrationRecord) -> Result<SecretString, Status> {
         let sealed = rec
             .password
+            .clone()
             .ok_or_else(|| Status::failed_precondition("the integration has no stored password"))?;
         self.master_key
-            .open(&sealed, &password_aad(account, &rec.id))
+            .open(&sealed, &password_aad(&rec.account_id, &rec.id))
             .map_err(|e| {
                 tracing::error!(error = %e, "a stored password does not open");
                 Status::internal(
