@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every dirsync test against real peers: installs and starts what is
-# missing (Samba AD DC, NATS with JetStream, PostgreSQL), then builds once and
+# missing (Samba AD DC, OpenLDAP, NATS with JetStream, PostgreSQL), then builds once and
 # runs the whole suite. Any missing peer is an error, never a skip.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -56,6 +56,10 @@ psql "$pg_url" -Atqc "select datname from pg_database where datname like 'dirsyn
 # --- Samba AD DC ---------------------------------------------------------------
 deploy/local/samba-dc.sh up
 eval "$(deploy/local/samba-dc.sh env | sed 's/^DIRSYNC_AD_/export DIRSYNC_TEST_AD_/')"
+
+# --- OpenLDAP (the generic LDAP directory type) ----------------------------------
+deploy/local/slapd.sh up
+eval "$(deploy/local/slapd.sh env | sed 's/^DIRSYNC_LDAP_/export DIRSYNC_TEST_LDAP_/')"
 
 export DIRSYNC_TEST_POSTGRES_URL=$pg_url
 export DIRSYNC_TEST_NATS_URL=${DIRSYNC_TEST_NATS_URL:-nats://127.0.0.1:4222}

@@ -8,6 +8,7 @@ mod auth;
 mod cli;
 mod collector;
 mod health;
+mod ldap;
 mod reconciler;
 mod scheduler;
 mod store;

@@ -6,8 +6,11 @@
 //! `DIRSYNC_TEST_AD_HOST`, `DIRSYNC_TEST_AD_BASE_DN`, `DIRSYNC_TEST_AD_ADMIN_DN`,
 //! `DIRSYNC_TEST_AD_ADMIN_PASSWORD`, `DIRSYNC_TEST_AD_STRICT_HOST`,
 //! `DIRSYNC_TEST_AD_WEAK_KEY_HOST`, `DIRSYNC_TEST_AD_CA_FILE`, `DIRSYNC_TEST_POSTGRES_URL`,
-//! `DIRSYNC_TEST_NATS_URL`. Each test gets its own OU, database and NATS
-//! subject prefix.
+//! `DIRSYNC_TEST_NATS_URL`, and for the private OpenLDAP server
+//! (deploy/local/slapd.sh) `DIRSYNC_TEST_LDAP_HOST`, `DIRSYNC_TEST_LDAP_SUFFIX`,
+//! `DIRSYNC_TEST_LDAP_ADMIN_DN`, `DIRSYNC_TEST_LDAP_ADMIN_PASSWORD`,
+//! `DIRSYNC_TEST_LDAP_SYNC_DN`, `DIRSYNC_TEST_LDAP_SYNC_PASSWORD`. Each test
+//! gets its own OU, database and NATS subject prefix.
 
 #![allow(clippy::unwrap_used)]
 
@@ -155,6 +158,183 @@ impl Fixture {
             .success()
             .unwrap_or_else(|e| panic!("modifying {dn}: {e}"));
     }
+}
+
+/// A small directory in an OU of its own on the private OpenLDAP server,
+/// shaped as inetOrgPerson / groupOfNames:
+///
+/// - `ou=people`: alice (mail, an alternate address, R&D engineer), bob
+///   (locked: `pwdAccountLockedTime`), carol (managed by alice)
+/// - `ou=groups`: engineering (alice, carol; a mail address), all staff
+///   (engineering, bob)
+/// - `ou=devices`: a printer, which is not synced
+pub struct LdapFixture {
+    /// `ou=t<tag>,<suffix>`, the Root DN.
+    pub base: String,
+}
+
+impl LdapFixture {
+    pub async fn seed() -> Self {
+        let base = format!("ou=t{},{}", tag(), env("DIRSYNC_TEST_LDAP_SUFFIX"));
+        let fx = Self { base };
+        let b = &fx.base;
+        let people = format!("ou=people,{b}");
+        let groups = format!("ou=groups,{b}");
+        let ou = |name: &str| {
+            vec![
+                ("objectClass", vec!["organizationalUnit".to_owned()]),
+                ("ou", vec![name.to_owned()]),
+            ]
+        };
+        let entries: Vec<(String, Attrs)> = vec![
+            (b.clone(), ou(b[3..].split(',').next().unwrap())),
+            (people.clone(), ou("people")),
+            (groups.clone(), ou("groups")),
+            (format!("ou=devices,{b}"), ou("devices")),
+            (
+                format!("cn=printer,ou=devices,{b}"),
+                vec![
+                    ("objectClass", vec!["device".into()]),
+                    ("cn", vec!["printer".into()]),
+                ],
+            ),
+            (
+                format!("uid=alice,{people}"),
+                user("alice", "Alice", "Anders", "alice@example.com")
+                    .into_iter()
+                    .chain([
+                        ("mailAlternateAddress", vec!["a.anders@example.com".into()]),
+                        ("title", vec!["Engineer".into()]),
+                        ("departmentNumber", vec!["R&D".into()]),
+                    ])
+                    .collect(),
+            ),
+            (
+                format!("uid=bob,{people}"),
+                user("bob", "Bob", "Brown", "bob@example.com")
+                    .into_iter()
+                    .chain([("pwdAccountLockedTime", vec!["000001010000Z".into()])])
+                    .collect(),
+            ),
+            (
+                format!("uid=carol,{people}"),
+                user("carol", "Carol", "Chen", "carol@example.org")
+                    .into_iter()
+                    .chain([("manager", vec![format!("uid=alice,{people}")])])
+                    .collect(),
+            ),
+            (
+                format!("cn=engineering,{groups}"),
+                vec![
+                    (
+                        "objectClass",
+                        vec!["groupOfNames".into(), "mailRecipient".into()],
+                    ),
+                    ("cn", vec!["engineering".into()]),
+                    ("mail", vec!["engineering@example.com".into()]),
+                    (
+                        "member",
+                        vec![format!("uid=alice,{people}"), format!("uid=carol,{people}")],
+                    ),
+                ],
+            ),
+            (
+                format!("cn=all staff,{groups}"),
+                vec![
+                    ("objectClass", vec!["groupOfNames".into()]),
+                    ("cn", vec!["all staff".into()]),
+                    (
+                        "member",
+                        vec![
+                            format!("cn=engineering,{groups}"),
+                            format!("uid=bob,{people}"),
+                        ],
+                    ),
+                ],
+            ),
+        ];
+        let mut ldap = fx.admin().await;
+        for (dn, attrs) in entries {
+            let attrs: Vec<(String, HashSet<String>)> = attrs
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.into_iter().collect()))
+                .collect();
+            // Relax Rules: pwdAccountLockedTime is an operational attribute.
+            ldap.with_controls(ldap3::controls::MakeCritical::critical(
+                ldap3::controls::RelaxRules,
+            ))
+            .add(&dn, attrs)
+            .await
+            .unwrap()
+            .success()
+            .unwrap_or_else(|e| panic!("adding {dn} to OpenLDAP: {e}"));
+        }
+        fx
+    }
+
+    pub fn people(&self) -> String {
+        format!("ou=people,{}", self.base)
+    }
+
+    /// An integration of type LDAP with the default mapping, binding as
+    /// the read-only sync account over plain LDAP.
+    pub fn settings(&self, name: &str) -> api::IntegrationSettings {
+        api::IntegrationSettings {
+            name: name.to_owned(),
+            description: "OpenLDAP test fixture".to_owned(),
+            r#type: api::DirectoryType::Ldap as i32,
+            host: env("DIRSYNC_TEST_LDAP_HOST"),
+            encrypt: Some(false),
+            port: 389,
+            user_dn: env("DIRSYNC_TEST_LDAP_SYNC_DN"),
+            root_dn: self.base.clone(),
+            acknowledge_disabled_accounts: true,
+            include_contacts: true,
+            maximum_sync_deletions: 10,
+            ..Default::default()
+        }
+    }
+
+    pub fn password() -> String {
+        env("DIRSYNC_TEST_LDAP_SYNC_PASSWORD")
+    }
+
+    pub async fn admin(&self) -> ldap3::Ldap {
+        let url = format!("ldap://{}:389", env("DIRSYNC_TEST_LDAP_HOST"));
+        let (conn, mut ldap) = ldap3::LdapConnAsync::new(&url)
+            .await
+            .expect("connecting to the private OpenLDAP server");
+        ldap3::drive!(conn);
+        ldap.simple_bind(
+            &env("DIRSYNC_TEST_LDAP_ADMIN_DN"),
+            &env("DIRSYNC_TEST_LDAP_ADMIN_PASSWORD"),
+        )
+        .await
+        .unwrap()
+        .success()
+        .expect("binding as the OpenLDAP administrator");
+        ldap
+    }
+}
+
+/// An entry's attributes and values.
+type Attrs = Vec<(&'static str, Vec<String>)>;
+
+/// An inetOrgPerson with a mail address and the fixture password.
+fn user(uid: &str, given: &str, sur: &str, mail: &str) -> Attrs {
+    vec![
+        ("uid", vec![uid.into()]),
+        (
+            "objectClass",
+            vec!["inetOrgPerson".into(), "mailRecipient".into()],
+        ),
+        ("cn", vec![format!("{given} {sur}")]),
+        ("displayName", vec![format!("{given} {sur}")]),
+        ("givenName", vec![given.into()]),
+        ("sn", vec![sur.into()]),
+        ("mail", vec![mail.into()]),
+        ("userPassword", vec![FIXTURE_PASSWORD.into()]),
+    ]
 }
 
 /// A fresh PostgreSQL database; returns its URL.

@@ -15,7 +15,7 @@ use tracing::Instrument;
 use dirsync_bus::{Bus, Delivery, Topic};
 use dirsync_core::secret::password_aad;
 use dirsync_core::settings::GLOBAL_CATALOG_PORTS;
-use dirsync_core::{Dn, EncryptionMode, MasterKey, SealedSecret};
+use dirsync_core::{DirectorySchema, Dn, EncryptionMode, MasterKey, SealedSecret};
 use dirsync_ldap::{LdapError, Target, Timeouts};
 use dirsync_proto::bus::{self, collector_event::Event};
 
@@ -33,6 +33,12 @@ pub struct Collector {
     pub timeouts: Timeouts,
     /// CA certificates trusted in Strict mode besides the system's.
     pub extra_roots: Vec<CertificateDer<'static>>,
+}
+
+/// What a job reads under its Root DN.
+struct Scope {
+    directory: DirectorySchema,
+    include_contacts: bool,
 }
 
 /// Restarts on another host within one delivery of a job.
@@ -111,7 +117,7 @@ impl Collector {
             .await
     }
 
-    fn target(&self, job: &bus::SyncJob) -> Result<(Target, Dn, bool), CollectError> {
+    fn target(&self, job: &bus::SyncJob) -> Result<(Target, Dn, Scope), CollectError> {
         let c = job
             .connection
             .as_ref()
@@ -134,6 +140,8 @@ impl Collector {
         };
         let port = u16::try_from(c.port)
             .map_err(|_| CollectError::Job(format!("port {} is out of range", c.port)))?;
+        let directory = DirectorySchema::from_bus(c.directory_type, c.ldap_schema.as_ref())
+            .map_err(CollectError::Job)?;
         Ok((
             Target {
                 host: c.host.clone(),
@@ -146,7 +154,10 @@ impl Collector {
                 timeouts: self.timeouts,
             },
             root_dn,
-            c.include_contacts,
+            Scope {
+                directory,
+                include_contacts: c.include_contacts,
+            },
         ))
     }
 
@@ -165,7 +176,7 @@ impl Collector {
         let mut pass = 0;
         let failure = match self.target(job) {
             Err(e) => e,
-            Ok((target, root_dn, include_contacts)) => {
+            Ok((target, root_dn, scope)) => {
                 let hosts: Vec<String> = std::iter::once(target.host.clone())
                     .chain(target.alternate_host.clone())
                     .collect();
@@ -187,15 +198,7 @@ impl Collector {
                     };
                     let attempt = attempt_number(delivery.delivered, pass);
                     match self
-                        .read(
-                            job,
-                            attempt,
-                            delivery,
-                            session,
-                            &target,
-                            &root_dn,
-                            include_contacts,
-                        )
+                        .read(job, attempt, delivery, session, &target, &root_dn, &scope)
                         .await
                     {
                         Ok(()) => return Ok(()),
@@ -246,7 +249,7 @@ impl Collector {
         mut session: dirsync_ldap::Session,
         target: &Target,
         root_dn: &Dn,
-        include_contacts: bool,
+        scope: &Scope,
     ) -> Result<(), CollectError> {
         let host = session.host.clone();
         tracing::info!(%host, attempt, "bound; collecting");
@@ -296,14 +299,20 @@ impl Collector {
         };
         let reader = async {
             let summary = session
-                .collect(root_dn, include_contacts, PAGE_SIZE, |e| {
-                    let tx = tx.clone();
-                    async move {
-                        tx.send(e)
-                            .await
-                            .map_err(|_| LdapError::Search("the batcher stopped".into()))
-                    }
-                })
+                .collect(
+                    root_dn,
+                    &scope.directory,
+                    scope.include_contacts,
+                    PAGE_SIZE,
+                    |e| {
+                        let tx = tx.clone();
+                        async move {
+                            tx.send(e)
+                                .await
+                                .map_err(|_| LdapError::Search("the batcher stopped".into()))
+                        }
+                    },
+                )
                 .await;
             drop(tx);
             summary
@@ -326,7 +335,8 @@ impl Collector {
             error: String::new(),
             host,
             referrals: summary.referrals,
-            memberships_unavailable: GLOBAL_CATALOG_PORTS.contains(&target.port),
+            memberships_unavailable: scope.directory == DirectorySchema::ActiveDirectory
+                && GLOBAL_CATALOG_PORTS.contains(&target.port),
         };
         self.publish(job, attempt, "end", Event::End(end)).await?;
         Ok(())

@@ -243,6 +243,29 @@ pub struct IntegrationFile {
     /// Own times of day, e.g. "06:00,18:00"; empty: the account's.
     #[serde(default)]
     pub schedule: String,
+    /// "active_directory" (the default) or "ldap" (OpenLDAP and the like).
+    #[serde(default, rename = "type")]
+    pub directory_type: Option<String>,
+    /// The mapping of a "ldap" directory; absent: the defaults.
+    pub ldap_schema: Option<LdapSchemaFile>,
+}
+
+/// `[ldap_schema]` of a settings file; see `LdapSchema` in the API.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdapSchemaFile {
+    #[serde(default)]
+    pub user_class: String,
+    #[serde(default)]
+    pub group_class: String,
+    #[serde(default)]
+    pub contact_class: String,
+    pub disabled_attribute: Option<String>,
+    #[serde(default)]
+    pub disabled_values: Vec<String>,
+    /// Property → attribute, e.g. `aliases = "proxyAddresses"`.
+    #[serde(default)]
+    pub attributes: std::collections::HashMap<String, String>,
 }
 
 impl IntegrationFile {
@@ -260,10 +283,23 @@ impl IntegrationFile {
             Some("relaxed") => api::EncryptionMode::Relaxed,
             Some(other) => bail!("encryption_mode: {other:?} is not strict or relaxed"),
         };
+        let directory_type = match self.directory_type.as_deref() {
+            None | Some("active_directory") => api::DirectoryType::ActiveDirectory,
+            Some("ldap") => api::DirectoryType::Ldap,
+            Some(other) => bail!("type: {other:?} is not active_directory or ldap"),
+        };
         Ok(api::IntegrationSettings {
             name: self.name.clone(),
             description: self.description.clone(),
-            r#type: api::DirectoryType::ActiveDirectory as i32,
+            r#type: directory_type as i32,
+            ldap_schema: self.ldap_schema.as_ref().map(|m| api::LdapSchema {
+                user_class: m.user_class.clone(),
+                group_class: m.group_class.clone(),
+                contact_class: m.contact_class.clone(),
+                disabled_attribute: m.disabled_attribute.clone(),
+                disabled_values: m.disabled_values.clone(),
+                attributes: m.attributes.clone(),
+            }),
             host: self.host.clone(),
             alternate_host: self.alternate_host.clone(),
             encrypt: self.encrypt,
@@ -663,4 +699,47 @@ pub async fn open_store(args: &StoreArgs) -> anyhow::Result<dirsync_store::Store
         None => args.database_url.clone(),
     };
     Ok(dirsync_store::connect(url.trim()).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dirsync_core::{DirectorySchema, IntegrationSettings};
+
+    #[test]
+    fn the_example_settings_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/local/integration.example.toml");
+        let file = IntegrationFile::load(&path).expect("the example parses");
+        let s = IntegrationSettings::from_api(&file.to_api().expect("converts")).expect("valid");
+        assert_eq!(s.directory, DirectorySchema::ActiveDirectory);
+    }
+
+    #[test]
+    fn an_ldap_settings_file_maps_attributes() {
+        let text = r#"
+            name = "OpenLDAP"
+            type = "ldap"
+            host = "ldap.example.com"
+            user_dn = "cn=dirsync,dc=example,dc=com"
+            root_dn = "ou=people,dc=example,dc=com"
+            [ldap_schema]
+            disabled_attribute = "nsAccountLock"
+            disabled_values = ["TRUE"]
+            [ldap_schema.attributes]
+            aliases = "proxyAddresses"
+        "#;
+        let file: IntegrationFile = toml::from_str(text).expect("parses");
+        let s = IntegrationSettings::from_api(&file.to_api().expect("converts")).expect("valid");
+        let DirectorySchema::Ldap(m) = s.directory else {
+            panic!("an LDAP directory");
+        };
+        assert_eq!(m.attribute("aliases"), Some("proxyAddresses"));
+        assert_eq!(m.attribute("mail"), Some("mail"), "defaults fill the rest");
+        assert_eq!(m.disabled_values, ["TRUE"]);
+
+        let bad: IntegrationFile =
+            toml::from_str(&text.replace("type = \"ldap\"", "type = \"novell\"")).expect("parses");
+        assert!(bad.to_api().unwrap_err().to_string().contains("novell"));
+    }
 }

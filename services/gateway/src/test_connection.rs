@@ -100,7 +100,10 @@ impl Gateway {
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         let now_secs = self.clock.now() / 1000;
         let root_dn = settings.root_dn.clone();
-        tokio::spawn(async move { diagnose::run(&target, &root_dn, now_secs, tx).await });
+        let directory = settings.directory.clone();
+        tokio::spawn(
+            async move { diagnose::run(&target, &root_dn, &directory, now_secs, tx).await },
+        );
         Ok(Box::pin(ReceiverStream::new(rx).map(|s| Ok(step(s)))))
     }
 

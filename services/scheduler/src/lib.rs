@@ -240,6 +240,7 @@ fn uuid_v4() -> String {
 
 pub fn job_for(integration: &IntegrationRecord, run_id: &str, trigger: i32) -> bus::SyncJob {
     let s = &integration.settings;
+    let (directory_type, ldap_schema) = s.directory.to_bus();
     bus::SyncJob {
         account_id: integration.account_id.clone(),
         integration_id: integration.id.clone(),
@@ -260,6 +261,8 @@ pub fn job_for(integration: &IntegrationRecord, run_id: &str, trigger: i32) -> b
             password: integration.password.clone().map(Into::into),
             root_dn: s.root_dn.to_string(),
             include_contacts: s.include_contacts,
+            directory_type: directory_type as i32,
+            ldap_schema,
         }),
         partition: s.partition(),
     }

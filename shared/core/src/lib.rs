@@ -14,6 +14,7 @@ pub mod plan;
 mod plan_properties;
 pub mod run;
 pub mod schedule;
+pub mod schema;
 pub mod secret;
 pub mod settings;
 pub mod token;
@@ -26,5 +27,6 @@ pub use object::{
     Attributes, DirectoryObject, EntryError, GroupScope, GroupType, ObjectKind, ObjectRecord,
 };
 pub use run::{RunCounts, RunState, Trigger};
+pub use schema::{DirectorySchema, LdapSchema};
 pub use secret::{MasterKey, SealedSecret, SecretError};
 pub use settings::{EncryptionMode, FieldError, IntegrationSettings};

@@ -50,7 +50,8 @@ pub struct DirectoryObject {
     pub primary_address: Option<EmailAddress>,
     /// Sorted, without duplicates and without the primary address.
     pub aliases: Vec<EmailAddress>,
-    /// userAccountControl has ACCOUNTDISABLE set.
+    /// userAccountControl has ACCOUNTDISABLE set (or, in another
+    /// directory, its mapped disabled attribute says so).
     pub ad_disabled: bool,
     pub member_dns: Vec<Dn>,
     /// Groups only.
@@ -205,12 +206,15 @@ impl TryFrom<bus::DirectoryEntry> for DirectoryObject {
             },
             primary_address: primary,
             aliases,
-            ad_disabled: e
-                .user_account_control
-                .is_some_and(|uac| uac & UAC_ACCOUNT_DISABLE != 0),
+            ad_disabled: e.disabled
+                || e.user_account_control
+                    .is_some_and(|uac| uac & UAC_ACCOUNT_DISABLE != 0),
             member_dns,
-            group_type: (kind == ObjectKind::Group)
-                .then(|| GroupType::from_ad(e.group_type.unwrap_or(0))),
+            // Directories other than AD have no group type.
+            group_type: e
+                .group_type
+                .filter(|_| kind == ObjectKind::Group)
+                .map(GroupType::from_ad),
             notes,
         })
     }

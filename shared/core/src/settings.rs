@@ -12,6 +12,7 @@ use dirsync_proto::api;
 
 use crate::dn::Dn;
 use crate::email::is_valid_domain;
+use crate::schema::{DirectorySchema, LdapSchema, LdapSchemaInput};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EncryptionMode {
@@ -46,6 +47,9 @@ pub struct IntegrationSettings {
     /// Own times of day (`08:00,13:00`); `None`: the account's schedule.
     #[serde(default)]
     pub schedule: Option<String>,
+    /// Active Directory, or a generic LDAP directory and its mapping.
+    #[serde(default)]
+    pub directory: DirectorySchema,
 }
 
 /// A setting that is not acceptable, named by its API field.
@@ -87,16 +91,49 @@ impl IntegrationSettings {
             ));
         }
 
-        match api::DirectoryType::try_from(s.r#type) {
-            Ok(api::DirectoryType::ActiveDirectory | api::DirectoryType::Unspecified) => {}
-            Err(_) => errors.push(FieldError::new(
-                "settings.type",
-                format!(
-                    "{} is not a known directory type; use DIRECTORY_TYPE_ACTIVE_DIRECTORY",
-                    s.r#type
-                ),
-            )),
-        }
+        let directory = match api::DirectoryType::try_from(s.r#type) {
+            Ok(api::DirectoryType::ActiveDirectory | api::DirectoryType::Unspecified) => {
+                if s.ldap_schema.is_some() {
+                    errors.push(FieldError::new(
+                        "settings.ldap_schema",
+                        "applies only to DIRECTORY_TYPE_LDAP; Active Directory's schema is fixed",
+                    ));
+                }
+                DirectorySchema::ActiveDirectory
+            }
+            Ok(api::DirectoryType::Ldap) => {
+                let m = s.ldap_schema.clone().unwrap_or_default();
+                let input = LdapSchemaInput {
+                    user_class: &m.user_class,
+                    group_class: &m.group_class,
+                    contact_class: &m.contact_class,
+                    disabled_attribute: m.disabled_attribute.as_deref(),
+                    disabled_values: &m.disabled_values,
+                    attributes: m
+                        .attributes
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect(),
+                };
+                match LdapSchema::parse(&input) {
+                    Ok(schema) => DirectorySchema::Ldap(schema),
+                    Err(e) => {
+                        errors.extend(e);
+                        DirectorySchema::ActiveDirectory
+                    }
+                }
+            }
+            Err(_) => {
+                errors.push(FieldError::new(
+                    "settings.type",
+                    format!(
+                        "{} is not a known directory type; use DIRECTORY_TYPE_ACTIVE_DIRECTORY or DIRECTORY_TYPE_LDAP",
+                        s.r#type
+                    ),
+                ));
+                DirectorySchema::ActiveDirectory
+            }
+        };
 
         let host = s.host.trim().to_owned();
         if host.is_empty() {
@@ -252,6 +289,7 @@ impl IntegrationSettings {
                 enabled: s.enabled.unwrap_or(true),
                 partition,
                 schedule,
+                directory,
             }),
             _ => Err(errors),
         }
@@ -261,7 +299,21 @@ impl IntegrationSettings {
         api::IntegrationSettings {
             name: self.name.clone(),
             description: self.description.clone(),
-            r#type: api::DirectoryType::ActiveDirectory as i32,
+            r#type: match self.directory {
+                DirectorySchema::ActiveDirectory => api::DirectoryType::ActiveDirectory,
+                DirectorySchema::Ldap(_) => api::DirectoryType::Ldap,
+            } as i32,
+            ldap_schema: match &self.directory {
+                DirectorySchema::ActiveDirectory => None,
+                DirectorySchema::Ldap(m) => Some(api::LdapSchema {
+                    user_class: m.user_class.clone(),
+                    group_class: m.group_class.clone(),
+                    contact_class: m.contact_class.clone().unwrap_or_default(),
+                    disabled_attribute: Some(m.disabled_attribute.clone().unwrap_or_default()),
+                    disabled_values: m.disabled_values.clone(),
+                    attributes: m.attributes.clone().into_iter().collect(),
+                }),
+            },
             host: self.host.clone(),
             alternate_host: self.alternate_host.clone().unwrap_or_default(),
             encrypt: Some(self.encryption.is_some()),
@@ -287,7 +339,9 @@ impl IntegrationSettings {
     /// Warnings that do not make the settings invalid.
     pub fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
-        if GLOBAL_CATALOG_PORTS.contains(&self.port) {
+        if self.directory == DirectorySchema::ActiveDirectory
+            && GLOBAL_CATALOG_PORTS.contains(&self.port)
+        {
             w.push(format!(
                 "port {} is a Global Catalog port: groups are synced but their members are not, because the member attribute is not in the Global Catalog",
                 self.port

@@ -9,7 +9,7 @@ use rustls::pki_types::ServerName;
 use tokio::sync::mpsc;
 
 use dirsync_core::settings::GLOBAL_CATALOG_PORTS;
-use dirsync_core::{Dn, EncryptionMode};
+use dirsync_core::{DirectorySchema, Dn, EncryptionMode};
 
 use crate::{BindFailure, LdapError, Target, connect_host, open, tls};
 
@@ -75,7 +75,13 @@ impl Reporter {
 
 /// Runs every check, sending each step as it finishes. `now_secs` is the
 /// time certificates are judged at.
-pub async fn run(target: &Target, root_dn: &Dn, now_secs: i64, tx: mpsc::Sender<Step>) {
+pub async fn run(
+    target: &Target,
+    root_dn: &Dn,
+    directory: &DirectorySchema,
+    now_secs: i64,
+    tx: mpsc::Sender<Step>,
+) {
     let r = Reporter { tx };
     let hosts: Vec<String> = std::iter::once(target.host.clone())
         .chain(target.alternate_host.clone())
@@ -361,13 +367,14 @@ pub async fn run(target: &Target, root_dn: &Dn, now_secs: i64, tx: mpsc::Sender<
         .await;
         return;
     };
-    let gc = GLOBAL_CATALOG_PORTS.contains(&target.port);
+    let gc = *directory == DirectorySchema::ActiveDirectory
+        && GLOBAL_CATALOG_PORTS.contains(&target.port);
     let gc_note = if gc {
         "; this is a Global Catalog port: groups sync, their members do not"
     } else {
         ""
     };
-    let step = match session.sample_addresses(root_dn, 5).await {
+    let step = match session.sample_addresses(root_dn, directory, 5).await {
         Ok(samples) if samples.is_empty() => Step {
             check: Check::SampleAddresses,
             host: host.clone(),

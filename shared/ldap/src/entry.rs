@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use ldap3::SearchEntry;
 
-use dirsync_core::ObjectGuid;
+use dirsync_core::{DirectorySchema, LdapSchema, ObjectGuid};
 use dirsync_proto::bus::{DirectoryEntry, ObjectKind};
 
 /// The attributes the collector asks for.
@@ -93,7 +93,94 @@ impl Values {
 
 /// `Ok(None)` for an entry that is not a user, group or contact (e.g. a
 /// computer); `Err` names what is wrong with an entry that cannot be read.
-pub fn to_directory_entry(e: SearchEntry) -> Result<Option<DirectoryEntry>, String> {
+pub fn to_directory_entry(
+    e: SearchEntry,
+    directory: &DirectorySchema,
+) -> Result<Option<DirectoryEntry>, String> {
+    match directory {
+        DirectorySchema::ActiveDirectory => from_ad(e),
+        DirectorySchema::Ldap(schema) => from_ldap(e, schema),
+    }
+}
+
+/// An entry of a generic LDAP directory, read through its mapping.
+fn from_ldap(e: SearchEntry, schema: &LdapSchema) -> Result<Option<DirectoryEntry>, String> {
+    let dn = e.dn.clone();
+    let v = Values::new(e);
+    let classes: Vec<String> = v
+        .strings("objectclass")
+        .into_iter()
+        .map(|c| c.to_lowercase())
+        .collect();
+    let has = |c: &str| classes.iter().any(|x| x.eq_ignore_ascii_case(c));
+    let kind = if has(&schema.group_class) {
+        ObjectKind::Group
+    } else if schema.contact_class.as_deref().is_some_and(has) {
+        ObjectKind::Contact
+    } else if has(&schema.user_class) {
+        ObjectKind::User
+    } else {
+        return Ok(None);
+    };
+    let uuid = v.string("entryuuid");
+    let guid: ObjectGuid = uuid
+        .trim()
+        .parse()
+        .map_err(|_| format!("{dn}: entryUUID {uuid:?} is missing or not a UUID (RFC 4530)"))?;
+    let text = |field: &str| {
+        schema
+            .attribute(field)
+            .map(|a| v.string(&a.to_lowercase()))
+            .unwrap_or_default()
+    };
+    let texts = |field: &str| {
+        schema
+            .attribute(field)
+            .map(|a| v.strings(&a.to_lowercase()))
+            .unwrap_or_default()
+    };
+    // Bare addresses are aliases; typed ones (smtp:, SMTP:) keep their type.
+    let proxy_addresses = texts("aliases")
+        .into_iter()
+        .map(|a| match a.split_once(':') {
+            Some((prefix, _)) if !prefix.contains('@') => a,
+            _ => format!("smtp:{a}"),
+        })
+        .collect();
+    let disabled = kind == ObjectKind::User
+        && schema
+            .disabled_attribute
+            .as_ref()
+            .is_some_and(|a| schema.is_disabled(&v.strings(&a.to_lowercase())));
+    Ok(Some(DirectoryEntry {
+        kind: kind as i32,
+        object_guid: guid.to_string(),
+        mail: text("mail"),
+        proxy_addresses,
+        display_name: Some(text("display_name"))
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| v.string("cn")),
+        given_name: text("given_name"),
+        surname: text("surname"),
+        department: text("department"),
+        title: text("title"),
+        telephone_number: text("telephone_number"),
+        company: text("company"),
+        manager_dn: text("manager"),
+        user_principal_name: text("user_principal_name"),
+        sam_account_name: text("username"),
+        member_dns: if kind == ObjectKind::Group {
+            texts("members")
+        } else {
+            Vec::new()
+        },
+        disabled,
+        dn,
+        ..Default::default()
+    }))
+}
+
+fn from_ad(e: SearchEntry) -> Result<Option<DirectoryEntry>, String> {
     let dn = e.dn.clone();
     let v = Values::new(e);
     let classes: Vec<String> = v
@@ -142,6 +229,7 @@ pub fn to_directory_entry(e: SearchEntry) -> Result<Option<DirectoryEntry>, Stri
         group_type: v.int("grouptype").map_err(err)?,
         when_changed: v.string("whenchanged"),
         usn_changed: v.int("usnchanged").map_err(err)?.unwrap_or_default(),
+        disabled: false,
         dn,
     }))
 }
@@ -172,6 +260,86 @@ pub fn sid_string(b: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    const AD: DirectorySchema = DirectorySchema::ActiveDirectory;
+
+    fn ldap_entry(classes: &[&str], attrs: &[(&str, &[&str])]) -> SearchEntry {
+        let mut map: HashMap<String, Vec<String>> = attrs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.iter().map(|s| (*s).to_owned()).collect()))
+            .collect();
+        map.insert(
+            "objectClass".into(),
+            classes.iter().map(|c| (*c).to_owned()).collect(),
+        );
+        SearchEntry {
+            dn: "uid=a,ou=people,dc=x".into(),
+            attrs: map,
+            bin_attrs: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn generic_ldap_entries() {
+        let schema = DirectorySchema::Ldap(LdapSchema::default());
+        let uuid = "597ae2f6-16a6-1027-98f4-d28b5365dc14";
+        let user = to_directory_entry(
+            ldap_entry(
+                &["top", "person", "organizationalPerson", "inetOrgPerson"],
+                &[
+                    ("entryUUID", &[uuid]),
+                    ("mail", &["a@example.com"]),
+                    (
+                        "mailAlternateAddress",
+                        &["a.b@example.com", "SMTP:x@example.org"],
+                    ),
+                    ("uid", &["a"]),
+                    ("pwdAccountLockedTime", &["000001010000Z"]),
+                    ("member", &["uid=b,dc=x"]),
+                ],
+            ),
+            &schema,
+        )
+        .expect("ok")
+        .expect("a user");
+        assert_eq!(user.kind, ObjectKind::User as i32);
+        assert_eq!(user.object_guid, uuid);
+        assert_eq!(user.sam_account_name, "a");
+        assert_eq!(
+            user.proxy_addresses,
+            ["smtp:a.b@example.com", "SMTP:x@example.org"]
+        );
+        assert!(user.disabled);
+        assert!(user.member_dns.is_empty(), "users have no members");
+
+        let group = to_directory_entry(
+            ldap_entry(
+                &["groupOfNames"],
+                &[
+                    ("entryUUID", &[uuid]),
+                    ("member", &["uid=a,dc=x", "uid=b,dc=x"]),
+                ],
+            ),
+            &schema,
+        )
+        .expect("ok")
+        .expect("a group");
+        assert_eq!(group.kind, ObjectKind::Group as i32);
+        assert_eq!(group.member_dns.len(), 2);
+        assert_eq!(group.group_type, None);
+
+        let other = to_directory_entry(
+            ldap_entry(&["organizationalUnit"], &[("entryUUID", &[uuid])]),
+            &schema,
+        );
+        assert_eq!(other, Ok(None));
+        let bad = to_directory_entry(
+            ldap_entry(&["inetOrgPerson"], &[("entryUUID", &["nope"])]),
+            &schema,
+        )
+        .expect_err("bad uuid");
+        assert!(bad.contains("uid=a,ou=people,dc=x") && bad.contains("entryUUID"));
+    }
+
     fn entry(classes: &[&str], guid: Vec<u8>, text_guid: bool) -> SearchEntry {
         let mut attrs = HashMap::new();
         let mut bin_attrs = HashMap::new();
@@ -199,10 +367,10 @@ mod tests {
     #[test]
     fn reads_guid_from_either_map() {
         let ascii_guid = b"ABCDEFGHIJKLMNOP".to_vec();
-        let from_text = to_directory_entry(entry(&["top", "user"], ascii_guid.clone(), true))
+        let from_text = to_directory_entry(entry(&["top", "user"], ascii_guid.clone(), true), &AD)
             .expect("ok")
             .expect("user");
-        let from_bin = to_directory_entry(entry(&["top", "user"], ascii_guid, false))
+        let from_bin = to_directory_entry(entry(&["top", "user"], ascii_guid, false), &AD)
             .expect("ok")
             .expect("user");
         assert_eq!(from_text.object_guid, from_bin.object_guid);
@@ -213,12 +381,13 @@ mod tests {
     #[test]
     fn kinds_and_skips() {
         let g = vec![0u8; 16];
-        let grp = to_directory_entry(entry(&["top", "group"], g.clone(), false)).expect("ok");
+        let grp = to_directory_entry(entry(&["top", "group"], g.clone(), false), &AD).expect("ok");
         assert_eq!(grp.map(|e| e.kind), Some(ObjectKind::Group as i32));
         let computer =
-            to_directory_entry(entry(&["top", "user", "computer"], g.clone(), false)).expect("ok");
+            to_directory_entry(entry(&["top", "user", "computer"], g.clone(), false), &AD)
+                .expect("ok");
         assert!(computer.is_none());
-        let bad = to_directory_entry(entry(&["user"], vec![1, 2], false));
+        let bad = to_directory_entry(entry(&["user"], vec![1, 2], false), &AD);
         assert!(bad.expect_err("short guid").contains("CN=A,DC=x"));
     }
 

@@ -14,7 +14,7 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 use rustls::pki_types::{CertificateDer, ServerName};
 use secrecy::{ExposeSecret, SecretString};
 
-use dirsync_core::{Dn, EncryptionMode};
+use dirsync_core::{DirectorySchema, Dn, EncryptionMode};
 use dirsync_proto::bus::DirectoryEntry;
 
 pub use entry::{ATTRIBUTES, to_directory_entry};
@@ -241,14 +241,20 @@ impl Session {
     pub async fn sample_addresses(
         &mut self,
         root_dn: &Dn,
+        directory: &DirectorySchema,
         n: i32,
     ) -> Result<Vec<String>, LdapError> {
         let timeout = self.timeouts.operation;
+        let mail = match directory {
+            DirectorySchema::ActiveDirectory => "mail",
+            DirectorySchema::Ldap(schema) => schema.attribute("mail").unwrap_or("mail"),
+        };
+        let filter = format!("({mail}=*)");
         let ldap3::SearchResult(entries, res) = self
             .ldap
             .with_timeout(timeout)
             .with_search_options(ldap3::SearchOptions::new().sizelimit(n))
-            .search(root_dn.as_str(), Scope::Subtree, "(mail=*)", vec!["mail"])
+            .search(root_dn.as_str(), Scope::Subtree, &filter, vec![mail])
             .await
             .map_err(|e| op_error(e, timeout))?;
         match res.rc {
@@ -259,7 +265,12 @@ impl Session {
         Ok(entries
             .into_iter()
             .map(SearchEntry::construct)
-            .filter_map(|e| e.attrs.get("mail").and_then(|m| m.first().cloned()))
+            .filter_map(|e| {
+                e.attrs
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(mail))
+                    .and_then(|(_, m)| m.first().cloned())
+            })
             .collect())
     }
 }
@@ -358,6 +369,7 @@ impl Session {
     pub async fn collect<F, Fut>(
         &mut self,
         root_dn: &Dn,
+        directory: &DirectorySchema,
         include_contacts: bool,
         page_size: i32,
         mut sink: F,
@@ -370,19 +382,29 @@ impl Session {
         let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(PagedResults::new(page_size))];
         let op_timeout = self.timeouts.operation;
         let mut ranged = self.ldap.clone();
-        // Ask for members in ranges from the start: Windows AD caps a plain
-        // `member` at 1500 values; Samba honours explicit ranges.
-        let first_range = format!("member;range=0-{}", MEMBER_RANGE - 1);
-        let attrs: Vec<String> = ATTRIBUTES
-            .iter()
-            .map(|a| {
-                if *a == "member" {
-                    first_range.clone()
-                } else {
-                    (*a).to_owned()
-                }
-            })
-            .collect();
+        let (filter, attrs) = match directory {
+            DirectorySchema::ActiveDirectory => {
+                // Ask for members in ranges from the start: Windows AD caps
+                // a plain `member` at 1500 values; Samba honours explicit
+                // ranges.
+                let first_range = format!("member;range=0-{}", MEMBER_RANGE - 1);
+                let attrs: Vec<String> = ATTRIBUTES
+                    .iter()
+                    .map(|a| {
+                        if *a == "member" {
+                            first_range.clone()
+                        } else {
+                            (*a).to_owned()
+                        }
+                    })
+                    .collect();
+                (object_filter(include_contacts).to_owned(), attrs)
+            }
+            DirectorySchema::Ldap(schema) => (
+                schema.filter(include_contacts),
+                schema.requested_attributes(),
+            ),
+        };
         let mut stream = self
             .ldap
             .with_timeout(op_timeout)
@@ -390,7 +412,7 @@ impl Session {
                 adapters,
                 root_dn.as_str(),
                 Scope::Subtree,
-                object_filter(include_contacts),
+                filter.as_str(),
                 attrs,
             )
             .await
@@ -410,7 +432,7 @@ impl Session {
             }
             let mut entry = SearchEntry::construct(raw);
             complete_member_ranges(&mut ranged, &mut entry, op_timeout, &mut summary).await?;
-            match to_directory_entry(entry) {
+            match to_directory_entry(entry, directory) {
                 Ok(Some(e)) => {
                     summary.entries += 1;
                     sink(e).await?;

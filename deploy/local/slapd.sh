@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# A private OpenLDAP server on loopback for dirsync's generic LDAP directory
+# type (DIRECTORY_TYPE_LDAP): the tests' directory and the benchmark's
+# bulk-loaded ones. Idempotent: reuses a configured, running server. It
+# never touches a system slapd: its configuration, databases and socket
+# live under $DIRSYNC_SLAPD_DIR.
+#
+#   ldap://127.0.0.4:389  plain LDAP (StartTLS is not configured)
+#
+# Databases (back-mdb, each with room for a million AD-shaped users):
+#   dc=dirsync,dc=test    the tests' directory, written over LDAP
+#   dc=bench<N>,dc=test   benchmark directories (N in 10k 100k 1m), loaded
+#                         with slapadd
+#
+# Accounts: cn=admin,<suffix> (rootdn; password $admin_pass) and
+# cn=dirsync,<suffix> (read-only sync account with no size limits on paged
+# searches; password $sync_pass).
+#
+#   deploy/local/slapd.sh up              install when missing, configure, start
+#   deploy/local/slapd.sh load SUFFIX LDIF  replace a database with an LDIF (slapadd)
+#   deploy/local/slapd.sh loaded SUFFIX   whether a database holds entries
+#   deploy/local/slapd.sh env             print the connection settings
+#   deploy/local/slapd.sh down            stop the server
+#
+# Settings (environment): DIRSYNC_SLAPD_DIR (default /var/tmp/dirsync-slapd).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+dir=${DIRSYNC_SLAPD_DIR:-/var/tmp/dirsync-slapd}
+host=127.0.0.4
+url="ldap://$host:389"
+admin_pass='Dirsync-Ldap-Admin-1!'
+sync_pass='Dirsync-Ldap-Sync-1!'
+suffixes=("dc=dirsync,dc=test" "dc=bench10k,dc=test" "dc=bench100k,dc=test" "dc=bench1m,dc=test")
+
+log() { printf 'slapd: %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@";
+  else die "needs root to run: $*"; fi
+}
+
+install_packages() {
+  command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || {
+    log "installing slapd (Debian package; its own database is left unconfigured)"
+    echo "slapd slapd/no_configuration boolean true" | as_root debconf-set-selections
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slapd >/dev/null \
+      || die "apt-get install slapd failed"
+  }
+  command -v ldapsearch >/dev/null || {
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ldap-utils >/dev/null \
+      || die "apt-get install ldap-utils failed"
+  }
+}
+
+db_dir() { # SUFFIX → its database directory
+  local name=${1%%,*}
+  echo "$dir/db/${name#dc=}"
+}
+
+hash_of() { /usr/sbin/slappasswd -s "$1"; }
+
+# The cn=config of the private server.
+write_config() {
+  local admin_hash sync_hash i=1
+  admin_hash=$(hash_of "$admin_pass")
+  sync_hash=$(hash_of "$sync_pass")
+  {
+    cat <<EOF
+dn: cn=config
+objectClass: olcGlobal
+cn: config
+olcPidFile: $dir/slapd.pid
+olcArgsFile: $dir/slapd.args
+olcSizeLimit: 1000
+olcLogLevel: none
+
+dn: cn=module{0},cn=config
+objectClass: olcModuleList
+cn: module{0}
+olcModulePath: /usr/lib/ldap
+olcModuleLoad: back_mdb
+olcModuleLoad: ppolicy
+
+dn: cn=schema,cn=config
+objectClass: olcSchemaConfig
+cn: schema
+
+EOF
+    for s in core cosine nis inetorgperson; do
+      cat "/etc/ldap/schema/$s.ldif"; echo
+    done
+    cat "$here/slapd-mail.ldif"; echo
+    cat <<EOF
+dn: olcDatabase={-1}frontend,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcFrontendConfig
+olcDatabase: {-1}frontend
+
+dn: olcDatabase={0}config,cn=config
+objectClass: olcDatabaseConfig
+olcDatabase: {0}config
+olcAccess: {0}to * by dn.exact=gidNumber=$(id -g)+uidNumber=$(id -u),cn=peercred,cn=external,cn=auth manage by * break
+
+EOF
+    for suffix in "${suffixes[@]}"; do
+      cat <<EOF
+dn: olcDatabase={$i}mdb,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcMdbConfig
+olcDatabase: {$i}mdb
+olcSuffix: $suffix
+olcDbDirectory: $(db_dir "$suffix")
+olcDbMaxSize: 21474836480
+olcDbNoSync: TRUE
+olcRootDN: cn=admin,$suffix
+olcRootPW: $admin_hash
+olcDbIndex: objectClass eq
+olcDbIndex: entryUUID eq
+olcDbIndex: mail eq,pres
+olcDbIndex: uid eq
+olcLimits: {0}dn.exact="cn=dirsync,$suffix" size=unlimited size.prtotal=unlimited time=unlimited
+olcAccess: {0}to attrs=userPassword by self =xw by anonymous auth by * none
+olcAccess: {1}to * by dn.exact="cn=dirsync,$suffix" read by self read by * none
+
+EOF
+      i=$((i + 1))
+    done
+  } > "$dir/config.ldif"
+  printf '%s\n' "$sync_hash" > "$dir/sync.hash"
+}
+
+running() {
+  [ -f "$dir/slapd.pid" ] && kill -0 "$(cat "$dir/slapd.pid")" 2>/dev/null
+}
+
+start() {
+  running && return 0
+  /usr/sbin/slapd -F "$dir/config" -h "$url/ ldapi://$(printf %s "$dir/ldapi" | sed 's,/,%2F,g')/" \
+    || die "slapd did not start (try: /usr/sbin/slapd -d 1 -F $dir/config -h $url/)"
+  for _ in $(seq 1 50); do
+    ldapsearch -x -LLL -o nettimeout=2 -H "$url" -b "" -s base namingContexts >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  die "slapd is not answering on $url"
+}
+
+stop() {
+  running || return 0
+  local pid
+  pid=$(cat "$dir/slapd.pid")
+  kill "$pid"
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  die "slapd (pid $pid) did not stop"
+}
+
+# The suffix entry and the two accounts of a database, as LDIF.
+base_ldif() { # SUFFIX
+  local suffix=$1 dc=${1%%,*}
+  cat <<EOF
+dn: $suffix
+objectClass: dcObject
+objectClass: organization
+dc: ${dc#dc=}
+o: ${dc#dc=}
+
+dn: cn=dirsync,$suffix
+objectClass: organizationalRole
+objectClass: simpleSecurityObject
+cn: dirsync
+description: read-only account of dirsync
+userPassword: $(cat "$dir/sync.hash")
+
+EOF
+}
+
+up() {
+  install_packages
+  if [ ! -f "$dir/config/cn=config.ldif" ]; then
+    log "configuring a private slapd in $dir"
+    rm -rf "$dir"
+    mkdir -p "$dir/config"
+    for suffix in "${suffixes[@]}"; do mkdir -p "$(db_dir "$suffix")"; done
+    write_config
+    /usr/sbin/slapadd -n0 -F "$dir/config" -l "$dir/config.ldif" >/dev/null \
+      || die "slapadd of the configuration failed"
+    for suffix in "${suffixes[@]}"; do
+      base_ldif "$suffix" | /usr/sbin/slapadd -q -F "$dir/config" -b "$suffix" >/dev/null \
+        || die "slapadd of $suffix failed"
+    done
+  fi
+  start
+  log "OpenLDAP is up on $url"
+}
+
+# Replaces a database's entries with an LDIF file (suffix and accounts are
+# added first; the file holds everything below them).
+load() { # SUFFIX LDIF
+  local suffix=$1 file=$2 d
+  d=$(db_dir "$suffix")
+  [ -d "$d" ] || die "no database for $suffix (one of: ${suffixes[*]})"
+  [ -r "$file" ] || die "cannot read $file"
+  up
+  stop
+  rm -f "$d"/*.mdb
+  { base_ldif "$suffix"; cat "$file"; } | /usr/sbin/slapadd -q -F "$dir/config" -b "$suffix" \
+    || die "slapadd of $file into $suffix failed"
+  start
+}
+
+loaded() { # SUFFIX
+  [ "$(ldapsearch -x -LLL -o nettimeout=3 -H "$url" -D "cn=dirsync,$1" -w "$sync_pass" \
+    -b "$1" -s one -z 3 dn 2>/dev/null | grep -c '^dn:')" -gt 1 ]
+}
+
+print_env() {
+  cat <<EOF
+DIRSYNC_LDAP_URL=$url
+DIRSYNC_LDAP_HOST=$host
+DIRSYNC_LDAP_SUFFIX=dc=dirsync,dc=test
+DIRSYNC_LDAP_ADMIN_DN=cn=admin,dc=dirsync,dc=test
+DIRSYNC_LDAP_ADMIN_PASSWORD=$admin_pass
+DIRSYNC_LDAP_SYNC_DN=cn=dirsync,dc=dirsync,dc=test
+DIRSYNC_LDAP_SYNC_PASSWORD=$sync_pass
+EOF
+}
+
+case "${1:-up}" in
+  up) up ;;
+  load) [ $# -eq 3 ] || die "usage: $0 load SUFFIX LDIF"; load "$2" "$3" ;;
+  loaded) [ $# -eq 2 ] || die "usage: $0 loaded SUFFIX"; loaded "$2" ;;
+  env) print_env ;;
+  down) stop ;;
+  *) die "usage: $0 up|load SUFFIX LDIF|loaded SUFFIX|env|down" ;;
+esac
