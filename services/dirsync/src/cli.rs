@@ -740,6 +740,11 @@ mod tests {
 
         let bad: IntegrationFile =
             toml::from_str(&text.replace("type = \"ldap\"", "type = \"novell\"")).expect("parses");
-        assert!(bad.to_api().unwrap_err().to_string().contains("novell"));
+        assert!(
+            bad.to_api()
+                .expect_err("unknown type")
+                .to_string()
+                .contains("novell")
+        );
     }
 }
