@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use dirsync_core::change::{self, Before, Change, Operation};
-use dirsync_core::plan::{CurrentObject, Hold, Plan, Removal, RemovalAction, claim_rank};
+use dirsync_core::plan::{CurrentObject, Hold, Plan, Removal, RemovalAction, Upsert, claim_rank};
 use dirsync_core::{
     IntegrationSettings, ObjectGuid, ObjectKind, ObjectRecord, RunCounts, RunState, SealedSecret,
     Trigger, UnixMillis,
@@ -152,6 +152,23 @@ fn removal_from_parts(
     })
 }
 
+/// Rows per multi-row statement: well under SQLite's 32766 and
+/// PostgreSQL's 65535 bound parameters.
+const CHUNK: usize = 500;
+
+/// ` IN ($n, …)` over `values`.
+fn push_in<DB: sqlx::Database>(qb: &mut sqlx::QueryBuilder<DB>, values: &[String])
+where
+    String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    qb.push(" IN (");
+    let mut list = qb.separated(", ");
+    for v in values {
+        list.push_bind(v.clone());
+    }
+    qb.push(")");
+}
+
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
@@ -230,7 +247,8 @@ macro_rules! store_impl {
 
             /// Gives each address to its best claim (the lowest rank), or
             /// drops it when nobody claims it. `claimants` are the claims
-            /// this run made, for the warnings.
+            /// this run made, for the warnings. Works a chunk of addresses
+            /// per statement.
             async fn resolve_addresses(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 account: &str,
@@ -238,63 +256,103 @@ macro_rules! store_impl {
                 claimants: &HashMap<String, (String, String)>,
                 warnings: &mut Vec<String>,
             ) -> Result<()> {
-                for address in touched {
-                    // The previous owner, when it is a managed object still.
-                    let previous: Option<(String, String)> = match sqlx::query(
-                        "SELECT a.anchor, o.dn FROM addresses a JOIN objects o \
+                let touched: Vec<String> = touched.iter().cloned().collect();
+                for chunk in touched.chunks(CHUNK) {
+                    // The previous owners that are managed objects still.
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT a.address, a.anchor, o.dn FROM addresses a JOIN objects o \
                          ON o.account_id = a.account_id AND o.anchor = a.anchor \
-                         WHERE a.account_id = $1 AND a.address = $2 AND o.managed = TRUE",
-                    )
-                    .bind(account)
-                    .bind(address)
-                    .fetch_optional(&mut **tx)
-                    .await?
-                    {
-                        Some(r) => Some((r.try_get("anchor")?, r.try_get("dn")?)),
-                        None => None,
-                    };
-                    let best = sqlx::query(
-                        "SELECT c.anchor, c.is_primary, c.claim_rank, o.managed, o.dn FROM address_claims c \
-                         JOIN objects o ON o.account_id = c.account_id AND o.anchor = c.anchor \
-                         WHERE c.account_id = $1 AND c.address = $2 ORDER BY c.claim_rank, c.anchor LIMIT 1",
-                    )
-                    .bind(account)
-                    .bind(address)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                    let Some(best) = best else {
-                        sqlx::query("DELETE FROM addresses WHERE account_id = $1 AND address = $2")
-                            .bind(account)
-                            .bind(address)
-                            .execute(&mut **tx)
-                            .await?;
-                        continue;
-                    };
-                    let owner: String = best.try_get("anchor")?;
-                    let owner_dn: String = best.try_get("dn")?;
-                    let managed: bool = best.try_get("managed")?;
-                    sqlx::query(
-                        "INSERT INTO addresses (account_id, address, anchor, is_primary, origin, claim_rank) \
-                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (account_id, address) DO UPDATE \
-                         SET anchor = excluded.anchor, is_primary = excluded.is_primary, \
-                         origin = excluded.origin, claim_rank = excluded.claim_rank",
-                    )
-                    .bind(account)
-                    .bind(address)
-                    .bind(&owner)
-                    .bind(best.try_get::<bool, _>("is_primary")?)
-                    .bind(if managed { ORIGIN_DIRECTORY } else { ORIGIN_MESSAGE_IN_TRANSIT })
-                    .bind(best.try_get::<String, _>("claim_rank")?)
-                    .execute(&mut **tx)
-                    .await?;
-                    if let Some((claimant, claimant_dn)) = claimants.get(address) {
-                        if *claimant != owner {
+                         WHERE o.managed = TRUE AND a.account_id = ",
+                    );
+                    qb.push_bind(account.to_owned());
+                    qb.push(" AND a.address");
+                    push_in(&mut qb, chunk);
+                    let mut previous: HashMap<String, (String, String)> = HashMap::new();
+                    for r in qb.build().fetch_all(&mut **tx).await? {
+                        previous.insert(r.try_get("address")?, (r.try_get("anchor")?, r.try_get("dn")?));
+                    }
+                    // The best claim of each address.
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT address, anchor, is_primary, claim_rank, managed, dn FROM (\
+                         SELECT c.address, c.anchor, c.is_primary, c.claim_rank, o.managed, o.dn, \
+                         ROW_NUMBER() OVER (PARTITION BY c.address ORDER BY c.claim_rank, c.anchor) AS n \
+                         FROM address_claims c JOIN objects o \
+                         ON o.account_id = c.account_id AND o.anchor = c.anchor \
+                         WHERE c.account_id = ",
+                    );
+                    qb.push_bind(account.to_owned());
+                    qb.push(" AND c.address");
+                    push_in(&mut qb, chunk);
+                    qb.push(") ranked WHERE n = 1");
+                    struct Best {
+                        anchor: String,
+                        is_primary: bool,
+                        rank: String,
+                        managed: bool,
+                        dn: String,
+                    }
+                    let mut best: HashMap<String, Best> = HashMap::new();
+                    for r in qb.build().fetch_all(&mut **tx).await? {
+                        best.insert(
+                            r.try_get("address")?,
+                            Best {
+                                anchor: r.try_get("anchor")?,
+                                is_primary: r.try_get("is_primary")?,
+                                rank: r.try_get("claim_rank")?,
+                                managed: r.try_get("managed")?,
+                                dn: r.try_get("dn")?,
+                            },
+                        );
+                    }
+                    let unclaimed: Vec<String> =
+                        chunk.iter().filter(|a| !best.contains_key(*a)).cloned().collect();
+                    if !unclaimed.is_empty() {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "DELETE FROM addresses WHERE account_id = ",
+                        );
+                        qb.push_bind(account.to_owned());
+                        qb.push(" AND address");
+                        push_in(&mut qb, &unclaimed);
+                        qb.build().execute(&mut **tx).await?;
+                    }
+                    let owned: Vec<(&String, &Best)> =
+                        chunk.iter().filter_map(|a| best.get(a).map(|b| (a, b))).collect();
+                    if !owned.is_empty() {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO addresses (account_id, address, anchor, is_primary, origin, claim_rank) ",
+                        );
+                        qb.push_values(&owned, |mut row, (address, b)| {
+                            row.push_bind(account.to_owned())
+                                .push_bind((*address).clone())
+                                .push_bind(b.anchor.clone())
+                                .push_bind(b.is_primary)
+                                .push_bind(if b.managed { ORIGIN_DIRECTORY } else { ORIGIN_MESSAGE_IN_TRANSIT })
+                                .push_bind(b.rank.clone());
+                        });
+                        qb.push(
+                            " ON CONFLICT (account_id, address) DO UPDATE \
+                             SET anchor = excluded.anchor, is_primary = excluded.is_primary, \
+                             origin = excluded.origin, claim_rank = excluded.claim_rank",
+                        );
+                        qb.build().execute(&mut **tx).await?;
+                    }
+                    for address in chunk {
+                        let (Some(b), Some((claimant, claimant_dn))) =
+                            (best.get(address), claimants.get(address))
+                        else {
+                            continue;
+                        };
+                        if *claimant != b.anchor {
                             warnings.push(format!(
-                                "{claimant_dn}: address {address} belongs to {owner_dn}, whose claim takes precedence; it was not linked here"
+                                "{claimant_dn}: address {address} belongs to {}, whose claim takes precedence; it was not linked here",
+                                b.dn
                             ));
-                        } else if let Some((_, prev_dn)) = previous.filter(|(p, _)| p != &owner) {
+                        } else if let Some((_, prev_dn)) =
+                            previous.get(address).filter(|(p, _)| *p != b.anchor)
+                        {
                             warnings.push(format!(
-                                "{owner_dn}: address {address} was taken over from {prev_dn}, whose claim ranks lower"
+                                "{}: address {address} was taken over from {prev_dn}, whose claim ranks lower",
+                                b.dn
                             ));
                         }
                     }
@@ -315,19 +373,20 @@ macro_rules! store_impl {
                     .iter()
                     .map(|u| u.record.anchor)
                     .chain(plan.removals.iter().chain(&plan.held).map(|r| r.anchor));
+                let anchors: Vec<String> = anchors.map(|a| a.to_string()).collect();
                 let mut before = HashMap::new();
-                for anchor in anchors {
-                    let row = sqlx::query(
-                        "SELECT record, managed FROM objects WHERE account_id = $1 AND anchor = $2",
-                    )
-                    .bind(&run.account_id)
-                    .bind(anchor.to_string())
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                    if let Some(row) = row {
+                for chunk in anchors.chunks(CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT anchor, record, managed FROM objects WHERE account_id = ",
+                    );
+                    qb.push_bind(run.account_id.clone());
+                    qb.push(" AND anchor");
+                    push_in(&mut qb, chunk);
+                    for row in qb.build().fetch_all(&mut **tx).await? {
+                        let anchor: String = row.try_get("anchor")?;
                         let record: String = row.try_get("record")?;
                         before.insert(
-                            anchor,
+                            anchor.parse().map_err(|e| corrupt("object anchor", e))?,
                             Before {
                                 record: serde_json::from_str(&record)
                                     .map_err(|e| corrupt("directory object", e))?,
@@ -352,23 +411,26 @@ macro_rules! store_impl {
                 .fetch_one(&mut **tx)
                 .await?
                 .try_get("n")?;
-                for (n, c) in changes.iter().enumerate() {
-                    sqlx::query(
+                let numbered: Vec<(i64, &Change)> =
+                    changes.iter().enumerate().map(|(n, c)| (start + n as i64, c)).collect();
+                for chunk in numbered.chunks(CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO change_log (run_id, account_id, sequence, anchor, kind, dn, operation, \
-                         fields, reason, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    )
-                    .bind(&run.id)
-                    .bind(&run.account_id)
-                    .bind(start + n as i64)
-                    .bind(c.anchor.to_string())
-                    .bind(c.kind.as_str())
-                    .bind(&c.dn)
-                    .bind(c.operation.as_str())
-                    .bind(json(&c.fields))
-                    .bind(&c.reason)
-                    .bind(now)
-                    .execute(&mut **tx)
-                    .await?;
+                         fields, reason, at) ",
+                    );
+                    qb.push_values(chunk, |mut row, (n, c)| {
+                        row.push_bind(run.id.clone())
+                            .push_bind(run.account_id.clone())
+                            .push_bind(*n)
+                            .push_bind(c.anchor.to_string())
+                            .push_bind(c.kind.as_str())
+                            .push_bind(c.dn.clone())
+                            .push_bind(c.operation.as_str())
+                            .push_bind(json(&c.fields))
+                            .push_bind(c.reason.clone())
+                            .push_bind(now);
+                    });
+                    qb.build().execute(&mut **tx).await?;
                 }
                 Ok(())
             }
@@ -1061,23 +1123,32 @@ macro_rules! store_impl {
                 // (overlapping Root DNs) stays with it: the integration that
                 // synced it first keeps it, so runs never take it back and
                 // forth.
-                let mut foreign = Vec::new();
-                for upsert in &plan.adds {
-                    let owner = sqlx::query(
-                        "SELECT i.name FROM objects o JOIN integrations i ON i.id = o.integration_id \
-                         WHERE o.account_id = $1 AND o.anchor = $2 AND o.managed = TRUE \
-                         AND o.integration_id <> $3",
-                    )
-                    .bind(account)
-                    .bind(upsert.record.anchor.to_string())
-                    .bind(&run.integration_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if let Some(owner) = owner {
-                        let name: String = owner.try_get("name")?;
-                        foreign.push((upsert.record.anchor, upsert.record.dn.clone(), name));
+                let add_anchors: Vec<String> =
+                    plan.adds.iter().map(|u| u.record.anchor.to_string()).collect();
+                let mut owners: HashMap<String, String> = HashMap::new();
+                for chunk in add_anchors.chunks(CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT o.anchor, i.name FROM objects o JOIN integrations i ON i.id = o.integration_id \
+                         WHERE o.managed = TRUE AND o.account_id = ",
+                    );
+                    qb.push_bind(account.to_owned());
+                    qb.push(" AND o.integration_id <> ");
+                    qb.push_bind(run.integration_id.clone());
+                    qb.push(" AND o.anchor");
+                    push_in(&mut qb, chunk);
+                    for r in qb.build().fetch_all(&mut *tx).await? {
+                        owners.insert(r.try_get("anchor")?, r.try_get("name")?);
                     }
                 }
+                let foreign: Vec<(ObjectGuid, String, String)> = plan
+                    .adds
+                    .iter()
+                    .filter_map(|u| {
+                        owners
+                            .get(&u.record.anchor.to_string())
+                            .map(|name| (u.record.anchor, u.record.dn.clone(), name.clone()))
+                    })
+                    .collect();
                 let owned;
                 let plan = if foreign.is_empty() {
                     plan
@@ -1106,83 +1177,126 @@ macro_rules! store_impl {
 
                 // The claims of every changing object go first; the owner of
                 // each address they touch is worked out once, at the end.
+                let upserts: Vec<&Upsert> = plan.adds.iter().chain(&plan.updates).collect();
                 let mut touched = BTreeSet::new();
-                for upsert in plan.adds.iter().chain(&plan.updates) {
-                    let anchor = upsert.record.anchor.to_string();
-                    touched.extend(Self::claimed_addresses(&mut tx, account, &anchor).await?);
-                    sqlx::query("DELETE FROM address_claims WHERE account_id = $1 AND anchor = $2")
-                        .bind(account)
-                        .bind(&anchor)
-                        .execute(&mut *tx)
-                        .await?;
+                for chunk in upserts.chunks(CHUNK) {
+                    let anchors: Vec<String> =
+                        chunk.iter().map(|u| u.record.anchor.to_string()).collect();
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT address FROM address_claims WHERE account_id = ",
+                    );
+                    qb.push_bind(account.to_owned());
+                    qb.push(" AND anchor");
+                    push_in(&mut qb, &anchors);
+                    for r in qb.build().fetch_all(&mut *tx).await? {
+                        touched.insert(r.try_get::<String, _>("address")?);
+                    }
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "DELETE FROM address_claims WHERE account_id = ",
+                    );
+                    qb.push_bind(account.to_owned());
+                    qb.push(" AND anchor");
+                    push_in(&mut qb, &anchors);
+                    qb.build().execute(&mut *tx).await?;
                 }
                 touched.extend(Self::remove(&mut tx, account, &plan.removals, now).await?);
                 let mut claimants = HashMap::new();
 
-                for upsert in plan.adds.iter().chain(&plan.updates) {
-                    let rec = &upsert.record;
-                    let anchor = rec.anchor.to_string();
-                    sqlx::query(
+                for chunk in upserts.chunks(CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO objects (account_id, anchor, integration_id, kind, dn, display_name, \
-                         primary_address, disabled, managed, record, content_hash, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, TRUE, $9, $10, $11) \
-                         ON CONFLICT (account_id, anchor) DO UPDATE SET integration_id = excluded.integration_id, \
+                         primary_address, disabled, managed, record, content_hash, updated_at) ",
+                    );
+                    qb.push_values(chunk, |mut row, upsert| {
+                        let rec = &upsert.record;
+                        row.push_bind(account.to_owned())
+                            .push_bind(rec.anchor.to_string())
+                            .push_bind(run.integration_id.clone())
+                            .push_bind(rec.kind.as_str())
+                            .push_bind(rec.dn.clone())
+                            .push_bind(rec.attributes.display_name.clone())
+                            .push_bind(rec.primary_address.as_ref().map(|a| a.to_string()))
+                            .push_bind(rec.disabled)
+                            .push_bind(true)
+                            .push_bind(json(rec))
+                            .push_bind(upsert.content_hash.clone())
+                            .push_bind(now);
+                    });
+                    qb.push(
+                        " ON CONFLICT (account_id, anchor) DO UPDATE SET integration_id = excluded.integration_id, \
                          kind = excluded.kind, dn = excluded.dn, display_name = excluded.display_name, \
                          primary_address = excluded.primary_address, disabled = excluded.disabled, \
                          managed = TRUE, record = excluded.record, content_hash = excluded.content_hash, \
                          updated_at = excluded.updated_at",
-                    )
-                    .bind(account)
-                    .bind(&anchor)
-                    .bind(&run.integration_id)
-                    .bind(rec.kind.as_str())
-                    .bind(&rec.dn)
-                    .bind(&rec.attributes.display_name)
-                    .bind(rec.primary_address.as_ref().map(|a| a.to_string()))
-                    .bind(rec.disabled)
-                    .bind(json(rec))
-                    .bind(&upsert.content_hash)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    for (address, is_primary) in rec.addresses() {
-                        let rank = claim_rank(
-                            is_primary,
-                            rec.disabled,
-                            integration_created_at,
-                            &run.integration_id,
-                        );
-                        sqlx::query(
-                            "INSERT INTO address_claims (account_id, address, anchor, is_primary, claim_rank) \
-                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                        )
-                        .bind(account)
-                        .bind(address.as_str())
-                        .bind(&anchor)
-                        .bind(is_primary)
-                        .bind(&rank)
-                        .execute(&mut *tx)
-                        .await?;
-                        touched.insert(address.to_string());
-                        claimants.insert(address.to_string(), (anchor.clone(), rec.dn.clone()));
-                    }
-                    if rec.kind == ObjectKind::Group {
-                        sqlx::query("DELETE FROM members WHERE account_id = $1 AND group_anchor = $2")
-                            .bind(account)
-                            .bind(&anchor)
-                            .execute(&mut *tx)
-                            .await?;
-                        for member in &rec.members {
-                            sqlx::query(
-                                "INSERT INTO members (account_id, group_anchor, member_anchor) VALUES ($1, $2, $3) \
-                                 ON CONFLICT DO NOTHING",
-                            )
-                            .bind(account)
-                            .bind(&anchor)
-                            .bind(member.to_string())
-                            .execute(&mut *tx)
-                            .await?;
+                    );
+                    qb.build().execute(&mut *tx).await?;
+
+                    let mut claims = Vec::new();
+                    for upsert in chunk {
+                        let rec = &upsert.record;
+                        let anchor = rec.anchor.to_string();
+                        for (address, is_primary) in rec.addresses() {
+                            let rank = claim_rank(
+                                is_primary,
+                                rec.disabled,
+                                integration_created_at,
+                                &run.integration_id,
+                            );
+                            touched.insert(address.to_string());
+                            claimants.insert(address.to_string(), (anchor.clone(), rec.dn.clone()));
+                            claims.push((address.to_string(), anchor.clone(), is_primary, rank));
                         }
+                    }
+                    for claims in claims.chunks(CHUNK) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO address_claims (account_id, address, anchor, is_primary, claim_rank) ",
+                        );
+                        qb.push_values(claims, |mut row, (address, anchor, is_primary, rank)| {
+                            row.push_bind(account.to_owned())
+                                .push_bind(address.clone())
+                                .push_bind(anchor.clone())
+                                .push_bind(*is_primary)
+                                .push_bind(rank.clone());
+                        });
+                        qb.push(" ON CONFLICT DO NOTHING");
+                        qb.build().execute(&mut *tx).await?;
+                    }
+
+                    let groups: Vec<&ObjectRecord> = chunk
+                        .iter()
+                        .map(|u| &u.record)
+                        .filter(|r| r.kind == ObjectKind::Group)
+                        .collect();
+                    if groups.is_empty() {
+                        continue;
+                    }
+                    let group_anchors: Vec<String> =
+                        groups.iter().map(|g| g.anchor.to_string()).collect();
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "DELETE FROM members WHERE account_id = ",
+                    );
+                    qb.push_bind(account.to_owned());
+                    qb.push(" AND group_anchor");
+                    push_in(&mut qb, &group_anchors);
+                    qb.build().execute(&mut *tx).await?;
+                    let edges: Vec<(String, String)> = groups
+                        .iter()
+                        .flat_map(|g| {
+                            let group = g.anchor.to_string();
+                            g.members.iter().map(move |m| (group.clone(), m.to_string()))
+                        })
+                        .collect();
+                    for edges in edges.chunks(CHUNK * 4) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO members (account_id, group_anchor, member_anchor) ",
+                        );
+                        qb.push_values(edges, |mut row, (group, member)| {
+                            row.push_bind(account.to_owned())
+                                .push_bind(group.clone())
+                                .push_bind(member.clone());
+                        });
+                        qb.push(" ON CONFLICT DO NOTHING");
+                        qb.build().execute(&mut *tx).await?;
                     }
                 }
 
