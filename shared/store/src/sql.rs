@@ -258,32 +258,64 @@ macro_rules! store_impl {
             ) -> Result<()> {
                 let touched: Vec<String> = touched.iter().cloned().collect();
                 for chunk in touched.chunks(CHUNK) {
-                    // The previous owners that are managed objects still.
+                    // Index lookups only: joins here make PostgreSQL plan
+                    // for tables it has not seen grow within the transaction.
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT a.address, a.anchor, o.dn FROM addresses a JOIN objects o \
-                         ON o.account_id = a.account_id AND o.anchor = a.anchor \
-                         WHERE o.managed = TRUE AND a.account_id = ",
+                        "SELECT address, anchor FROM addresses WHERE account_id = ",
                     );
                     qb.push_bind(account.to_owned());
-                    qb.push(" AND a.address");
+                    qb.push(" AND address");
                     push_in(&mut qb, chunk);
-                    let mut previous: HashMap<String, (String, String)> = HashMap::new();
+                    let mut previous: HashMap<String, String> = HashMap::new();
                     for r in qb.build().fetch_all(&mut **tx).await? {
-                        previous.insert(r.try_get("address")?, (r.try_get("anchor")?, r.try_get("dn")?));
+                        previous.insert(r.try_get("address")?, r.try_get("anchor")?);
                     }
-                    // The best claim of each address.
+                    // Every claim on these addresses, best first.
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT address, anchor, is_primary, claim_rank, managed, dn FROM (\
-                         SELECT c.address, c.anchor, c.is_primary, c.claim_rank, o.managed, o.dn, \
-                         ROW_NUMBER() OVER (PARTITION BY c.address ORDER BY c.claim_rank, c.anchor) AS n \
-                         FROM address_claims c JOIN objects o \
-                         ON o.account_id = c.account_id AND o.anchor = c.anchor \
-                         WHERE c.account_id = ",
+                        "SELECT address, anchor, is_primary, claim_rank FROM address_claims WHERE account_id = ",
                     );
                     qb.push_bind(account.to_owned());
-                    qb.push(" AND c.address");
+                    qb.push(" AND address");
                     push_in(&mut qb, chunk);
-                    qb.push(") ranked WHERE n = 1");
+                    let mut claims: Vec<(String, String, bool, String)> = Vec::new();
+                    for r in qb.build().fetch_all(&mut **tx).await? {
+                        claims.push((
+                            r.try_get("address")?,
+                            r.try_get("anchor")?,
+                            r.try_get("is_primary")?,
+                            r.try_get("claim_rank")?,
+                        ));
+                    }
+                    // Ranks and anchors are ASCII and compare bytewise, as
+                    // claim_rank() intends (whatever the database's collation).
+                    claims.sort_by(|x, y| (&x.0, &x.3, &x.1).cmp(&(&y.0, &y.3, &y.1)));
+                    // The objects behind the owners and claims.
+                    let mut anchors: Vec<String> = previous
+                        .values()
+                        .cloned()
+                        .chain(claims.iter().map(|c| c.1.clone()))
+                        .collect();
+                    anchors.sort();
+                    anchors.dedup();
+                    let mut objects: HashMap<String, (String, bool)> = HashMap::new();
+                    for part in anchors.chunks(CHUNK) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "SELECT anchor, dn, managed FROM objects WHERE account_id = ",
+                        );
+                        qb.push_bind(account.to_owned());
+                        qb.push(" AND anchor");
+                        push_in(&mut qb, part);
+                        for r in qb.build().fetch_all(&mut **tx).await? {
+                            objects.insert(r.try_get("anchor")?, (r.try_get("dn")?, r.try_get("managed")?));
+                        }
+                    }
+                    let previous: HashMap<String, (String, String)> = previous
+                        .into_iter()
+                        .filter_map(|(address, anchor)| match objects.get(&anchor) {
+                            Some((dn, true)) => Some((address, (anchor, dn.clone()))),
+                            _ => None,
+                        })
+                        .collect();
                     struct Best {
                         anchor: String,
                         is_primary: bool,
@@ -292,15 +324,22 @@ macro_rules! store_impl {
                         dn: String,
                     }
                     let mut best: HashMap<String, Best> = HashMap::new();
-                    for r in qb.build().fetch_all(&mut **tx).await? {
+                    for (address, anchor, is_primary, rank) in claims {
+                        if best.contains_key(&address) {
+                            continue;
+                        }
+                        // A claim without its object does not count.
+                        let Some((dn, managed)) = objects.get(&anchor) else {
+                            continue;
+                        };
                         best.insert(
-                            r.try_get("address")?,
+                            address,
                             Best {
-                                anchor: r.try_get("anchor")?,
-                                is_primary: r.try_get("is_primary")?,
-                                rank: r.try_get("claim_rank")?,
-                                managed: r.try_get("managed")?,
-                                dn: r.try_get("dn")?,
+                                anchor,
+                                is_primary,
+                                rank,
+                                managed: *managed,
+                                dn: dn.clone(),
                             },
                         );
                     }
@@ -1115,6 +1154,14 @@ macro_rules! store_impl {
             ) -> Result<ApplyOutcome> {
                 let account = run.account_id.as_str();
                 let mut tx = self.pool.begin().await?;
+                if <$db as sqlx::Database>::NAME == "PostgreSQL" {
+                    // The tables grow within this transaction: plan every
+                    // statement for the rows it meets, not once (generic
+                    // plan) for the nearly empty tables of the first chunk.
+                    sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 // Claim the run: only an unsettled run at this attempt applies.
                 if !Self::claim(&mut tx, run).await? {
                     return Ok(ApplyOutcome::AlreadySettled);
