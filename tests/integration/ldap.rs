@@ -333,3 +333,70 @@ async fn ldap_renames_changes_mapping_and_sign_in() {
         AuthResult::Ok
     );
 }
+
+/// A group too large for one bus message (6000 members, ~330 KB of DNs)
+/// crosses NATS in parts and arrives whole.
+#[tokio::test]
+async fn ldap_large_group_crosses_the_bus_in_parts() {
+    const USERS: usize = 6000;
+    let fx = LdapFixture::seed().await;
+    let ldap = fx.admin().await;
+    let people = fx.people();
+    let dns: Vec<String> = (0..USERS)
+        .map(|i| format!("uid=member{i:05},{people}"))
+        .collect();
+    // Added 200 at a time over one connection (ldap3 multiplexes).
+    for chunk in dns.chunks(200) {
+        let mut adds = tokio::task::JoinSet::new();
+        for dn in chunk {
+            let mut ldap = ldap.clone();
+            let dn = dn.clone();
+            let uid = dn[4..dn.find(',').unwrap()].to_owned();
+            adds.spawn(async move {
+                let attrs = vec![
+                    ("objectClass", HashSet::from(["inetOrgPerson"])),
+                    ("uid", HashSet::from([uid.as_str()])),
+                    ("cn", HashSet::from([uid.as_str()])),
+                    ("sn", HashSet::from(["Member"])),
+                ];
+                let mail = format!("{uid}@bulk.example.com");
+                let mut attrs: Vec<(&str, HashSet<&str>)> = attrs;
+                attrs.push(("mail", HashSet::from([mail.as_str()])));
+                ldap.add(&dn, attrs).await.unwrap().success().unwrap();
+            });
+        }
+        while let Some(r) = adds.join_next().await {
+            r.unwrap();
+        }
+    }
+    let mut ldap = ldap;
+    let group = format!("cn=everyone,ou=groups,{}", fx.base);
+    let members: HashSet<&str> = dns.iter().map(String::as_str).collect();
+    ldap.add(
+        &group,
+        vec![
+            ("objectClass", HashSet::from(["groupOfNames"])),
+            ("cn", HashSet::from(["everyone"])),
+            ("member", members),
+        ],
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+
+    let stack = Distributed::start().await;
+    let mut client = stack.client("acme").await;
+    let i = create_integration(
+        &mut client,
+        fx.settings("OpenLDAP"),
+        &LdapFixture::password(),
+    )
+    .await;
+    let run = sync(&mut client, &i.id).await;
+    assert_succeeded(&run);
+    assert_eq!(run.counts.unwrap().collected, 5 + USERS as u64 + 1);
+    let (_, all) = snapshot(&mut client).await;
+    let everyone = all.iter().find(|o| o.display_name == "everyone").unwrap();
+    assert_eq!(everyone.member_ids.len(), USERS, "every member arrived");
+}

@@ -19,9 +19,49 @@ use dirsync_core::{DirectorySchema, Dn, EncryptionMode, MasterKey, SealedSecret}
 use dirsync_ldap::{LdapError, Target, Timeouts};
 use dirsync_proto::bus::{self, collector_event::Event};
 
-/// Entries per `ObjectBatch`: well under NATS' 1 MB max_payload for
-/// AD-shaped entries.
+/// Entries per `ObjectBatch`, at most.
 pub const BATCH_ENTRIES: usize = 500;
+/// Encoded bytes per `ObjectBatch`, at most (entries permitting): half of
+/// NATS' default 1 MB max_payload.
+pub const BATCH_BYTES: usize = 512 * 1024;
+/// A group entry larger than this travels in parts (`member_part`).
+pub const PART_BYTES: usize = 256 * 1024;
+
+/// Splits an entry too large for one bus message into the entry with its
+/// first members and continuations carrying the rest (`member_part` 1, 2,
+/// …). Other entries come back as they are.
+pub fn split_entry(mut e: bus::DirectoryEntry, part_bytes: usize) -> Vec<bus::DirectoryEntry> {
+    if e.encoded_len() <= part_bytes || e.member_dns.len() < 2 {
+        return vec![e];
+    }
+    let mut members = std::mem::take(&mut e.member_dns).into_iter().peekable();
+    let mut parts = Vec::new();
+    let mut current = e;
+    let mut part = 0u32;
+    loop {
+        // Fill this part up to the budget (at least one member per part).
+        while let Some(m) = members.peek() {
+            let grows = m.len() + 3;
+            if !current.member_dns.is_empty() && current.encoded_len() + grows > part_bytes {
+                break;
+            }
+            current.member_dns.extend(members.next());
+        }
+        let guid = current.object_guid.clone();
+        let kind = current.kind;
+        parts.push(current);
+        if members.peek().is_none() {
+            return parts;
+        }
+        part += 1;
+        current = bus::DirectoryEntry {
+            kind,
+            object_guid: guid,
+            member_part: part,
+            ..Default::default()
+        };
+    }
+}
 /// LDAP page size (RFC 2696); AD's MaxPageSize is 1000.
 pub const PAGE_SIZE: i32 = 500;
 
@@ -263,9 +303,11 @@ impl Collector {
 
         // LDAP reading and publishing overlap: entries flow through a
         // bounded channel to the batcher, so memory stays flat.
-        let (tx, mut rx) = mpsc::channel::<bus::DirectoryEntry>(BATCH_ENTRIES * 2);
-        let batcher = async {
+        let (tx, rx) = mpsc::channel::<bus::DirectoryEntry>(BATCH_ENTRIES * 2);
+        let batcher = async move {
+            let mut rx = rx;
             let mut sequence = 0u32;
+            let mut bytes = 0usize;
             let mut entries = 0u64;
             let mut batch = Vec::with_capacity(BATCH_ENTRIES);
             let mut last_progress = Instant::now();
@@ -275,14 +317,28 @@ impl Collector {
             loop {
                 let next = rx.recv().await;
                 let done = next.is_none();
-                if let Some(e) = next {
-                    batch.push(e);
+                // Batches close at BATCH_ENTRIES entries or BATCH_BYTES; a
+                // large group arrives in parts that each fit.
+                let mut full = Vec::new();
+                for piece in next.map(|e| split_entry(e, PART_BYTES)).unwrap_or_default() {
+                    let size = piece.encoded_len() + 4;
+                    if !batch.is_empty()
+                        && (bytes + size > BATCH_BYTES || batch.len() >= BATCH_ENTRIES)
+                    {
+                        full.push(std::mem::take(&mut batch));
+                        bytes = 0;
+                    }
+                    bytes += size;
+                    batch.push(piece);
                 }
-                if batch.len() >= BATCH_ENTRIES || (done && !batch.is_empty()) {
-                    entries += batch.len() as u64;
+                if done && !batch.is_empty() {
+                    full.push(std::mem::take(&mut batch));
+                }
+                for b in full {
+                    entries += b.iter().filter(|e| e.member_part == 0).count() as u64;
                     let b = bus::ObjectBatch {
                         sequence,
-                        entries: std::mem::take(&mut batch),
+                        entries: b,
                     };
                     self.publish(job, attempt, &format!("b{sequence}"), Event::Batch(b))
                         .await?;
@@ -345,7 +401,39 @@ impl Collector {
 
 #[cfg(test)]
 mod tests {
-    use super::attempt_number;
+    use super::{attempt_number, split_entry};
+    use dirsync_proto::bus;
+    use prost::Message;
+
+    #[test]
+    fn large_groups_travel_in_parts() {
+        let members: Vec<String> = (0..20_000)
+            .map(|i| format!("uid=u{i:07},ou=people,dc=example,dc=com"))
+            .collect();
+        let group = bus::DirectoryEntry {
+            kind: bus::ObjectKind::Group as i32,
+            object_guid: "00112233-4455-6677-8899-aabbccddeeff".into(),
+            dn: "cn=all,dc=example,dc=com".into(),
+            display_name: "all".into(),
+            member_dns: members.clone(),
+            ..Default::default()
+        };
+        let parts = split_entry(group.clone(), 64 * 1024);
+        assert!(parts.len() > 5, "{} parts", parts.len());
+        for (n, p) in parts.iter().enumerate() {
+            assert!(p.encoded_len() <= 64 * 1024);
+            assert_eq!(p.member_part, n as u32);
+            assert_eq!(p.object_guid, group.object_guid);
+            assert_eq!(p.dn.is_empty(), n > 0, "only the first part is the entry");
+        }
+        let rejoined: Vec<String> = parts.into_iter().flat_map(|p| p.member_dns).collect();
+        assert_eq!(rejoined, members);
+        let small = bus::DirectoryEntry {
+            member_dns: members[..3].to_vec(),
+            ..group
+        };
+        assert_eq!(split_entry(small.clone(), 64 * 1024), vec![small]);
+    }
 
     #[test]
     fn attempts_grow_with_deliveries_and_restarts() {

@@ -80,7 +80,8 @@ impl Reconciler {
                 Ok(Settle::Ack)
             }
             Some(Event::Batch(b)) => {
-                let entries = b.entries.len() as u64;
+                // Continuations of a large group are not entries.
+                let entries = b.entries.iter().filter(|e| e.member_part == 0).count() as u64;
                 self.store
                     .stage_batch(
                         &ev.run_id,
@@ -171,19 +172,19 @@ impl Reconciler {
             reasons.push("the collector marked the collection incomplete".to_owned());
         }
         let mut objects = Vec::with_capacity(usize::try_from(end.entries).unwrap_or_default());
+        let mut entries = Vec::new();
         for payload in self.store.staged_batches(&ev.run_id, ev.attempt).await? {
-            let batch = match bus::ObjectBatch::decode(payload.as_slice()) {
-                Ok(b) => b,
-                Err(e) => {
-                    reasons.push(format!("a staged batch cannot be decoded: {e}"));
-                    continue;
-                }
-            };
-            for entry in batch.entries {
-                match DirectoryObject::try_from(entry) {
-                    Ok(o) => objects.push(o),
-                    Err(e) => reasons.push(e.to_string()),
-                }
+            match bus::ObjectBatch::decode(payload.as_slice()) {
+                Ok(b) => entries.extend(b.entries),
+                Err(e) => reasons.push(format!("a staged batch cannot be decoded: {e}")),
+            }
+        }
+        let (entries, part_errors) = join_parts(entries);
+        reasons.extend(part_errors);
+        for entry in entries {
+            match DirectoryObject::try_from(entry) {
+                Ok(o) => objects.push(o),
+                Err(e) => reasons.push(e.to_string()),
             }
         }
         let source = Source {
@@ -250,6 +251,30 @@ impl Reconciler {
 }
 
 /// Counts what an applied (or previewed) run did.
+/// Joins the parts of large groups (`member_part` > 0) to the entry they
+/// continue, which comes just before them. A part without its entry makes
+/// the collection incomplete.
+pub fn join_parts(
+    entries: impl IntoIterator<Item = bus::DirectoryEntry>,
+) -> (Vec<bus::DirectoryEntry>, Vec<String>) {
+    let mut out: Vec<bus::DirectoryEntry> = Vec::new();
+    let mut errors = Vec::new();
+    for e in entries {
+        if e.member_part == 0 {
+            out.push(e);
+            continue;
+        }
+        match out.last_mut() {
+            Some(last) if last.object_guid == e.object_guid => last.member_dns.extend(e.member_dns),
+            _ => errors.push(format!(
+                "member part {} of object {} arrived without its entry",
+                e.member_part, e.object_guid
+            )),
+        }
+    }
+    (out, errors)
+}
+
 fn record_metrics(
     run: &dirsync_store::RunRecord,
     plan: &plan::Plan,
@@ -304,5 +329,36 @@ fn record_metrics(
         m.last_success_seconds
             .get_or_create(&by_integration)
             .set(now / 1000);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join_parts;
+    use dirsync_proto::bus::DirectoryEntry;
+
+    fn e(guid: &str, part: u32, members: &[&str]) -> DirectoryEntry {
+        DirectoryEntry {
+            object_guid: guid.into(),
+            member_part: part,
+            member_dns: members.iter().map(|m| (*m).to_owned()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn parts_join_their_entry() {
+        let (joined, errors) = join_parts([
+            e("a", 0, &["x"]),
+            e("g", 0, &["1", "2"]),
+            e("g", 1, &["3"]),
+            e("g", 2, &["4"]),
+            e("b", 0, &[]),
+            e("c", 1, &["lost"]),
+        ]);
+        assert_eq!(joined.len(), 3);
+        assert_eq!(joined[1].member_dns, ["1", "2", "3", "4"]);
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].contains("object c"), "{errors:?}");
     }
 }

@@ -230,6 +230,7 @@ fn from_ad(e: SearchEntry) -> Result<Option<DirectoryEntry>, String> {
         when_changed: v.string("whenchanged"),
         usn_changed: v.int("usnchanged").map_err(err)?.unwrap_or_default(),
         disabled: false,
+        member_part: 0,
         dn,
     }))
 }
