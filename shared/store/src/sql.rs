@@ -152,21 +152,30 @@ fn removal_from_parts(
     })
 }
 
+/// Objects written by one apply beyond which PostgreSQL's statistics are
+/// refreshed within it.
+const ANALYZE_AFTER: usize = 5_000;
+
 /// Rows per multi-row statement: well under SQLite's 32766 and
 /// PostgreSQL's 65535 bound parameters.
 const CHUNK: usize = 500;
 
-/// ` IN ($n, …)` over `values`.
+/// ` IN (SELECT column1 FROM (VALUES ($n), …) AS k)` over `values`: a
+/// join the planner turns into one index probe per key even on tables
+/// without statistics, where a plain `IN ($n, …)` list can end up a filter
+/// over every row of the account.
 fn push_in<DB: sqlx::Database>(qb: &mut sqlx::QueryBuilder<DB>, values: &[String])
 where
     String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
-    qb.push(" IN (");
+    qb.push(" IN (SELECT column1 FROM (VALUES ");
     let mut list = qb.separated(", ");
     for v in values {
-        list.push_bind(v.clone());
+        list.push("(");
+        list.push_bind_unseparated(v.clone());
+        list.push_unseparated(")");
     }
-    qb.push(")");
+    qb.push(") AS k)");
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {
@@ -192,6 +201,14 @@ macro_rules! store_impl {
                 rows.iter()
                     .map(|r| r.try_get("address").map_err(StoreError::from))
                     .collect()
+            }
+
+            /// Planner settings of the transaction, on PostgreSQL only.
+            async fn pg_settings(tx: &mut sqlx::Transaction<'_, $db>, sql: &'static str) -> Result<()> {
+                if <$db as sqlx::Database>::NAME == "PostgreSQL" {
+                    sqlx::raw_sql(sql).execute(&mut **tx).await?;
+                }
+                Ok(())
             }
 
             /// Deletes or demotes objects; part of the caller's transaction.
@@ -257,7 +274,16 @@ macro_rules! store_impl {
                 warnings: &mut Vec<String>,
             ) -> Result<()> {
                 let touched: Vec<String> = touched.iter().cloned().collect();
+                // `addresses` grows from empty on a first sync: its
+                // statistics are refreshed each time it doubled, so that
+                // lookups stay key probes (see apply).
+                let (mut written, mut analyzed_at) = (0usize, 0usize);
                 for chunk in touched.chunks(CHUNK) {
+                    if written >= ANALYZE_AFTER && written >= 2 * analyzed_at {
+                        Self::pg_settings(tx, "ANALYZE addresses").await?;
+                        analyzed_at = written;
+                    }
+                    written += chunk.len();
                     // Index lookups only: joins here make PostgreSQL plan
                     // for tables it has not seen grow within the transaction.
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
@@ -1154,14 +1180,10 @@ macro_rules! store_impl {
             ) -> Result<ApplyOutcome> {
                 let account = run.account_id.as_str();
                 let mut tx = self.pool.begin().await?;
-                if <$db as sqlx::Database>::NAME == "PostgreSQL" {
-                    // The tables grow within this transaction: plan every
-                    // statement for the rows it meets, not once (generic
-                    // plan) for the nearly empty tables of the first chunk.
-                    sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                // The tables grow within this transaction: plan every
+                // statement for the rows it meets, not once (a generic plan)
+                // for the nearly empty tables of the first chunk.
+                Self::pg_settings(&mut tx, "SET LOCAL plan_cache_mode = force_custom_plan").await?;
                 // Claim the run: only an unsettled run at this attempt applies.
                 if !Self::claim(&mut tx, run).await? {
                     return Ok(ApplyOutcome::AlreadySettled);
@@ -1347,6 +1369,16 @@ macro_rules! store_impl {
                     }
                 }
 
+                if upserts.len() >= ANALYZE_AFTER {
+                    // Statistics that include what this transaction wrote
+                    // (ANALYZE counts its own uncommitted rows): without them
+                    // PostgreSQL believes the tables of a first sync hold a
+                    // few hundred rows and answers each key lookup below by
+                    // scanning the account. Holds the tables' ANALYZE lock
+                    // until commit, so large applies take turns here.
+                    Self::pg_settings(&mut tx, "ANALYZE objects, address_claims, addresses, members")
+                        .await?;
+                }
                 Self::resolve_addresses(&mut tx, account, &touched, &claimants, &mut warnings)
                     .await?;
                 // Standing conflicts: addresses this integration's objects
