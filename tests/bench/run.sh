@@ -176,8 +176,10 @@ rss() {
 sync_once() {
   local t0 t1 w0 w1 out written
   w0=$(wal); t0=$(now)
-  out=$(DIRSYNC_GATEWAY=$gateway DIRSYNC_TOKEN=$token "$bin" sync now Bench --wait) \
-    || die "the sync failed: $out"
+  if ! out=$(DIRSYNC_GATEWAY=$gateway DIRSYNC_TOKEN=$token "$bin" sync now Bench --wait 2>&1); then
+    log "the sync failed: $out"
+    return 1
+  fi
   t1=$(now); w1=$(wal)
   written=$(echo "$out" | awk '{for (i=1;i<=NF;i++) if ($i=="added"||$i=="updated"||$i=="removed") s+=$(i+1)} END {print s+0}')
   echo "$(echo "$t1 - $t0" | bc) $written $((w1 - w0))"
@@ -205,15 +207,20 @@ for d in "${dirs[@]}"; do
   [ "$users" -le 100000 ] && shapes+=(embedded)
   for shape in "${shapes[@]}"; do
     for kind in full unchanged changed; do
-      times=(); written=0; walb=0; mem=""
+      times=(); written=0; walb=0; mem=""; failed=0
       for rep in 1 2 3; do
         if [ $kind = full ]; then stop; start "$shape"; fi
         if [ $kind = changed ]; then change_one_percent; fi
-        read -r t w b < <(sync_once)
+        if ! result=$(sync_once); then failed=1; break; fi
+        read -r t w b <<< "$result"
         times+=("$t"); written=$w; walb=$b; mem=$(rss)
         log "$d $shape $kind run $rep: ${t}s, $w rows, WAL $b bytes, RSS $mem"
         [ "$(echo "$t > 60" | bc)" = 1 ] && break
       done
+      if [ $failed = 1 ]; then
+        rows+=("| $d | $shape | $kind | $objects | failed (see the log above) | | | | | $(rss) |")
+        break
+      fi
       med=$(printf '%s\n' "${times[@]}" | median)
       ratio=$(echo "scale=2; $med / $raw" | bc)
       rate=$(echo "scale=0; $objects / $med" | bc)

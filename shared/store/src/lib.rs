@@ -285,6 +285,7 @@ migrations!(
     7 "sign-in" "0007_sign_in.sql",
     8 "address claims table" "0008_address_claims_table.sql",
     9 "api tokens" "0009_api_tokens.sql",
+    10 "unlogged staging" "0010_unlogged_staging.sql",
 );
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {
