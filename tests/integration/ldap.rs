@@ -4,26 +4,11 @@
 use std::collections::HashSet;
 
 use dirsync::cli::Client;
-use dirsync_proto::api::{self as pb, AuthResult, RunState, TestCheck as C, TestOutcome as O};
+use dirsync_proto::api::{self as pb, AuthResult, TestCheck as C, TestOutcome as O};
 use dirsync_tests::{
-    Distributed, Embedded, FIXTURE_PASSWORD, LdapFixture, Snapshot, create_integration, snapshot,
-    sync,
+    Distributed, Embedded, FIXTURE_PASSWORD, LdapFixture, Snapshot, assert_succeeded, counts,
+    create_integration, snapshot, sync,
 };
-
-fn assert_succeeded(run: &pb::Run) {
-    assert_eq!(
-        run.state,
-        RunState::Succeeded as i32,
-        "run failed: {} (warnings: {:?})",
-        run.error,
-        run.warnings
-    );
-}
-
-fn counts(run: &pb::Run) -> (u64, u64, u64, u64, u64) {
-    let c = run.counts.unwrap_or_default();
-    (c.collected, c.added, c.updated, c.removed, c.unchanged)
-}
 
 fn expected() -> Snapshot {
     let s = |x: &str| x.to_owned();

@@ -3,24 +3,9 @@
 use dirsync::cli::Client;
 use dirsync_proto::api::{self as pb, RunState};
 use dirsync_tests::{
-    Distributed, Embedded, FIXTURE_PASSWORD, Fixture, create_integration, expected_fixture,
-    snapshot, sync,
+    Distributed, Embedded, FIXTURE_PASSWORD, Fixture, assert_succeeded, counts, create_integration,
+    expected_fixture, snapshot, sync,
 };
-
-fn counts(run: &pb::Run) -> (u64, u64, u64, u64, u64) {
-    let c = run.counts.unwrap_or_default();
-    (c.collected, c.added, c.updated, c.removed, c.unchanged)
-}
-
-fn assert_succeeded(run: &pb::Run) {
-    assert_eq!(
-        run.state,
-        RunState::Succeeded as i32,
-        "run failed: {} (warnings: {:?})",
-        run.error,
-        run.warnings
-    );
-}
 
 /// Full sync, unchanged resync, then one user changed in AD.
 async fn full_unchanged_and_changed(client: &mut Client, fx: &Fixture) {

@@ -688,6 +688,23 @@ pub async fn create_integration(
         .into_inner()
 }
 
+/// The run's counts: (collected, added, updated, removed, unchanged).
+pub fn counts(run: &api::Run) -> (u64, u64, u64, u64, u64) {
+    let c = run.counts.unwrap_or_default();
+    (c.collected, c.added, c.updated, c.removed, c.unchanged)
+}
+
+/// Fails with the run's error and warnings unless it succeeded.
+pub fn assert_succeeded(run: &api::Run) {
+    assert_eq!(
+        run.state,
+        api::RunState::Succeeded as i32,
+        "run failed: {} (warnings: {:?})",
+        run.error,
+        run.warnings
+    );
+}
+
 /// Sync now, without waiting: the queued run.
 pub async fn start_sync(client: &mut Client, integration: &str) -> api::Run {
     client

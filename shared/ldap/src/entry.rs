@@ -63,6 +63,14 @@ impl Values {
         out
     }
 
+    /// objectClass values, lower-cased.
+    fn classes(&self) -> Vec<String> {
+        self.strings("objectclass")
+            .into_iter()
+            .map(|c| c.to_lowercase())
+            .collect()
+    }
+
     fn string(&self, name: &str) -> String {
         self.strings(name).into_iter().next().unwrap_or_default()
     }
@@ -107,11 +115,7 @@ pub fn to_directory_entry(
 fn from_ldap(e: SearchEntry, schema: &LdapSchema) -> Result<Option<DirectoryEntry>, String> {
     let dn = e.dn.clone();
     let v = Values::new(e);
-    let classes: Vec<String> = v
-        .strings("objectclass")
-        .into_iter()
-        .map(|c| c.to_lowercase())
-        .collect();
+    let classes = v.classes();
     let has = |c: &str| classes.iter().any(|x| x.eq_ignore_ascii_case(c));
     let kind = if has(&schema.group_class) {
         ObjectKind::Group
@@ -183,11 +187,7 @@ fn from_ldap(e: SearchEntry, schema: &LdapSchema) -> Result<Option<DirectoryEntr
 fn from_ad(e: SearchEntry) -> Result<Option<DirectoryEntry>, String> {
     let dn = e.dn.clone();
     let v = Values::new(e);
-    let classes: Vec<String> = v
-        .strings("objectclass")
-        .into_iter()
-        .map(|c| c.to_lowercase())
-        .collect();
+    let classes = v.classes();
     let has = |c: &str| classes.iter().any(|x| x == c);
     let kind = if has("computer") {
         return Ok(None);
