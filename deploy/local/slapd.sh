@@ -18,7 +18,6 @@
 #
 #   deploy/local/slapd.sh up              install when missing, configure, start
 #   deploy/local/slapd.sh load SUFFIX LDIF  replace a database with an LDIF (slapadd)
-#   deploy/local/slapd.sh loaded SUFFIX   whether a database holds entries
 #   deploy/local/slapd.sh env             print the connection settings
 #   deploy/local/slapd.sh down            stop the server
 #
@@ -210,11 +209,6 @@ load() { # SUFFIX LDIF
   start
 }
 
-loaded() { # SUFFIX
-  [ "$(ldapsearch -x -LLL -o nettimeout=3 -H "$url" -D "cn=dirsync,$1" -w "$sync_pass" \
-    -b "$1" -s one -z 3 dn 2>/dev/null | grep -c '^dn:')" -gt 1 ]
-}
-
 print_env() {
   cat <<EOF
 DIRSYNC_LDAP_URL=$url
@@ -230,8 +224,7 @@ EOF
 case "${1:-up}" in
   up) up ;;
   load) [ $# -eq 3 ] || die "usage: $0 load SUFFIX LDIF"; load "$2" "$3" ;;
-  loaded) [ $# -eq 2 ] || die "usage: $0 loaded SUFFIX"; loaded "$2" ;;
   env) print_env ;;
   down) stop ;;
-  *) die "usage: $0 up|load SUFFIX LDIF|loaded SUFFIX|env|down" ;;
+  *) die "usage: $0 up|load SUFFIX LDIF|env|down" ;;
 esac

@@ -14,7 +14,6 @@ use tracing::Instrument;
 
 use dirsync_bus::{Bus, Delivery, Topic};
 use dirsync_core::secret::password_aad;
-use dirsync_core::settings::GLOBAL_CATALOG_PORTS;
 use dirsync_core::{DirectorySchema, Dn, EncryptionMode, MasterKey, SealedSecret};
 use dirsync_ldap::{LdapError, Target, Timeouts};
 use dirsync_proto::bus::{self, collector_event::Event};
@@ -391,8 +390,7 @@ impl Collector {
             error: String::new(),
             host,
             referrals: summary.referrals,
-            memberships_unavailable: scope.directory == DirectorySchema::ActiveDirectory
-                && GLOBAL_CATALOG_PORTS.contains(&target.port),
+            memberships_unavailable: scope.directory.is_global_catalog(target.port),
         };
         self.publish(job, attempt, "end", Event::End(end)).await?;
         Ok(())

@@ -172,20 +172,29 @@ impl Reconciler {
             reasons.push("the collector marked the collection incomplete".to_owned());
         }
         let mut objects = Vec::with_capacity(usize::try_from(end.entries).unwrap_or_default());
-        let mut entries = Vec::new();
-        for payload in self.store.staged_batches(&ev.run_id, ev.attempt).await? {
-            match bus::ObjectBatch::decode(payload.as_slice()) {
-                Ok(b) => entries.extend(b.entries),
-                Err(e) => reasons.push(format!("a staged batch cannot be decoded: {e}")),
-            }
-        }
-        let (entries, part_errors) = join_parts(entries);
-        reasons.extend(part_errors);
-        for entry in entries {
+        // Batch by batch: only the staged bytes and one decoded batch are
+        // held besides the objects.
+        let mut joiner = PartJoiner::default();
+        let mut decode = |entry: bus::DirectoryEntry, reasons: &mut Vec<String>| {
             match DirectoryObject::try_from(entry) {
                 Ok(o) => objects.push(o),
                 Err(e) => reasons.push(e.to_string()),
             }
+        };
+        for payload in self.store.staged_batches(&ev.run_id, ev.attempt).await? {
+            match bus::ObjectBatch::decode(payload.as_slice()) {
+                Ok(b) => {
+                    for entry in b.entries {
+                        if let Some(whole) = joiner.push(entry, &mut reasons) {
+                            decode(whole, &mut reasons);
+                        }
+                    }
+                }
+                Err(e) => reasons.push(format!("a staged batch cannot be decoded: {e}")),
+            }
+        }
+        if let Some(whole) = joiner.finish() {
+            decode(whole, &mut reasons);
         }
         let source = Source {
             completeness: if reasons.is_empty() {
@@ -252,27 +261,37 @@ impl Reconciler {
 
 /// Counts what an applied (or previewed) run did.
 /// Joins the parts of large groups (`member_part` > 0) to the entry they
-/// continue, which comes just before them. A part without its entry makes
-/// the collection incomplete.
-pub fn join_parts(
-    entries: impl IntoIterator<Item = bus::DirectoryEntry>,
-) -> (Vec<bus::DirectoryEntry>, Vec<String>) {
-    let mut out: Vec<bus::DirectoryEntry> = Vec::new();
-    let mut errors = Vec::new();
-    for e in entries {
+/// continue, which comes just before them, one entry at a time. A part
+/// without its entry makes the collection incomplete.
+#[derive(Default)]
+pub struct PartJoiner {
+    pending: Option<bus::DirectoryEntry>,
+}
+
+impl PartJoiner {
+    /// Takes the next entry; returns the one before it once it is whole.
+    pub fn push(
+        &mut self,
+        e: bus::DirectoryEntry,
+        errors: &mut Vec<String>,
+    ) -> Option<bus::DirectoryEntry> {
         if e.member_part == 0 {
-            out.push(e);
-            continue;
+            return self.pending.replace(e);
         }
-        match out.last_mut() {
+        match &mut self.pending {
             Some(last) if last.object_guid == e.object_guid => last.member_dns.extend(e.member_dns),
             _ => errors.push(format!(
                 "member part {} of object {} arrived without its entry",
                 e.member_part, e.object_guid
             )),
         }
+        None
     }
-    (out, errors)
+
+    /// The last entry.
+    pub fn finish(self) -> Option<bus::DirectoryEntry> {
+        self.pending
+    }
 }
 
 fn record_metrics(
@@ -334,8 +353,21 @@ fn record_metrics(
 
 #[cfg(test)]
 mod tests {
-    use super::join_parts;
+    use super::PartJoiner;
     use dirsync_proto::bus::DirectoryEntry;
+
+    fn join_parts(
+        entries: impl IntoIterator<Item = DirectoryEntry>,
+    ) -> (Vec<DirectoryEntry>, Vec<String>) {
+        let mut joiner = PartJoiner::default();
+        let mut errors = Vec::new();
+        let mut out: Vec<DirectoryEntry> = entries
+            .into_iter()
+            .filter_map(|e| joiner.push(e, &mut errors))
+            .collect();
+        out.extend(joiner.finish());
+        (out, errors)
+    }
 
     fn e(guid: &str, part: u32, members: &[&str]) -> DirectoryEntry {
         DirectoryEntry {

@@ -282,6 +282,12 @@ impl LdapSchema {
 }
 
 impl DirectorySchema {
+    /// Whether `port` is an AD Global Catalog port, which does not hold the
+    /// member attribute: groups sync without their members.
+    pub fn is_global_catalog(&self, port: u16) -> bool {
+        *self == Self::ActiveDirectory && crate::settings::GLOBAL_CATALOG_PORTS.contains(&port)
+    }
+
     /// The bus form, for a collector's job.
     pub fn to_bus(&self) -> (bus::DirectoryType, Option<bus::LdapSchema>) {
         match self {

@@ -339,9 +339,7 @@ impl IntegrationSettings {
     /// Warnings that do not make the settings invalid.
     pub fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
-        if self.directory == DirectorySchema::ActiveDirectory
-            && GLOBAL_CATALOG_PORTS.contains(&self.port)
-        {
+        if self.directory.is_global_catalog(self.port) {
             w.push(format!(
                 "port {} is a Global Catalog port: groups are synced but their members are not, because the member attribute is not in the Global Catalog",
                 self.port

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::ServerName;
 use tokio::sync::mpsc;
 
-use dirsync_core::settings::GLOBAL_CATALOG_PORTS;
 use dirsync_core::{DirectorySchema, Dn, EncryptionMode};
 
 use crate::{BindFailure, LdapError, Target, connect_host, open, tls};
@@ -367,8 +366,7 @@ pub async fn run(
         .await;
         return;
     };
-    let gc = *directory == DirectorySchema::ActiveDirectory
-        && GLOBAL_CATALOG_PORTS.contains(&target.port);
+    let gc = directory.is_global_catalog(target.port);
     let gc_note = if gc {
         "; this is a Global Catalog port: groups sync, their members do not"
     } else {

@@ -160,10 +160,8 @@ const ANALYZE_AFTER: usize = 5_000;
 /// PostgreSQL's 65535 bound parameters.
 const CHUNK: usize = 500;
 
-/// ` IN (SELECT column1 FROM (VALUES ($n), …) AS k)` over `values`: a
-/// join the planner turns into one index probe per key even on tables
-/// without statistics, where a plain `IN ($n, …)` list can end up a filter
-/// over every row of the account.
+/// ` IN (SELECT column1 FROM (VALUES ($n), …) AS k)` over `values`: with
+/// statistics (see ANALYZE_AFTER) PostgreSQL probes the index once per key.
 fn push_in<DB: sqlx::Database>(qb: &mut sqlx::QueryBuilder<DB>, values: &[String])
 where
     String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
@@ -176,6 +174,25 @@ where
         list.push_unseparated(")");
     }
     qb.push(") AS k)");
+}
+
+/// `{head} account_id = $1 AND {column} IN (…keys)`: the key lookups and
+/// deletes of an apply, a chunk of keys at a time.
+fn keyed<DB: sqlx::Database>(
+    head: &str,
+    account: &str,
+    column: &str,
+    keys: &[String],
+) -> sqlx::QueryBuilder<DB>
+where
+    String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    <DB as sqlx::Database>::Arguments: Default,
+{
+    let mut qb = sqlx::QueryBuilder::<DB>::new(format!("{head} account_id = "));
+    qb.push_bind(account.to_owned());
+    qb.push(format!(" AND {column}"));
+    push_in(&mut qb, keys);
+    qb
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {
@@ -203,8 +220,9 @@ macro_rules! store_impl {
                     .collect()
             }
 
-            /// Planner settings of the transaction, on PostgreSQL only.
-            async fn pg_settings(tx: &mut sqlx::Transaction<'_, $db>, sql: &'static str) -> Result<()> {
+            /// Runs `sql` in the transaction on PostgreSQL only (planner settings,
+            /// ANALYZE).
+            async fn on_postgres(tx: &mut sqlx::Transaction<'_, $db>, sql: &'static str) -> Result<()> {
                 if <$db as sqlx::Database>::NAME == "PostgreSQL" {
                     sqlx::raw_sql(sql).execute(&mut **tx).await?;
                 }
@@ -280,29 +298,19 @@ macro_rules! store_impl {
                 let (mut written, mut analyzed_at) = (0usize, 0usize);
                 for chunk in touched.chunks(CHUNK) {
                     if written >= ANALYZE_AFTER && written >= 2 * analyzed_at {
-                        Self::pg_settings(tx, "ANALYZE addresses").await?;
+                        Self::on_postgres(tx, "ANALYZE addresses").await?;
                         analyzed_at = written;
                     }
                     written += chunk.len();
                     // Index lookups only: joins here make PostgreSQL plan
                     // for tables it has not seen grow within the transaction.
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT address, anchor FROM addresses WHERE account_id = ",
-                    );
-                    qb.push_bind(account.to_owned());
-                    qb.push(" AND address");
-                    push_in(&mut qb, chunk);
+                    let mut qb = keyed::<$db>("SELECT address, anchor FROM addresses WHERE", account, "address", chunk);
                     let mut previous: HashMap<String, String> = HashMap::new();
                     for r in qb.build().fetch_all(&mut **tx).await? {
                         previous.insert(r.try_get("address")?, r.try_get("anchor")?);
                     }
                     // Every claim on these addresses, best first.
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT address, anchor, is_primary, claim_rank FROM address_claims WHERE account_id = ",
-                    );
-                    qb.push_bind(account.to_owned());
-                    qb.push(" AND address");
-                    push_in(&mut qb, chunk);
+                    let mut qb = keyed::<$db>("SELECT address, anchor, is_primary, claim_rank FROM address_claims WHERE", account, "address", chunk);
                     let mut claims: Vec<(String, String, bool, String)> = Vec::new();
                     for r in qb.build().fetch_all(&mut **tx).await? {
                         claims.push((
@@ -325,12 +333,7 @@ macro_rules! store_impl {
                     anchors.dedup();
                     let mut objects: HashMap<String, (String, bool)> = HashMap::new();
                     for part in anchors.chunks(CHUNK) {
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(
-                            "SELECT anchor, dn, managed FROM objects WHERE account_id = ",
-                        );
-                        qb.push_bind(account.to_owned());
-                        qb.push(" AND anchor");
-                        push_in(&mut qb, part);
+                        let mut qb = keyed::<$db>("SELECT anchor, dn, managed FROM objects WHERE", account, "anchor", part);
                         for r in qb.build().fetch_all(&mut **tx).await? {
                             objects.insert(r.try_get("anchor")?, (r.try_get("dn")?, r.try_get("managed")?));
                         }
@@ -372,12 +375,7 @@ macro_rules! store_impl {
                     let unclaimed: Vec<String> =
                         chunk.iter().filter(|a| !best.contains_key(*a)).cloned().collect();
                     if !unclaimed.is_empty() {
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(
-                            "DELETE FROM addresses WHERE account_id = ",
-                        );
-                        qb.push_bind(account.to_owned());
-                        qb.push(" AND address");
-                        push_in(&mut qb, &unclaimed);
+                        let mut qb = keyed::<$db>("DELETE FROM addresses WHERE", account, "address", &unclaimed);
                         qb.build().execute(&mut **tx).await?;
                     }
                     let owned: Vec<(&String, &Best)> =
@@ -441,12 +439,7 @@ macro_rules! store_impl {
                 let anchors: Vec<String> = anchors.map(|a| a.to_string()).collect();
                 let mut before = HashMap::new();
                 for chunk in anchors.chunks(CHUNK) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT anchor, record, managed FROM objects WHERE account_id = ",
-                    );
-                    qb.push_bind(run.account_id.clone());
-                    qb.push(" AND anchor");
-                    push_in(&mut qb, chunk);
+                    let mut qb = keyed::<$db>("SELECT anchor, record, managed FROM objects WHERE", &run.account_id, "anchor", chunk);
                     for row in qb.build().fetch_all(&mut **tx).await? {
                         let anchor: String = row.try_get("anchor")?;
                         let record: String = row.try_get("record")?;
@@ -1183,7 +1176,7 @@ macro_rules! store_impl {
                 // The tables grow within this transaction: plan every
                 // statement for the rows it meets, not once (a generic plan)
                 // for the nearly empty tables of the first chunk.
-                Self::pg_settings(&mut tx, "SET LOCAL plan_cache_mode = force_custom_plan").await?;
+                Self::on_postgres(&mut tx, "SET LOCAL plan_cache_mode = force_custom_plan").await?;
                 // Claim the run: only an unsettled run at this attempt applies.
                 if !Self::claim(&mut tx, run).await? {
                     return Ok(ApplyOutcome::AlreadySettled);
@@ -1251,21 +1244,11 @@ macro_rules! store_impl {
                 for chunk in upserts.chunks(CHUNK) {
                     let anchors: Vec<String> =
                         chunk.iter().map(|u| u.record.anchor.to_string()).collect();
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT address FROM address_claims WHERE account_id = ",
-                    );
-                    qb.push_bind(account.to_owned());
-                    qb.push(" AND anchor");
-                    push_in(&mut qb, &anchors);
+                    let mut qb = keyed::<$db>("SELECT address FROM address_claims WHERE", account, "anchor", &anchors);
                     for r in qb.build().fetch_all(&mut *tx).await? {
                         touched.insert(r.try_get::<String, _>("address")?);
                     }
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "DELETE FROM address_claims WHERE account_id = ",
-                    );
-                    qb.push_bind(account.to_owned());
-                    qb.push(" AND anchor");
-                    push_in(&mut qb, &anchors);
+                    let mut qb = keyed::<$db>("DELETE FROM address_claims WHERE", account, "anchor", &anchors);
                     qb.build().execute(&mut *tx).await?;
                 }
                 touched.extend(Self::remove(&mut tx, account, &plan.removals, now).await?);
@@ -1341,12 +1324,7 @@ macro_rules! store_impl {
                     }
                     let group_anchors: Vec<String> =
                         groups.iter().map(|g| g.anchor.to_string()).collect();
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "DELETE FROM members WHERE account_id = ",
-                    );
-                    qb.push_bind(account.to_owned());
-                    qb.push(" AND group_anchor");
-                    push_in(&mut qb, &group_anchors);
+                    let mut qb = keyed::<$db>("DELETE FROM members WHERE", account, "group_anchor", &group_anchors);
                     qb.build().execute(&mut *tx).await?;
                     let edges: Vec<(String, String)> = groups
                         .iter()
@@ -1376,7 +1354,7 @@ macro_rules! store_impl {
                     // few hundred rows and answers each key lookup below by
                     // scanning the account. Holds the tables' ANALYZE lock
                     // until commit, so large applies take turns here.
-                    Self::pg_settings(&mut tx, "ANALYZE objects, address_claims, addresses, members")
+                    Self::on_postgres(&mut tx, "ANALYZE objects, address_claims, addresses, members")
                         .await?;
                 }
                 Self::resolve_addresses(&mut tx, account, &touched, &claimants, &mut warnings)
