@@ -5,6 +5,7 @@
 //! implementation generated from the same SQL (both accept `$N`
 //! placeholders, `ON CONFLICT` and `RETURNING`). All SQL of dirsync is here.
 
+mod bulk;
 mod records;
 mod sql;
 
@@ -286,6 +287,7 @@ migrations!(
     8 "address claims table" "0008_address_claims_table.sql",
     9 "api tokens" "0009_api_tokens.sql",
     10 "unlogged staging" "0010_unlogged_staging.sql",
+    11 "contested addresses" "0011_contested_addresses.sql",
 );
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {

@@ -1,6 +1,6 @@
 //! The SQL of the store, instantiated for PostgreSQL and SQLite.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use sqlx::Row;
@@ -12,6 +12,7 @@ use dirsync_core::{
     Trigger, UnixMillis,
 };
 
+use crate::bulk::{Bulk, Cell, ROWS_PER_WRITE, Rows};
 use crate::records::counts_of;
 use crate::{
     AccountRecord, ApplyOutcome, ChangeRecord, DirectoryStore, IntegrationRecord, Result,
@@ -200,24 +201,24 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 }
 
 macro_rules! store_impl {
-    ($store:ident, $db:ty) => {
+    ($store:ident, $db:ty, $collate:literal) => {
         impl $store {
-            /// The addresses an object claims.
-            async fn claimed_addresses(
+            /// Notes the addresses the objects `anchors` claim in
+            /// `touched_addresses`, whose owners are worked out at the end
+            /// of the apply.
+            async fn touch_claimed(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 account: &str,
-                anchor: &str,
-            ) -> Result<Vec<String>> {
-                let rows = sqlx::query(
-                    "SELECT address FROM address_claims WHERE account_id = $1 AND anchor = $2",
-                )
-                .bind(account)
-                .bind(anchor)
-                .fetch_all(&mut **tx)
-                .await?;
-                rows.iter()
-                    .map(|r| r.try_get("address").map_err(StoreError::from))
-                    .collect()
+                anchors: &[String],
+            ) -> Result<()> {
+                let mut qb = keyed::<$db>(
+                    "INSERT INTO touched_addresses (address) SELECT address FROM address_claims WHERE",
+                    account,
+                    "anchor",
+                    anchors,
+                );
+                qb.build().execute(&mut **tx).await?;
+                Ok(())
             }
 
             /// Runs `sql` in the transaction on PostgreSQL only (planner settings,
@@ -230,17 +231,19 @@ macro_rules! store_impl {
             }
 
             /// Deletes or demotes objects; part of the caller's transaction.
-            /// Returns the addresses whose owner must be worked out again.
+            /// Their addresses go to `touched_addresses`.
             async fn remove(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 account: &str,
                 removals: &[Removal],
                 now: UnixMillis,
-            ) -> Result<BTreeSet<String>> {
-                let mut touched = BTreeSet::new();
+            ) -> Result<()> {
+                for chunk in removals.chunks(CHUNK) {
+                    let anchors: Vec<String> = chunk.iter().map(|r| r.anchor.to_string()).collect();
+                    Self::touch_claimed(tx, account, &anchors).await?;
+                }
                 for removal in removals {
                     let anchor = removal.anchor.to_string();
-                    touched.extend(Self::claimed_addresses(tx, account, &anchor).await?);
                     match removal.action {
                         RemovalAction::Demote => {
                             sqlx::query(
@@ -277,149 +280,93 @@ macro_rules! store_impl {
                         }
                     }
                 }
-                Ok(touched)
+                Ok(())
             }
 
-            /// Gives each address to its best claim (the lowest rank), or
-            /// drops it when nobody claims it. `claimants` are the claims
-            /// this run made, for the warnings. Works a chunk of addresses
-            /// per statement.
+            /// Removes objects outside a sync run (an approval, a deleted
+            /// integration) and gives their addresses to the best remaining
+            /// claims.
+            async fn remove_and_resolve(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                account: &str,
+                removals: &[Removal],
+                now: UnixMillis,
+            ) -> Result<()> {
+                <$db as Bulk>::temp_table(&mut **tx, "touched_addresses", "address TEXT NOT NULL")
+                    .await?;
+                Self::remove(tx, account, removals, now).await?;
+                Self::on_postgres(tx, "ANALYZE touched_addresses").await?;
+                Self::resolve_addresses(tx, account, &HashSet::new(), &mut Vec::new()).await
+            }
+
+            /// Gives each address in `touched_addresses` to its best claim
+            /// (the lowest rank, then the lowest anchor) whose object exists,
+            /// or drops it when nobody claims it; three set-based statements.
+            /// Warns where an object of this run (`upserted`) took an address
+            /// over from another managed object.
             async fn resolve_addresses(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 account: &str,
-                touched: &BTreeSet<String>,
-                claimants: &HashMap<String, (String, String)>,
+                upserted: &HashSet<ObjectGuid>,
                 warnings: &mut Vec<String>,
             ) -> Result<()> {
-                let touched: Vec<String> = touched.iter().cloned().collect();
-                // `addresses` grows from empty on a first sync: its
-                // statistics are refreshed each time it doubled, so that
-                // lookups stay key probes (see apply).
-                let (mut written, mut analyzed_at) = (0usize, 0usize);
-                for chunk in touched.chunks(CHUNK) {
-                    if written >= ANALYZE_AFTER && written >= 2 * analyzed_at {
-                        Self::on_postgres(tx, "ANALYZE addresses").await?;
-                        analyzed_at = written;
-                    }
-                    written += chunk.len();
-                    // Index lookups only: joins here make PostgreSQL plan
-                    // for tables it has not seen grow within the transaction.
-                    let mut qb = keyed::<$db>("SELECT address, anchor FROM addresses WHERE", account, "address", chunk);
-                    let mut previous: HashMap<String, String> = HashMap::new();
-                    for r in qb.build().fetch_all(&mut **tx).await? {
-                        previous.insert(r.try_get("address")?, r.try_get("anchor")?);
-                    }
-                    // Every claim on these addresses, best first.
-                    let mut qb = keyed::<$db>("SELECT address, anchor, is_primary, claim_rank FROM address_claims WHERE", account, "address", chunk);
-                    let mut claims: Vec<(String, String, bool, String)> = Vec::new();
-                    for r in qb.build().fetch_all(&mut **tx).await? {
-                        claims.push((
-                            r.try_get("address")?,
-                            r.try_get("anchor")?,
-                            r.try_get("is_primary")?,
-                            r.try_get("claim_rank")?,
+                // Ranks and anchors are ASCII and compare bytewise, as
+                // claim_rank() intends, whatever the database's collation.
+                let best = concat!(
+                    "SELECT c.address, c.anchor, c.is_primary, c.claim_rank, o.managed, \
+                     ROW_NUMBER() OVER (PARTITION BY c.address", $collate, " ORDER BY c.claim_rank", $collate,
+                    ", c.anchor", $collate, ") AS n, \
+                     COUNT(*) OVER (PARTITION BY c.address", $collate, ") AS claims \
+                     FROM address_claims c \
+                     JOIN objects o ON o.account_id = c.account_id AND o.anchor = c.anchor \
+                     WHERE c.account_id = $1 AND c.address IN (SELECT address FROM touched_addresses)"
+                );
+                let takeovers = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT b.address, b.anchor, o.dn, p.dn AS previous_dn FROM ({best}) b \
+                     JOIN addresses a ON a.account_id = $1 AND a.address = b.address \
+                     JOIN objects p ON p.account_id = a.account_id AND p.anchor = a.anchor \
+                     JOIN objects o ON o.account_id = $1 AND o.anchor = b.anchor \
+                     WHERE b.n = 1 AND p.managed = TRUE AND a.anchor <> b.anchor ORDER BY b.address"
+                )))
+                .bind(account)
+                .fetch_all(&mut **tx)
+                .await?;
+                for r in &takeovers {
+                    let anchor: String = r.try_get("anchor")?;
+                    let anchor: ObjectGuid = anchor.parse().map_err(|e| corrupt("object anchor", e))?;
+                    if upserted.contains(&anchor) {
+                        let (address, dn, previous): (String, String, String) =
+                            (r.try_get("address")?, r.try_get("dn")?, r.try_get("previous_dn")?);
+                        warnings.push(format!(
+                            "{dn}: address {address} was taken over from {previous}, whose claim ranks lower"
                         ));
                     }
-                    // Ranks and anchors are ASCII and compare bytewise, as
-                    // claim_rank() intends (whatever the database's collation).
-                    claims.sort_by(|x, y| (&x.0, &x.3, &x.1).cmp(&(&y.0, &y.3, &y.1)));
-                    // The objects behind the owners and claims.
-                    let mut anchors: Vec<String> = previous
-                        .values()
-                        .cloned()
-                        .chain(claims.iter().map(|c| c.1.clone()))
-                        .collect();
-                    anchors.sort();
-                    anchors.dedup();
-                    let mut objects: HashMap<String, (String, bool)> = HashMap::new();
-                    for part in anchors.chunks(CHUNK) {
-                        let mut qb = keyed::<$db>("SELECT anchor, dn, managed FROM objects WHERE", account, "anchor", part);
-                        for r in qb.build().fetch_all(&mut **tx).await? {
-                            objects.insert(r.try_get("anchor")?, (r.try_get("dn")?, r.try_get("managed")?));
-                        }
-                    }
-                    let previous: HashMap<String, (String, String)> = previous
-                        .into_iter()
-                        .filter_map(|(address, anchor)| match objects.get(&anchor) {
-                            Some((dn, true)) => Some((address, (anchor, dn.clone()))),
-                            _ => None,
-                        })
-                        .collect();
-                    struct Best {
-                        anchor: String,
-                        is_primary: bool,
-                        rank: String,
-                        managed: bool,
-                        dn: String,
-                    }
-                    let mut best: HashMap<String, Best> = HashMap::new();
-                    for (address, anchor, is_primary, rank) in claims {
-                        if best.contains_key(&address) {
-                            continue;
-                        }
-                        // A claim without its object does not count.
-                        let Some((dn, managed)) = objects.get(&anchor) else {
-                            continue;
-                        };
-                        best.insert(
-                            address,
-                            Best {
-                                anchor,
-                                is_primary,
-                                rank,
-                                managed: *managed,
-                                dn: dn.clone(),
-                            },
-                        );
-                    }
-                    let unclaimed: Vec<String> =
-                        chunk.iter().filter(|a| !best.contains_key(*a)).cloned().collect();
-                    if !unclaimed.is_empty() {
-                        let mut qb = keyed::<$db>("DELETE FROM addresses WHERE", account, "address", &unclaimed);
-                        qb.build().execute(&mut **tx).await?;
-                    }
-                    let owned: Vec<(&String, &Best)> =
-                        chunk.iter().filter_map(|a| best.get(a).map(|b| (a, b))).collect();
-                    if !owned.is_empty() {
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO addresses (account_id, address, anchor, is_primary, origin, claim_rank) ",
-                        );
-                        qb.push_values(&owned, |mut row, (address, b)| {
-                            row.push_bind(account.to_owned())
-                                .push_bind((*address).clone())
-                                .push_bind(b.anchor.clone())
-                                .push_bind(b.is_primary)
-                                .push_bind(if b.managed { ORIGIN_DIRECTORY } else { ORIGIN_MESSAGE_IN_TRANSIT })
-                                .push_bind(b.rank.clone());
-                        });
-                        qb.push(
-                            " ON CONFLICT (account_id, address) DO UPDATE \
-                             SET anchor = excluded.anchor, is_primary = excluded.is_primary, \
-                             origin = excluded.origin, claim_rank = excluded.claim_rank",
-                        );
-                        qb.build().execute(&mut **tx).await?;
-                    }
-                    for address in chunk {
-                        let (Some(b), Some((claimant, claimant_dn))) =
-                            (best.get(address), claimants.get(address))
-                        else {
-                            continue;
-                        };
-                        if *claimant != b.anchor {
-                            warnings.push(format!(
-                                "{claimant_dn}: address {address} belongs to {}, whose claim takes precedence; it was not linked here",
-                                b.dn
-                            ));
-                        } else if let Some((_, prev_dn)) =
-                            previous.get(address).filter(|(p, _)| *p != b.anchor)
-                        {
-                            warnings.push(format!(
-                                "{}: address {address} was taken over from {prev_dn}, whose claim ranks lower",
-                                b.dn
-                            ));
-                        }
-                    }
                 }
+                sqlx::query(
+                    "DELETE FROM addresses WHERE account_id = $1 AND address IN (\
+                     SELECT DISTINCT t.address FROM touched_addresses t WHERE NOT EXISTS (\
+                     SELECT 1 FROM address_claims c \
+                     JOIN objects o ON o.account_id = c.account_id AND o.anchor = c.anchor \
+                     WHERE c.account_id = $1 AND c.address = t.address))",
+                )
+                .bind(account)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO addresses (account_id, address, anchor, is_primary, origin, claim_rank, contested) \
+                     SELECT $1, b.address, b.anchor, b.is_primary, \
+                     CASE WHEN b.managed THEN '{ORIGIN_DIRECTORY}' ELSE '{ORIGIN_MESSAGE_IN_TRANSIT}' END, \
+                     b.claim_rank, b.claims > 1 FROM ({best}) b WHERE b.n = 1 \
+                     ON CONFLICT (account_id, address) DO UPDATE \
+                     SET anchor = excluded.anchor, is_primary = excluded.is_primary, \
+                     origin = excluded.origin, claim_rank = excluded.claim_rank, contested = excluded.contested \
+                     WHERE addresses.anchor <> excluded.anchor OR addresses.is_primary <> excluded.is_primary \
+                     OR addresses.origin <> excluded.origin OR addresses.claim_rank <> excluded.claim_rank \
+                     OR addresses.contested <> excluded.contested"
+                )))
+                .bind(account)
+                .execute(&mut **tx)
+                .await?;
                 Ok(())
             }
 
@@ -469,26 +416,27 @@ macro_rules! store_impl {
                 .fetch_one(&mut **tx)
                 .await?
                 .try_get("n")?;
-                let numbered: Vec<(i64, &Change)> =
-                    changes.iter().enumerate().map(|(n, c)| (start + n as i64, c)).collect();
-                for chunk in numbered.chunks(CHUNK) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO change_log (run_id, account_id, sequence, anchor, kind, dn, operation, \
-                         fields, reason, at) ",
-                    );
-                    qb.push_values(chunk, |mut row, (n, c)| {
-                        row.push_bind(run.id.clone())
-                            .push_bind(run.account_id.clone())
-                            .push_bind(*n)
-                            .push_bind(c.anchor.to_string())
-                            .push_bind(c.kind.as_str())
-                            .push_bind(c.dn.clone())
-                            .push_bind(c.operation.as_str())
-                            .push_bind(json(&c.fields))
-                            .push_bind(c.reason.clone())
-                            .push_bind(now);
-                    });
-                    qb.build().execute(&mut **tx).await?;
+                for (i, chunk) in changes.chunks(ROWS_PER_WRITE).enumerate() {
+                    let mut rows = Rows::new("change_log", &[
+                        "run_id", "account_id", "sequence", "anchor", "kind", "dn", "operation",
+                        "fields", "reason", "at",
+                    ]);
+                    for (n, c) in chunk.iter().enumerate() {
+                        let sequence = start + i64_of((i * ROWS_PER_WRITE + n) as u64);
+                        rows.push([
+                            Cell::from(run.id.as_str()),
+                            run.account_id.as_str().into(),
+                            sequence.into(),
+                            c.anchor.to_string().into(),
+                            c.kind.as_str().into(),
+                            c.dn.as_str().into(),
+                            c.operation.as_str().into(),
+                            json(&c.fields).into(),
+                            c.reason.as_str().into(),
+                            now.into(),
+                        ]);
+                    }
+                    <$db as Bulk>::insert_rows(&mut **tx, &rows, "").await?;
                 }
                 Ok(())
             }
@@ -951,10 +899,7 @@ macro_rules! store_impl {
                         )
                     })
                     .collect::<Result<Vec<_>>>()?;
-                let touched = Self::remove(&mut tx, account_id, &demoted, now).await?;
-                let mut warnings = Vec::new();
-                Self::resolve_addresses(&mut tx, account_id, &touched, &HashMap::new(), &mut warnings)
-                    .await?;
+                Self::remove_and_resolve(&mut tx, account_id, &demoted, now).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -1177,6 +1122,8 @@ macro_rules! store_impl {
                 // statement for the rows it meets, not once (a generic plan)
                 // for the nearly empty tables of the first chunk.
                 Self::on_postgres(&mut tx, "SET LOCAL plan_cache_mode = force_custom_plan").await?;
+                // Room to sort a large apply's addresses in memory.
+                Self::on_postgres(&mut tx, "SET LOCAL work_mem = '64MB'").await?;
                 // Claim the run: only an unsettled run at this attempt applies.
                 if !Self::claim(&mut tx, run).await? {
                     return Ok(ApplyOutcome::AlreadySettled);
@@ -1239,54 +1186,46 @@ macro_rules! store_impl {
 
                 // The claims of every changing object go first; the owner of
                 // each address they touch is worked out once, at the end.
+                <$db as Bulk>::temp_table(&mut *tx, "touched_addresses", "address TEXT NOT NULL")
+                    .await?;
                 let upserts: Vec<&Upsert> = plan.adds.iter().chain(&plan.updates).collect();
-                let mut touched = BTreeSet::new();
                 for chunk in upserts.chunks(CHUNK) {
                     let anchors: Vec<String> =
                         chunk.iter().map(|u| u.record.anchor.to_string()).collect();
-                    let mut qb = keyed::<$db>("SELECT address FROM address_claims WHERE", account, "anchor", &anchors);
-                    for r in qb.build().fetch_all(&mut *tx).await? {
-                        touched.insert(r.try_get::<String, _>("address")?);
-                    }
+                    Self::touch_claimed(&mut tx, account, &anchors).await?;
                     let mut qb = keyed::<$db>("DELETE FROM address_claims WHERE", account, "anchor", &anchors);
                     qb.build().execute(&mut *tx).await?;
                 }
-                touched.extend(Self::remove(&mut tx, account, &plan.removals, now).await?);
-                let mut claimants = HashMap::new();
+                Self::remove(&mut tx, account, &plan.removals, now).await?;
 
-                for chunk in upserts.chunks(CHUNK) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO objects (account_id, anchor, integration_id, kind, dn, display_name, \
-                         primary_address, disabled, managed, record, content_hash, updated_at) ",
-                    );
-                    qb.push_values(chunk, |mut row, upsert| {
-                        let rec = &upsert.record;
-                        row.push_bind(account.to_owned())
-                            .push_bind(rec.anchor.to_string())
-                            .push_bind(run.integration_id.clone())
-                            .push_bind(rec.kind.as_str())
-                            .push_bind(rec.dn.clone())
-                            .push_bind(rec.attributes.display_name.clone())
-                            .push_bind(rec.primary_address.as_ref().map(|a| a.to_string()))
-                            .push_bind(rec.disabled)
-                            .push_bind(true)
-                            .push_bind(json(rec))
-                            .push_bind(upsert.content_hash.clone())
-                            .push_bind(now);
-                    });
-                    qb.push(
-                        " ON CONFLICT (account_id, anchor) DO UPDATE SET integration_id = excluded.integration_id, \
-                         kind = excluded.kind, dn = excluded.dn, display_name = excluded.display_name, \
-                         primary_address = excluded.primary_address, disabled = excluded.disabled, \
-                         managed = TRUE, record = excluded.record, content_hash = excluded.content_hash, \
-                         updated_at = excluded.updated_at",
-                    );
-                    qb.build().execute(&mut *tx).await?;
-
-                    let mut claims = Vec::new();
+                for chunk in upserts.chunks(ROWS_PER_WRITE) {
+                    let mut objects = Rows::new("objects", &[
+                        "account_id", "anchor", "integration_id", "kind", "dn", "display_name",
+                        "primary_address", "disabled", "managed", "record", "content_hash", "updated_at",
+                    ]);
+                    let mut claims = Rows::new("address_claims", &[
+                        "account_id", "address", "anchor", "is_primary", "claim_rank",
+                    ]);
+                    let mut touched = Rows::new("touched_addresses", &["address"]);
+                    let mut edges = Rows::new("members", &["account_id", "group_anchor", "member_anchor"]);
+                    let mut groups = Vec::new();
                     for upsert in chunk {
                         let rec = &upsert.record;
                         let anchor = rec.anchor.to_string();
+                        objects.push([
+                            Cell::from(account),
+                            anchor.clone().into(),
+                            run.integration_id.as_str().into(),
+                            rec.kind.as_str().into(),
+                            rec.dn.as_str().into(),
+                            rec.attributes.display_name.as_str().into(),
+                            rec.primary_address.as_ref().map(|a| a.to_string()).into(),
+                            rec.disabled.into(),
+                            true.into(),
+                            json(rec).into(),
+                            upsert.content_hash.as_str().into(),
+                            now.into(),
+                        ]);
                         for (address, is_primary) in rec.addresses() {
                             let rank = claim_rank(
                                 is_primary,
@@ -1294,92 +1233,78 @@ macro_rules! store_impl {
                                 integration_created_at,
                                 &run.integration_id,
                             );
-                            touched.insert(address.to_string());
-                            claimants.insert(address.to_string(), (anchor.clone(), rec.dn.clone()));
-                            claims.push((address.to_string(), anchor.clone(), is_primary, rank));
+                            touched.push([Cell::from(address.to_string())]);
+                            claims.push([
+                                Cell::from(account),
+                                address.to_string().into(),
+                                anchor.clone().into(),
+                                is_primary.into(),
+                                rank.into(),
+                            ]);
+                        }
+                        if rec.kind == ObjectKind::Group {
+                            for m in &rec.members {
+                                edges.push([Cell::from(account), anchor.clone().into(), m.to_string().into()]);
+                            }
+                            groups.push(anchor);
                         }
                     }
-                    for claims in claims.chunks(CHUNK) {
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO address_claims (account_id, address, anchor, is_primary, claim_rank) ",
-                        );
-                        qb.push_values(claims, |mut row, (address, anchor, is_primary, rank)| {
-                            row.push_bind(account.to_owned())
-                                .push_bind(address.clone())
-                                .push_bind(anchor.clone())
-                                .push_bind(*is_primary)
-                                .push_bind(rank.clone());
-                        });
-                        qb.push(" ON CONFLICT DO NOTHING");
+                    <$db as Bulk>::insert_rows(
+                        &mut *tx,
+                        &objects,
+                        "ON CONFLICT (account_id, anchor) DO UPDATE SET integration_id = excluded.integration_id, \
+                         kind = excluded.kind, dn = excluded.dn, display_name = excluded.display_name, \
+                         primary_address = excluded.primary_address, disabled = excluded.disabled, \
+                         managed = TRUE, record = excluded.record, content_hash = excluded.content_hash, \
+                         updated_at = excluded.updated_at",
+                    )
+                    .await?;
+                    <$db as Bulk>::insert_rows(&mut *tx, &claims, "ON CONFLICT DO NOTHING").await?;
+                    <$db as Bulk>::insert_rows(&mut *tx, &touched, "").await?;
+                    for part in groups.chunks(CHUNK) {
+                        let mut qb = keyed::<$db>("DELETE FROM members WHERE", account, "group_anchor", part);
                         qb.build().execute(&mut *tx).await?;
                     }
-
-                    let groups: Vec<&ObjectRecord> = chunk
-                        .iter()
-                        .map(|u| &u.record)
-                        .filter(|r| r.kind == ObjectKind::Group)
-                        .collect();
-                    if groups.is_empty() {
-                        continue;
-                    }
-                    let group_anchors: Vec<String> =
-                        groups.iter().map(|g| g.anchor.to_string()).collect();
-                    let mut qb = keyed::<$db>("DELETE FROM members WHERE", account, "group_anchor", &group_anchors);
-                    qb.build().execute(&mut *tx).await?;
-                    let edges: Vec<(String, String)> = groups
-                        .iter()
-                        .flat_map(|g| {
-                            let group = g.anchor.to_string();
-                            g.members.iter().map(move |m| (group.clone(), m.to_string()))
-                        })
-                        .collect();
-                    for edges in edges.chunks(CHUNK * 4) {
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO members (account_id, group_anchor, member_anchor) ",
-                        );
-                        qb.push_values(edges, |mut row, (group, member)| {
-                            row.push_bind(account.to_owned())
-                                .push_bind(group.clone())
-                                .push_bind(member.clone());
-                        });
-                        qb.push(" ON CONFLICT DO NOTHING");
-                        qb.build().execute(&mut *tx).await?;
-                    }
+                    <$db as Bulk>::insert_rows(&mut *tx, &edges, "ON CONFLICT DO NOTHING").await?;
                 }
 
                 if upserts.len() >= ANALYZE_AFTER {
                     // Statistics that include what this transaction wrote
                     // (ANALYZE counts its own uncommitted rows): without them
                     // PostgreSQL believes the tables of a first sync hold a
-                    // few hundred rows and answers each key lookup below by
-                    // scanning the account. Holds the tables' ANALYZE lock
-                    // until commit, so large applies take turns here.
+                    // few hundred rows and plans the joins below for that.
+                    // Holds the tables' ANALYZE lock until commit, so large
+                    // applies take turns here.
                     Self::on_postgres(&mut tx, "ANALYZE objects, address_claims, addresses, members")
                         .await?;
                 }
-                Self::resolve_addresses(&mut tx, account, &touched, &claimants, &mut warnings)
-                    .await?;
+                // Temporary tables are never analyzed on their own.
+                Self::on_postgres(&mut tx, "ANALYZE touched_addresses").await?;
+                let upserted: HashSet<ObjectGuid> = upserts.iter().map(|u| u.record.anchor).collect();
+                Self::resolve_addresses(&mut tx, account, &upserted, &mut warnings).await?;
                 // Standing conflicts: addresses this integration's objects
                 // claim that another object owns, reported on every run.
                 let lost = sqlx::query(
-                    "SELECT c.address, o.dn, w.dn AS owner_dn FROM address_claims c \
+                    "SELECT c.address, o.dn, w.dn AS owner_dn FROM addresses a \
+                     JOIN address_claims c ON c.account_id = a.account_id AND c.address = a.address \
                      JOIN objects o ON o.account_id = c.account_id AND o.anchor = c.anchor \
-                     JOIN addresses a ON a.account_id = c.account_id AND a.address = c.address \
                      JOIN objects w ON w.account_id = a.account_id AND w.anchor = a.anchor \
-                     WHERE c.account_id = $1 AND o.integration_id = $2 AND o.managed = TRUE \
-                     AND a.anchor <> c.anchor ORDER BY c.address",
+                     WHERE a.account_id = $1 AND a.contested = TRUE AND o.integration_id = $2 \
+                     AND o.managed = TRUE AND a.anchor <> c.anchor ORDER BY c.address",
                 )
                 .bind(account)
                 .bind(&run.integration_id)
                 .fetch_all(&mut *tx)
                 .await?;
+                let mut seen: HashSet<String> = warnings.iter().cloned().collect();
                 for r in &lost {
                     let (address, dn, owner): (String, String, String) =
                         (r.try_get("address")?, r.try_get("dn")?, r.try_get("owner_dn")?);
                     let line = format!(
                         "{dn}: address {address} belongs to {owner}, whose claim takes precedence; it was not linked here"
                     );
-                    if !warnings.contains(&line) {
+                    if !seen.contains(&line) {
+                        seen.insert(line.clone());
                         warnings.push(line);
                     }
                 }
@@ -1553,10 +1478,7 @@ macro_rules! store_impl {
                     ..Plan::default()
                 };
                 Self::log_changes(&mut tx, &run, &approved, now).await?;
-                let touched = Self::remove(&mut tx, account_id, &removals, now).await?;
-                let mut warnings = Vec::new();
-                Self::resolve_addresses(&mut tx, account_id, &touched, &HashMap::new(), &mut warnings)
-                    .await?;
+                Self::remove_and_resolve(&mut tx, account_id, &removals, now).await?;
                 let done = sqlx::query(
                     "UPDATE runs SET state = 'succeeded', removed = removed + $2, pending = 0 \
                      WHERE id = $1 AND state = 'blocked'",
@@ -1676,5 +1598,5 @@ macro_rules! store_impl {
     };
 }
 
-store_impl!(PgStore, sqlx::Postgres);
-store_impl!(SqliteStore, sqlx::Sqlite);
+store_impl!(PgStore, sqlx::Postgres, " COLLATE \"C\"");
+store_impl!(SqliteStore, sqlx::Sqlite, "");
