@@ -165,8 +165,16 @@ async fn runs_and_staging_are_idempotent(store: Store) {
     store.stage_batch("r1", 1, 0, 9, b"old").await.unwrap();
     assert_eq!(store.staged_totals("r1", 2).await.unwrap(), (2, 5));
     assert_eq!(
-        store.staged_batches("r1", 2).await.unwrap(),
-        vec![b"abc".to_vec(), b"de".to_vec()]
+        store.staged_batches("r1", 2, 0, 10).await.unwrap(),
+        vec![(0, b"abc".to_vec()), (1, b"de".to_vec())]
+    );
+    assert_eq!(
+        store.staged_batches("r1", 2, 1, 10).await.unwrap(),
+        vec![(1, b"de".to_vec())]
+    );
+    assert_eq!(
+        store.staged_batches("r1", 2, 0, 1).await.unwrap(),
+        vec![(0, b"abc".to_vec())]
     );
 
     assert!(store.fail_run("r1", 2, "bind refused", 20).await.unwrap());

@@ -21,6 +21,9 @@ pub struct Reconciler {
     pub clock: Arc<dyn Clock>,
 }
 
+/// Staged batches read per query (each up to the collector's 512 KB).
+const STAGED_PAGE: u32 = 16;
+
 /// What to do with a delivery once handled.
 enum Settle {
     Ack,
@@ -181,16 +184,25 @@ impl Reconciler {
                 Err(e) => reasons.push(e.to_string()),
             }
         };
-        for payload in self.store.staged_batches(&ev.run_id, ev.attempt).await? {
-            match bus::ObjectBatch::decode(payload.as_slice()) {
-                Ok(b) => {
-                    for entry in b.entries {
-                        if let Some(whole) = joiner.push(entry, &mut reasons) {
-                            decode(whole, &mut reasons);
+        let mut from = 0;
+        loop {
+            let page = self
+                .store
+                .staged_batches(&ev.run_id, ev.attempt, from, STAGED_PAGE)
+                .await?;
+            let Some((last, _)) = page.last() else { break };
+            from = last + 1;
+            for (_, payload) in page {
+                match bus::ObjectBatch::decode(payload.as_slice()) {
+                    Ok(b) => {
+                        for entry in b.entries {
+                            if let Some(whole) = joiner.push(entry, &mut reasons) {
+                                decode(whole, &mut reasons);
+                            }
                         }
                     }
+                    Err(e) => reasons.push(format!("a staged batch cannot be decoded: {e}")),
                 }
-                Err(e) => reasons.push(format!("a staged batch cannot be decoded: {e}")),
             }
         }
         if let Some(whole) = joiner.finish() {

@@ -227,7 +227,7 @@ pub fn plan(
     }
     let by_dn: HashMap<&str, ObjectGuid> =
         in_scope.iter().map(|o| (o.dn.key(), o.anchor)).collect();
-    let records: Vec<ObjectRecord> = in_scope
+    let links: Vec<(Vec<ObjectGuid>, Option<ObjectGuid>)> = in_scope
         .iter()
         .map(|o| {
             let members = match (&source.memberships_unavailable, stored.get(&o.anchor)) {
@@ -244,26 +244,36 @@ pub fn plan(
                     m
                 }
             };
-            let mut aliases = o.aliases.clone();
+            let manager = Dn::parse(&o.attributes.manager_dn)
+                .ok()
+                .and_then(|m| by_dn.get(m.key()).copied());
+            (members, manager)
+        })
+        .collect();
+    drop(by_dn);
+    // The collected objects become records one by one (moved, not copied:
+    // a large directory is held once).
+    let records = in_scope
+        .into_iter()
+        .zip(links)
+        .map(|(o, (members, manager))| {
+            let mut aliases = o.aliases;
             aliases.retain(|a| settings.domain_in_scope(a.domain()));
             ObjectRecord {
                 anchor: o.anchor,
                 kind: o.kind,
                 dn: o.dn.to_string(),
-                attributes: o.attributes.clone(),
-                primary_address: o.primary_address.clone(),
-                aliases,
                 disabled: o.kind == ObjectKind::User
                     && settings.acknowledge_disabled_accounts
                     && o.ad_disabled,
+                attributes: o.attributes,
+                primary_address: o.primary_address,
+                aliases,
                 members,
                 group_type: o.group_type,
-                manager: Dn::parse(&o.attributes.manager_dn)
-                    .ok()
-                    .and_then(|m| by_dn.get(m.key()).copied()),
+                manager,
             }
-        })
-        .collect();
+        });
 
     // 3. Diff against the store.
     let mut present = HashSet::with_capacity(records.len());

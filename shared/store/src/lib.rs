@@ -152,8 +152,16 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
     ) -> Result<()>;
     /// (batches, entries) staged for the attempt.
     async fn staged_totals(&self, run_id: &str, attempt: u32) -> Result<(u64, u64)>;
-    /// Staged payloads in sequence order.
-    async fn staged_batches(&self, run_id: &str, attempt: u32) -> Result<Vec<Vec<u8>>>;
+    /// Up to `limit` staged payloads from sequence `from` on, in sequence
+    /// order, with their sequence: a run's batches are read a page at a
+    /// time.
+    async fn staged_batches(
+        &self,
+        run_id: &str,
+        attempt: u32,
+        from: u32,
+        limit: u32,
+    ) -> Result<Vec<(u32, Vec<u8>)>>;
 
     /// What the store holds for an integration's objects.
     async fn current_objects(

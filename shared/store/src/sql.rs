@@ -1048,16 +1048,30 @@ macro_rules! store_impl {
                 ))
             }
 
-            async fn staged_batches(&self, run_id: &str, attempt: u32) -> Result<Vec<Vec<u8>>> {
+            async fn staged_batches(
+                &self,
+                run_id: &str,
+                attempt: u32,
+                from: u32,
+                limit: u32,
+            ) -> Result<Vec<(u32, Vec<u8>)>> {
                 let rows = sqlx::query(
-                    "SELECT payload FROM staged_batches WHERE run_id = $1 AND attempt = $2 ORDER BY sequence",
+                    "SELECT sequence, payload FROM staged_batches WHERE run_id = $1 AND attempt = $2 \
+                     AND sequence >= $3 ORDER BY sequence LIMIT $4",
                 )
                 .bind(run_id)
                 .bind(i64::from(attempt))
+                .bind(i64::from(from))
+                .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter()
-                    .map(|r| r.try_get("payload").map_err(StoreError::from))
+                    .map(|r| {
+                        let sequence: i64 = r.try_get("sequence")?;
+                        let sequence = u32::try_from(sequence)
+                            .map_err(|_| corrupt("batch sequence", sequence))?;
+                        Ok((sequence, r.try_get("payload")?))
+                    })
                     .collect()
             }
 
