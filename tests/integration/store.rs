@@ -240,7 +240,7 @@ async fn apply_settles_once_and_demotes(store: Store) {
         user(2, "u2@example.com", "two@example.com"),
         group(&[1, 2]),
     ];
-    let current = store.current_objects("acme", "i1").await.unwrap();
+    let current = store.current_objects("acme", "i1", true).await.unwrap();
     let p = plan::plan(&rec.settings, &Source::complete(), &current, objects);
     let mut run1 = run1;
     run1.attempt = 1;
@@ -287,7 +287,7 @@ async fn apply_settles_once_and_demotes(store: Store) {
         )
     };
     store.create_run(&run2).await.unwrap();
-    let current = store.current_objects("acme", "i1").await.unwrap();
+    let current = store.current_objects("acme", "i1", true).await.unwrap();
     let objects = vec![user(1, "u1@example.com", "two@example.com"), group(&[1])];
     let p = plan::plan(&rec.settings, &Source::complete(), &current, objects);
     assert_eq!((p.updates.len(), p.removals.len()), (2, 1));
@@ -311,7 +311,7 @@ async fn apply_settles_once_and_demotes(store: Store) {
         .await
         .unwrap();
     assert!(!demoted.managed, "a user gone from AD is kept, unmanaged");
-    let current = store.current_objects("acme", "i1").await.unwrap();
+    let current = store.current_objects("acme", "i1", true).await.unwrap();
     assert_eq!(current.iter().filter(|c| c.managed).count(), 2);
 }
 
@@ -338,7 +338,7 @@ async fn an_address_goes_to_the_next_claim_when_its_owner_drops_it(store: Store)
         let store = store.clone();
         async move {
             store.create_run(&r).await.unwrap();
-            let current = store.current_objects("acme", &rec.id).await.unwrap();
+            let current = store.current_objects("acme", &rec.id, true).await.unwrap();
             let p = plan::plan(&rec.settings, &Source::complete(), &current, objects);
             match store.apply(&r, &p, 1, r.created_at).await.unwrap() {
                 ApplyOutcome::Applied { warnings, .. } => warnings,

@@ -220,7 +220,11 @@ impl Reconciler {
         };
         let current = self
             .store
-            .current_objects(&ev.account_id, &ev.integration_id)
+            .current_objects(
+                &ev.account_id,
+                &ev.integration_id,
+                source.memberships_unavailable.is_some(),
+            )
             .await?;
         let mut plan = plan::plan(&integration.settings, &source, &current, objects);
         let paused_by = self

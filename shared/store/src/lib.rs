@@ -163,11 +163,14 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
         limit: u32,
     ) -> Result<Vec<(u32, Vec<u8>)>>;
 
-    /// What the store holds for an integration's objects.
+    /// What the store holds for an integration's objects; groups' member
+    /// edges only `with_members` (a plan needs them only when the source
+    /// cannot read memberships).
     async fn current_objects(
         &self,
         account_id: &str,
         integration_id: &str,
+        with_members: bool,
     ) -> Result<Vec<CurrentObject>>;
     /// Applies a plan, logs its changes and settles the run, in one
     /// transaction. Settled runs and stale attempts are left alone
