@@ -310,67 +310,63 @@ macro_rules! store_impl {
                 upserted: &HashSet<ObjectGuid>,
                 warnings: &mut Vec<String>,
             ) -> Result<()> {
-                // The best claim of each touched address, worked out once.
                 // Ranks and anchors are ASCII and compare bytewise, as
                 // claim_rank() intends, whatever the database's collation.
-                <$db as Bulk>::temp_table(
-                    &mut **tx,
-                    "best_claims",
-                    "address TEXT NOT NULL, anchor TEXT NOT NULL, is_primary BOOLEAN NOT NULL, \
-                     claim_rank TEXT NOT NULL, managed BOOLEAN NOT NULL, claims BIGINT NOT NULL",
-                )
-                .await?;
-                sqlx::query(concat!(
-                    "INSERT INTO best_claims (address, anchor, is_primary, claim_rank, managed, claims) \
-                     SELECT address, anchor, is_primary, claim_rank, managed, claims FROM (\
-                     SELECT c.address, c.anchor, c.is_primary, c.claim_rank, o.managed, \
+                let best = concat!(
+                    "SELECT c.address, c.anchor, c.is_primary, c.claim_rank, o.managed, \
                      ROW_NUMBER() OVER (PARTITION BY c.address", $collate, " ORDER BY c.claim_rank", $collate,
                     ", c.anchor", $collate, ") AS n, \
                      COUNT(*) OVER (PARTITION BY c.address", $collate, ") AS claims \
                      FROM address_claims c \
                      JOIN objects o ON o.account_id = c.account_id AND o.anchor = c.anchor \
-                     WHERE c.account_id = $1 AND c.address IN (SELECT address FROM touched_addresses)\
-                     ) b WHERE n = 1"
-                ))
-                .bind(account)
-                .execute(&mut **tx)
-                .await?;
-                Self::on_postgres(tx, "ANALYZE best_claims").await?;
-                let takeovers = sqlx::query(
-                    "SELECT b.address, b.anchor, o.dn, p.dn AS previous_dn FROM best_claims b \
-                     JOIN addresses a ON a.account_id = $1 AND a.address = b.address \
-                     JOIN objects p ON p.account_id = a.account_id AND p.anchor = a.anchor \
-                     JOIN objects o ON o.account_id = $1 AND o.anchor = b.anchor \
-                     WHERE p.managed = TRUE AND a.anchor <> b.anchor ORDER BY b.address",
-                )
-                .bind(account)
-                .fetch_all(&mut **tx)
-                .await?;
-                for r in &takeovers {
-                    let anchor: String = r.try_get("anchor")?;
-                    let anchor: ObjectGuid = anchor.parse().map_err(|e| corrupt("object anchor", e))?;
-                    if upserted.contains(&anchor) {
-                        let (address, dn, previous): (String, String, String) =
-                            (r.try_get("address")?, r.try_get("dn")?, r.try_get("previous_dn")?);
-                        warnings.push(format!(
-                            "{dn}: address {address} was taken over from {previous}, whose claim ranks lower"
-                        ));
+                     WHERE c.account_id = $1 AND c.address IN (SELECT address FROM touched_addresses)"
+                );
+                // Takeovers and unclaimed addresses need addresses owned
+                // before: none on a first sync.
+                let owned_before = sqlx::query("SELECT 1 FROM addresses WHERE account_id = $1 LIMIT 1")
+                    .bind(account)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .is_some();
+                if owned_before {
+                    let takeovers = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT b.address, b.anchor, o.dn, p.dn AS previous_dn FROM ({best}) b \
+                         JOIN addresses a ON a.account_id = $1 AND a.address = b.address \
+                         JOIN objects p ON p.account_id = a.account_id AND p.anchor = a.anchor \
+                         JOIN objects o ON o.account_id = $1 AND o.anchor = b.anchor \
+                         WHERE b.n = 1 AND p.managed = TRUE AND a.anchor <> b.anchor ORDER BY b.address"
+                    )))
+                    .bind(account)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                    for r in &takeovers {
+                        let anchor: String = r.try_get("anchor")?;
+                        let anchor: ObjectGuid = anchor.parse().map_err(|e| corrupt("object anchor", e))?;
+                        if upserted.contains(&anchor) {
+                            let (address, dn, previous): (String, String, String) =
+                                (r.try_get("address")?, r.try_get("dn")?, r.try_get("previous_dn")?);
+                            warnings.push(format!(
+                                "{dn}: address {address} was taken over from {previous}, whose claim ranks lower"
+                            ));
+                        }
                     }
+                    // Addresses nobody claims any more.
+                    sqlx::query(
+                        "DELETE FROM addresses WHERE account_id = $1 AND address IN (\
+                         SELECT DISTINCT t.address FROM touched_addresses t WHERE NOT EXISTS (\
+                         SELECT 1 FROM address_claims c \
+                         JOIN objects o ON o.account_id = c.account_id AND o.anchor = c.anchor \
+                         WHERE c.account_id = $1 AND c.address = t.address))",
+                    )
+                    .bind(account)
+                    .execute(&mut **tx)
+                    .await?;
                 }
-                // Addresses nobody claims any more.
-                sqlx::query(
-                    "DELETE FROM addresses WHERE account_id = $1 \
-                     AND address IN (SELECT address FROM touched_addresses) \
-                     AND address NOT IN (SELECT address FROM best_claims)",
-                )
-                .bind(account)
-                .execute(&mut **tx)
-                .await?;
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "INSERT INTO addresses (account_id, address, anchor, is_primary, origin, claim_rank, contested) \
                      SELECT $1, b.address, b.anchor, b.is_primary, \
                      CASE WHEN b.managed THEN '{ORIGIN_DIRECTORY}' ELSE '{ORIGIN_MESSAGE_IN_TRANSIT}' END, \
-                     b.claim_rank, b.claims > 1 FROM best_claims b WHERE TRUE \
+                     b.claim_rank, b.claims > 1 FROM ({best}) b WHERE b.n = 1 \
                      ON CONFLICT (account_id, address) DO UPDATE \
                      SET anchor = excluded.anchor, is_primary = excluded.is_primary, \
                      origin = excluded.origin, claim_rank = excluded.claim_rank, contested = excluded.contested \
