@@ -38,12 +38,16 @@ pub fn split_entry(mut e: bus::DirectoryEntry, part_bytes: usize) -> Vec<bus::Di
     let mut current = e;
     let mut part = 0u32;
     loop {
-        // Fill this part up to the budget (at least one member per part).
+        // Fill this part up to the budget (at least one member per part),
+        // counting what each member adds: its bytes, their length prefix
+        // and a field tag of at most two bytes.
+        let mut size = current.encoded_len();
         while let Some(m) = members.peek() {
-            let grows = m.len() + 3;
-            if !current.member_dns.is_empty() && current.encoded_len() + grows > part_bytes {
+            let grows = m.len() + prost::length_delimiter_len(m.len()) + 2;
+            if !current.member_dns.is_empty() && size + grows > part_bytes {
                 break;
             }
+            size += grows;
             current.member_dns.extend(members.next());
         }
         let guid = current.object_guid.clone();
@@ -61,8 +65,9 @@ pub fn split_entry(mut e: bus::DirectoryEntry, part_bytes: usize) -> Vec<bus::Di
         };
     }
 }
-/// LDAP page size (RFC 2696); AD's MaxPageSize is 1000.
-pub const PAGE_SIZE: i32 = 500;
+/// LDAP page size (RFC 2696): AD's default MaxPageSize; a server with a
+/// lower limit returns smaller pages.
+pub const PAGE_SIZE: i32 = 1000;
 
 pub struct Collector {
     pub bus: Bus,
@@ -423,6 +428,9 @@ mod tests {
             assert_eq!(p.member_part, n as u32);
             assert_eq!(p.object_guid, group.object_guid);
             assert_eq!(p.dn.is_empty(), n > 0, "only the first part is the entry");
+        }
+        for p in &parts[..parts.len() - 1] {
+            assert!(p.encoded_len() > 60 * 1024, "parts are filled");
         }
         let rejoined: Vec<String> = parts.into_iter().flat_map(|p| p.member_dns).collect();
         assert_eq!(rejoined, members);
