@@ -20,7 +20,8 @@
 # A figure is the median of 3 runs when a run takes under a minute, else of
 # one. Rows written are the run's counts (added + updated + removed); WAL
 # bytes come from pg_current_wal_lsn(); peak RSS is each process's VmHWM
-# (gateway, scheduler, collector, reconciler; or the one embedded process).
+# during the run (gateway, scheduler, collector, reconciler; or the one
+# embedded process).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
@@ -174,7 +175,10 @@ rss() {
 
 # sync_once: seconds, rows written, WAL bytes of one sync.
 sync_once() {
-  local t0 t1 w0 w1 out written
+  local t0 t1 w0 w1 out written p
+  # Peak RSS per run: each process's high-water mark starts again at its
+  # current size (clear_refs, Linux 4.0+).
+  for p in "${pids[@]}"; do echo 5 > "/proc/$p/clear_refs" 2>/dev/null || true; done
   w0=$(wal); t0=$(now)
   if ! out=$(DIRSYNC_GATEWAY=$gateway DIRSYNC_TOKEN=$token "$bin" sync now Bench --wait 2>&1); then
     log "the sync failed: $out"
@@ -187,10 +191,11 @@ sync_once() {
 
 # Changes the display name of every 100th user.
 change_one_percent() {
-  local i tls=()
+  local i stamp
+  stamp=$(date +%s%N) # a new value on every call, so every change is one
   { for ((i = 0; i < users; i += 100)); do
       printf 'dn: %s\nchangetype: modify\nreplace: displayName\ndisplayName: changed %s %s\n\n' \
-        "$(user_dn $i)" "$i" "$RANDOM"
+        "$(user_dn $i)" "$i" "$stamp"
     done; } | LDAPTLS_REQCERT=never ldapmodify -x -H "$url" -D "$admin_dn" -w "$admin_pw" >/dev/null
 }
 

@@ -9,7 +9,7 @@ use prost::Message;
 use tokio_util::sync::CancellationToken;
 
 use dirsync_bus::{Bus, Delivery, MAX_DELIVER, Topic};
-use dirsync_core::plan::{self, Completeness, Source};
+use dirsync_core::plan::{self, Completeness, Planner};
 use dirsync_core::{Clock, DirectoryObject, Trigger};
 use dirsync_proto::bus::{self, collector_event::Event};
 use dirsync_store::{ApplyOutcome, Store, StoreError};
@@ -117,6 +117,55 @@ impl Reconciler {
         }
     }
 
+    /// The run's staged objects in collection order, large groups' parts
+    /// joined, a page of batches at a time; without their members unless
+    /// `with_members` (a group's member DNs are most of the decoding). What
+    /// cannot be read is added to `reasons`.
+    async fn staged_objects(
+        &self,
+        run_id: &str,
+        attempt: u32,
+        with_members: bool,
+        reasons: &mut Vec<String>,
+        mut each: impl FnMut(DirectoryObject),
+    ) -> Result<(), StoreError> {
+        let mut joiner = PartJoiner::default();
+        let mut decode = |entry: bus::DirectoryEntry, reasons: &mut Vec<String>| {
+            match DirectoryObject::try_from(entry) {
+                Ok(o) => each(o),
+                Err(e) => reasons.push(e.to_string()),
+            }
+        };
+        let mut from = 0;
+        loop {
+            let page = self
+                .store
+                .staged_batches(run_id, attempt, from, STAGED_PAGE)
+                .await?;
+            let Some((last, _)) = page.last() else { break };
+            from = last + 1;
+            for (_, payload) in page {
+                match bus::ObjectBatch::decode(payload.as_slice()) {
+                    Ok(b) => {
+                        for mut entry in b.entries {
+                            if !with_members {
+                                entry.member_dns = Vec::new();
+                            }
+                            if let Some(whole) = joiner.push(entry, reasons) {
+                                decode(whole, reasons);
+                            }
+                        }
+                    }
+                    Err(e) => reasons.push(format!("a staged batch cannot be decoded: {e}")),
+                }
+            }
+        }
+        if let Some(whole) = joiner.finish() {
+            decode(whole, reasons);
+        }
+        Ok(())
+    }
+
     async fn on_end(
         &self,
         ev: &bus::CollectorEvent,
@@ -174,59 +223,34 @@ impl Reconciler {
         if !end.complete && reasons.is_empty() {
             reasons.push("the collector marked the collection incomplete".to_owned());
         }
-        let mut objects = Vec::with_capacity(usize::try_from(end.entries).unwrap_or_default());
-        // Batch by batch: only the staged bytes and one decoded batch are
-        // held besides the objects.
-        let mut joiner = PartJoiner::default();
-        let mut decode = |entry: bus::DirectoryEntry, reasons: &mut Vec<String>| {
-            match DirectoryObject::try_from(entry) {
-                Ok(o) => objects.push(o),
-                Err(e) => reasons.push(e.to_string()),
-            }
-        };
-        let mut from = 0;
-        loop {
-            let page = self
-                .store
-                .staged_batches(&ev.run_id, ev.attempt, from, STAGED_PAGE)
-                .await?;
-            let Some((last, _)) = page.last() else { break };
-            from = last + 1;
-            for (_, payload) in page {
-                match bus::ObjectBatch::decode(payload.as_slice()) {
-                    Ok(b) => {
-                        for entry in b.entries {
-                            if let Some(whole) = joiner.push(entry, &mut reasons) {
-                                decode(whole, &mut reasons);
-                            }
-                        }
-                    }
-                    Err(e) => reasons.push(format!("a staged batch cannot be decoded: {e}")),
-                }
-            }
-        }
-        if let Some(whole) = joiner.finish() {
-            decode(whole, &mut reasons);
-        }
-        let source = Source {
-            completeness: if reasons.is_empty() {
-                Completeness::Complete
-            } else {
-                Completeness::Incomplete(reasons)
-            },
-            memberships_unavailable: end.memberships_unavailable.then(|| {
-                "the Global Catalog does not hold the member attribute; use port 636 or 389 to sync members".to_owned()
-            }),
-        };
+        let memberships_unavailable = end.memberships_unavailable.then(|| {
+            "the Global Catalog does not hold the member attribute; use port 636 or 389 to sync members".to_owned()
+        });
         let current = self
             .store
             .current_objects(
                 &ev.account_id,
                 &ev.integration_id,
-                source.memberships_unavailable.is_some(),
+                memberships_unavailable.is_some(),
             )
             .await?;
-        let mut plan = plan::plan(&integration.settings, &source, &current, objects);
+        // Two passes over the staged batches, one page of them decoded at
+        // a time: the collection is never held whole, only the DNs of the
+        // objects in scope and the objects that change.
+        let mut planner = Planner::new(&integration.settings, memberships_unavailable, &current);
+        self.staged_objects(&ev.run_id, ev.attempt, false, &mut reasons, |o| {
+            planner.index(&o);
+        })
+        .await?;
+        self.staged_objects(&ev.run_id, ev.attempt, true, &mut Vec::new(), |o| {
+            planner.add(o);
+        })
+        .await?;
+        let mut plan = planner.finish(&if reasons.is_empty() {
+            Completeness::Complete
+        } else {
+            Completeness::Incomplete(reasons)
+        });
         let paused_by = self
             .store
             .paused_by(&ev.account_id, &ev.integration_id)

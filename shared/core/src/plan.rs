@@ -182,171 +182,222 @@ pub fn hold_removals(plan: &mut Plan, settings: &IntegrationSettings, paused_by:
     plan.hold = Some(hold);
 }
 
-/// Computes what a run writes. Pure: no I/O, no clock.
+/// Computes what a run writes. Pure: no I/O, no clock. The same as
+/// [`Planner`] over a list held in memory.
 pub fn plan(
     settings: &IntegrationSettings,
     source: &Source,
     current: &[CurrentObject],
     collected: Vec<DirectoryObject>,
 ) -> Plan {
-    let mut out = Plan::default();
-
-    // 1. Scope: which collected objects this integration syncs.
-    let mut in_scope: Vec<DirectoryObject> = Vec::with_capacity(collected.len());
-    let mut out_of_scope_reason: HashMap<ObjectGuid, String> = HashMap::new();
-    let mut seen = HashSet::new();
+    let mut planner = Planner::new(settings, source.memberships_unavailable.clone(), current);
+    for obj in &collected {
+        planner.index(obj);
+    }
     for obj in collected {
-        for note in &obj.notes {
-            out.warnings.push(format!("{}: {note}", obj.dn));
+        planner.add(obj);
+    }
+    planner.finish(&source.completeness)
+}
+
+/// Plans a run in two passes over the collected objects, in the same order
+/// each time, so that the collection need not be held in memory: the first
+/// ([`Planner::index`]) learns which objects are in scope and their DNs,
+/// the second ([`Planner::add`]) turns each object into a record, links its
+/// members and manager, and keeps it only when it differs from the store.
+/// How complete the read was is known at the end ([`Planner::finish`]).
+pub struct Planner<'a> {
+    settings: &'a IntegrationSettings,
+    /// Set when group memberships could not be read (see [`Source`]).
+    memberships_unavailable: Option<String>,
+    current: &'a [CurrentObject],
+    stored: HashMap<ObjectGuid, &'a CurrentObject>,
+    /// Objects in scope by DN key (first pass).
+    by_dn: HashMap<String, ObjectGuid>,
+    /// Anchors read so far, per pass: only the first entry of an anchor
+    /// counts.
+    indexed: HashSet<ObjectGuid>,
+    added: HashSet<ObjectGuid>,
+    out_of_scope_reason: HashMap<ObjectGuid, String>,
+    out: Plan,
+}
+
+impl<'a> Planner<'a> {
+    pub fn new(
+        settings: &'a IntegrationSettings,
+        memberships_unavailable: Option<String>,
+        current: &'a [CurrentObject],
+    ) -> Self {
+        Self {
+            settings,
+            memberships_unavailable,
+            current,
+            stored: current.iter().map(|c| (c.anchor, c)).collect(),
+            by_dn: HashMap::new(),
+            indexed: HashSet::new(),
+            added: HashSet::new(),
+            out_of_scope_reason: HashMap::new(),
+            out: Plan::default(),
         }
-        if !seen.insert(obj.anchor) {
-            out.warnings.push(format!(
+    }
+
+    /// First pass: scope and DN of each collected object. Reads its
+    /// anchor, DN, kind and addresses only: members and notes may be left
+    /// out.
+    pub fn index(&mut self, obj: &DirectoryObject) {
+        if !self.indexed.insert(obj.anchor) {
+            self.out.warnings.push(format!(
                 "{}: objectGUID {} was read twice; the first entry was kept",
                 obj.dn, obj.anchor
             ));
-            continue;
+            return;
         }
-        if let Some(reason) = out_of_scope(settings, &obj) {
-            out_of_scope_reason.insert(obj.anchor, reason.clone());
-            out.skipped.push((obj.dn.to_string(), reason));
-            continue;
+        if let Some(reason) = out_of_scope(self.settings, obj) {
+            self.out_of_scope_reason.insert(obj.anchor, reason.clone());
+            self.out.skipped.push((obj.dn.to_string(), reason));
+            return;
         }
-        in_scope.push(obj);
+        self.by_dn.insert(obj.dn.key().to_owned(), obj.anchor);
     }
 
-    summarize_skipped(&out.skipped, &mut out.warnings);
-
-    // 2. Member DNs → anchors, among the objects in scope; or, when the
-    // source cannot read memberships, the stored edges unchanged.
-    let stored: BTreeMap<ObjectGuid, &CurrentObject> =
-        current.iter().map(|c| (c.anchor, c)).collect();
-    if let Some(reason) = &source.memberships_unavailable {
-        out.warnings.push(format!(
-            "group memberships were not read ({reason}); stored members are kept as they are"
-        ));
-    }
-    let by_dn: HashMap<&str, ObjectGuid> =
-        in_scope.iter().map(|o| (o.dn.key(), o.anchor)).collect();
-    let links: Vec<(Vec<ObjectGuid>, Option<ObjectGuid>)> = in_scope
-        .iter()
-        .map(|o| {
-            let members = match (&source.memberships_unavailable, stored.get(&o.anchor)) {
-                (Some(_), Some(c)) => c.members.clone(),
-                (Some(_), None) => Vec::new(),
-                (None, _) => {
-                    let mut m: Vec<ObjectGuid> = o
-                        .member_dns
-                        .iter()
-                        .filter_map(|m| by_dn.get(m.key()).copied())
-                        .collect();
-                    m.sort();
-                    m.dedup();
-                    m
-                }
-            };
-            let manager = Dn::parse(&o.attributes.manager_dn)
-                .ok()
-                .and_then(|m| by_dn.get(m.key()).copied());
-            (members, manager)
-        })
-        .collect();
-    drop(by_dn);
-    // The collected objects become records one by one (moved, not copied:
-    // a large directory is held once).
-    let records = in_scope
-        .into_iter()
-        .zip(links)
-        .map(|(o, (members, manager))| {
-            let mut aliases = o.aliases;
-            aliases.retain(|a| settings.domain_in_scope(a.domain()));
-            ObjectRecord {
-                anchor: o.anchor,
-                kind: o.kind,
-                dn: o.dn.to_string(),
-                disabled: o.kind == ObjectKind::User
-                    && settings.acknowledge_disabled_accounts
-                    && o.ad_disabled,
-                attributes: o.attributes,
-                primary_address: o.primary_address,
-                aliases,
-                members,
-                group_type: o.group_type,
-                manager,
+    /// Second pass: the same objects in the same order.
+    pub fn add(&mut self, obj: DirectoryObject) {
+        for note in &obj.notes {
+            self.out.warnings.push(format!("{}: {note}", obj.dn));
+        }
+        if !self.added.insert(obj.anchor) || self.out_of_scope_reason.contains_key(&obj.anchor) {
+            return;
+        }
+        let stored = self.stored.get(&obj.anchor).copied();
+        // Member DNs → anchors, among the objects in scope; or, when the
+        // source cannot read memberships, the stored edges unchanged.
+        let members = match (&self.memberships_unavailable, stored) {
+            (Some(_), Some(c)) => c.members.clone(),
+            (Some(_), None) => Vec::new(),
+            (None, _) => {
+                let mut m: Vec<ObjectGuid> = obj
+                    .member_dns
+                    .iter()
+                    .filter_map(|m| self.by_dn.get(m.key()).copied())
+                    .collect();
+                m.sort();
+                m.dedup();
+                m
             }
-        });
-
-    // 3. Diff against the store.
-    let mut present = HashSet::with_capacity(records.len());
-    for record in records {
-        present.insert(record.anchor);
+        };
+        let manager = Dn::parse(&obj.attributes.manager_dn)
+            .ok()
+            .and_then(|m| self.by_dn.get(m.key()).copied());
+        let mut aliases = obj.aliases;
+        aliases.retain(|a| self.settings.domain_in_scope(a.domain()));
+        let record = ObjectRecord {
+            anchor: obj.anchor,
+            kind: obj.kind,
+            dn: obj.dn.to_string(),
+            disabled: obj.kind == ObjectKind::User
+                && self.settings.acknowledge_disabled_accounts
+                && obj.ad_disabled,
+            attributes: obj.attributes,
+            primary_address: obj.primary_address,
+            aliases,
+            members,
+            group_type: obj.group_type,
+            manager,
+        };
+        // Diff against the store.
         let hash = record.content_hash();
-        match stored.get(&record.anchor) {
-            None => out.adds.push(Upsert {
+        match stored {
+            None => self.out.adds.push(Upsert {
                 record,
                 content_hash: hash,
             }),
             Some(c) if c.content_hash == hash && c.managed && c.kind == record.kind => {
-                out.unchanged += 1;
+                self.out.unchanged += 1;
             }
-            Some(_) => out.updates.push(Upsert {
+            Some(_) => self.out.updates.push(Upsert {
                 record,
                 content_hash: hash,
             }),
         }
     }
 
-    // 4. Removals, only on a complete read.
-    let gone: Vec<&CurrentObject> = current
-        .iter()
-        .filter(|c| c.managed && !present.contains(&c.anchor))
-        .collect();
-    let completeness = match &source.completeness {
-        Completeness::Complete if present.is_empty() && !gone.is_empty() => {
-            Completeness::Incomplete(vec![
-                "the Root DN returned no objects in scope although the store holds some; nothing is removed on an empty read".to_owned(),
-            ])
+    /// The plan: what the second pass kept, and the removals a complete
+    /// read allows.
+    pub fn finish(self, completeness: &Completeness) -> Plan {
+        let Self {
+            settings,
+            memberships_unavailable,
+            current,
+            indexed,
+            out_of_scope_reason,
+            mut out,
+            ..
+        } = self;
+        summarize_skipped(&out.skipped, &mut out.warnings);
+        if let Some(reason) = &memberships_unavailable {
+            out.warnings.push(format!(
+                "group memberships were not read ({reason}); stored members are kept as they are"
+            ));
         }
-        other => other.clone(),
-    };
-    match completeness {
-        Completeness::Complete => {
-            out.removals = gone
-                .into_iter()
-                .map(|c| {
-                    let action = if c.kind == ObjectKind::User && !settings.delete_users {
-                        RemovalAction::Demote
-                    } else {
-                        RemovalAction::Delete
-                    };
-                    let why = match out_of_scope_reason.get(&c.anchor) {
-                        Some(r) => format!("out of scope: {r}"),
-                        None => "no longer in the directory result (deleted in AD, moved out of the Root DN, or not readable by the bind account)".to_owned(),
-                    };
-                    let policy = match (action, c.kind) {
-                        (RemovalAction::Demote, _) => "; delete users is off, so the account is kept unmanaged",
-                        (RemovalAction::Delete, ObjectKind::User) => "; delete users is on",
-                        (RemovalAction::Delete, _) => "",
-                    };
-                    Removal {
-                        anchor: c.anchor,
-                        kind: c.kind,
-                        action,
-                        reason: format!("{why}{policy}"),
-                    }
-                })
-                .collect();
-        }
-        Completeness::Incomplete(reasons) => {
-            if !gone.is_empty() {
-                out.warnings.push(format!(
-                    "{} objects are no longer in the result but nothing was removed because the collection is incomplete: {}",
-                    gone.len(),
-                    reasons.join("; ")
-                ));
+        // Present: read and in scope.
+        let present = |anchor: &ObjectGuid| {
+            indexed.contains(anchor) && !out_of_scope_reason.contains_key(anchor)
+        };
+        let none_present = indexed.len() == out_of_scope_reason.len();
+
+        // Removals, only on a complete read.
+        let gone: Vec<&CurrentObject> = current
+            .iter()
+            .filter(|c| c.managed && !present(&c.anchor))
+            .collect();
+        let completeness = match completeness {
+            Completeness::Complete if none_present && !gone.is_empty() => {
+                Completeness::Incomplete(vec![
+                    "the Root DN returned no objects in scope although the store holds some; nothing is removed on an empty read".to_owned(),
+                ])
+            }
+            other => other.clone(),
+        };
+        match completeness {
+            Completeness::Complete => {
+                out.removals = gone
+                    .into_iter()
+                    .map(|c| {
+                        let action = if c.kind == ObjectKind::User && !settings.delete_users {
+                            RemovalAction::Demote
+                        } else {
+                            RemovalAction::Delete
+                        };
+                        let why = match out_of_scope_reason.get(&c.anchor) {
+                            Some(r) => format!("out of scope: {r}"),
+                            None => "no longer in the directory result (deleted in AD, moved out of the Root DN, or not readable by the bind account)".to_owned(),
+                        };
+                        let policy = match (action, c.kind) {
+                            (RemovalAction::Demote, _) => "; delete users is off, so the account is kept unmanaged",
+                            (RemovalAction::Delete, ObjectKind::User) => "; delete users is on",
+                            (RemovalAction::Delete, _) => "",
+                        };
+                        Removal {
+                            anchor: c.anchor,
+                            kind: c.kind,
+                            action,
+                            reason: format!("{why}{policy}"),
+                        }
+                    })
+                    .collect();
+            }
+            Completeness::Incomplete(reasons) => {
+                if !gone.is_empty() {
+                    out.warnings.push(format!(
+                        "{} objects are no longer in the result but nothing was removed because the collection is incomplete: {}",
+                        gone.len(),
+                        reasons.join("; ")
+                    ));
+                }
             }
         }
+        out
     }
-    out
 }
 
 /// How many skipped DNs a run's warnings name per reason.
