@@ -33,11 +33,13 @@ impl Dn {
         if text.is_empty() {
             return Err(DnError::Empty);
         }
-        let rdns = split_unescaped(text, &[',', ';'])?;
-        let mut key_parts = Vec::with_capacity(rdns.len());
-        for rdn in rdns {
-            let mut ava_keys = Vec::new();
-            for ava in split_unescaped(&rdn, &['+'])? {
+        // The key is built in one string, from slices of the text.
+        let mut key = String::with_capacity(text.len());
+        for (i, rdn) in split_unescaped(text, &[',', ';'])?.into_iter().enumerate() {
+            if i > 0 {
+                key.push(',');
+            }
+            for (j, ava) in split_unescaped(rdn, &['+'])?.into_iter().enumerate() {
                 let Some((attr, value)) = ava.split_once('=') else {
                     return Err(DnError::NotAttributeValue(ava.trim().to_owned()));
                 };
@@ -53,13 +55,17 @@ impl Dn {
                 if value.is_empty() {
                     return Err(DnError::EmptyValue(ava.trim().to_owned()));
                 }
-                ava_keys.push(format!("{}={}", attr.to_lowercase(), value.to_lowercase()));
+                if j > 0 {
+                    key.push('+');
+                }
+                push_lowercase(&mut key, attr);
+                key.push('=');
+                push_lowercase(&mut key, value);
             }
-            key_parts.push(ava_keys.join("+"));
         }
         Ok(Self {
             text: text.to_owned(),
-            key: key_parts.join(","),
+            key,
         })
     }
 
@@ -90,23 +96,29 @@ impl Dn {
 }
 
 /// Splits at separators not preceded by an escape, keeping escapes intact.
-fn split_unescaped(s: &str, seps: &[char]) -> Result<Vec<String>, DnError> {
+fn split_unescaped<'s>(s: &'s str, seps: &[char]) -> Result<Vec<&'s str>, DnError> {
     let mut parts = Vec::new();
-    let mut cur = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
+    let mut start = 0;
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
         if c == '\\' {
-            let next = chars.next().ok_or(DnError::DanglingEscape)?;
-            cur.push(c);
-            cur.push(next);
+            chars.next().ok_or(DnError::DanglingEscape)?;
         } else if seps.contains(&c) {
-            parts.push(std::mem::take(&mut cur));
-        } else {
-            cur.push(c);
+            parts.push(&s[start..i]);
+            start = i + c.len_utf8();
         }
     }
-    parts.push(cur);
+    parts.push(&s[start..]);
     Ok(parts)
+}
+
+/// Appends `s` in lower case (Unicode rules; ASCII without a copy).
+fn push_lowercase(out: &mut String, s: &str) {
+    if s.is_ascii() {
+        out.extend(s.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+    } else {
+        out.push_str(&s.to_lowercase());
+    }
 }
 
 impl PartialEq for Dn {
@@ -179,6 +191,18 @@ mod tests {
             Some("corp.example.com")
         );
         assert_eq!(Dn::parse("OU=x").expect("valid").domain(), None);
+    }
+
+    #[test]
+    fn keys_keep_escapes_and_lower_every_script() {
+        let key = |s: &str| Dn::parse(s).expect("valid").key().to_owned();
+        assert_eq!(
+            key(r"CN=Smith\, Erin ,OU=People"),
+            r"cn=smith\, erin,ou=people"
+        );
+        assert_eq!(key("CN=ZOË Ærø;DC=X"), "cn=zoë ærø,dc=x");
+        assert_eq!(key("CN=A + UID=B,DC=x"), "cn=a+uid=b,dc=x");
+        assert_eq!(key(r"CN=a\+b,DC=x"), r"cn=a\+b,dc=x");
     }
 
     #[test]

@@ -242,9 +242,11 @@ pub struct ObjectRecord {
 
 impl ObjectRecord {
     pub fn content_hash(&self) -> String {
-        // serde_json of a struct of strings, bools and vectors cannot fail.
-        let json = serde_json::to_vec(self).unwrap_or_default();
-        hex::encode(Sha256::digest(json))
+        // serde_json of a struct of strings, bools and vectors cannot fail;
+        // it is written straight into the hash.
+        let mut hasher = Sha256::new();
+        let _ = serde_json::to_writer(&mut hasher, self);
+        hex::encode(hasher.finalize())
     }
 
     /// Every address of the object, primary first.
@@ -259,6 +261,37 @@ impl ObjectRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Stored hashes decide what a resync rewrites: the hash of a record
+    /// must not change between releases.
+    #[test]
+    fn the_content_hash_is_stable() {
+        let record = ObjectRecord {
+            anchor: "00112233-4455-6677-8899-aabbccddeeff"
+                .parse()
+                .expect("guid"),
+            kind: ObjectKind::User,
+            dn: "CN=Erin,OU=People,DC=corp,DC=example".into(),
+            attributes: Attributes {
+                display_name: "Erin \"E\" Smith".into(),
+                ..Attributes::default()
+            },
+            primary_address: Some(EmailAddress::parse("erin@corp.example").expect("address")),
+            aliases: vec![EmailAddress::parse("e@corp.example").expect("address")],
+            disabled: false,
+            members: Vec::new(),
+            group_type: None,
+            manager: None,
+        };
+        assert_eq!(
+            record.content_hash(),
+            hex::encode(Sha256::digest(serde_json::to_vec(&record).expect("json")))
+        );
+        assert_eq!(
+            record.content_hash(),
+            "75157620d74066554b698c83863ce1d5496d0d81d37d8b34474976b6728d57e9"
+        );
+    }
 
     pub(crate) fn entry(kind: bus::ObjectKind, guid: &str, dn: &str) -> bus::DirectoryEntry {
         bus::DirectoryEntry {
