@@ -142,8 +142,9 @@ impl Reconciler {
                 .store
                 .staged_batches(run_id, attempt, from, STAGED_PAGE)
                 .await?;
-            let Some((last, _)) = page.last() else { break };
-            from = last + 1;
+            let Some(next) = page.last().map(|(last, _)| last.checked_add(1)) else {
+                break;
+            };
             for (_, payload) in page {
                 match bus::ObjectBatch::decode(payload.as_slice()) {
                     Ok(b) => {
@@ -158,6 +159,10 @@ impl Reconciler {
                     }
                     Err(e) => reasons.push(format!("a staged batch cannot be decoded: {e}")),
                 }
+            }
+            match next {
+                Some(next) => from = next,
+                None => break, // the last sequence there is
             }
         }
         if let Some(whole) = joiner.finish() {
