@@ -1288,13 +1288,17 @@ macro_rules! store_impl {
                          updated_at = excluded.updated_at",
                     )
                     .await?;
-                    <$db as Bulk>::insert_rows(&mut *tx, &claims, "ON CONFLICT DO NOTHING").await?;
+                    // No claim of these objects is left (deleted above) and an
+                    // object claims an address once: copied in as they are.
+                    <$db as Bulk>::insert_rows(&mut *tx, &claims, "").await?;
                     <$db as Bulk>::insert_rows(&mut *tx, &touched, "").await?;
                     for part in groups.chunks(CHUNK) {
                         let mut qb = keyed::<$db>("DELETE FROM members WHERE", account, "group_anchor", part);
                         qb.build().execute(&mut *tx).await?;
                     }
-                    <$db as Bulk>::insert_rows(&mut *tx, &edges, "ON CONFLICT DO NOTHING").await?;
+                    // The groups' edges were deleted above and a record's
+                    // members are distinct.
+                    <$db as Bulk>::insert_rows(&mut *tx, &edges, "").await?;
                 }
 
                 if upserts.len() >= ANALYZE_AFTER {
