@@ -47,7 +47,7 @@ impl<'a, T: Into<Cell<'a>>> From<Option<T>> for Cell<'a> {
     }
 }
 
-/// Rows of one table, column-major in a flat list: `cells.len()` is a
+/// Rows of one table, one after another in a flat list: `cells.len()` is a
 /// multiple of `columns.len()`.
 pub struct Rows<'a> {
     pub table: &'static str,
