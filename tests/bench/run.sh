@@ -178,7 +178,10 @@ sync_once() {
   local t0 t1 w0 w1 out written p
   # Peak RSS per run: each process's high-water mark starts again at its
   # current size (clear_refs, Linux 4.0+).
-  for p in "${pids[@]}"; do echo 5 > "/proc/$p/clear_refs" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    echo 5 2>/dev/null > "/proc/$p/clear_refs" \
+      || log "cannot reset the peak RSS of process $p: its figure is the peak since it started"
+  done
   w0=$(wal); t0=$(now)
   if ! out=$(DIRSYNC_GATEWAY=$gateway DIRSYNC_TOKEN=$token "$bin" sync now Bench --wait 2>&1); then
     log "the sync failed: $out"

@@ -203,6 +203,12 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 macro_rules! store_impl {
     ($store:ident, $db:ty, $collate:literal) => {
         impl $store {
+            /// Starts the transaction's `touched_addresses`: the addresses
+            /// whose owner [`Self::resolve_addresses`] works out again.
+            async fn start_touched(tx: &mut sqlx::Transaction<'_, $db>) -> Result<()> {
+                <$db as Bulk>::temp_table(&mut **tx, "touched_addresses", "address TEXT NOT NULL").await
+            }
+
             /// Notes the addresses the objects `anchors` claim in
             /// `touched_addresses`, whose owners are worked out at the end
             /// of the apply.
@@ -292,10 +298,8 @@ macro_rules! store_impl {
                 removals: &[Removal],
                 now: UnixMillis,
             ) -> Result<()> {
-                <$db as Bulk>::temp_table(&mut **tx, "touched_addresses", "address TEXT NOT NULL")
-                    .await?;
+                Self::start_touched(tx).await?;
                 Self::remove(tx, account, removals, now).await?;
-                Self::on_postgres(tx, "ANALYZE touched_addresses").await?;
                 Self::resolve_addresses(tx, account, &HashSet::new(), &mut Vec::new()).await
             }
 
@@ -310,6 +314,8 @@ macro_rules! store_impl {
                 upserted: &HashSet<ObjectGuid>,
                 warnings: &mut Vec<String>,
             ) -> Result<()> {
+                // Temporary tables are never analyzed on their own.
+                Self::on_postgres(tx, "ANALYZE touched_addresses").await?;
                 // Ranks and anchors are ASCII and compare bytewise, as
                 // claim_rank() intends, whatever the database's collation.
                 let best = concat!(
@@ -1100,18 +1106,18 @@ macro_rules! store_impl {
                 .fetch_all(&self.pool)
                 .await?;
                 let mut members: HashMap<String, Vec<ObjectGuid>> = HashMap::new();
-                let edges = if !with_members {
-                    Vec::new()
-                } else {
+                let edges = if with_members {
                     sqlx::query(
-                    "SELECT m.group_anchor, m.member_anchor FROM members m \
-                     JOIN objects o ON o.account_id = m.account_id AND o.anchor = m.group_anchor \
-                     WHERE m.account_id = $1 AND o.integration_id = $2",
-                )
-                .bind(account_id)
-                .bind(integration_id)
-                .fetch_all(&self.pool)
-                .await?
+                        "SELECT m.group_anchor, m.member_anchor FROM members m \
+                         JOIN objects o ON o.account_id = m.account_id AND o.anchor = m.group_anchor \
+                         WHERE m.account_id = $1 AND o.integration_id = $2",
+                    )
+                    .bind(account_id)
+                    .bind(integration_id)
+                    .fetch_all(&self.pool)
+                    .await?
+                } else {
+                    Vec::new()
                 };
                 for e in &edges {
                     let member: String = e.try_get("member_anchor")?;
@@ -1215,8 +1221,7 @@ macro_rules! store_impl {
 
                 // The claims of every changing object go first; the owner of
                 // each address they touch is worked out once, at the end.
-                <$db as Bulk>::temp_table(&mut *tx, "touched_addresses", "address TEXT NOT NULL")
-                    .await?;
+                Self::start_touched(&mut tx).await?;
                 let upserts: Vec<&Upsert> = plan.adds.iter().chain(&plan.updates).collect();
                 for chunk in upserts.chunks(CHUNK) {
                     let anchors: Vec<String> =
@@ -1262,10 +1267,11 @@ macro_rules! store_impl {
                                 integration_created_at,
                                 &run.integration_id,
                             );
-                            touched.push([Cell::from(address.to_string())]);
+                            let address = address.to_string();
+                            touched.push([Cell::from(address.clone())]);
                             claims.push([
                                 Cell::from(account),
-                                address.to_string().into(),
+                                address.into(),
                                 anchor.clone().into(),
                                 is_primary.into(),
                                 rank.into(),
@@ -1311,8 +1317,6 @@ macro_rules! store_impl {
                     Self::on_postgres(&mut tx, "ANALYZE objects, address_claims, addresses, members")
                         .await?;
                 }
-                // Temporary tables are never analyzed on their own.
-                Self::on_postgres(&mut tx, "ANALYZE touched_addresses").await?;
                 let upserted: HashSet<ObjectGuid> = upserts.iter().map(|u| u.record.anchor).collect();
                 Self::resolve_addresses(&mut tx, account, &upserted, &mut warnings).await?;
                 // Standing conflicts: addresses this integration's objects
@@ -1336,8 +1340,7 @@ macro_rules! store_impl {
                     let line = format!(
                         "{dn}: address {address} belongs to {owner}, whose claim takes precedence; it was not linked here"
                     );
-                    if !seen.contains(&line) {
-                        seen.insert(line.clone());
+                    if seen.insert(line.clone()) {
                         warnings.push(line);
                     }
                 }
