@@ -312,7 +312,7 @@ async fn apply_settles_once_and_demotes(store: Store) {
         .unwrap();
     assert!(!demoted.managed, "a user gone from AD is kept, unmanaged");
     let current = store.current_objects("acme", "i1", true).await.unwrap();
-    assert_eq!(current.iter().filter(|c| c.managed).count(), 2);
+    assert_eq!(current.objects.iter().filter(|c| c.managed).count(), 2);
 }
 
 async fn an_address_goes_to_the_next_claim_when_its_owner_drops_it(store: Store) {

@@ -242,7 +242,7 @@ pub fn changes(plan: &Plan, before: &HashMap<ObjectGuid, Before>) -> Vec<Change>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::object::Attributes;
+    use crate::object::{Attributes, ContentHash};
     use crate::plan::{Removal, Upsert};
 
     fn record(n: u8, name: &str, disabled: bool) -> ObjectRecord {
@@ -274,11 +274,11 @@ mod tests {
             updates: vec![
                 Upsert {
                     record: renamed.clone(),
-                    content_hash: String::new(),
+                    content_hash: ContentHash::default(),
                 },
                 Upsert {
                     record: disabled.clone(),
-                    content_hash: String::new(),
+                    content_hash: ContentHash::default(),
                 },
             ],
             removals: vec![Removal {

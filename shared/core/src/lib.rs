@@ -24,7 +24,8 @@ pub use dn::Dn;
 pub use email::EmailAddress;
 pub use guid::ObjectGuid;
 pub use object::{
-    Attributes, DirectoryObject, EntryError, GroupScope, GroupType, ObjectKind, ObjectRecord,
+    Attributes, ContentHash, DirectoryObject, EntryError, GroupScope, GroupType, ObjectKind,
+    ObjectRecord,
 };
 pub use run::{RunCounts, RunState, Trigger};
 pub use schema::{DirectorySchema, LdapSchema};

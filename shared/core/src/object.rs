@@ -1,6 +1,9 @@
 //! Directory objects: what a collector read, decoded into domain types, and
 //! the record the store keeps once the integration's policies applied.
 
+use std::fmt;
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -241,12 +244,12 @@ pub struct ObjectRecord {
 }
 
 impl ObjectRecord {
-    pub fn content_hash(&self) -> String {
+    pub fn content_hash(&self) -> ContentHash {
         // serde_json of a struct of strings, bools and vectors cannot fail;
         // it is written straight into the hash.
         let mut hasher = Sha256::new();
         let _ = serde_json::to_writer(&mut hasher, self);
-        hex::encode(hasher.finalize())
+        ContentHash(hasher.finalize().into())
     }
 
     /// Every address of the object, primary first.
@@ -255,6 +258,38 @@ impl ObjectRecord {
             .iter()
             .map(|a| (a, true))
             .chain(self.aliases.iter().map(|a| (a, false)))
+    }
+}
+
+/// The SHA-256 of a record's JSON: a resync compares it with the stored
+/// one to tell whether an object changed. Stored and shown as hex; held as
+/// its 32 bytes (a resync keeps one per stored object in memory).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ContentHash(pub [u8; 32]);
+
+impl fmt::Display for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ContentHash({self})")
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid content hash {0:?}: expected 64 hex digits")]
+pub struct ContentHashError(pub String);
+
+impl FromStr for ContentHash {
+    type Err = ContentHashError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).map_err(|_| ContentHashError(s.to_owned()))?;
+        Ok(Self(out))
     }
 }
 
@@ -284,13 +319,14 @@ mod tests {
             manager: None,
         };
         assert_eq!(
-            record.content_hash(),
+            record.content_hash().to_string(),
             hex::encode(Sha256::digest(serde_json::to_vec(&record).expect("json")))
         );
-        assert_eq!(
-            record.content_hash(),
-            "75157620d74066554b698c83863ce1d5496d0d81d37d8b34474976b6728d57e9"
-        );
+        let stored = "75157620d74066554b698c83863ce1d5496d0d81d37d8b34474976b6728d57e9";
+        assert_eq!(record.content_hash().to_string(), stored);
+        assert_eq!(stored.parse(), Ok(record.content_hash()));
+        assert!("75157620".parse::<ContentHash>().is_err());
+        assert!(stored.replace('7', "g").parse::<ContentHash>().is_err());
     }
 
     pub(crate) fn entry(kind: bus::ObjectKind, guid: &str, dn: &str) -> bus::DirectoryEntry {

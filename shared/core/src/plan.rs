@@ -1,11 +1,11 @@
 //! The sync plan: a pure function of (settings, what the store holds for the
 //! integration, what the collector read) → what to write.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use crate::dn::Dn;
 use crate::guid::ObjectGuid;
-use crate::object::{DirectoryObject, ObjectKind, ObjectRecord};
+use crate::object::{ContentHash, DirectoryObject, ObjectKind, ObjectRecord};
 use crate::settings::IntegrationSettings;
 
 /// What the store holds for one object of the integration.
@@ -13,10 +13,18 @@ use crate::settings::IntegrationSettings;
 pub struct CurrentObject {
     pub anchor: ObjectGuid,
     pub kind: ObjectKind,
-    pub content_hash: String,
+    pub content_hash: ContentHash,
     pub managed: bool,
-    /// Groups: the stored member anchors.
-    pub members: Vec<ObjectGuid>,
+}
+
+/// What the store holds for the integration: a resync keeps this in
+/// memory, so it is kept small.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Current {
+    pub objects: Vec<CurrentObject>,
+    /// The stored member anchors of groups, sorted; read only when the
+    /// source cannot read memberships (see [`Source`]).
+    pub members: HashMap<ObjectGuid, Vec<ObjectGuid>>,
 }
 
 /// How complete the collection was.
@@ -72,7 +80,7 @@ pub struct Removal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upsert {
     pub record: ObjectRecord,
-    pub content_hash: String,
+    pub content_hash: ContentHash,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -187,7 +195,7 @@ pub fn hold_removals(plan: &mut Plan, settings: &IntegrationSettings, paused_by:
 pub fn plan(
     settings: &IntegrationSettings,
     source: &Source,
-    current: &[CurrentObject],
+    current: &Current,
     collected: Vec<DirectoryObject>,
 ) -> Plan {
     let mut planner = Planner::new(settings, source.memberships_unavailable.clone(), current);
@@ -206,36 +214,67 @@ pub fn plan(
 /// the second ([`Planner::add`]) turns each object into a record, links its
 /// members and manager, and keeps it only when it differs from the store.
 /// How complete the read was is known at the end ([`Planner::finish`]).
+///
+/// What it holds between the passes is sized for a million objects: per
+/// anchor a few bytes of state, per DN in scope a 128-bit hash.
 pub struct Planner<'a> {
     settings: &'a IntegrationSettings,
     /// Set when group memberships could not be read (see [`Source`]).
     memberships_unavailable: Option<String>,
-    current: &'a [CurrentObject],
-    stored: HashMap<ObjectGuid, &'a CurrentObject>,
-    /// Objects in scope by DN key (first pass).
-    by_dn: HashMap<String, ObjectGuid>,
-    /// Anchors read so far, per pass: only the first entry of an anchor
-    /// counts.
-    indexed: HashSet<ObjectGuid>,
-    added: HashSet<ObjectGuid>,
+    current: &'a Current,
+    /// Every anchor met, the store's and the collection's.
+    slots: HashMap<ObjectGuid, Slot>,
+    /// Distinct anchors read in the first pass.
+    indexed: usize,
+    /// Objects in scope by DN (first pass).
+    by_dn: DnIndex,
     out_of_scope_reason: HashMap<ObjectGuid, String>,
     out: Plan,
+}
+
+/// What the planner knows of one anchor.
+#[derive(Clone, Copy)]
+struct Slot {
+    /// Index in [`Current::objects`], or [`Slot::NOT_STORED`].
+    stored: u32,
+    /// Read in the first pass; in the second (only the first entry of an
+    /// anchor counts in each).
+    indexed: bool,
+    added: bool,
+}
+
+impl Slot {
+    const NOT_STORED: u32 = u32::MAX;
+    const NEW: Self = Self {
+        stored: Self::NOT_STORED,
+        indexed: false,
+        added: false,
+    };
 }
 
 impl<'a> Planner<'a> {
     pub fn new(
         settings: &'a IntegrationSettings,
         memberships_unavailable: Option<String>,
-        current: &'a [CurrentObject],
+        current: &'a Current,
     ) -> Self {
+        let mut slots = HashMap::with_capacity(current.objects.len());
+        for (i, c) in current.objects.iter().enumerate() {
+            slots.insert(
+                c.anchor,
+                Slot {
+                    stored: u32::try_from(i).unwrap_or(Slot::NOT_STORED),
+                    ..Slot::NEW
+                },
+            );
+        }
         Self {
             settings,
             memberships_unavailable,
             current,
-            stored: current.iter().map(|c| (c.anchor, c)).collect(),
-            by_dn: HashMap::new(),
-            indexed: HashSet::new(),
-            added: HashSet::new(),
+            slots,
+            indexed: 0,
+            by_dn: DnIndex::new(),
             out_of_scope_reason: HashMap::new(),
             out: Plan::default(),
         }
@@ -245,40 +284,51 @@ impl<'a> Planner<'a> {
     /// anchor, DN, kind and addresses only: members and notes may be left
     /// out.
     pub fn index(&mut self, obj: &DirectoryObject) {
-        if !self.indexed.insert(obj.anchor) {
+        let slot = self.slots.entry(obj.anchor).or_insert(Slot::NEW);
+        if slot.indexed {
             self.out.warnings.push(format!(
                 "{}: objectGUID {} was read twice; the first entry was kept",
                 obj.dn, obj.anchor
             ));
             return;
         }
+        slot.indexed = true;
+        self.indexed += 1;
         if let Some(reason) = out_of_scope(self.settings, obj) {
             self.out_of_scope_reason.insert(obj.anchor, reason.clone());
             self.out.skipped.push((obj.dn.to_string(), reason));
             return;
         }
-        self.by_dn.insert(obj.dn.key().to_owned(), obj.anchor);
+        self.by_dn.push(obj.dn.key(), obj.anchor);
     }
 
     /// Second pass: the same objects in the same order.
     pub fn add(&mut self, obj: DirectoryObject) {
+        self.by_dn.freeze();
         for note in &obj.notes {
             self.out.warnings.push(format!("{}: {note}", obj.dn));
         }
-        if !self.added.insert(obj.anchor) || self.out_of_scope_reason.contains_key(&obj.anchor) {
+        let slot = self.slots.entry(obj.anchor).or_insert(Slot::NEW);
+        if slot.added || self.out_of_scope_reason.contains_key(&obj.anchor) {
             return;
         }
-        let stored = self.stored.get(&obj.anchor).copied();
+        slot.added = true;
+        let stored = self.current.objects.get(slot.stored as usize);
         // Member DNs → anchors, among the objects in scope; or, when the
         // source cannot read memberships, the stored edges unchanged.
         let members = match (&self.memberships_unavailable, stored) {
-            (Some(_), Some(c)) => c.members.clone(),
+            (Some(_), Some(c)) => self
+                .current
+                .members
+                .get(&c.anchor)
+                .cloned()
+                .unwrap_or_default(),
             (Some(_), None) => Vec::new(),
             (None, _) => {
                 let mut m: Vec<ObjectGuid> = obj
                     .member_dns
                     .iter()
-                    .filter_map(|m| self.by_dn.get(m.key()).copied())
+                    .filter_map(|m| self.by_dn.get(m.key()))
                     .collect();
                 m.sort();
                 m.dedup();
@@ -287,7 +337,7 @@ impl<'a> Planner<'a> {
         };
         let manager = Dn::parse(&obj.attributes.manager_dn)
             .ok()
-            .and_then(|m| self.by_dn.get(m.key()).copied());
+            .and_then(|m| self.by_dn.get(m.key()));
         let mut aliases = obj.aliases;
         aliases.retain(|a| self.settings.domain_in_scope(a.domain()));
         let record = ObjectRecord {
@@ -328,6 +378,7 @@ impl<'a> Planner<'a> {
             settings,
             memberships_unavailable,
             current,
+            slots,
             indexed,
             out_of_scope_reason,
             mut out,
@@ -341,12 +392,14 @@ impl<'a> Planner<'a> {
         }
         // Present: read and in scope.
         let present = |anchor: &ObjectGuid| {
-            indexed.contains(anchor) && !out_of_scope_reason.contains_key(anchor)
+            slots.get(anchor).is_some_and(|s| s.indexed)
+                && !out_of_scope_reason.contains_key(anchor)
         };
-        let none_present = indexed.len() == out_of_scope_reason.len();
+        let none_present = indexed == out_of_scope_reason.len();
 
         // Removals, only on a complete read.
         let gone: Vec<&CurrentObject> = current
+            .objects
             .iter()
             .filter(|c| c.managed && !present(&c.anchor))
             .collect();
@@ -397,6 +450,98 @@ impl<'a> Planner<'a> {
             }
         }
         out
+    }
+}
+
+/// Anchors by DN key, for linking members and managers: a 128-bit hash of
+/// each key (SipHash-1-3 under a key drawn per index, so no directory
+/// content can be made to collide), sorted once the first pass is done, and
+/// a table of where each leading-bits bucket starts, so that a look-up reads
+/// a few neighbouring entries. 32 bytes per DN instead of the DN itself.
+pub struct DnIndex {
+    key: [u8; 16],
+    entries: Vec<(u128, ObjectGuid)>,
+    /// Bucket `b` (the hash's top `bits` bits) is `entries[starts[b]..starts[b + 1]]`.
+    starts: Vec<u32>,
+    bits: u32,
+    frozen: bool,
+}
+
+impl Default for DnIndex {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DnIndex {
+    pub fn new() -> Self {
+        Self {
+            key: rand::random(),
+            entries: Vec::new(),
+            starts: Vec::new(),
+            bits: 0,
+            frozen: false,
+        }
+    }
+
+    fn hash(&self, dn_key: &str) -> u128 {
+        use siphasher::sip128::{Hasher128, SipHasher13};
+        use std::hash::Hasher;
+        let mut h = SipHasher13::new_with_key(&self.key);
+        h.write(dn_key.as_bytes());
+        h.finish128().as_u128()
+    }
+
+    /// Adds a DN key (before [`DnIndex::freeze`]; ignored after).
+    pub fn push(&mut self, dn_key: &str, anchor: ObjectGuid) {
+        if !self.frozen {
+            let h = self.hash(dn_key);
+            self.entries.push((h, anchor));
+        }
+    }
+
+    /// Sorts the entries for look-ups; later pushes are ignored.
+    pub fn freeze(&mut self) {
+        if self.frozen {
+            return;
+        }
+        self.frozen = true;
+        self.entries.sort_unstable_by_key(|e| e.0);
+        self.entries.shrink_to_fit();
+        // About four entries per bucket.
+        self.bits = (self.entries.len() / 4).max(1).ilog2();
+        let buckets = 1usize << self.bits;
+        self.starts = Vec::with_capacity(buckets + 1);
+        let mut i = 0;
+        for b in 0..buckets {
+            while i < self.entries.len() && self.bucket(self.entries[i].0) < b {
+                i += 1;
+            }
+            self.starts.push(i as u32);
+        }
+        self.starts.push(self.entries.len() as u32);
+    }
+
+    fn bucket(&self, h: u128) -> usize {
+        if self.bits == 0 {
+            0
+        } else {
+            (h >> (128 - self.bits)) as usize
+        }
+    }
+
+    /// The anchor with this DN key (after [`DnIndex::freeze`]).
+    pub fn get(&self, dn_key: &str) -> Option<ObjectGuid> {
+        if !self.frozen {
+            return None;
+        }
+        let h = self.hash(dn_key);
+        let b = self.bucket(h);
+        let (from, to) = (self.starts[b] as usize, self.starts[b + 1] as usize);
+        self.entries[from..to]
+            .iter()
+            .find(|e| e.0 == h)
+            .map(|e| e.1)
     }
 }
 
@@ -495,18 +640,52 @@ mod tests {
         .expect("valid")
     }
 
-    fn current_of(p: &Plan) -> Vec<CurrentObject> {
-        p.adds
-            .iter()
-            .chain(&p.updates)
-            .map(|u| CurrentObject {
-                anchor: u.record.anchor,
-                kind: u.record.kind,
-                content_hash: u.content_hash.clone(),
-                managed: true,
-                members: u.record.members.clone(),
-            })
-            .collect()
+    fn current_of(p: &Plan) -> Current {
+        let upserts = || p.adds.iter().chain(&p.updates);
+        Current {
+            objects: upserts()
+                .map(|u| CurrentObject {
+                    anchor: u.record.anchor,
+                    kind: u.record.kind,
+                    content_hash: u.content_hash,
+                    managed: true,
+                })
+                .collect(),
+            members: upserts()
+                .filter(|u| !u.record.members.is_empty())
+                .map(|u| (u.record.anchor, u.record.members.clone()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_dn_index_finds_every_key_and_nothing_else() {
+        let empty = {
+            let mut i = DnIndex::new();
+            i.freeze();
+            i
+        };
+        assert_eq!(empty.get("cn=a"), None);
+        for n in [1usize, 3, 4, 5, 100, 5000] {
+            let mut i = DnIndex::new();
+            let anchor =
+                |k: usize| ObjectGuid::from_ad_bytes(&(k as u128).to_le_bytes()).expect("16 bytes");
+            for k in 0..n {
+                i.push(&format!("cn=u{k},dc=x"), anchor(k));
+            }
+            assert_eq!(i.get("cn=u0,dc=x"), None, "not before the first pass ends");
+            i.freeze();
+            i.push("cn=late,dc=x", anchor(n));
+            for k in 0..n {
+                assert_eq!(
+                    i.get(&format!("cn=u{k},dc=x")),
+                    Some(anchor(k)),
+                    "{k} of {n}"
+                );
+            }
+            assert_eq!(i.get(&format!("cn=u{n},dc=x")), None);
+            assert_eq!(i.get("cn=late,dc=x"), None);
+        }
     }
 
     #[test]
@@ -517,7 +696,7 @@ mod tests {
             user(2, "b@example.com", 514),
             group(3, &[1, 2, 9]),
         ];
-        let p = plan(&s, &Source::complete(), &[], objs.clone());
+        let p = plan(&s, &Source::complete(), &Current::default(), objs.clone());
         assert_eq!(p.adds.len(), 3);
         let g = &p.adds[2].record;
         assert_eq!(
@@ -538,7 +717,7 @@ mod tests {
         let p = plan(
             &s,
             &Source::complete(),
-            &[],
+            &Current::default(),
             vec![user(1, "a@example.com", 514)],
         );
         assert!(!p.adds[0].record.disabled);
@@ -550,7 +729,7 @@ mod tests {
         let p = plan(
             &s,
             &Source::complete(),
-            &[],
+            &Current::default(),
             vec![
                 user(1, "a@example.com", 512),
                 user(2, "b@example.org", 512),
@@ -573,7 +752,7 @@ mod tests {
         let first = plan(
             &s,
             &Source::complete(),
-            &[],
+            &Current::default(),
             vec![
                 user(1, "a@example.com", 512),
                 user(2, "b@example.com", 512),
@@ -611,7 +790,7 @@ mod tests {
         let first = plan(
             &s,
             &Source::complete(),
-            &[],
+            &Current::default(),
             vec![user(1, "a@example.com", 512)],
         );
         let cur = current_of(&first);
@@ -633,7 +812,7 @@ mod tests {
         let objs: Vec<_> = (1..=n as u8)
             .map(|i| user(i, &format!("u{i}@example.com"), 512))
             .collect();
-        let first = plan(&s, &Source::complete(), &[], objs);
+        let first = plan(&s, &Source::complete(), &Current::default(), objs);
         let p = plan(
             &s,
             &Source::complete(),
@@ -709,7 +888,7 @@ mod tests {
             user(2, "b@example.com", 512),
             group(3, &[1, 2]),
         ];
-        let first = plan(&s, &Source::complete(), &[], objs);
+        let first = plan(&s, &Source::complete(), &Current::default(), objs);
         let cur = current_of(&first);
         let gc = Source {
             memberships_unavailable: Some("Global Catalog".into()),
@@ -732,7 +911,7 @@ mod tests {
         let first = plan(
             &s,
             &Source::complete(),
-            &[],
+            &Current::default(),
             vec![user(1, "a@example.com", 512)],
         );
         let mut cur = current_of(&first);
@@ -743,7 +922,7 @@ mod tests {
             vec![user(1, "a2@example.com", 512)],
         );
         assert_eq!(p.updates.len(), 1);
-        cur[0].managed = false;
+        cur.objects[0].managed = false;
         let p = plan(
             &s,
             &Source::complete(),

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use dirsync_proto::{api, bus};
 
 use crate::object::{DirectoryObject, ObjectKind};
-use crate::plan::{CurrentObject, Plan, Source, guarded_accounts, hold_removals, plan};
+use crate::plan::{Current, CurrentObject, Plan, Source, guarded_accounts, hold_removals, plan};
 use crate::settings::IntegrationSettings;
 
 #[derive(Debug, Clone)]
@@ -104,27 +104,31 @@ fn directory(people: &[Person], present: &[bool], members: &[bool]) -> Vec<Direc
 }
 
 /// The store after applying `p` on top of `current`.
-fn applied(current: &[CurrentObject], p: &Plan) -> Vec<CurrentObject> {
-    let mut next: Vec<CurrentObject> = current.to_vec();
+fn applied(current: &Current, p: &Plan) -> Current {
+    let mut next = current.clone();
     for r in &p.removals {
         match r.action {
-            crate::plan::RemovalAction::Delete => next.retain(|c| c.anchor != r.anchor),
+            crate::plan::RemovalAction::Delete => {
+                next.objects.retain(|c| c.anchor != r.anchor);
+                next.members.remove(&r.anchor);
+            }
             crate::plan::RemovalAction::Demote => {
-                if let Some(c) = next.iter_mut().find(|c| c.anchor == r.anchor) {
+                if let Some(c) = next.objects.iter_mut().find(|c| c.anchor == r.anchor) {
                     c.managed = false;
                 }
             }
         }
     }
     for u in p.adds.iter().chain(&p.updates) {
-        next.retain(|c| c.anchor != u.record.anchor);
-        next.push(CurrentObject {
+        next.objects.retain(|c| c.anchor != u.record.anchor);
+        next.objects.push(CurrentObject {
             anchor: u.record.anchor,
             kind: u.record.kind,
-            content_hash: u.content_hash.clone(),
+            content_hash: u.content_hash,
             managed: true,
-            members: u.record.members.clone(),
         });
+        next.members
+            .insert(u.record.anchor, u.record.members.clone());
     }
     next
 }
@@ -143,9 +147,9 @@ proptest! {
         let members: Vec<bool> = seed.iter().take(people.len()).map(|t| t.1).collect();
 
         // First sync: everything in scope is added; a second is a no-op.
-        let first = plan(&s, &Source::complete(), &[], directory(&people, &before, &members));
+        let first = plan(&s, &Source::complete(), &Current::default(), directory(&people, &before, &members));
         prop_assert!(first.updates.is_empty() && first.removals.is_empty());
-        let current = applied(&[], &first);
+        let current = applied(&Current::default(), &first);
         let again = plan(&s, &Source::complete(), &current, directory(&people, &before, &members));
         prop_assert!(again.adds.is_empty() && again.updates.is_empty() && again.removals.is_empty());
         prop_assert_eq!(again.unchanged as usize, first.adds.len());
@@ -169,13 +173,13 @@ proptest! {
             .map(|u| u.record.anchor)
             .collect();
         for r in &p.removals {
-            prop_assert!(current.iter().any(|c| c.anchor == r.anchor && c.managed));
+            prop_assert!(current.objects.iter().any(|c| c.anchor == r.anchor && c.managed));
             prop_assert!(!kept.contains(&r.anchor));
             let demote = r.kind == ObjectKind::User && !s.delete_users;
             prop_assert_eq!(r.action == crate::plan::RemovalAction::Demote, demote);
         }
         let in_scope_now = p.adds.len() + p.updates.len() + p.unchanged as usize;
-        let gone = current.len() - (in_scope_now - p.adds.len());
+        let gone = current.objects.len() - (in_scope_now - p.adds.len());
         if in_scope_now > 0 {
             prop_assert_eq!(p.removals.len(), gone);
         } else {

@@ -19,7 +19,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 use dirsync_core::UnixMillis;
-use dirsync_core::plan::{CurrentObject, Plan, Removal};
+use dirsync_core::plan::{Current, Plan, Removal};
 
 pub use records::{
     AccountRecord, ApplyOutcome, ChangeRecord, IntegrationRecord, RunRecord, StoredObject,
@@ -171,7 +171,7 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
         account_id: &str,
         integration_id: &str,
         with_members: bool,
-    ) -> Result<Vec<CurrentObject>>;
+    ) -> Result<Current>;
     /// Applies a plan, logs its changes and settles the run, in one
     /// transaction. Settled runs and stale attempts are left alone
     /// (`ApplyOutcome::AlreadySettled`).

@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use dirsync_core::change::{self, Before, Change, Operation};
-use dirsync_core::plan::{CurrentObject, Hold, Plan, Removal, RemovalAction, Upsert, claim_rank};
+use dirsync_core::plan::{
+    Current, CurrentObject, Hold, Plan, Removal, RemovalAction, Upsert, claim_rank,
+};
 use dirsync_core::{
     IntegrationSettings, ObjectGuid, ObjectKind, ObjectRecord, RunCounts, RunState, SealedSecret,
     Trigger, UnixMillis,
@@ -1096,52 +1098,53 @@ macro_rules! store_impl {
                 account_id: &str,
                 integration_id: &str,
                 with_members: bool,
-            ) -> Result<Vec<CurrentObject>> {
-                let rows = sqlx::query(
+            ) -> Result<Current> {
+                use futures::TryStreamExt;
+                // Streamed: a resync of a million objects holds their 50
+                // bytes each, never the rows.
+                let mut current = Current::default();
+                let mut rows = sqlx::query(
                     "SELECT anchor, kind, content_hash, managed FROM objects \
                      WHERE account_id = $1 AND integration_id = $2",
                 )
                 .bind(account_id)
                 .bind(integration_id)
-                .fetch_all(&self.pool)
-                .await?;
-                let mut members: HashMap<String, Vec<ObjectGuid>> = HashMap::new();
-                let edges = if with_members {
-                    sqlx::query(
+                .fetch(&self.pool);
+                while let Some(r) = rows.try_next().await? {
+                    let anchor: &str = r.try_get("anchor")?;
+                    let kind: &str = r.try_get("kind")?;
+                    let hash: &str = r.try_get("content_hash")?;
+                    current.objects.push(CurrentObject {
+                        anchor: anchor.parse().map_err(|e| corrupt("object anchor", e))?,
+                        kind: ObjectKind::parse(kind).ok_or_else(|| corrupt("object kind", kind))?,
+                        content_hash: hash.parse().map_err(|e| corrupt("content hash", e))?,
+                        managed: r.try_get("managed")?,
+                    });
+                }
+                drop(rows);
+                if with_members {
+                    let mut edges = sqlx::query(
                         "SELECT m.group_anchor, m.member_anchor FROM members m \
                          JOIN objects o ON o.account_id = m.account_id AND o.anchor = m.group_anchor \
                          WHERE m.account_id = $1 AND o.integration_id = $2",
                     )
                     .bind(account_id)
                     .bind(integration_id)
-                    .fetch_all(&self.pool)
-                    .await?
-                } else {
-                    Vec::new()
-                };
-                for e in &edges {
-                    let member: String = e.try_get("member_anchor")?;
-                    members
-                        .entry(e.try_get("group_anchor")?)
-                        .or_default()
-                        .push(member.parse().map_err(|e| corrupt("member anchor", e))?);
+                    .fetch(&self.pool);
+                    while let Some(e) = edges.try_next().await? {
+                        let group: &str = e.try_get("group_anchor")?;
+                        let member: &str = e.try_get("member_anchor")?;
+                        current
+                            .members
+                            .entry(group.parse().map_err(|e| corrupt("group anchor", e))?)
+                            .or_default()
+                            .push(member.parse().map_err(|e| corrupt("member anchor", e))?);
+                    }
                 }
-                rows.iter()
-                    .map(|r| {
-                        let anchor: String = r.try_get("anchor")?;
-                        let kind: String = r.try_get("kind")?;
-                        let mut group_members = members.remove(&anchor).unwrap_or_default();
-                        group_members.sort();
-                        Ok(CurrentObject {
-                            anchor: anchor.parse().map_err(|e| corrupt("object anchor", e))?,
-                            kind: ObjectKind::parse(&kind)
-                                .ok_or_else(|| corrupt("object kind", &kind))?,
-                            content_hash: r.try_get("content_hash")?,
-                            managed: r.try_get("managed")?,
-                            members: group_members,
-                        })
-                    })
-                    .collect()
+                for members in current.members.values_mut() {
+                    members.sort();
+                }
+                Ok(current)
             }
 
             async fn apply(
@@ -1257,7 +1260,7 @@ macro_rules! store_impl {
                             rec.disabled.into(),
                             true.into(),
                             json(rec).into(),
-                            upsert.content_hash.as_str().into(),
+                            upsert.content_hash.to_string().into(),
                             now.into(),
                         ]);
                         for (address, is_primary) in rec.addresses() {
