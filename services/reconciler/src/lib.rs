@@ -2,6 +2,7 @@
 //! collection is complete (staged totals equal the `CollectionEnd`'s),
 //! plans against the store and applies the plan in one transaction.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,8 +10,8 @@ use prost::Message;
 use tokio_util::sync::CancellationToken;
 
 use dirsync_bus::{Bus, Delivery, MAX_DELIVER, Topic};
-use dirsync_core::plan::{self, Completeness, Planner};
-use dirsync_core::{Clock, DirectoryObject, Trigger};
+use dirsync_core::plan::{self, Completeness, Planner, Upsert};
+use dirsync_core::{Clock, DirectoryObject, ObjectKind, Trigger};
 use dirsync_proto::bus::{self, collector_event::Event};
 use dirsync_store::{ApplyOutcome, Store, StoreError};
 use dirsync_telemetry::metrics::RunLabels;
@@ -23,6 +24,10 @@ pub struct Reconciler {
 
 /// Staged batches read per query (each up to the collector's 512 KB).
 const STAGED_PAGE: u32 = 16;
+
+/// Adds and updates held before they are written: a full sync's records
+/// are never all in memory.
+const APPLY_CHUNK: usize = 10_000;
 
 /// What to do with a delivery once handled.
 enum Settle {
@@ -117,60 +122,6 @@ impl Reconciler {
         }
     }
 
-    /// The run's staged objects in collection order, large groups' parts
-    /// joined, a page of batches at a time; without their members unless
-    /// `with_members` (a group's member DNs are most of the decoding). What
-    /// cannot be read is added to `reasons`.
-    async fn staged_objects(
-        &self,
-        run_id: &str,
-        attempt: u32,
-        with_members: bool,
-        reasons: &mut Vec<String>,
-        mut each: impl FnMut(DirectoryObject),
-    ) -> Result<(), StoreError> {
-        let mut joiner = PartJoiner::default();
-        let mut decode = |entry: bus::DirectoryEntry, reasons: &mut Vec<String>| {
-            match DirectoryObject::try_from(entry) {
-                Ok(o) => each(o),
-                Err(e) => reasons.push(e.to_string()),
-            }
-        };
-        let mut from = 0;
-        loop {
-            let page = self
-                .store
-                .staged_batches(run_id, attempt, from, STAGED_PAGE)
-                .await?;
-            let Some(next) = page.last().map(|(last, _)| last.checked_add(1)) else {
-                break;
-            };
-            for (_, payload) in page {
-                match bus::ObjectBatch::decode(payload.as_slice()) {
-                    Ok(b) => {
-                        for mut entry in b.entries {
-                            if !with_members {
-                                entry.member_dns = Vec::new();
-                            }
-                            if let Some(whole) = joiner.push(entry, reasons) {
-                                decode(whole, reasons);
-                            }
-                        }
-                    }
-                    Err(e) => reasons.push(format!("a staged batch cannot be decoded: {e}")),
-                }
-            }
-            match next {
-                Some(next) => from = next,
-                None => break, // the last sequence there is
-            }
-        }
-        if let Some(whole) = joiner.finish() {
-            decode(whole, reasons);
-        }
-        Ok(())
-    }
-
     async fn on_end(
         &self,
         ev: &bus::CollectorEvent,
@@ -241,16 +192,41 @@ impl Reconciler {
             .await?;
         // Two passes over the staged batches, one page of them decoded at
         // a time: the collection is never held whole, only the DNs of the
-        // objects in scope and the objects that change.
+        // objects in scope, and the objects that change until they are
+        // written.
         let mut planner = Planner::new(&integration.settings, memberships_unavailable, &current);
-        self.staged_objects(&ev.run_id, ev.attempt, false, &mut reasons, |o| {
-            planner.index(&o);
-        })
-        .await?;
-        self.staged_objects(&ev.run_id, ev.attempt, true, &mut Vec::new(), |o| {
-            planner.add(o);
-        })
-        .await?;
+        let mut staged = Staged::new(&self.store, &ev.run_id, ev.attempt, false);
+        while let Some(objects) = staged.next(&mut reasons).await? {
+            for o in &objects {
+                planner.index(o);
+            }
+        }
+        let mut run = run;
+        run.attempt = ev.attempt;
+        let Some(mut apply) = self.store.begin_apply(&run, now).await? else {
+            tracing::info!(run = %run.id, "run already settled; nothing applied");
+            return Ok(Settle::Ack);
+        };
+        tracing::info!(run = %run.id, attempt = run.attempt, "applying the plan");
+        // The second pass writes what changes as it goes, in the apply's
+        // transaction.
+        let mut synced = Synced::default();
+        let mut staged = Staged::new(&self.store, &ev.run_id, ev.attempt, true);
+        loop {
+            let objects = staged.next(&mut Vec::new()).await?;
+            let last = objects.is_none();
+            for o in objects.into_iter().flatten() {
+                planner.add(o);
+            }
+            if last || planner.pending_upserts() >= APPLY_CHUNK {
+                let (adds, updates) = planner.take_upserts();
+                synced.count(&adds, &updates);
+                apply.upserts(&adds, &updates).await?;
+            }
+            if last {
+                break;
+            }
+        }
         let mut plan = planner.finish(&if reasons.is_empty() {
             Completeness::Complete
         } else {
@@ -267,24 +243,9 @@ impl Reconciler {
                 end.referrals
             ));
         }
-        let mut run = run;
-        run.attempt = ev.attempt;
-        tracing::info!(
-            run = %run.id,
-            attempt = run.attempt,
-            adds = plan.adds.len(),
-            updates = plan.updates.len(),
-            removals = plan.removals.len(),
-            "applying the plan"
-        );
-        let outcome = if run.trigger == Trigger::Preview {
-            self.store.preview(&run, &plan, end.entries, now).await?
-        } else {
-            self.store.apply(&run, &plan, end.entries, now).await?
-        };
-        match outcome {
+        match apply.finish(&plan, end.entries).await? {
             ApplyOutcome::Applied { counts, warnings } => {
-                record_metrics(&run, &plan, now);
+                record_metrics(&run, &plan, &synced, now);
                 tracing::info!(
                     run = %run.id,
                     added = counts.added,
@@ -301,6 +262,93 @@ impl Reconciler {
             }
         }
         Ok(Settle::Ack)
+    }
+}
+
+/// A run's staged objects in collection order, large groups' parts joined,
+/// a page of batches at a time; without their members unless
+/// `with_members` (a group's member DNs are most of the decoding).
+struct Staged<'a> {
+    store: &'a Store,
+    run_id: &'a str,
+    attempt: u32,
+    with_members: bool,
+    /// The next sequence number to read; `None` after the last batch.
+    from: Option<u32>,
+    joiner: PartJoiner,
+}
+
+impl<'a> Staged<'a> {
+    fn new(store: &'a Store, run_id: &'a str, attempt: u32, with_members: bool) -> Self {
+        Self {
+            store,
+            run_id,
+            attempt,
+            with_members,
+            from: Some(0),
+            joiner: PartJoiner::default(),
+        }
+    }
+
+    /// The objects of the next page of batches; `None` once all are read.
+    /// What cannot be read is added to `reasons`.
+    async fn next(
+        &mut self,
+        reasons: &mut Vec<String>,
+    ) -> Result<Option<Vec<DirectoryObject>>, StoreError> {
+        let mut out = Vec::new();
+        let decode = |entry: bus::DirectoryEntry,
+                      out: &mut Vec<DirectoryObject>,
+                      reasons: &mut Vec<String>| {
+            match DirectoryObject::try_from(entry) {
+                Ok(o) => out.push(o),
+                Err(e) => reasons.push(e.to_string()),
+            }
+        };
+        let Some(from) = self.from else {
+            // The last entry, once.
+            let Some(whole) = std::mem::take(&mut self.joiner).finish() else {
+                return Ok(None);
+            };
+            decode(whole, &mut out, reasons);
+            return Ok(Some(out));
+        };
+        let page = self
+            .store
+            .staged_batches(self.run_id, self.attempt, from, STAGED_PAGE)
+            .await?;
+        // After the last sequence there is, nothing.
+        self.from = page.last().and_then(|(last, _)| last.checked_add(1));
+        for (_, payload) in page {
+            match bus::ObjectBatch::decode(payload.as_slice()) {
+                Ok(b) => {
+                    for mut entry in b.entries {
+                        if !self.with_members {
+                            entry.member_dns = Vec::new();
+                        }
+                        if let Some(whole) = self.joiner.push(entry, reasons) {
+                            decode(whole, &mut out, reasons);
+                        }
+                    }
+                }
+                Err(e) => reasons.push(format!("a staged batch cannot be decoded: {e}")),
+            }
+        }
+        Ok(Some(out))
+    }
+}
+
+/// Adds and updates planned per kind, for the metrics.
+#[derive(Default)]
+struct Synced(HashMap<(&'static str, ObjectKind), u64>);
+
+impl Synced {
+    fn count(&mut self, adds: &[Upsert], updates: &[Upsert]) {
+        for (operation, upserts) in [("add", adds), ("update", updates)] {
+            for u in upserts {
+                *self.0.entry((operation, u.record.kind)).or_default() += 1;
+            }
+        }
     }
 }
 
@@ -342,6 +390,7 @@ impl PartJoiner {
 fn record_metrics(
     run: &dirsync_store::RunRecord,
     plan: &plan::Plan,
+    synced: &Synced,
     now: dirsync_core::UnixMillis,
 ) {
     use dirsync_telemetry::metrics::{IntegrationLabels, SyncLabels, metrics};
@@ -356,26 +405,23 @@ fn record_metrics(
             .inc();
         return;
     }
-    let count = |operation: &str, kind: dirsync_core::ObjectKind| {
+    let count = |operation: &str, kind: ObjectKind, n: u64| {
         m.objects_synced
             .get_or_create(&SyncLabels {
                 integration: integration.clone(),
                 kind: kind.as_str().to_owned(),
                 operation: operation.to_owned(),
             })
-            .inc();
+            .inc_by(n);
     };
-    for u in &plan.adds {
-        count("add", u.record.kind);
-    }
-    for u in &plan.updates {
-        count("update", u.record.kind);
+    for (&(operation, kind), &n) in &synced.0 {
+        count(operation, kind, n);
     }
     for r in &plan.removals {
-        count("remove", r.kind);
+        count("remove", r.kind, 1);
     }
     for r in &plan.held {
-        count("held", r.kind);
+        count("held", r.kind, 1);
     }
     let blocked = matches!(plan.hold, Some(plan::Hold::Guard { .. }));
     let labels = RunLabels {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::guid::ObjectGuid;
 use crate::object::{ObjectKind, ObjectRecord};
-use crate::plan::{Hold, Plan, RemovalAction};
+use crate::plan::{Hold, Plan, RemovalAction, Upsert};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -158,8 +158,17 @@ pub fn diff(old: &ObjectRecord, new: &ObjectRecord) -> Vec<FieldChange> {
         .collect()
 }
 
-/// Every change of a plan, in the order the plan applies them.
+/// Every change of a plan: its removals (applied and held), then its adds
+/// and updates.
 pub fn changes(plan: &Plan, before: &HashMap<ObjectGuid, Before>) -> Vec<Change> {
+    let mut out = removal_changes(plan, before);
+    out.extend(upsert_changes(&plan.adds, &plan.updates, before));
+    out
+}
+
+/// The changes of a plan's removals, applied and held; `before` holds the
+/// records they remove.
+pub fn removal_changes(plan: &Plan, before: &HashMap<ObjectGuid, Before>) -> Vec<Change> {
     let mut out = Vec::new();
     let held_reason = plan.hold.as_ref().map(Hold::describe).unwrap_or_default();
     for (removals, held) in [(&plan.removals, false), (&plan.held, true)] {
@@ -190,7 +199,18 @@ pub fn changes(plan: &Plan, before: &HashMap<ObjectGuid, Before>) -> Vec<Change>
             });
         }
     }
-    for u in &plan.adds {
+    out
+}
+
+/// The changes of adds and updates; `before` holds the records the updates
+/// replace.
+pub fn upsert_changes<'a>(
+    adds: impl IntoIterator<Item = &'a Upsert>,
+    updates: impl IntoIterator<Item = &'a Upsert>,
+    before: &HashMap<ObjectGuid, Before>,
+) -> Vec<Change> {
+    let mut out = Vec::new();
+    for u in adds {
         out.push(Change {
             anchor: u.record.anchor,
             kind: u.record.kind,
@@ -200,7 +220,7 @@ pub fn changes(plan: &Plan, before: &HashMap<ObjectGuid, Before>) -> Vec<Change>
             reason: "new in the directory result".to_owned(),
         });
     }
-    for u in &plan.updates {
+    for u in updates {
         let new = &u.record;
         let (operation, fields, reason) = match before.get(&new.anchor) {
             None => (Operation::Update, Vec::new(), "changed in AD".to_owned()),

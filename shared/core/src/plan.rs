@@ -371,6 +371,20 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Adds and updates the second pass kept so far.
+    pub fn pending_upserts(&self) -> usize {
+        self.out.adds.len() + self.out.updates.len()
+    }
+
+    /// Takes the adds and updates kept so far, to be written while the
+    /// second pass goes on; the plan then holds only what comes after.
+    pub fn take_upserts(&mut self) -> (Vec<Upsert>, Vec<Upsert>) {
+        (
+            std::mem::take(&mut self.out.adds),
+            std::mem::take(&mut self.out.updates),
+        )
+    }
+
     /// The plan: what the second pass kept, and the removals a complete
     /// read allows.
     pub fn finish(self, completeness: &Completeness) -> Plan {

@@ -19,7 +19,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 use dirsync_core::UnixMillis;
-use dirsync_core::plan::{Current, Plan, Removal};
+use dirsync_core::plan::{Current, Plan, Removal, Upsert};
 
 pub use records::{
     AccountRecord, ApplyOutcome, ChangeRecord, IntegrationRecord, RunRecord, StoredObject,
@@ -172,8 +172,13 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
         integration_id: &str,
         with_members: bool,
     ) -> Result<Current>;
-    /// Applies a plan, logs its changes and settles the run, in one
-    /// transaction. Settled runs and stale attempts are left alone
+    /// Starts applying a run: one transaction, written a chunk at a time
+    /// (see [`Apply`]). A preview run only logs what it would change.
+    /// `None` when the run is settled or this attempt superseded.
+    async fn begin_apply(&self, run: &RunRecord, now: UnixMillis)
+    -> Result<Option<Box<dyn Apply>>>;
+    /// Applies a plan held whole, logs its changes and settles the run, in
+    /// one transaction. Settled runs and stale attempts are left alone
     /// (`ApplyOutcome::AlreadySettled`).
     async fn apply(
         &self,
@@ -181,16 +186,13 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
         plan: &Plan,
         collected: u64,
         now: UnixMillis,
-    ) -> Result<ApplyOutcome>;
-    /// Logs what a plan would change and settles the (preview) run, without
-    /// changing any object.
-    async fn preview(
-        &self,
-        run: &RunRecord,
-        plan: &Plan,
-        collected: u64,
-        now: UnixMillis,
-    ) -> Result<ApplyOutcome>;
+    ) -> Result<ApplyOutcome> {
+        let Some(mut apply) = self.begin_apply(run, now).await? else {
+            return Ok(ApplyOutcome::AlreadySettled);
+        };
+        apply.upserts(&plan.adds, &plan.updates).await?;
+        apply.finish(plan, collected).await
+    }
     /// Change log entries, newest first: of one run, of one object, or both.
     /// An object's history leaves out preview runs unless one is named.
     async fn list_changes(
@@ -228,6 +230,23 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
         kind: dirsync_core::ObjectKind,
     ) -> Result<Vec<StoredObject>>;
     async fn lookup_address(&self, account_id: &str, address: &str) -> Result<StoredObject>;
+}
+
+/// A run's apply in progress, in one transaction: adds and updates are
+/// written as the plan produces them, so that a large run's records are
+/// never all held in memory; [`Apply::finish`] applies the removals, works
+/// out address owners, logs, settles the run and commits. Dropped before
+/// that, nothing of it is kept.
+#[async_trait]
+pub trait Apply: Send {
+    /// Writes adds and updates and logs them (a preview only logs them).
+    /// Adds of objects another integration of the account already manages
+    /// are left to it, with a warning.
+    async fn upserts(&mut self, adds: &[Upsert], updates: &[Upsert]) -> Result<()>;
+    /// The rest of the plan: its removals (or the removals held for
+    /// approval), the unchanged count and warnings; its adds and updates
+    /// count only as far as they went through [`Apply::upserts`].
+    async fn finish(self: Box<Self>, plan: &Plan, collected: u64) -> Result<ApplyOutcome>;
 }
 
 /// Opens the store at `url` (`postgres://…` or `sqlite://…`) and runs its

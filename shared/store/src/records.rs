@@ -1,6 +1,5 @@
 //! What the store returns.
 
-use dirsync_core::plan::Plan;
 use dirsync_core::{
     IntegrationSettings, ObjectKind, ObjectRecord, RunCounts, RunState, SealedSecret, Trigger,
     UnixMillis,
@@ -87,20 +86,6 @@ pub enum ApplyOutcome {
     },
     /// The run was already settled, or the attempt is not the latest.
     AlreadySettled,
-}
-
-pub(crate) fn counts_of(plan: &Plan, collected: u64) -> RunCounts {
-    RunCounts {
-        collected,
-        added: plan.adds.len() as u64,
-        updated: plan.updates.len() as u64,
-        removed: plan.removals.len() as u64,
-        unchanged: plan.unchanged,
-        pending: match plan.hold {
-            Some(dirsync_core::plan::Hold::Guard { .. }) => plan.held.len() as u64,
-            _ => 0,
-        },
-    }
 }
 
 /// One change log entry.

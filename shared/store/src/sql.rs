@@ -15,7 +15,6 @@ use dirsync_core::{
 };
 
 use crate::bulk::{Bulk, Cell, ROWS_PER_WRITE, Rows};
-use crate::records::counts_of;
 use crate::{
     AccountRecord, ApplyOutcome, ChangeRecord, DirectoryStore, IntegrationRecord, Result,
     RunRecord, StoreError, StoredObject, TokenRecord,
@@ -202,6 +201,28 @@ fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
+/// A run's apply in progress (see [`crate::Apply`]).
+pub struct SqlApply<DB: sqlx::Database> {
+    tx: sqlx::Transaction<'static, DB>,
+    run: RunRecord,
+    now: UnixMillis,
+    /// A preview run logs its changes and writes nothing else.
+    preview: bool,
+    integration_created_at: i64,
+    /// Whether the account owned addresses before the run: only then can
+    /// an address change hands, and a takeover be reported.
+    owned_before: bool,
+    /// Objects the run wrote, for takeover warnings (when `owned_before`).
+    upserted: HashSet<ObjectGuid>,
+    /// Objects the run wrote.
+    written: usize,
+    /// The run's next change-log sequence number.
+    sequence: i64,
+    added: u64,
+    updated: u64,
+    warnings: Vec<String>,
+}
+
 macro_rules! store_impl {
     ($store:ident, $db:ty, $collate:literal) => {
         impl $store {
@@ -226,6 +247,102 @@ macro_rules! store_impl {
                     anchors,
                 );
                 qb.build().execute(&mut **tx).await?;
+                Ok(())
+            }
+
+            /// Writes adds and updates: their objects, address claims and
+            /// member edges; the addresses they claimed before go to
+            /// `touched_addresses`.
+            async fn write_upserts(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                run: &RunRecord,
+                upserts: &[&Upsert],
+                integration_created_at: i64,
+                now: UnixMillis,
+            ) -> Result<()> {
+                let account = run.account_id.as_str();
+                for chunk in upserts.chunks(CHUNK) {
+                    let anchors: Vec<String> =
+                        chunk.iter().map(|u| u.record.anchor.to_string()).collect();
+                    Self::touch_claimed(tx, account, &anchors).await?;
+                    let mut qb = keyed::<$db>("DELETE FROM address_claims WHERE", account, "anchor", &anchors);
+                    qb.build().execute(&mut **tx).await?;
+                }
+                for chunk in upserts.chunks(ROWS_PER_WRITE) {
+                    let mut objects = Rows::new("objects", &[
+                        "account_id", "anchor", "integration_id", "kind", "dn", "display_name",
+                        "primary_address", "disabled", "managed", "record", "content_hash", "updated_at",
+                    ]);
+                    let mut claims = Rows::new("address_claims", &[
+                        "account_id", "address", "anchor", "is_primary", "claim_rank",
+                    ]);
+                    let mut touched = Rows::new("touched_addresses", &["address"]);
+                    let mut edges = Rows::new("members", &["account_id", "group_anchor", "member_anchor"]);
+                    let mut groups = Vec::new();
+                    for upsert in chunk {
+                        let rec = &upsert.record;
+                        let anchor = rec.anchor.to_string();
+                        objects.push([
+                            Cell::from(account),
+                            anchor.clone().into(),
+                            run.integration_id.as_str().into(),
+                            rec.kind.as_str().into(),
+                            rec.dn.as_str().into(),
+                            rec.attributes.display_name.as_str().into(),
+                            rec.primary_address.as_ref().map(|a| a.to_string()).into(),
+                            rec.disabled.into(),
+                            true.into(),
+                            json(rec).into(),
+                            upsert.content_hash.to_string().into(),
+                            now.into(),
+                        ]);
+                        for (address, is_primary) in rec.addresses() {
+                            let rank = claim_rank(
+                                is_primary,
+                                rec.disabled,
+                                integration_created_at,
+                                &run.integration_id,
+                            );
+                            let address = address.to_string();
+                            touched.push([Cell::from(address.clone())]);
+                            claims.push([
+                                Cell::from(account),
+                                address.into(),
+                                anchor.clone().into(),
+                                is_primary.into(),
+                                rank.into(),
+                            ]);
+                        }
+                        if rec.kind == ObjectKind::Group {
+                            for m in &rec.members {
+                                edges.push([Cell::from(account), anchor.clone().into(), m.to_string().into()]);
+                            }
+                            groups.push(anchor);
+                        }
+                    }
+                    <$db as Bulk>::insert_rows(
+                        &mut **tx,
+                        &objects,
+                        "ON CONFLICT (account_id, anchor) DO UPDATE SET integration_id = excluded.integration_id, \
+                         kind = excluded.kind, dn = excluded.dn, display_name = excluded.display_name, \
+                         primary_address = excluded.primary_address, disabled = excluded.disabled, \
+                         managed = TRUE, record = excluded.record, content_hash = excluded.content_hash, \
+                         updated_at = excluded.updated_at",
+                    )
+                    .await?;
+                    // No claim of these objects is left (deleted above) and an
+                    // object claims an address once: copied in as they are.
+                    <$db as Bulk>::insert_rows(&mut **tx, &claims, "").await?;
+                    <$db as Bulk>::insert_rows(&mut **tx, &touched, "").await?;
+                    for part in groups.chunks(CHUNK) {
+                        let mut qb = keyed::<$db>("DELETE FROM members WHERE", account, "group_anchor", part);
+                        qb.build().execute(&mut **tx).await?;
+                    }
+                    // The groups' edges were deleted above and a record's
+                    // members are distinct.
+                    <$db as Bulk>::insert_rows(&mut **tx, &edges, "").await?;
+                }
+
                 Ok(())
             }
 
@@ -401,10 +518,22 @@ macro_rules! store_impl {
                     .iter()
                     .map(|u| u.record.anchor)
                     .chain(plan.removals.iter().chain(&plan.held).map(|r| r.anchor));
+                let before = Self::records_before(tx, &run.account_id, anchors).await?;
+                let start = Self::next_sequence(tx, run).await?;
+                Self::insert_changes(tx, run, &change::changes(plan, &before), start, now).await?;
+                Ok(())
+            }
+
+            /// The stored records of `anchors`, as a change compares them.
+            async fn records_before(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                account: &str,
+                anchors: impl Iterator<Item = ObjectGuid>,
+            ) -> Result<HashMap<ObjectGuid, Before>> {
                 let anchors: Vec<String> = anchors.map(|a| a.to_string()).collect();
                 let mut before = HashMap::new();
                 for chunk in anchors.chunks(CHUNK) {
-                    let mut qb = keyed::<$db>("SELECT anchor, record, managed FROM objects WHERE", &run.account_id, "anchor", chunk);
+                    let mut qb = keyed::<$db>("SELECT anchor, record, managed FROM objects WHERE", account, "anchor", chunk);
                     for row in qb.build().fetch_all(&mut **tx).await? {
                         let anchor: String = row.try_get("anchor")?;
                         let record: String = row.try_get("record")?;
@@ -418,22 +547,28 @@ macro_rules! store_impl {
                         );
                     }
                 }
-                Self::insert_changes(tx, run, &change::changes(plan, &before), now).await
+                Ok(before)
             }
 
-            async fn insert_changes(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                run: &RunRecord,
-                changes: &[Change],
-                now: UnixMillis,
-            ) -> Result<()> {
-                let start: i64 = sqlx::query(
+            /// The sequence number of the run's next change-log entry.
+            async fn next_sequence(tx: &mut sqlx::Transaction<'_, $db>, run: &RunRecord) -> Result<i64> {
+                Ok(sqlx::query(
                     "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM change_log WHERE run_id = $1",
                 )
                 .bind(&run.id)
                 .fetch_one(&mut **tx)
                 .await?
-                .try_get("n")?;
+                .try_get("n")?)
+            }
+
+            /// Logs changes from sequence number `start`; returns the next.
+            async fn insert_changes(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                run: &RunRecord,
+                changes: &[Change],
+                start: i64,
+                now: UnixMillis,
+            ) -> Result<i64> {
                 for (i, chunk) in changes.chunks(ROWS_PER_WRITE).enumerate() {
                     let mut rows = Rows::new("change_log", &[
                         "run_id", "account_id", "sequence", "anchor", "kind", "dn", "operation",
@@ -456,7 +591,7 @@ macro_rules! store_impl {
                     }
                     <$db as Bulk>::insert_rows(&mut **tx, &rows, "").await?;
                 }
-                Ok(())
+                Ok(start + i64_of(changes.len() as u64))
             }
 
             /// Claims an unsettled run at this attempt for applying; false
@@ -1147,71 +1282,25 @@ macro_rules! store_impl {
                 Ok(current)
             }
 
-            async fn apply(
+            async fn begin_apply(
                 &self,
                 run: &RunRecord,
-                plan: &Plan,
-                collected: u64,
                 now: UnixMillis,
-            ) -> Result<ApplyOutcome> {
-                let account = run.account_id.as_str();
+            ) -> Result<Option<Box<dyn crate::Apply>>> {
                 let mut tx = self.pool.begin().await?;
-                // The tables grow within this transaction: plan every
-                // statement for the rows it meets, not once (a generic plan)
-                // for the nearly empty tables of the first chunk.
-                Self::on_postgres(&mut tx, "SET LOCAL plan_cache_mode = force_custom_plan").await?;
-                // Room to sort a large apply's addresses in memory.
-                Self::on_postgres(&mut tx, "SET LOCAL work_mem = '64MB'").await?;
+                let preview = run.trigger == Trigger::Preview;
+                if !preview {
+                    // The tables grow within this transaction: plan every
+                    // statement for the rows it meets, not once (a generic
+                    // plan) for the nearly empty tables of the first chunk.
+                    Self::on_postgres(&mut tx, "SET LOCAL plan_cache_mode = force_custom_plan").await?;
+                    // Room to sort a large apply's addresses in memory.
+                    Self::on_postgres(&mut tx, "SET LOCAL work_mem = '64MB'").await?;
+                }
                 // Claim the run: only an unsettled run at this attempt applies.
                 if !Self::claim(&mut tx, run).await? {
-                    return Ok(ApplyOutcome::AlreadySettled);
+                    return Ok(None);
                 }
-                // An object another integration of the account manages
-                // (overlapping Root DNs) stays with it: the integration that
-                // synced it first keeps it, so runs never take it back and
-                // forth.
-                let add_anchors: Vec<String> =
-                    plan.adds.iter().map(|u| u.record.anchor.to_string()).collect();
-                let mut owners: HashMap<String, String> = HashMap::new();
-                for chunk in add_anchors.chunks(CHUNK) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT o.anchor, i.name FROM objects o JOIN integrations i ON i.id = o.integration_id \
-                         WHERE o.managed = TRUE AND o.account_id = ",
-                    );
-                    qb.push_bind(account.to_owned());
-                    qb.push(" AND o.integration_id <> ");
-                    qb.push_bind(run.integration_id.clone());
-                    qb.push(" AND o.anchor");
-                    push_in(&mut qb, chunk);
-                    for r in qb.build().fetch_all(&mut *tx).await? {
-                        owners.insert(r.try_get("anchor")?, r.try_get("name")?);
-                    }
-                }
-                let foreign: Vec<(ObjectGuid, String, String)> = plan
-                    .adds
-                    .iter()
-                    .filter_map(|u| {
-                        owners
-                            .get(&u.record.anchor.to_string())
-                            .map(|name| (u.record.anchor, u.record.dn.clone(), name.clone()))
-                    })
-                    .collect();
-                let owned;
-                let plan = if foreign.is_empty() {
-                    plan
-                } else {
-                    let mut p = plan.clone();
-                    p.adds.retain(|u| !foreign.iter().any(|(a, _, _)| *a == u.record.anchor));
-                    for (_, dn, owner) in &foreign {
-                        p.warnings.push(format!(
-                            "{dn}: already synced by the integration {owner:?} (overlapping Root DNs); left to it"
-                        ));
-                    }
-                    owned = p;
-                    &owned
-                };
-                Self::log_changes(&mut tx, run, plan, now).await?;
-                let mut warnings = plan.warnings.clone();
                 let integration_created_at: i64 = sqlx::query(
                     "SELECT created_at FROM integrations WHERE id = $1",
                 )
@@ -1221,158 +1310,33 @@ macro_rules! store_impl {
                 .map(|r| r.try_get("created_at"))
                 .transpose()?
                 .unwrap_or(i64::MAX);
-
-                // The claims of every changing object go first; the owner of
-                // each address they touch is worked out once, at the end.
-                Self::start_touched(&mut tx).await?;
-                let upserts: Vec<&Upsert> = plan.adds.iter().chain(&plan.updates).collect();
-                for chunk in upserts.chunks(CHUNK) {
-                    let anchors: Vec<String> =
-                        chunk.iter().map(|u| u.record.anchor.to_string()).collect();
-                    Self::touch_claimed(&mut tx, account, &anchors).await?;
-                    let mut qb = keyed::<$db>("DELETE FROM address_claims WHERE", account, "anchor", &anchors);
-                    qb.build().execute(&mut *tx).await?;
+                // Takeovers need addresses owned before: none on a first sync.
+                let owned_before = sqlx::query("SELECT 1 FROM addresses WHERE account_id = $1 LIMIT 1")
+                    .bind(&run.account_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some();
+                if !preview {
+                    // The claims of every changing object go first; the
+                    // owner of each address they touch is worked out once,
+                    // at the end.
+                    Self::start_touched(&mut tx).await?;
                 }
-                Self::remove(&mut tx, account, &plan.removals, now).await?;
-
-                for chunk in upserts.chunks(ROWS_PER_WRITE) {
-                    let mut objects = Rows::new("objects", &[
-                        "account_id", "anchor", "integration_id", "kind", "dn", "display_name",
-                        "primary_address", "disabled", "managed", "record", "content_hash", "updated_at",
-                    ]);
-                    let mut claims = Rows::new("address_claims", &[
-                        "account_id", "address", "anchor", "is_primary", "claim_rank",
-                    ]);
-                    let mut touched = Rows::new("touched_addresses", &["address"]);
-                    let mut edges = Rows::new("members", &["account_id", "group_anchor", "member_anchor"]);
-                    let mut groups = Vec::new();
-                    for upsert in chunk {
-                        let rec = &upsert.record;
-                        let anchor = rec.anchor.to_string();
-                        objects.push([
-                            Cell::from(account),
-                            anchor.clone().into(),
-                            run.integration_id.as_str().into(),
-                            rec.kind.as_str().into(),
-                            rec.dn.as_str().into(),
-                            rec.attributes.display_name.as_str().into(),
-                            rec.primary_address.as_ref().map(|a| a.to_string()).into(),
-                            rec.disabled.into(),
-                            true.into(),
-                            json(rec).into(),
-                            upsert.content_hash.to_string().into(),
-                            now.into(),
-                        ]);
-                        for (address, is_primary) in rec.addresses() {
-                            let rank = claim_rank(
-                                is_primary,
-                                rec.disabled,
-                                integration_created_at,
-                                &run.integration_id,
-                            );
-                            let address = address.to_string();
-                            touched.push([Cell::from(address.clone())]);
-                            claims.push([
-                                Cell::from(account),
-                                address.into(),
-                                anchor.clone().into(),
-                                is_primary.into(),
-                                rank.into(),
-                            ]);
-                        }
-                        if rec.kind == ObjectKind::Group {
-                            for m in &rec.members {
-                                edges.push([Cell::from(account), anchor.clone().into(), m.to_string().into()]);
-                            }
-                            groups.push(anchor);
-                        }
-                    }
-                    <$db as Bulk>::insert_rows(
-                        &mut *tx,
-                        &objects,
-                        "ON CONFLICT (account_id, anchor) DO UPDATE SET integration_id = excluded.integration_id, \
-                         kind = excluded.kind, dn = excluded.dn, display_name = excluded.display_name, \
-                         primary_address = excluded.primary_address, disabled = excluded.disabled, \
-                         managed = TRUE, record = excluded.record, content_hash = excluded.content_hash, \
-                         updated_at = excluded.updated_at",
-                    )
-                    .await?;
-                    // No claim of these objects is left (deleted above) and an
-                    // object claims an address once: copied in as they are.
-                    <$db as Bulk>::insert_rows(&mut *tx, &claims, "").await?;
-                    <$db as Bulk>::insert_rows(&mut *tx, &touched, "").await?;
-                    for part in groups.chunks(CHUNK) {
-                        let mut qb = keyed::<$db>("DELETE FROM members WHERE", account, "group_anchor", part);
-                        qb.build().execute(&mut *tx).await?;
-                    }
-                    // The groups' edges were deleted above and a record's
-                    // members are distinct.
-                    <$db as Bulk>::insert_rows(&mut *tx, &edges, "").await?;
-                }
-
-                if upserts.len() >= ANALYZE_AFTER {
-                    // Statistics that include what this transaction wrote
-                    // (ANALYZE counts its own uncommitted rows): without them
-                    // PostgreSQL believes the tables of a first sync hold a
-                    // few hundred rows and plans the joins below for that.
-                    // Holds the tables' ANALYZE lock until commit, so large
-                    // applies take turns here.
-                    Self::on_postgres(&mut tx, "ANALYZE objects, address_claims, addresses, members")
-                        .await?;
-                }
-                let upserted: HashSet<ObjectGuid> = upserts.iter().map(|u| u.record.anchor).collect();
-                Self::resolve_addresses(&mut tx, account, &upserted, &mut warnings).await?;
-                // Standing conflicts: addresses this integration's objects
-                // claim that another object owns, reported on every run.
-                let lost = sqlx::query(
-                    "SELECT c.address, o.dn, w.dn AS owner_dn FROM addresses a \
-                     JOIN address_claims c ON c.account_id = a.account_id AND c.address = a.address \
-                     JOIN objects o ON o.account_id = c.account_id AND o.anchor = c.anchor \
-                     JOIN objects w ON w.account_id = a.account_id AND w.anchor = a.anchor \
-                     WHERE a.account_id = $1 AND a.contested = TRUE AND o.integration_id = $2 \
-                     AND o.managed = TRUE AND a.anchor <> c.anchor ORDER BY c.address",
-                )
-                .bind(account)
-                .bind(&run.integration_id)
-                .fetch_all(&mut *tx)
-                .await?;
-                let mut seen: HashSet<String> = warnings.iter().cloned().collect();
-                for r in &lost {
-                    let (address, dn, owner): (String, String, String) =
-                        (r.try_get("address")?, r.try_get("dn")?, r.try_get("owner_dn")?);
-                    let line = format!(
-                        "{dn}: address {address} belongs to {owner}, whose claim takes precedence; it was not linked here"
-                    );
-                    if seen.insert(line.clone()) {
-                        warnings.push(line);
-                    }
-                }
-
-                // The deletion guard: the exact set held for approval.
-                let blocked = matches!(plan.hold, Some(Hold::Guard { .. }));
-                if blocked {
-                    for removal in &plan.held {
-                        sqlx::query(
-                            "INSERT INTO pending_removals (run_id, account_id, anchor, kind, action, reason) \
-                             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                        )
-                        .bind(&run.id)
-                        .bind(account)
-                        .bind(removal.anchor.to_string())
-                        .bind(removal.kind.as_str())
-                        .bind(action_str(removal.action))
-                        .bind(&removal.reason)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-
-                let counts = counts_of(plan, collected);
-                let state = if blocked { RunState::Blocked } else { RunState::Succeeded };
-                let hold_reason = plan.hold.as_ref().map(Hold::describe).unwrap_or_default();
-                Self::settle(&mut tx, run, state, &counts, &warnings, &hold_reason, now).await?;
-                tx.commit().await?;
-                Ok(ApplyOutcome::Applied { counts, warnings })
+                let sequence = Self::next_sequence(&mut tx, run).await?;
+                Ok(Some(Box::new(SqlApply::<$db> {
+                    tx,
+                    run: run.clone(),
+                    now,
+                    preview,
+                    integration_created_at,
+                    owned_before,
+                    upserted: HashSet::new(),
+                    written: 0,
+                    sequence,
+                    added: 0,
+                    updated: 0,
+                    warnings: Vec::new(),
+                })))
             }
 
             async fn paused_by(&self, account_id: &str, integration_id: &str) -> Result<Vec<String>> {
@@ -1539,30 +1503,6 @@ macro_rules! store_impl {
                 self.get_run(account_id, run_id).await
             }
 
-            async fn preview(
-                &self,
-                run: &RunRecord,
-                plan: &Plan,
-                collected: u64,
-                now: UnixMillis,
-            ) -> Result<ApplyOutcome> {
-                let mut tx = self.pool.begin().await?;
-                if !Self::claim(&mut tx, run).await? {
-                    return Ok(ApplyOutcome::AlreadySettled);
-                }
-                Self::log_changes(&mut tx, run, plan, now).await?;
-                let mut counts = counts_of(plan, collected);
-                counts.pending = 0; // nothing waits for approval after a preview
-                let hold_reason = plan.hold.as_ref().map(Hold::describe).unwrap_or_default();
-                Self::settle(&mut tx, run, RunState::Succeeded, &counts, &plan.warnings, &hold_reason, now)
-                    .await?;
-                tx.commit().await?;
-                Ok(ApplyOutcome::Applied {
-                    counts,
-                    warnings: plan.warnings.clone(),
-                })
-            }
-
             async fn list_changes(
                 &self,
                 account_id: &str,
@@ -1632,6 +1572,161 @@ macro_rules! store_impl {
                 .await?
                 .pop()
                 .ok_or_else(|| StoreError::NotFound(format!("address {address:?}")))
+            }
+        }
+
+        #[async_trait]
+        impl crate::Apply for SqlApply<$db> {
+            async fn upserts(&mut self, adds: &[Upsert], updates: &[Upsert]) -> Result<()> {
+                let account = self.run.account_id.clone();
+                // An object another integration of the account manages
+                // (overlapping Root DNs) stays with it: the integration that
+                // synced it first keeps it, so runs never take it back and
+                // forth.
+                let mut kept: Vec<&Upsert> = adds.iter().collect();
+                if !self.preview && !adds.is_empty() {
+                    let add_anchors: Vec<String> =
+                        adds.iter().map(|u| u.record.anchor.to_string()).collect();
+                    let mut owners: HashMap<String, String> = HashMap::new();
+                    for chunk in add_anchors.chunks(CHUNK) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "SELECT o.anchor, i.name FROM objects o JOIN integrations i ON i.id = o.integration_id \
+                             WHERE o.managed = TRUE AND o.account_id = ",
+                        );
+                        qb.push_bind(account.clone());
+                        qb.push(" AND o.integration_id <> ");
+                        qb.push_bind(self.run.integration_id.clone());
+                        qb.push(" AND o.anchor");
+                        push_in(&mut qb, chunk);
+                        for r in qb.build().fetch_all(&mut *self.tx).await? {
+                            owners.insert(r.try_get("anchor")?, r.try_get("name")?);
+                        }
+                    }
+                    if !owners.is_empty() {
+                        kept.retain(|u| match owners.get(&u.record.anchor.to_string()) {
+                            Some(owner) => {
+                                self.warnings.push(format!(
+                                    "{}: already synced by the integration {owner:?} (overlapping Root DNs); left to it",
+                                    u.record.dn
+                                ));
+                                false
+                            }
+                            None => true,
+                        });
+                    }
+                }
+                let before = $store::records_before(
+                    &mut self.tx,
+                    &account,
+                    updates.iter().map(|u| u.record.anchor),
+                )
+                .await?;
+                let changes = change::upsert_changes(kept.iter().copied(), updates, &before);
+                self.sequence =
+                    $store::insert_changes(&mut self.tx, &self.run, &changes, self.sequence, self.now).await?;
+                self.added += kept.len() as u64;
+                self.updated += updates.len() as u64;
+                if self.preview {
+                    return Ok(());
+                }
+                kept.extend(updates);
+                if self.owned_before {
+                    self.upserted.extend(kept.iter().map(|u| u.record.anchor));
+                }
+                self.written += kept.len();
+                $store::write_upserts(&mut self.tx, &self.run, &kept, self.integration_created_at, self.now).await
+            }
+
+            async fn finish(self: Box<Self>, plan: &Plan, collected: u64) -> Result<ApplyOutcome> {
+                let mut this = *self;
+                let account = this.run.account_id.clone();
+                let before = $store::records_before(
+                    &mut this.tx,
+                    &account,
+                    plan.removals.iter().chain(&plan.held).map(|r| r.anchor),
+                )
+                .await?;
+                let changes = change::removal_changes(plan, &before);
+                $store::insert_changes(&mut this.tx, &this.run, &changes, this.sequence, this.now).await?;
+                let blocked = matches!(plan.hold, Some(Hold::Guard { .. }));
+                let counts = RunCounts {
+                    collected,
+                    added: this.added,
+                    updated: this.updated,
+                    removed: plan.removals.len() as u64,
+                    unchanged: plan.unchanged,
+                    // Nothing waits for approval after a preview.
+                    pending: if blocked && !this.preview { plan.held.len() as u64 } else { 0 },
+                };
+                let mut warnings = plan.warnings.clone();
+                warnings.append(&mut this.warnings);
+                let hold_reason = plan.hold.as_ref().map(Hold::describe).unwrap_or_default();
+                if this.preview {
+                    $store::settle(&mut this.tx, &this.run, RunState::Succeeded, &counts, &warnings, &hold_reason, this.now)
+                        .await?;
+                    this.tx.commit().await?;
+                    return Ok(ApplyOutcome::Applied { counts, warnings });
+                }
+                $store::remove(&mut this.tx, &account, &plan.removals, this.now).await?;
+                if this.written >= ANALYZE_AFTER {
+                    // Statistics that include what this transaction wrote
+                    // (ANALYZE counts its own uncommitted rows): without them
+                    // PostgreSQL believes the tables of a first sync hold a
+                    // few hundred rows and plans the joins below for that.
+                    // Holds the tables' ANALYZE lock until commit, so large
+                    // applies take turns here.
+                    $store::on_postgres(&mut this.tx, "ANALYZE objects, address_claims, addresses, members")
+                        .await?;
+                }
+                $store::resolve_addresses(&mut this.tx, &account, &this.upserted, &mut warnings).await?;
+                // Standing conflicts: addresses this integration's objects
+                // claim that another object owns, reported on every run.
+                let lost = sqlx::query(
+                    "SELECT c.address, o.dn, w.dn AS owner_dn FROM addresses a \
+                     JOIN address_claims c ON c.account_id = a.account_id AND c.address = a.address \
+                     JOIN objects o ON o.account_id = c.account_id AND o.anchor = c.anchor \
+                     JOIN objects w ON w.account_id = a.account_id AND w.anchor = a.anchor \
+                     WHERE a.account_id = $1 AND a.contested = TRUE AND o.integration_id = $2 \
+                     AND o.managed = TRUE AND a.anchor <> c.anchor ORDER BY c.address",
+                )
+                .bind(&account)
+                .bind(&this.run.integration_id)
+                .fetch_all(&mut *this.tx)
+                .await?;
+                let mut seen: HashSet<String> = warnings.iter().cloned().collect();
+                for r in &lost {
+                    let (address, dn, owner): (String, String, String) =
+                        (r.try_get("address")?, r.try_get("dn")?, r.try_get("owner_dn")?);
+                    let line = format!(
+                        "{dn}: address {address} belongs to {owner}, whose claim takes precedence; it was not linked here"
+                    );
+                    if seen.insert(line.clone()) {
+                        warnings.push(line);
+                    }
+                }
+
+                // The deletion guard: the exact set held for approval.
+                if blocked {
+                    for removal in &plan.held {
+                        sqlx::query(
+                            "INSERT INTO pending_removals (run_id, account_id, anchor, kind, action, reason) \
+                             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(&this.run.id)
+                        .bind(&account)
+                        .bind(removal.anchor.to_string())
+                        .bind(removal.kind.as_str())
+                        .bind(action_str(removal.action))
+                        .bind(&removal.reason)
+                        .execute(&mut *this.tx)
+                        .await?;
+                    }
+                }
+
+                let state = if blocked { RunState::Blocked } else { RunState::Succeeded };
+                $store::settle(&mut this.tx, &this.run, state, &counts, &warnings, &hold_reason, this.now).await?;
+                this.tx.commit().await?;
+                Ok(ApplyOutcome::Applied { counts, warnings })
             }
         }
     };
