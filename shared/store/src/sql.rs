@@ -251,23 +251,25 @@ macro_rules! store_impl {
             }
 
             /// Writes adds and updates: their objects, address claims and
-            /// member edges; the addresses they claimed before go to
-            /// `touched_addresses`.
+            /// member edges. `stored` names those the store already holds:
+            /// their previous claims and edges are deleted first, and the
+            /// addresses they claimed go to `touched_addresses`. (A first
+            /// sync's objects are all new: it looks nothing up.)
             async fn write_upserts(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 run: &RunRecord,
                 upserts: &[&Upsert],
+                stored: &[String],
                 integration_created_at: i64,
                 now: UnixMillis,
             ) -> Result<()> {
                 let account = run.account_id.as_str();
-                for chunk in upserts.chunks(CHUNK) {
-                    let anchors: Vec<String> =
-                        chunk.iter().map(|u| u.record.anchor.to_string()).collect();
-                    Self::touch_claimed(tx, account, &anchors).await?;
-                    let mut qb = keyed::<$db>("DELETE FROM address_claims WHERE", account, "anchor", &anchors);
+                for chunk in stored.chunks(CHUNK) {
+                    Self::touch_claimed(tx, account, chunk).await?;
+                    let mut qb = keyed::<$db>("DELETE FROM address_claims WHERE", account, "anchor", chunk);
                     qb.build().execute(&mut **tx).await?;
                 }
+                let stored: HashSet<&str> = stored.iter().map(String::as_str).collect();
                 for chunk in upserts.chunks(ROWS_PER_WRITE) {
                     let mut objects = Rows::new("objects", &[
                         "account_id", "anchor", "integration_id", "kind", "dn", "display_name",
@@ -317,7 +319,9 @@ macro_rules! store_impl {
                             for m in &rec.members {
                                 edges.push([Cell::from(account), anchor.clone().into(), m.to_string().into()]);
                             }
-                            groups.push(anchor);
+                            if stored.contains(anchor.as_str()) {
+                                groups.push(anchor);
+                            }
                         }
                     }
                     <$db as Bulk>::insert_rows(
@@ -1584,22 +1588,29 @@ macro_rules! store_impl {
                 // synced it first keeps it, so runs never take it back and
                 // forth.
                 let mut kept: Vec<&Upsert> = adds.iter().collect();
+                // The objects the store already holds: every update, and
+                // adds of objects another integration synced.
+                let mut stored: Vec<String> = updates.iter().map(|u| u.record.anchor.to_string()).collect();
                 if !self.preview && !adds.is_empty() {
                     let add_anchors: Vec<String> =
                         adds.iter().map(|u| u.record.anchor.to_string()).collect();
                     let mut owners: HashMap<String, String> = HashMap::new();
                     for chunk in add_anchors.chunks(CHUNK) {
                         let mut qb = sqlx::QueryBuilder::<$db>::new(
-                            "SELECT o.anchor, i.name FROM objects o JOIN integrations i ON i.id = o.integration_id \
-                             WHERE o.managed = TRUE AND o.account_id = ",
+                            "SELECT o.anchor, o.managed, o.integration_id, i.name FROM objects o \
+                             JOIN integrations i ON i.id = o.integration_id WHERE o.account_id = ",
                         );
                         qb.push_bind(account.clone());
-                        qb.push(" AND o.integration_id <> ");
-                        qb.push_bind(self.run.integration_id.clone());
                         qb.push(" AND o.anchor");
                         push_in(&mut qb, chunk);
                         for r in qb.build().fetch_all(&mut *self.tx).await? {
-                            owners.insert(r.try_get("anchor")?, r.try_get("name")?);
+                            let anchor: String = r.try_get("anchor")?;
+                            let integration: String = r.try_get("integration_id")?;
+                            if r.try_get("managed")? && integration != self.run.integration_id {
+                                owners.insert(anchor, r.try_get("name")?);
+                            } else {
+                                stored.push(anchor);
+                            }
                         }
                     }
                     if !owners.is_empty() {
@@ -1634,7 +1645,15 @@ macro_rules! store_impl {
                     self.upserted.extend(kept.iter().map(|u| u.record.anchor));
                 }
                 self.written += kept.len();
-                $store::write_upserts(&mut self.tx, &self.run, &kept, self.integration_created_at, self.now).await
+                $store::write_upserts(
+                    &mut self.tx,
+                    &self.run,
+                    &kept,
+                    &stored,
+                    self.integration_created_at,
+                    self.now,
+                )
+                .await
             }
 
             async fn finish(self: Box<Self>, plan: &Plan, collected: u64) -> Result<ApplyOutcome> {
