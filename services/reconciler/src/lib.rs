@@ -195,6 +195,7 @@ impl Reconciler {
         // objects in scope, and the objects that change until they are
         // written.
         let mut planner = Planner::new(&integration.settings, memberships_unavailable, &current);
+        planner.reserve(usize::try_from(end.entries).unwrap_or(usize::MAX));
         let mut staged = Staged::new(&self.store, &ev.run_id, ev.attempt, false);
         while let Some(objects) = staged.next(&mut reasons).await? {
             for o in &objects {

@@ -280,6 +280,14 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Makes room for `objects` collected objects up front (the count the
+    /// collection reported), instead of growing as they come.
+    pub fn reserve(&mut self, objects: usize) {
+        self.slots
+            .reserve(objects.saturating_sub(self.current.objects.len()));
+        self.by_dn.entries.reserve(objects);
+    }
+
     /// First pass: scope and DN of each collected object. Reads its
     /// anchor, DN, kind and addresses only: members and notes may be left
     /// out.
@@ -521,7 +529,6 @@ impl DnIndex {
         }
         self.frozen = true;
         self.entries.sort_unstable_by_key(|e| e.0);
-        self.entries.shrink_to_fit();
         // About four entries per bucket.
         self.bits = (self.entries.len() / 4).max(1).ilog2();
         let buckets = 1usize << self.bits;
