@@ -10,10 +10,10 @@ use prost::Message;
 use tokio_util::sync::CancellationToken;
 
 use dirsync_bus::{Bus, Delivery, MAX_DELIVER, Topic};
-use dirsync_core::plan::{self, Completeness, Planner, Upsert};
+use dirsync_core::plan::{self, Completeness, Planner};
 use dirsync_core::{Clock, DirectoryObject, ObjectKind, Trigger};
 use dirsync_proto::bus::{self, collector_event::Event};
-use dirsync_store::{ApplyOutcome, Store, StoreError};
+use dirsync_store::{Apply, ApplyOutcome, Store, StoreError};
 use dirsync_telemetry::metrics::RunLabels;
 
 pub struct Reconciler {
@@ -213,21 +213,15 @@ impl Reconciler {
         // transaction.
         let mut synced = Synced::default();
         let mut staged = Staged::new(&self.store, &ev.run_id, ev.attempt, true);
-        loop {
-            let objects = staged.next(&mut Vec::new()).await?;
-            let last = objects.is_none();
-            for o in objects.into_iter().flatten() {
+        while let Some(objects) = staged.next(&mut Vec::new()).await? {
+            for o in objects {
                 planner.add(o);
             }
-            if last || planner.pending_upserts() >= APPLY_CHUNK {
-                let (adds, updates) = planner.take_upserts();
-                synced.count(&adds, &updates);
-                apply.upserts(&adds, &updates).await?;
-            }
-            if last {
-                break;
+            if planner.pending_upserts() >= APPLY_CHUNK {
+                synced.write(&mut planner, apply.as_mut()).await?;
             }
         }
+        synced.write(&mut planner, apply.as_mut()).await?;
         let mut plan = planner.finish(&if reasons.is_empty() {
             Completeness::Complete
         } else {
@@ -344,12 +338,19 @@ impl<'a> Staged<'a> {
 struct Synced(HashMap<(&'static str, ObjectKind), u64>);
 
 impl Synced {
-    fn count(&mut self, adds: &[Upsert], updates: &[Upsert]) {
-        for (operation, upserts) in [("add", adds), ("update", updates)] {
+    /// Writes the adds and updates the planner kept so far, counting them.
+    async fn write(
+        &mut self,
+        planner: &mut Planner<'_>,
+        apply: &mut dyn Apply,
+    ) -> Result<(), StoreError> {
+        let (adds, updates) = planner.take_upserts();
+        for (operation, upserts) in [("add", &adds), ("update", &updates)] {
             for u in upserts {
                 *self.0.entry((operation, u.record.kind)).or_default() += 1;
             }
         }
+        apply.upserts(&adds, &updates).await
     }
 }
 

@@ -1314,8 +1314,9 @@ macro_rules! store_impl {
                 .map(|r| r.try_get("created_at"))
                 .transpose()?
                 .unwrap_or(i64::MAX);
-                // Takeovers need addresses owned before: none on a first sync.
-                let owned_before = sqlx::query("SELECT 1 FROM addresses WHERE account_id = $1 LIMIT 1")
+                // Takeovers need addresses owned before: none on a first
+                // sync, and a preview takes nothing over.
+                let owned_before = !preview && sqlx::query("SELECT 1 FROM addresses WHERE account_id = $1 LIMIT 1")
                     .bind(&run.account_id)
                     .fetch_optional(&mut *tx)
                     .await?
