@@ -23,11 +23,11 @@ pub struct Reconciler {
 }
 
 /// Staged batches read per query (each up to the collector's 512 KB).
-const STAGED_PAGE: u32 = 16;
+const STAGED_PAGE: u32 = 4;
 
-/// Adds and updates held before they are written: a full sync's records
-/// are never all in memory.
-const APPLY_CHUNK: usize = 10_000;
+/// Rows (objects, addresses, member edges) of adds and updates held before
+/// they are written: a full sync's records are never all in memory.
+const APPLY_ROWS: usize = 20_000;
 
 /// What to do with a delivery once handled.
 enum Settle {
@@ -217,7 +217,7 @@ impl Reconciler {
             for o in objects {
                 planner.add(o);
             }
-            if planner.pending_upserts() >= APPLY_CHUNK {
+            if planner.pending_rows() >= APPLY_ROWS {
                 synced.write(&mut planner, apply.as_mut()).await?;
             }
         }

@@ -2,6 +2,7 @@
 //! integration, what the collector read) → what to write.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
 
 use crate::dn::Dn;
 use crate::guid::ObjectGuid;
@@ -216,40 +217,126 @@ pub fn plan(
 /// How complete the read was is known at the end ([`Planner::finish`]).
 ///
 /// What it holds between the passes is sized for a million objects: per
-/// anchor a few bytes of state, per DN in scope a 128-bit hash.
+/// anchor a 4-byte table slot and a byte of state (and, for anchors the
+/// store does not hold, the anchor), per DN in scope a 128-bit hash.
 pub struct Planner<'a> {
     settings: &'a IntegrationSettings,
     /// Set when group memberships could not be read (see [`Source`]).
     memberships_unavailable: Option<String>,
     current: &'a Current,
     /// Every anchor met, the store's and the collection's.
-    slots: HashMap<ObjectGuid, Slot>,
+    anchors: Anchors,
     /// Distinct anchors read in the first pass.
     indexed: usize,
     /// Objects in scope by DN (first pass).
     by_dn: DnIndex,
     out_of_scope_reason: HashMap<ObjectGuid, String>,
     out: Plan,
+    /// See [`Planner::pending_rows`].
+    pending_rows: usize,
 }
 
-/// What the planner knows of one anchor.
-#[derive(Clone, Copy)]
-struct Slot {
-    /// Index in [`Current::objects`], or [`Slot::NOT_STORED`].
-    stored: u32,
-    /// Read in the first pass; in the second (only the first entry of an
-    /// anchor counts in each).
-    indexed: bool,
-    added: bool,
+/// The anchors a plan meets, each known by a 32-bit id: an index in
+/// [`Current::objects`], or, with [`Anchors::FRESH`] set, an index in the
+/// anchors the store does not hold. A hash table of ids (the anchors
+/// themselves stay where they are) and a byte of state per id.
+struct Anchors {
+    hasher: std::hash::RandomState,
+    table: hashbrown::HashTable<u32>,
+    fresh: Vec<ObjectGuid>,
+    stored_state: Vec<u8>,
+    fresh_state: Vec<u8>,
 }
 
-impl Slot {
-    const NOT_STORED: u32 = u32::MAX;
-    const NEW: Self = Self {
-        stored: Self::NOT_STORED,
-        indexed: false,
-        added: false,
-    };
+impl Anchors {
+    const FRESH: u32 = 1 << 31;
+    /// Read in the first pass (only the first entry of an anchor counts).
+    const INDEXED: u8 = 1;
+    /// Planned in the second pass.
+    const ADDED: u8 = 2;
+
+    fn new(stored: &[CurrentObject]) -> Self {
+        let mut anchors = Self {
+            hasher: std::hash::RandomState::new(),
+            table: hashbrown::HashTable::with_capacity(stored.len()),
+            fresh: Vec::new(),
+            stored_state: vec![0; stored.len()],
+            fresh_state: Vec::new(),
+        };
+        for (i, c) in stored.iter().enumerate() {
+            let id = Self::id(i);
+            let hash = anchors.hash(&c.anchor);
+            if anchors
+                .table
+                .find(hash, |&other| {
+                    Self::anchor(stored, &anchors.fresh, other) == &c.anchor
+                })
+                .is_none()
+            {
+                let (hasher, fresh) = (&anchors.hasher, &anchors.fresh);
+                anchors.table.insert_unique(hash, id, |&other| {
+                    hasher.hash_one(Self::anchor(stored, fresh, other))
+                });
+            }
+        }
+        anchors
+    }
+
+    fn id(index: usize) -> u32 {
+        u32::try_from(index)
+            .ok()
+            .filter(|&i| i < Self::FRESH)
+            .expect("a plan holds fewer than 2^31 objects")
+    }
+
+    fn hash(&self, anchor: &ObjectGuid) -> u64 {
+        self.hasher.hash_one(anchor)
+    }
+
+    fn anchor<'s>(stored: &'s [CurrentObject], fresh: &'s [ObjectGuid], id: u32) -> &'s ObjectGuid {
+        if id & Self::FRESH == 0 {
+            &stored[id as usize].anchor
+        } else {
+            &fresh[(id & !Self::FRESH) as usize]
+        }
+    }
+
+    fn reserve(&mut self, stored: &[CurrentObject], fresh: usize) {
+        let (hasher, anchors) = (&self.hasher, &self.fresh);
+        self.table.reserve(fresh, |&id| {
+            hasher.hash_one(Self::anchor(stored, anchors, id))
+        });
+        self.fresh.reserve(fresh);
+        self.fresh_state.reserve(fresh);
+    }
+
+    /// The id of `anchor`, added when it is new.
+    fn id_of(&mut self, stored: &[CurrentObject], anchor: &ObjectGuid) -> u32 {
+        let hash = self.hash(anchor);
+        let fresh = &self.fresh;
+        if let Some(&id) = self
+            .table
+            .find(hash, |&id| Self::anchor(stored, fresh, id) == anchor)
+        {
+            return id;
+        }
+        let id = Self::id(self.fresh.len()) | Self::FRESH;
+        self.fresh.push(*anchor);
+        self.fresh_state.push(0);
+        let (hasher, fresh) = (&self.hasher, &self.fresh);
+        self.table.insert_unique(hash, id, |&other| {
+            hasher.hash_one(Self::anchor(stored, fresh, other))
+        });
+        id
+    }
+
+    fn state(&mut self, id: u32) -> &mut u8 {
+        if id & Self::FRESH == 0 {
+            &mut self.stored_state[id as usize]
+        } else {
+            &mut self.fresh_state[(id & !Self::FRESH) as usize]
+        }
+    }
 }
 
 impl<'a> Planner<'a> {
@@ -258,33 +345,26 @@ impl<'a> Planner<'a> {
         memberships_unavailable: Option<String>,
         current: &'a Current,
     ) -> Self {
-        let mut slots = HashMap::with_capacity(current.objects.len());
-        for (i, c) in current.objects.iter().enumerate() {
-            slots.insert(
-                c.anchor,
-                Slot {
-                    stored: u32::try_from(i).unwrap_or(Slot::NOT_STORED),
-                    ..Slot::NEW
-                },
-            );
-        }
         Self {
             settings,
             memberships_unavailable,
             current,
-            slots,
+            anchors: Anchors::new(&current.objects),
             indexed: 0,
             by_dn: DnIndex::new(),
             out_of_scope_reason: HashMap::new(),
             out: Plan::default(),
+            pending_rows: 0,
         }
     }
 
     /// Makes room for `objects` collected objects up front (the count the
     /// collection reported), instead of growing as they come.
     pub fn reserve(&mut self, objects: usize) {
-        self.slots
-            .reserve(objects.saturating_sub(self.current.objects.len()));
+        self.anchors.reserve(
+            &self.current.objects,
+            objects.saturating_sub(self.current.objects.len()),
+        );
         self.by_dn.entries.reserve(objects);
     }
 
@@ -292,15 +372,16 @@ impl<'a> Planner<'a> {
     /// anchor, DN, kind and addresses only: members and notes may be left
     /// out.
     pub fn index(&mut self, obj: &DirectoryObject) {
-        let slot = self.slots.entry(obj.anchor).or_insert(Slot::NEW);
-        if slot.indexed {
+        let id = self.anchors.id_of(&self.current.objects, &obj.anchor);
+        let state = self.anchors.state(id);
+        if *state & Anchors::INDEXED != 0 {
             self.out.warnings.push(format!(
                 "{}: objectGUID {} was read twice; the first entry was kept",
                 obj.dn, obj.anchor
             ));
             return;
         }
-        slot.indexed = true;
+        *state |= Anchors::INDEXED;
         self.indexed += 1;
         if let Some(reason) = out_of_scope(self.settings, obj) {
             self.out_of_scope_reason.insert(obj.anchor, reason.clone());
@@ -316,12 +397,13 @@ impl<'a> Planner<'a> {
         for note in &obj.notes {
             self.out.warnings.push(format!("{}: {note}", obj.dn));
         }
-        let slot = self.slots.entry(obj.anchor).or_insert(Slot::NEW);
-        if slot.added || self.out_of_scope_reason.contains_key(&obj.anchor) {
+        let id = self.anchors.id_of(&self.current.objects, &obj.anchor);
+        let state = self.anchors.state(id);
+        if *state & Anchors::ADDED != 0 || self.out_of_scope_reason.contains_key(&obj.anchor) {
             return;
         }
-        slot.added = true;
-        let stored = self.current.objects.get(slot.stored as usize);
+        *state |= Anchors::ADDED;
+        let stored = (id & Anchors::FRESH == 0).then(|| &self.current.objects[id as usize]);
         // Member DNs → anchors, among the objects in scope; or, when the
         // source cannot read memberships, the stored edges unchanged.
         let members = match (&self.memberships_unavailable, stored) {
@@ -364,29 +446,41 @@ impl<'a> Planner<'a> {
         };
         // Diff against the store.
         let hash = record.content_hash();
+        let rows = 1
+            + record.aliases.len()
+            + usize::from(record.primary_address.is_some())
+            + record.members.len();
         match stored {
-            None => self.out.adds.push(Upsert {
-                record,
-                content_hash: hash,
-            }),
+            None => {
+                self.pending_rows += rows;
+                self.out.adds.push(Upsert {
+                    record,
+                    content_hash: hash,
+                });
+            }
             Some(c) if c.content_hash == hash && c.managed && c.kind == record.kind => {
                 self.out.unchanged += 1;
             }
-            Some(_) => self.out.updates.push(Upsert {
-                record,
-                content_hash: hash,
-            }),
+            Some(_) => {
+                self.pending_rows += rows;
+                self.out.updates.push(Upsert {
+                    record,
+                    content_hash: hash,
+                });
+            }
         }
     }
 
-    /// Adds and updates the second pass kept so far.
-    pub fn pending_upserts(&self) -> usize {
-        self.out.adds.len() + self.out.updates.len()
+    /// The rows the adds and updates kept so far write (an object, its
+    /// addresses and its member edges each), a measure of their size.
+    pub fn pending_rows(&self) -> usize {
+        self.pending_rows
     }
 
     /// Takes the adds and updates kept so far, to be written while the
     /// second pass goes on; the plan then holds only what comes after.
     pub fn take_upserts(&mut self) -> (Vec<Upsert>, Vec<Upsert>) {
+        self.pending_rows = 0;
         (
             std::mem::take(&mut self.out.adds),
             std::mem::take(&mut self.out.updates),
@@ -400,7 +494,7 @@ impl<'a> Planner<'a> {
             settings,
             memberships_unavailable,
             current,
-            slots,
+            anchors,
             indexed,
             out_of_scope_reason,
             mut out,
@@ -412,18 +506,20 @@ impl<'a> Planner<'a> {
                 "group memberships were not read ({reason}); stored members are kept as they are"
             ));
         }
-        // Present: read and in scope.
-        let present = |anchor: &ObjectGuid| {
-            slots.get(anchor).is_some_and(|s| s.indexed)
-                && !out_of_scope_reason.contains_key(anchor)
-        };
         let none_present = indexed == out_of_scope_reason.len();
 
-        // Removals, only on a complete read.
+        // Removals, only on a complete read: stored objects not present
+        // (read and in scope).
         let gone: Vec<&CurrentObject> = current
             .objects
             .iter()
-            .filter(|c| c.managed && !present(&c.anchor))
+            .zip(&anchors.stored_state)
+            .filter(|&(c, &state)| {
+                c.managed
+                    && (state & Anchors::INDEXED == 0
+                        || out_of_scope_reason.contains_key(&c.anchor))
+            })
+            .map(|(c, _)| c)
             .collect();
         let completeness = match completeness {
             Completeness::Complete if none_present && !gone.is_empty() => {
@@ -730,6 +826,51 @@ mod tests {
         assert_eq!((again.adds.len(), again.updates.len()), (0, 0));
         assert_eq!(again.unchanged, 3);
         assert!(again.removals.is_empty());
+    }
+
+    #[test]
+    fn an_anchor_read_twice_keeps_its_first_entry_stored_or_new() {
+        let s = settings(|_| {});
+        let stored = plan(
+            &s,
+            &Source::complete(),
+            &Current::default(),
+            vec![user(1, "a@example.com", 512), user(2, "b@example.com", 512)],
+        );
+        let mut second = user(1, "other@example.com", 512);
+        second.dn = Dn::parse("CN=copy,DC=x").expect("valid DN");
+        let mut new_twice = user(4, "d@example.com", 512);
+        new_twice.dn = Dn::parse("CN=copy4,DC=x").expect("valid DN");
+        let p = plan(
+            &s,
+            &Source::complete(),
+            &current_of(&stored),
+            vec![
+                user(1, "a@example.com", 512),
+                user(2, "b@example.com", 512),
+                user(4, "c@example.com", 512),
+                second,
+                new_twice,
+            ],
+        );
+        let twice: Vec<&String> = p
+            .warnings
+            .iter()
+            .filter(|w| w.contains("read twice"))
+            .collect();
+        assert_eq!(twice.len(), 2, "{:?}", p.warnings);
+        assert!(twice[0].starts_with("CN=copy,DC=x: "), "{twice:?}");
+        assert_eq!(p.unchanged, 2, "the first entries of the stored anchors");
+        assert_eq!(p.adds.len(), 1);
+        assert_eq!(
+            p.adds[0]
+                .record
+                .primary_address
+                .as_ref()
+                .map(ToString::to_string),
+            Some("c@example.com".to_owned())
+        );
+        assert!(p.updates.is_empty() && p.removals.is_empty(), "{p:?}");
     }
 
     #[test]
