@@ -45,7 +45,8 @@ store_suite!(
     integrations_round_trip,
     runs_and_staging_are_idempotent,
     apply_settles_once_and_demotes,
-    an_address_goes_to_the_next_claim_when_its_owner_drops_it
+    an_address_goes_to_the_next_claim_when_its_owner_drops_it,
+    a_first_sync_gives_a_shared_address_to_its_best_claim
 );
 
 fn settings(name: &str) -> IntegrationSettings {
@@ -398,4 +399,55 @@ async fn an_address_goes_to_the_next_claim_when_its_owner_drops_it(store: Store)
     .await;
     assert_eq!(owner("x@example.com").await.unwrap(), "i2");
     assert_eq!(owner("y@example.com").await.unwrap(), "i1");
+}
+
+/// On an account's first sync no address is owned yet, and every address
+/// is worked out from all the run's claims at once: a primary address wins
+/// over an alias whichever object is written first.
+async fn a_first_sync_gives_a_shared_address_to_its_best_claim(store: Store) {
+    store.ensure_account("acme", 1).await.unwrap();
+    let rec = integration("i1", "Account domain");
+    store.create_integration(&rec).await.unwrap();
+    let run = RunRecord {
+        attempt: 1,
+        ..RunRecord::new(
+            "r1".into(),
+            "acme".into(),
+            "i1".into(),
+            Trigger::SyncNow,
+            10,
+        )
+    };
+    store.create_run(&run).await.unwrap();
+    let current = store.current_objects("acme", "i1", true).await.unwrap();
+    // User 1 carries shared@ as an alias, user 3 as its primary address.
+    let objects = vec![
+        user(1, "one@example.com", "shared@example.com"),
+        user(3, "shared@example.com", "three@example.com"),
+    ];
+    let p = plan::plan(&rec.settings, &Source::complete(), &current, objects);
+    let ApplyOutcome::Applied { warnings, .. } = store.apply(&run, &p, 2, 20).await.unwrap() else {
+        panic!("not applied")
+    };
+    let owner = |address: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .lookup_address("acme", address)
+                .await
+                .unwrap()
+                .record
+                .attributes
+                .display_name
+        }
+    };
+    assert_eq!(owner("shared@example.com").await, "User 3");
+    assert_eq!(owner("one@example.com").await, "User 1");
+    assert_eq!(owner("three@example.com").await, "User 3");
+    assert!(
+        warnings.iter().any(|w| w.contains("CN=User 1,")
+            && w.contains("shared@example.com")
+            && w.contains("takes precedence")),
+        "the losing claim is reported: {warnings:?}"
+    );
 }

@@ -235,6 +235,15 @@ macro_rules! store_impl {
             /// Notes the addresses the objects `anchors` claim in
             /// `touched_addresses`, whose owners are worked out at the end
             /// of the apply.
+            /// Whether the account owns any address.
+            async fn owns_addresses(tx: &mut sqlx::Transaction<'_, $db>, account: &str) -> Result<bool> {
+                Ok(sqlx::query("SELECT 1 FROM addresses WHERE account_id = $1 LIMIT 1")
+                    .bind(account)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .is_some())
+            }
+
             async fn touch_claimed(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 account: &str,
@@ -261,6 +270,7 @@ macro_rules! store_impl {
                 upserts: &[&Upsert],
                 stored: &[String],
                 integration_created_at: i64,
+                touch: bool,
                 now: UnixMillis,
             ) -> Result<()> {
                 let account = run.account_id.as_str();
@@ -306,7 +316,9 @@ macro_rules! store_impl {
                                 &run.integration_id,
                             );
                             let address = address.to_string();
-                            touched.push([Cell::from(address.clone())]);
+                            if touch {
+                                touched.push([Cell::from(address.clone())]);
+                            }
                             claims.push([
                                 Cell::from(account),
                                 address.into(),
@@ -423,40 +435,56 @@ macro_rules! store_impl {
             ) -> Result<()> {
                 Self::start_touched(tx).await?;
                 Self::remove(tx, account, removals, now).await?;
-                Self::resolve_addresses(tx, account, &HashSet::new(), &mut Vec::new()).await
+                let owned_before = Self::owns_addresses(tx, account).await?;
+                Self::resolve_addresses(tx, account, owned_before, &HashSet::new(), &mut Vec::new()).await
             }
 
             /// Gives each address in `touched_addresses` to its best claim
             /// (the lowest rank, then the lowest anchor) whose object exists,
             /// or drops it when nobody claims it; three set-based statements.
             /// Warns where an object of this run (`upserted`) took an address
-            /// over from another managed object.
+            /// over from another managed object. `owned_before`: whether the
+            /// account owned addresses when the transaction began (see
+            /// [`Self::owns_addresses`]); if not, every address claimed is
+            /// resolved and `touched_addresses` is not read.
             async fn resolve_addresses(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 account: &str,
+                owned_before: bool,
                 upserted: &HashSet<ObjectGuid>,
                 warnings: &mut Vec<String>,
             ) -> Result<()> {
-                // Temporary tables are never analyzed on their own.
-                Self::on_postgres(tx, "ANALYZE touched_addresses").await?;
+                if owned_before {
+                    // Temporary tables are never analyzed on their own.
+                    Self::on_postgres(tx, "ANALYZE touched_addresses").await?;
+                }
                 // Ranks and anchors are ASCII and compare bytewise, as
-                // claim_rank() intends, whatever the database's collation.
-                let best = concat!(
-                    "SELECT c.address, c.anchor, c.is_primary, c.claim_rank, o.managed, \
-                     ROW_NUMBER() OVER (PARTITION BY c.address", $collate, " ORDER BY c.claim_rank", $collate,
-                    ", c.anchor", $collate, ") AS n, \
-                     COUNT(*) OVER (PARTITION BY c.address", $collate, ") AS claims \
-                     FROM address_claims c \
-                     JOIN objects o ON o.account_id = c.account_id AND o.anchor = c.anchor \
-                     WHERE c.account_id = $1 AND c.address IN (SELECT address FROM touched_addresses)"
-                );
-                // Takeovers and unclaimed addresses need addresses owned
-                // before: none on a first sync.
-                let owned_before = sqlx::query("SELECT 1 FROM addresses WHERE account_id = $1 LIMIT 1")
-                    .bind(account)
-                    .fetch_optional(&mut **tx)
-                    .await?
-                    .is_some();
+                // claim_rank() intends, whatever the database's collation;
+                // addresses are only grouped (equal bytes under any
+                // deterministic collation), in the primary key's order.
+                let best = if owned_before {
+                    concat!(
+                        "SELECT c.address, c.anchor, c.is_primary, c.claim_rank, o.managed, \
+                         ROW_NUMBER() OVER (PARTITION BY c.address ORDER BY c.claim_rank", $collate,
+                        ", c.anchor", $collate, ") AS n, \
+                         COUNT(*) OVER (PARTITION BY c.address) AS claims \
+                         FROM address_claims c \
+                         JOIN objects o ON o.account_id = c.account_id AND o.anchor = c.anchor \
+                         WHERE c.account_id = $1 AND c.address IN (SELECT address FROM touched_addresses)"
+                    )
+                } else {
+                    // With no address owned, every claim of the account is
+                    // one this transaction wrote, of an object it wrote
+                    // managed: the claims are read in the primary key's
+                    // order, sorted only within an address.
+                    concat!(
+                        "SELECT c.address, c.anchor, c.is_primary, c.claim_rank, TRUE AS managed, \
+                         ROW_NUMBER() OVER (PARTITION BY c.address ORDER BY c.claim_rank", $collate,
+                        ", c.anchor", $collate, ") AS n, \
+                         COUNT(*) OVER (PARTITION BY c.address) AS claims \
+                         FROM address_claims c WHERE c.account_id = $1"
+                    )
+                };
                 if owned_before {
                     let takeovers = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "SELECT b.address, b.anchor, o.dn, p.dn AS previous_dn FROM ({best}) b \
@@ -1316,11 +1344,7 @@ macro_rules! store_impl {
                 .unwrap_or(i64::MAX);
                 // Takeovers need addresses owned before: none on a first
                 // sync, and a preview takes nothing over.
-                let owned_before = !preview && sqlx::query("SELECT 1 FROM addresses WHERE account_id = $1 LIMIT 1")
-                    .bind(&run.account_id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .is_some();
+                let owned_before = !preview && Self::owns_addresses(&mut tx, &run.account_id).await?;
                 if !preview {
                     // The claims of every changing object go first; the
                     // owner of each address they touch is worked out once,
@@ -1652,6 +1676,9 @@ macro_rules! store_impl {
                     &kept,
                     &stored,
                     self.integration_created_at,
+                    // With no address owned before, the owners are worked
+                    // out from all the account's claims.
+                    self.owned_before,
                     self.now,
                 )
                 .await
@@ -1698,7 +1725,7 @@ macro_rules! store_impl {
                     $store::on_postgres(&mut this.tx, "ANALYZE objects, address_claims, addresses, members")
                         .await?;
                 }
-                $store::resolve_addresses(&mut this.tx, &account, &this.upserted, &mut warnings).await?;
+                $store::resolve_addresses(&mut this.tx, &account, this.owned_before, &this.upserted, &mut warnings).await?;
                 // Standing conflicts: addresses this integration's objects
                 // claim that another object owns, reported on every run.
                 let lost = sqlx::query(
