@@ -44,18 +44,12 @@ impl Reconciler {
     }
 
     async fn handle(&self, delivery: Delivery) {
-        let settle = match bus::CollectorEvent::decode(delivery.payload.clone()) {
+        let settle = match self.settle(&delivery).await {
+            Ok(s) => s,
             Err(e) => {
-                tracing::error!(error = %e, "dropping a bus message that is not a CollectorEvent");
-                Settle::Ack
+                tracing::warn!(error = %e, "collector event not processed; retrying");
+                Settle::Retry(Duration::from_secs(2))
             }
-            Ok(ev) => match self.on_event(ev, delivery.delivered).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "collector event not processed; retrying");
-                    Settle::Retry(Duration::from_secs(2))
-                }
-            },
         };
         let result = match settle {
             Settle::Ack => delivery.ack().await,
@@ -64,6 +58,44 @@ impl Reconciler {
         if let Err(e) = result {
             tracing::warn!(error = %e, "settling a collector event failed");
         }
+    }
+
+    /// A batch is staged as the bytes it arrived as; the other events are
+    /// decoded whole.
+    async fn settle(&self, delivery: &Delivery) -> Result<Settle, StoreError> {
+        if let Ok(staged) = bus::StagedCollectorEvent::decode(delivery.payload.clone())
+            && let Some(batch) = &staged.batch
+        {
+            return self.stage(&staged, batch).await;
+        }
+        match bus::CollectorEvent::decode(delivery.payload.clone()) {
+            Err(e) => {
+                tracing::error!(error = %e, "dropping a bus message that is not a CollectorEvent");
+                Ok(Settle::Ack)
+            }
+            Ok(ev) => self.on_event(ev, delivery.delivered).await,
+        }
+    }
+
+    /// Stages an encoded `ObjectBatch`, counting its entries (continuations
+    /// of a large group are not entries).
+    async fn stage(
+        &self,
+        ev: &bus::StagedCollectorEvent,
+        batch: &[u8],
+    ) -> Result<Settle, StoreError> {
+        let head = match bus::ObjectBatchHead::decode(batch) {
+            Ok(head) => head,
+            Err(e) => {
+                tracing::error!(run = %ev.run_id, error = %e, "dropping an object batch that cannot be decoded");
+                return Ok(Settle::Ack);
+            }
+        };
+        let entries = head.entries.iter().filter(|e| e.member_part == 0).count() as u64;
+        self.store
+            .stage_batch(&ev.run_id, ev.attempt, head.sequence, entries, batch)
+            .await?;
+        Ok(Settle::Ack)
     }
 
     async fn on_event(
@@ -88,18 +120,16 @@ impl Reconciler {
                 Ok(Settle::Ack)
             }
             Some(Event::Batch(b)) => {
-                // Continuations of a large group are not entries.
-                let entries = b.entries.iter().filter(|e| e.member_part == 0).count() as u64;
-                self.store
-                    .stage_batch(
-                        &ev.run_id,
-                        ev.attempt,
-                        b.sequence,
-                        entries,
-                        &b.encode_to_vec(),
-                    )
-                    .await?;
-                Ok(Settle::Ack)
+                // Batches are staged by `stage`; one that reaches here was
+                // encoded differently, and is staged the same way.
+                let staged = bus::StagedCollectorEvent {
+                    account_id: ev.account_id,
+                    integration_id: ev.integration_id,
+                    run_id: ev.run_id,
+                    attempt: ev.attempt,
+                    batch: None,
+                };
+                self.stage(&staged, &b.encode_to_vec()).await
             }
             Some(Event::End(end)) if !end.error.is_empty() => {
                 if self
@@ -469,6 +499,57 @@ mod tests {
             member_dns: members.iter().map(|m| (*m).to_owned()).collect(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_batch_is_staged_as_the_bytes_the_collector_encoded() {
+        use dirsync_proto::bus::{
+            CollectionStarted, CollectorEvent, ObjectBatch, ObjectBatchHead, StagedCollectorEvent,
+            collector_event::Event,
+        };
+        use prost::Message;
+        let batch = ObjectBatch {
+            sequence: 7,
+            entries: vec![
+                e("a", 0, &["x"]),
+                e("g", 0, &["1"]),
+                e("g", 1, &["2"]),
+                e("b", 0, &[]),
+            ],
+        };
+        let event = |event| CollectorEvent {
+            account_id: "acme".into(),
+            integration_id: "i1".into(),
+            run_id: "r1".into(),
+            attempt: 2,
+            event: Some(event),
+        };
+        let wire = event(Event::Batch(batch.clone())).encode_to_vec();
+        let staged = StagedCollectorEvent::decode(wire.as_slice()).expect("same wire format");
+        assert_eq!((staged.run_id.as_str(), staged.attempt), ("r1", 2));
+        let bytes = staged.batch.expect("a batch event carries its batch");
+        assert_eq!(bytes, batch.encode_to_vec());
+        let head = ObjectBatchHead::decode(bytes.as_slice()).expect("a batch");
+        assert_eq!(head.sequence, 7);
+        assert_eq!(
+            head.entries.iter().filter(|e| e.member_part == 0).count(),
+            3
+        );
+        // An empty batch is still a batch; other events carry none.
+        let empty = event(Event::Batch(ObjectBatch::default())).encode_to_vec();
+        assert_eq!(
+            StagedCollectorEvent::decode(empty.as_slice())
+                .expect("an event")
+                .batch,
+            Some(Vec::new())
+        );
+        let started = event(Event::Started(CollectionStarted::default())).encode_to_vec();
+        assert_eq!(
+            StagedCollectorEvent::decode(started.as_slice())
+                .expect("an event")
+                .batch,
+            None
+        );
     }
 
     #[test]
