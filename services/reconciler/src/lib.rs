@@ -291,25 +291,26 @@ impl Reconciler {
 }
 
 /// A run's staged objects in collection order, large groups' parts joined,
-/// a page of batches at a time; without their members unless
-/// `with_members` (a group's member DNs are most of the decoding).
+/// a page of batches at a time; whole entries, or (unless `whole`) what the
+/// planner's first pass reads (anchor, DN, kind, addresses), the rest of
+/// each entry skipped undecoded.
 struct Staged<'a> {
     store: &'a Store,
     run_id: &'a str,
     attempt: u32,
-    with_members: bool,
+    whole: bool,
     /// The next sequence number to read; `None` after the last batch.
     from: Option<u32>,
     joiner: PartJoiner,
 }
 
 impl<'a> Staged<'a> {
-    fn new(store: &'a Store, run_id: &'a str, attempt: u32, with_members: bool) -> Self {
+    fn new(store: &'a Store, run_id: &'a str, attempt: u32, whole: bool) -> Self {
         Self {
             store,
             run_id,
             attempt,
-            with_members,
+            whole,
             from: Some(0),
             joiner: PartJoiner::default(),
         }
@@ -345,12 +346,16 @@ impl<'a> Staged<'a> {
         // After the last sequence there is, nothing.
         self.from = page.last().and_then(|(last, _)| last.checked_add(1));
         for (_, payload) in page {
-            match bus::ObjectBatch::decode(payload.as_slice()) {
-                Ok(b) => {
-                    for mut entry in b.entries {
-                        if !self.with_members {
-                            entry.member_dns = Vec::new();
-                        }
+            let entries = if self.whole {
+                bus::ObjectBatch::decode(payload.as_slice()).map(|b| b.entries)
+            } else {
+                // The first pass reads what scope and DNs need.
+                bus::ObjectBatchIndex::decode(payload.as_slice())
+                    .map(|b| b.entries.into_iter().map(indexed_entry).collect())
+            };
+            match entries {
+                Ok(entries) => {
+                    for entry in entries {
                         if let Some(whole) = self.joiner.push(entry, reasons) {
                             decode(whole, &mut out, reasons);
                         }
@@ -360,6 +365,20 @@ impl<'a> Staged<'a> {
             }
         }
         Ok(Some(out))
+    }
+}
+
+/// The entry an index read of a batch gives: the fields that decide its
+/// anchor, DN, kind and addresses, the others empty.
+fn indexed_entry(e: bus::DirectoryEntryIndex) -> bus::DirectoryEntry {
+    bus::DirectoryEntry {
+        kind: e.kind,
+        object_guid: e.object_guid,
+        dn: e.dn,
+        mail: e.mail,
+        proxy_addresses: e.proxy_addresses,
+        member_part: e.member_part,
+        ..Default::default()
     }
 }
 
@@ -550,6 +569,63 @@ mod tests {
                 .batch,
             None
         );
+    }
+
+    #[test]
+    fn an_index_read_decides_scope_as_the_whole_entry_does() {
+        use dirsync_core::DirectoryObject;
+        use dirsync_proto::bus::{ObjectBatch, ObjectBatchIndex, ObjectKind};
+        use prost::Message;
+        let user = DirectoryEntry {
+            kind: ObjectKind::User as i32,
+            object_guid: "00000000-0000-0000-0000-000000000001".into(),
+            dn: "CN=User 1,OU=People,DC=x".into(),
+            mail: "one@example.com".into(),
+            proxy_addresses: vec![
+                "smtp:alias@example.com".into(),
+                "SMTP:primary@example.com".into(),
+                "X500:/o=x".into(),
+            ],
+            display_name: "User 1".into(),
+            manager_dn: "CN=Boss,DC=x".into(),
+            user_account_control: Some(514),
+            ..Default::default()
+        };
+        let group = DirectoryEntry {
+            kind: ObjectKind::Group as i32,
+            object_guid: "00000000-0000-0000-0000-000000000002".into(),
+            dn: "CN=G,DC=x".into(),
+            member_dns: vec!["CN=User 1,OU=People,DC=x".into()],
+            ..Default::default()
+        };
+        let wire = ObjectBatch {
+            sequence: 3,
+            entries: vec![user.clone(), group.clone()],
+        }
+        .encode_to_vec();
+        let index = ObjectBatchIndex::decode(wire.as_slice()).expect("same wire format");
+        assert_eq!(index.sequence, 3);
+        for (read, whole) in index.entries.into_iter().zip([user, group]) {
+            let read = DirectoryObject::try_from(super::indexed_entry(read)).expect("valid");
+            let whole = DirectoryObject::try_from(whole).expect("valid");
+            assert_eq!(
+                (
+                    read.anchor,
+                    read.kind,
+                    &read.dn,
+                    &read.primary_address,
+                    &read.aliases
+                ),
+                (
+                    whole.anchor,
+                    whole.kind,
+                    &whole.dn,
+                    &whole.primary_address,
+                    &whole.aliases
+                )
+            );
+            assert!(read.member_dns.is_empty() && read.attributes.display_name.is_empty());
+        }
     }
 
     #[test]

@@ -41,18 +41,24 @@ struct Values {
 
 impl Values {
     fn new(e: SearchEntry) -> Self {
-        Self {
-            text: e
-                .attrs
-                .into_iter()
-                .map(|(k, v)| (k.to_lowercase(), v))
-                .collect(),
-            bin: e
-                .bin_attrs
-                .into_iter()
-                .map(|(k, v)| (k.to_lowercase(), v))
-                .collect(),
+        // Attribute descriptions are ASCII (RFC 4512).
+        fn lower<V>((mut k, v): (String, V)) -> (String, V) {
+            k.make_ascii_lowercase();
+            (k, v)
         }
+        Self {
+            text: e.attrs.into_iter().map(lower).collect(),
+            bin: e.bin_attrs.into_iter().map(lower).collect(),
+        }
+    }
+
+    /// The values of `name`, taken out: for attributes read once.
+    fn take_strings(&mut self, name: &str) -> Vec<String> {
+        let mut out = self.text.remove(name).unwrap_or_default();
+        if let Some(bin) = self.bin.remove(name) {
+            out.extend(bin.iter().map(|b| String::from_utf8_lossy(b).into_owned()));
+        }
+        out
     }
 
     fn strings(&self, name: &str) -> Vec<String> {
@@ -71,8 +77,20 @@ impl Values {
             .collect()
     }
 
+    /// The first value of `name`, as [`Values::strings`] orders them.
+    fn first(&self, name: &str) -> Option<String> {
+        match self.text.get(name).and_then(|v| v.first()) {
+            Some(s) => Some(s.clone()),
+            None => self
+                .bin
+                .get(name)
+                .and_then(|v| v.first())
+                .map(|b| String::from_utf8_lossy(b).into_owned()),
+        }
+    }
+
     fn string(&self, name: &str) -> String {
-        self.strings(name).into_iter().next().unwrap_or_default()
+        self.first(name).unwrap_or_default()
     }
 
     fn bytes(&self, name: &str) -> Option<Vec<u8>> {
@@ -88,7 +106,7 @@ impl Values {
     }
 
     fn int(&self, name: &str) -> Result<Option<i64>, String> {
-        match self.strings(name).first() {
+        match self.first(name) {
             None => Ok(None),
             Some(s) => s
                 .trim()
@@ -186,7 +204,7 @@ fn from_ldap(e: SearchEntry, schema: &LdapSchema) -> Result<Option<DirectoryEntr
 
 fn from_ad(e: SearchEntry) -> Result<Option<DirectoryEntry>, String> {
     let dn = e.dn.clone();
-    let v = Values::new(e);
+    let mut v = Values::new(e);
     let classes = v.classes();
     let has = |c: &str| classes.iter().any(|x| x == c);
     let kind = if has("computer") {
@@ -214,7 +232,7 @@ fn from_ad(e: SearchEntry) -> Result<Option<DirectoryEntry>, String> {
             .unwrap_or_default(),
         user_account_control: v.int("useraccountcontrol").map_err(err)?,
         mail: v.string("mail"),
-        proxy_addresses: v.strings("proxyaddresses"),
+        proxy_addresses: v.take_strings("proxyaddresses"),
         display_name: v.string("displayname"),
         given_name: v.string("givenname"),
         surname: v.string("sn"),
@@ -225,7 +243,7 @@ fn from_ad(e: SearchEntry) -> Result<Option<DirectoryEntry>, String> {
         manager_dn: v.string("manager"),
         user_principal_name: v.string("userprincipalname"),
         sam_account_name: v.string("samaccountname"),
-        member_dns: v.strings("member"),
+        member_dns: v.take_strings("member"),
         group_type: v.int("grouptype").map_err(err)?,
         when_changed: v.string("whenchanged"),
         usn_changed: v.int("usnchanged").map_err(err)?.unwrap_or_default(),
