@@ -243,7 +243,10 @@ impl Reconciler {
         // transaction.
         let mut synced = Synced::default();
         let mut staged = Staged::new(&self.store, &ev.run_id, ev.attempt, true);
-        while let Some(objects) = staged.next(&mut Vec::new()).await? {
+        // What the first pass could not read it has said; the second pass
+        // decodes more of each entry and may find more.
+        let mut more = Vec::new();
+        while let Some(objects) = staged.next(&mut more).await? {
             for o in objects {
                 planner.add(o);
             }
@@ -252,6 +255,10 @@ impl Reconciler {
             }
         }
         synced.write(&mut planner, apply.as_mut()).await?;
+        if !more.is_empty() {
+            let known: std::collections::HashSet<String> = reasons.iter().cloned().collect();
+            reasons.extend(more.into_iter().filter(|r| !known.contains(r)));
+        }
         let mut plan = planner.finish(&if reasons.is_empty() {
             Completeness::Complete
         } else {
