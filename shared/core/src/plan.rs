@@ -218,7 +218,8 @@ pub fn plan(
 ///
 /// What it holds between the passes is sized for a million objects: per
 /// anchor a 4-byte table slot and a byte of state (and, for anchors the
-/// store does not hold, the anchor), per DN in scope a 128-bit hash.
+/// store does not hold, the anchor), per DN in scope a 128-bit hash and
+/// an id.
 pub struct Planner<'a> {
     settings: &'a IntegrationSettings,
     /// Set when group memberships could not be read (see [`Source`]).
@@ -388,7 +389,7 @@ impl<'a> Planner<'a> {
             self.out.skipped.push((obj.dn.to_string(), reason));
             return;
         }
-        self.by_dn.push(obj.dn.key(), obj.anchor);
+        self.by_dn.push(obj.dn.key(), id);
     }
 
     /// Second pass: the same objects in the same order.
@@ -419,6 +420,7 @@ impl<'a> Planner<'a> {
                     .member_dns
                     .iter()
                     .filter_map(|m| self.by_dn.get(m.key()))
+                    .map(|id| *Anchors::anchor(&self.current.objects, &self.anchors.fresh, id))
                     .collect();
                 m.sort();
                 m.dedup();
@@ -427,7 +429,8 @@ impl<'a> Planner<'a> {
         };
         let manager = Dn::parse(&obj.attributes.manager_dn)
             .ok()
-            .and_then(|m| self.by_dn.get(m.key()));
+            .and_then(|m| self.by_dn.get(m.key()))
+            .map(|id| *Anchors::anchor(&self.current.objects, &self.anchors.fresh, id));
         let mut aliases = obj.aliases;
         aliases.retain(|a| self.settings.domain_in_scope(a.domain()));
         let record = ObjectRecord {
@@ -571,14 +574,16 @@ impl<'a> Planner<'a> {
     }
 }
 
-/// Anchors by DN key, for linking members and managers: a 128-bit hash of
-/// each key (SipHash-1-3 under a key drawn per index, so no directory
-/// content can be made to collide), sorted once the first pass is done, and
-/// a table of where each leading-bits bucket starts, so that a look-up reads
-/// a few neighbouring entries. 32 bytes per DN instead of the DN itself.
+/// Ids of objects by DN key, for linking members and managers: a 128-bit
+/// hash of each key (SipHash-1-3 under a key drawn per index, so no
+/// directory content can be made to collide) and a 32-bit id, sorted once
+/// the first pass is done, and a table of where each leading-bits bucket
+/// starts, so that a look-up reads a few neighbouring entries. 24 bytes per
+/// DN instead of the DN itself.
 pub struct DnIndex {
     key: [u8; 16],
-    entries: Vec<(u128, ObjectGuid)>,
+    /// (hash's high half, low half, id).
+    entries: Vec<(u64, u64, u32)>,
     /// Bucket `b` (the hash's top `bits` bits) is `entries[starts[b]..starts[b + 1]]`.
     starts: Vec<u32>,
     bits: u32,
@@ -602,19 +607,20 @@ impl DnIndex {
         }
     }
 
-    fn hash(&self, dn_key: &str) -> u128 {
+    fn hash(&self, dn_key: &str) -> (u64, u64) {
         use siphasher::sip128::{Hasher128, SipHasher13};
         use std::hash::Hasher;
         let mut h = SipHasher13::new_with_key(&self.key);
         h.write(dn_key.as_bytes());
-        h.finish128().as_u128()
+        let h = h.finish128();
+        (h.h1, h.h2)
     }
 
     /// Adds a DN key (before [`DnIndex::freeze`]; ignored after).
-    pub fn push(&mut self, dn_key: &str, anchor: ObjectGuid) {
+    pub fn push(&mut self, dn_key: &str, id: u32) {
         if !self.frozen {
-            let h = self.hash(dn_key);
-            self.entries.push((h, anchor));
+            let (high, low) = self.hash(dn_key);
+            self.entries.push((high, low, id));
         }
     }
 
@@ -624,7 +630,7 @@ impl DnIndex {
             return;
         }
         self.frozen = true;
-        self.entries.sort_unstable_by_key(|e| e.0);
+        self.entries.sort_unstable_by_key(|e| (e.0, e.1));
         // About four entries per bucket.
         self.bits = (self.entries.len() / 4).max(1).ilog2();
         let buckets = 1usize << self.bits;
@@ -639,26 +645,26 @@ impl DnIndex {
         self.starts.push(self.entries.len() as u32);
     }
 
-    fn bucket(&self, h: u128) -> usize {
+    fn bucket(&self, high: u64) -> usize {
         if self.bits == 0 {
             0
         } else {
-            (h >> (128 - self.bits)) as usize
+            (high >> (64 - self.bits)) as usize
         }
     }
 
-    /// The anchor with this DN key (after [`DnIndex::freeze`]).
-    pub fn get(&self, dn_key: &str) -> Option<ObjectGuid> {
+    /// The id pushed with this DN key (after [`DnIndex::freeze`]).
+    pub fn get(&self, dn_key: &str) -> Option<u32> {
         if !self.frozen {
             return None;
         }
-        let h = self.hash(dn_key);
-        let b = self.bucket(h);
+        let (high, low) = self.hash(dn_key);
+        let b = self.bucket(high);
         let (from, to) = (self.starts[b] as usize, self.starts[b + 1] as usize);
         self.entries[from..to]
             .iter()
-            .find(|e| e.0 == h)
-            .map(|e| e.1)
+            .find(|e| e.0 == high && e.1 == low)
+            .map(|e| e.2)
     }
 }
 
@@ -785,8 +791,7 @@ mod tests {
         assert_eq!(empty.get("cn=a"), None);
         for n in [1usize, 3, 4, 5, 100, 5000] {
             let mut i = DnIndex::new();
-            let anchor =
-                |k: usize| ObjectGuid::from_ad_bytes(&(k as u128).to_le_bytes()).expect("16 bytes");
+            let anchor = |k: usize| u32::try_from(k).expect("a small test");
             for k in 0..n {
                 i.push(&format!("cn=u{k},dc=x"), anchor(k));
             }
