@@ -25,7 +25,7 @@ pub use email::EmailAddress;
 pub use guid::ObjectGuid;
 pub use object::{
     Attributes, ContentHash, DirectoryObject, EntryError, GroupScope, GroupType, ObjectKind,
-    ObjectRecord,
+    ObjectRecord, ShortHash,
 };
 pub use run::{RunCounts, RunState, Trigger};
 pub use schema::{DirectorySchema, LdapSchema};

@@ -279,6 +279,20 @@ impl fmt::Debug for ContentHash {
     }
 }
 
+/// The first 128 bits of a [`ContentHash`]: what a resync holds per stored
+/// object to tell a changed record (two records agree on them by chance
+/// once in 2^128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ShortHash(pub [u8; 16]);
+
+impl From<ContentHash> for ShortHash {
+    fn from(h: ContentHash) -> Self {
+        let mut short = [0; 16];
+        short.copy_from_slice(&h.0[..16]);
+        Self(short)
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid content hash {0:?}: expected 64 hex digits")]
 pub struct ContentHashError(pub String);
@@ -327,6 +341,11 @@ mod tests {
         assert_eq!(stored.parse(), Ok(record.content_hash()));
         assert!("75157620".parse::<ContentHash>().is_err());
         assert!(stored.replace('7', "g").parse::<ContentHash>().is_err());
+        // A resync holds the first 128 bits.
+        assert_eq!(
+            hex::encode(ShortHash::from(record.content_hash()).0),
+            &stored[..32]
+        );
     }
 
     pub(crate) fn entry(kind: bus::ObjectKind, guid: &str, dn: &str) -> bus::DirectoryEntry {

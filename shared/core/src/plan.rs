@@ -6,7 +6,7 @@ use std::hash::BuildHasher;
 
 use crate::dn::Dn;
 use crate::guid::ObjectGuid;
-use crate::object::{ContentHash, DirectoryObject, ObjectKind, ObjectRecord};
+use crate::object::{ContentHash, DirectoryObject, ObjectKind, ObjectRecord, ShortHash};
 use crate::settings::IntegrationSettings;
 
 /// What the store holds for one object of the integration.
@@ -14,7 +14,8 @@ use crate::settings::IntegrationSettings;
 pub struct CurrentObject {
     pub anchor: ObjectGuid,
     pub kind: ObjectKind,
-    pub content_hash: ContentHash,
+    /// The stored record's content hash, its first 128 bits.
+    pub content_hash: ShortHash,
     pub managed: bool,
 }
 
@@ -461,7 +462,11 @@ impl<'a> Planner<'a> {
                     content_hash: hash,
                 });
             }
-            Some(c) if c.content_hash == hash && c.managed && c.kind == record.kind => {
+            Some(c)
+                if c.content_hash == ShortHash::from(hash)
+                    && c.managed
+                    && c.kind == record.kind =>
+            {
                 self.out.unchanged += 1;
             }
             Some(_) => {
@@ -770,7 +775,7 @@ mod tests {
                 .map(|u| CurrentObject {
                     anchor: u.record.anchor,
                     kind: u.record.kind,
-                    content_hash: u.content_hash,
+                    content_hash: u.content_hash.into(),
                     managed: true,
                 })
                 .collect(),

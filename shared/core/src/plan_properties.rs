@@ -124,7 +124,7 @@ fn applied(current: &Current, p: &Plan) -> Current {
         next.objects.push(CurrentObject {
             anchor: u.record.anchor,
             kind: u.record.kind,
-            content_hash: u.content_hash,
+            content_hash: u.content_hash.into(),
             managed: true,
         });
         next.members

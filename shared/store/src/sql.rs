@@ -10,8 +10,8 @@ use dirsync_core::plan::{
     Current, CurrentObject, Hold, Plan, Removal, RemovalAction, Upsert, claim_rank,
 };
 use dirsync_core::{
-    IntegrationSettings, ObjectGuid, ObjectKind, ObjectRecord, RunCounts, RunState, SealedSecret,
-    Trigger, UnixMillis,
+    ContentHash, IntegrationSettings, ObjectGuid, ObjectKind, ObjectRecord, RunCounts, RunState,
+    SealedSecret, Trigger, UnixMillis,
 };
 
 use crate::bulk::{Bulk, Cell, ROWS_PER_WRITE, Rows};
@@ -1284,7 +1284,10 @@ macro_rules! store_impl {
                     current.objects.push(CurrentObject {
                         anchor: anchor.parse().map_err(|e| corrupt("object anchor", e))?,
                         kind: ObjectKind::parse(kind).ok_or_else(|| corrupt("object kind", kind))?,
-                        content_hash: hash.parse().map_err(|e| corrupt("content hash", e))?,
+                        content_hash: hash
+                            .parse::<ContentHash>()
+                            .map_err(|e| corrupt("content hash", e))?
+                            .into(),
                         managed: r.try_get("managed")?,
                     });
                 }
