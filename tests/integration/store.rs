@@ -194,6 +194,20 @@ async fn runs_and_staging_are_idempotent(store: Store) {
     ));
 }
 
+/// A sync-now run of account "acme" on its first attempt.
+fn started_run(id: &str, integration: &str, created_at: i64) -> RunRecord {
+    RunRecord {
+        attempt: 1,
+        ..RunRecord::new(
+            id.into(),
+            "acme".into(),
+            integration.into(),
+            Trigger::SyncNow,
+            created_at,
+        )
+    }
+}
+
 fn user(n: u8, mail: &str, alias: &str) -> DirectoryObject {
     DirectoryObject::try_from(bus::DirectoryEntry {
         kind: bus::ObjectKind::User as i32,
@@ -277,16 +291,7 @@ async fn apply_settles_once_and_demotes(store: Store) {
     ));
 
     // User 2 leaves AD, and user 1 takes over its alias in the same run.
-    let run2 = RunRecord {
-        attempt: 1,
-        ..RunRecord::new(
-            "r2".into(),
-            "acme".into(),
-            "i1".into(),
-            Trigger::SyncNow,
-            30,
-        )
-    };
+    let run2 = started_run("r2", "i1", 30);
     store.create_run(&run2).await.unwrap();
     let current = store.current_objects("acme", "i1", true).await.unwrap();
     let objects = vec![user(1, "u1@example.com", "two@example.com"), group(&[1])];
@@ -325,16 +330,7 @@ async fn an_address_goes_to_the_next_claim_when_its_owner_drops_it(store: Store)
     };
     store.create_integration(&older).await.unwrap();
     store.create_integration(&newer).await.unwrap();
-    let run = |id: &str, integration: &str, t: i64| RunRecord {
-        attempt: 1,
-        ..RunRecord::new(
-            id.into(),
-            "acme".into(),
-            integration.into(),
-            Trigger::SyncNow,
-            t,
-        )
-    };
+    let run = started_run;
     let apply = |r: RunRecord, rec: IntegrationRecord, objects: Vec<DirectoryObject>| {
         let store = store.clone();
         async move {
@@ -408,16 +404,7 @@ async fn a_first_sync_gives_a_shared_address_to_its_best_claim(store: Store) {
     store.ensure_account("acme", 1).await.unwrap();
     let rec = integration("i1", "Account domain");
     store.create_integration(&rec).await.unwrap();
-    let run = RunRecord {
-        attempt: 1,
-        ..RunRecord::new(
-            "r1".into(),
-            "acme".into(),
-            "i1".into(),
-            Trigger::SyncNow,
-            10,
-        )
-    };
+    let run = started_run("r1", "i1", 10);
     store.create_run(&run).await.unwrap();
     let current = store.current_objects("acme", "i1", true).await.unwrap();
     // User 1 carries shared@ as an alias, user 3 as its primary address.

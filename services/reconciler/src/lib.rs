@@ -66,7 +66,7 @@ impl Reconciler {
         if let Ok(staged) = bus::StagedCollectorEvent::decode(delivery.payload.clone())
             && let Some(batch) = &staged.batch
         {
-            return self.stage(&staged, batch).await;
+            return self.stage(&staged.run_id, staged.attempt, batch).await;
         }
         match bus::CollectorEvent::decode(delivery.payload.clone()) {
             Err(e) => {
@@ -79,21 +79,17 @@ impl Reconciler {
 
     /// Stages an encoded `ObjectBatch`, counting its entries (continuations
     /// of a large group are not entries).
-    async fn stage(
-        &self,
-        ev: &bus::StagedCollectorEvent,
-        batch: &[u8],
-    ) -> Result<Settle, StoreError> {
+    async fn stage(&self, run_id: &str, attempt: u32, batch: &[u8]) -> Result<Settle, StoreError> {
         let head = match bus::ObjectBatchHead::decode(batch) {
             Ok(head) => head,
             Err(e) => {
-                tracing::error!(run = %ev.run_id, error = %e, "dropping an object batch that cannot be decoded");
+                tracing::error!(run = %run_id, error = %e, "dropping an object batch that cannot be decoded");
                 return Ok(Settle::Ack);
             }
         };
         let entries = head.entries.iter().filter(|e| e.member_part == 0).count() as u64;
         self.store
-            .stage_batch(&ev.run_id, ev.attempt, head.sequence, entries, batch)
+            .stage_batch(run_id, attempt, head.sequence, entries, batch)
             .await?;
         Ok(Settle::Ack)
     }
@@ -120,16 +116,9 @@ impl Reconciler {
                 Ok(Settle::Ack)
             }
             Some(Event::Batch(b)) => {
-                // Batches are staged by `stage`; one that reaches here was
-                // encoded differently, and is staged the same way.
-                let staged = bus::StagedCollectorEvent {
-                    account_id: ev.account_id,
-                    integration_id: ev.integration_id,
-                    run_id: ev.run_id,
-                    attempt: ev.attempt,
-                    batch: None,
-                };
-                self.stage(&staged, &b.encode_to_vec()).await
+                // Batches are staged by `settle` before this decoding; one
+                // that reaches here is staged the same way.
+                self.stage(&ev.run_id, ev.attempt, &b.encode_to_vec()).await
             }
             Some(Event::End(end)) if !end.error.is_empty() => {
                 if self

@@ -232,9 +232,6 @@ macro_rules! store_impl {
                 <$db as Bulk>::temp_table(&mut **tx, "touched_addresses", "address TEXT NOT NULL").await
             }
 
-            /// Notes the addresses the objects `anchors` claim in
-            /// `touched_addresses`, whose owners are worked out at the end
-            /// of the apply.
             /// Whether the account owns any address.
             async fn owns_addresses(tx: &mut sqlx::Transaction<'_, $db>, account: &str) -> Result<bool> {
                 Ok(sqlx::query("SELECT 1 FROM addresses WHERE account_id = $1 LIMIT 1")
@@ -244,6 +241,9 @@ macro_rules! store_impl {
                     .is_some())
             }
 
+            /// Notes the addresses the objects `anchors` claim in
+            /// `touched_addresses`, whose owners are worked out at the end
+            /// of the apply.
             async fn touch_claimed(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 account: &str,
@@ -462,29 +462,30 @@ macro_rules! store_impl {
                 // claim_rank() intends, whatever the database's collation;
                 // addresses are only grouped (equal bytes under any
                 // deterministic collation), in the primary key's order.
-                let best = if owned_before {
-                    concat!(
-                        "SELECT c.address, c.anchor, c.is_primary, c.claim_rank, o.managed, \
-                         ROW_NUMBER() OVER (PARTITION BY c.address ORDER BY c.claim_rank", $collate,
-                        ", c.anchor", $collate, ") AS n, \
-                         COUNT(*) OVER (PARTITION BY c.address) AS claims \
-                         FROM address_claims c \
+                // With no address owned, every claim of the account is one
+                // this transaction wrote, of an object it wrote managed: the
+                // claims are read in the primary key's order, sorted only
+                // within an address.
+                let (managed, claims) = if owned_before {
+                    (
+                        "o.managed",
+                        "FROM address_claims c \
                          JOIN objects o ON o.account_id = c.account_id AND o.anchor = c.anchor \
-                         WHERE c.account_id = $1 AND c.address IN (SELECT address FROM touched_addresses)"
+                         WHERE c.account_id = $1 AND c.address IN (SELECT address FROM touched_addresses)",
                     )
                 } else {
-                    // With no address owned, every claim of the account is
-                    // one this transaction wrote, of an object it wrote
-                    // managed: the claims are read in the primary key's
-                    // order, sorted only within an address.
+                    ("TRUE", "FROM address_claims c WHERE c.account_id = $1")
+                };
+                let best = format!(
                     concat!(
-                        "SELECT c.address, c.anchor, c.is_primary, c.claim_rank, TRUE AS managed, \
+                        "SELECT c.address, c.anchor, c.is_primary, c.claim_rank, {managed} AS managed, \
                          ROW_NUMBER() OVER (PARTITION BY c.address ORDER BY c.claim_rank", $collate,
                         ", c.anchor", $collate, ") AS n, \
-                         COUNT(*) OVER (PARTITION BY c.address) AS claims \
-                         FROM address_claims c WHERE c.account_id = $1"
-                    )
-                };
+                         COUNT(*) OVER (PARTITION BY c.address) AS claims {claims}"
+                    ),
+                    managed = managed,
+                    claims = claims,
+                );
                 if owned_before {
                     let takeovers = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "SELECT b.address, b.anchor, o.dn, p.dn AS previous_dn FROM ({best}) b \
