@@ -232,6 +232,25 @@ macro_rules! store_impl {
                 <$db as Bulk>::temp_table(&mut **tx, "touched_addresses", "address TEXT NOT NULL").await
             }
 
+            /// Whether an integration of the account other than
+            /// `integration` holds objects: two range reads of
+            /// `objects_by_integration`, however many objects it holds.
+            async fn others_hold_objects(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                account: &str,
+                integration: &str,
+            ) -> Result<bool> {
+                Ok(sqlx::query(
+                    "SELECT 1 WHERE EXISTS (SELECT 1 FROM objects WHERE account_id = $1 AND integration_id < $2) \
+                     OR EXISTS (SELECT 1 FROM objects WHERE account_id = $1 AND integration_id > $2)",
+                )
+                .bind(account)
+                .bind(integration)
+                .fetch_optional(&mut **tx)
+                .await?
+                .is_some())
+            }
+
             /// Whether the account owns any address.
             async fn owns_addresses(tx: &mut sqlx::Transaction<'_, $db>, account: &str) -> Result<bool> {
                 Ok(sqlx::query("SELECT 1 FROM addresses WHERE account_id = $1 LIMIT 1")
@@ -1620,7 +1639,14 @@ macro_rules! store_impl {
                 // The objects the store already holds: every update, and
                 // adds of objects another integration synced.
                 let mut stored: Vec<String> = updates.iter().map(|u| u.record.anchor.to_string()).collect();
-                if !self.preview && !adds.is_empty() {
+                // Asked per call, not per anchor: with no other integration
+                // holding objects in the account (the usual case), an add
+                // is an object the store does not hold, and a first sync of
+                // a million objects looks none of them up.
+                if !self.preview
+                    && !adds.is_empty()
+                    && $store::others_hold_objects(&mut self.tx, &account, &self.run.integration_id).await?
+                {
                     let add_anchors: Vec<String> =
                         adds.iter().map(|u| u.record.anchor.to_string()).collect();
                     let mut owners: HashMap<String, String> = HashMap::new();
