@@ -318,6 +318,7 @@ migrations!(
     9 "api tokens" "0009_api_tokens.sql",
     10 "unlogged staging" "0010_unlogged_staging.sql",
     11 "contested addresses" "0011_contested_addresses.sql",
+    12 "no addresses by anchor" "0012_no_addresses_by_anchor.sql",
 );
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {

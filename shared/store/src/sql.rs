@@ -281,8 +281,11 @@ macro_rules! store_impl {
             /// Writes adds and updates: their objects, address claims and
             /// member edges. `stored` names those the store already holds:
             /// their previous claims and edges are deleted first, and the
-            /// addresses they claimed go to `touched_addresses`. (A first
-            /// sync's objects are all new: it looks nothing up.)
+            /// addresses they claimed go to `touched_addresses`. The others
+            /// are not in the store and are copied in without a conflict
+            /// clause: one that is there after all (another integration's
+            /// apply wrote it meanwhile) fails the apply, which runs again.
+            /// (A first sync's objects are all new: it looks nothing up.)
             async fn write_upserts(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 run: &RunRecord,
@@ -300,10 +303,14 @@ macro_rules! store_impl {
                 }
                 let stored: HashSet<&str> = stored.iter().map(String::as_str).collect();
                 for chunk in upserts.chunks(ROWS_PER_WRITE) {
-                    let mut objects = Rows::new("objects", &[
+                    const OBJECT_COLUMNS: &[&str] = &[
                         "account_id", "anchor", "integration_id", "kind", "dn", "display_name",
                         "primary_address", "disabled", "managed", "record", "content_hash", "updated_at",
-                    ]);
+                    ];
+                    // Objects the store holds are updated in place; the others
+                    // are copied in as they are (a first sync's, all of them).
+                    let mut objects = Rows::new("objects", OBJECT_COLUMNS);
+                    let mut fresh = Rows::new("objects", OBJECT_COLUMNS);
                     let mut claims = Rows::new("address_claims", &[
                         "account_id", "address", "anchor", "is_primary", "claim_rank",
                     ]);
@@ -313,7 +320,8 @@ macro_rules! store_impl {
                     for upsert in chunk {
                         let rec = &upsert.record;
                         let anchor = rec.anchor.to_string();
-                        objects.push([
+                        let held = stored.contains(anchor.as_str());
+                        (if held { &mut objects } else { &mut fresh }).push([
                             Cell::from(account),
                             anchor.clone().into(),
                             run.integration_id.as_str().into(),
@@ -350,7 +358,7 @@ macro_rules! store_impl {
                             for m in &rec.members {
                                 edges.push([Cell::from(account), anchor.clone().into(), m.to_string().into()]);
                             }
-                            if stored.contains(anchor.as_str()) {
+                            if held {
                                 groups.push(anchor);
                             }
                         }
@@ -365,6 +373,7 @@ macro_rules! store_impl {
                          updated_at = excluded.updated_at",
                     )
                     .await?;
+                    <$db as Bulk>::insert_rows(&mut **tx, &fresh, "").await?;
                     // No claim of these objects is left (deleted above) and an
                     // object claims an address once: copied in as they are.
                     <$db as Bulk>::insert_rows(&mut **tx, &claims, "").await?;
