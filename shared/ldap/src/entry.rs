@@ -1,8 +1,6 @@
 //! Decoding an LDAP search entry into a bus `DirectoryEntry`.
 
-use std::collections::HashMap;
-
-use ldap3::SearchEntry;
+use ldap3::asn1::StructureTag;
 
 use dirsync_core::{DirectorySchema, LdapSchema, ObjectGuid};
 use dirsync_proto::bus::{DirectoryEntry, ObjectKind};
@@ -31,42 +29,103 @@ pub const ATTRIBUTES: &[&str] = &[
     "uSNChanged",
 ];
 
-/// Both value maps of an entry, keyed by lower-case attribute name. A value
-/// is text when it is valid UTF-8; binary attributes (objectGUID) can land
-/// in either map, so both are read.
+/// A search result entry as the directory sent it: its DN and each
+/// attribute's values as bytes, attribute names lower-cased (they are
+/// ASCII, RFC 4512). Read straight from the BER: the values are moved out
+/// of it, not copied into maps, and a malformed entry is an error that
+/// names what is wrong, not a panic.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawEntry {
+    pub dn: String,
+    pub attrs: Vec<(String, Vec<Vec<u8>>)>,
+}
+
+impl RawEntry {
+    /// Reads a SearchResultEntry (RFC 4511 4.5.2): `[APPLICATION 4]
+    /// SEQUENCE { objectName, attributes SEQUENCE OF SEQUENCE { type,
+    /// vals SET OF value } }`.
+    pub fn read(entry: StructureTag) -> Result<Self, String> {
+        let bad = |what: String| format!("a search result entry could not be read: {what}");
+        let mut parts = entry
+            .match_id(4)
+            .and_then(StructureTag::expect_constructed)
+            .ok_or_else(|| bad("it is not a SearchResultEntry".into()))?
+            .into_iter();
+        let dn = parts
+            .next()
+            .and_then(StructureTag::expect_primitive)
+            .ok_or_else(|| bad("it has no objectName".into()))?;
+        let dn = String::from_utf8(dn).map_err(|_| bad("its DN is not UTF-8".into()))?;
+        let list = parts
+            .next()
+            .and_then(StructureTag::expect_constructed)
+            .ok_or_else(|| bad(format!("{dn} has no attribute list")))?;
+        let mut attrs = Vec::with_capacity(list.len());
+        for attribute in list {
+            let mut pair = attribute
+                .expect_constructed()
+                .ok_or_else(|| bad(format!("{dn}: an attribute is not a sequence")))?
+                .into_iter();
+            let mut name = pair
+                .next()
+                .and_then(StructureTag::expect_primitive)
+                .and_then(|n| String::from_utf8(n).ok())
+                .ok_or_else(|| bad(format!("{dn}: an attribute has no readable type")))?;
+            name.make_ascii_lowercase();
+            let values = pair
+                .next()
+                .and_then(StructureTag::expect_constructed)
+                .ok_or_else(|| bad(format!("{dn}: attribute {name} has no value set")))?
+                .into_iter()
+                .map(|v| {
+                    v.expect_primitive().ok_or_else(|| {
+                        bad(format!("{dn}: a value of {name} is not an octet string"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            attrs.push((name, values));
+        }
+        Ok(Self { dn, attrs })
+    }
+
+    /// The values of the attribute `name` (lower-case), taken out.
+    pub fn take(&mut self, name: &str) -> Option<Vec<Vec<u8>>> {
+        let at = self.attrs.iter().position(|(k, _)| k == name)?;
+        Some(self.attrs.swap_remove(at).1)
+    }
+}
+
+/// A value as text; a value that is not UTF-8 with its bad bytes replaced.
+fn text(b: Vec<u8>) -> String {
+    String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// An entry's attributes, looked up by lower-case name.
 struct Values {
-    text: HashMap<String, Vec<String>>,
-    bin: HashMap<String, Vec<Vec<u8>>>,
+    attrs: Vec<(String, Vec<Vec<u8>>)>,
 }
 
 impl Values {
-    fn new(e: SearchEntry) -> Self {
-        // Attribute descriptions are ASCII (RFC 4512).
-        fn lower<V>((mut k, v): (String, V)) -> (String, V) {
-            k.make_ascii_lowercase();
-            (k, v)
-        }
-        Self {
-            text: e.attrs.into_iter().map(lower).collect(),
-            bin: e.bin_attrs.into_iter().map(lower).collect(),
-        }
+    fn get(&self, name: &str) -> &[Vec<u8>] {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or(&[], |(_, v)| v.as_slice())
     }
 
     /// The values of `name`, taken out: for attributes read once.
     fn take_strings(&mut self, name: &str) -> Vec<String> {
-        let mut out = self.text.remove(name).unwrap_or_default();
-        if let Some(bin) = self.bin.remove(name) {
-            out.extend(bin.iter().map(|b| String::from_utf8_lossy(b).into_owned()));
+        match self.attrs.iter().position(|(k, _)| k == name) {
+            Some(at) => self.attrs.swap_remove(at).1.into_iter().map(text).collect(),
+            None => Vec::new(),
         }
-        out
     }
 
     fn strings(&self, name: &str) -> Vec<String> {
-        let mut out = self.text.get(name).cloned().unwrap_or_default();
-        if let Some(bin) = self.bin.get(name) {
-            out.extend(bin.iter().map(|b| String::from_utf8_lossy(b).into_owned()));
-        }
-        out
+        self.get(name)
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect()
     }
 
     /// objectClass values, lower-cased.
@@ -77,16 +136,11 @@ impl Values {
             .collect()
     }
 
-    /// The first value of `name`, as [`Values::strings`] orders them.
+    /// The first value of `name`.
     fn first(&self, name: &str) -> Option<String> {
-        match self.text.get(name).and_then(|v| v.first()) {
-            Some(s) => Some(s.clone()),
-            None => self
-                .bin
-                .get(name)
-                .and_then(|v| v.first())
-                .map(|b| String::from_utf8_lossy(b).into_owned()),
-        }
+        self.get(name)
+            .first()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
     }
 
     fn string(&self, name: &str) -> String {
@@ -94,15 +148,7 @@ impl Values {
     }
 
     fn bytes(&self, name: &str) -> Option<Vec<u8>> {
-        self.bin
-            .get(name)
-            .and_then(|v| v.first().cloned())
-            .or_else(|| {
-                self.text
-                    .get(name)
-                    .and_then(|v| v.first())
-                    .map(|s| s.as_bytes().to_vec())
-            })
+        self.get(name).first().cloned()
     }
 
     fn int(&self, name: &str) -> Result<Option<i64>, String> {
@@ -120,7 +166,7 @@ impl Values {
 /// `Ok(None)` for an entry that is not a user, group or contact (e.g. a
 /// computer); `Err` names what is wrong with an entry that cannot be read.
 pub fn to_directory_entry(
-    e: SearchEntry,
+    e: RawEntry,
     directory: &DirectorySchema,
 ) -> Result<Option<DirectoryEntry>, String> {
     match directory {
@@ -130,9 +176,9 @@ pub fn to_directory_entry(
 }
 
 /// An entry of a generic LDAP directory, read through its mapping.
-fn from_ldap(e: SearchEntry, schema: &LdapSchema) -> Result<Option<DirectoryEntry>, String> {
-    let dn = e.dn.clone();
-    let v = Values::new(e);
+fn from_ldap(e: RawEntry, schema: &LdapSchema) -> Result<Option<DirectoryEntry>, String> {
+    let dn = e.dn;
+    let v = Values { attrs: e.attrs };
     let classes = v.classes();
     let has = |c: &str| classes.iter().any(|x| x.eq_ignore_ascii_case(c));
     let kind = if has(&schema.group_class) {
@@ -202,9 +248,9 @@ fn from_ldap(e: SearchEntry, schema: &LdapSchema) -> Result<Option<DirectoryEntr
     }))
 }
 
-fn from_ad(e: SearchEntry) -> Result<Option<DirectoryEntry>, String> {
-    let dn = e.dn.clone();
-    let mut v = Values::new(e);
+fn from_ad(e: RawEntry) -> Result<Option<DirectoryEntry>, String> {
+    let dn = e.dn;
+    let mut v = Values { attrs: e.attrs };
     let classes = v.classes();
     let has = |c: &str| classes.iter().any(|x| x == c);
     let kind = if has("computer") {
@@ -277,24 +323,31 @@ pub fn sid_string(b: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use ldap3::asn1::{PL, TagClass};
+
     use super::*;
 
     const AD: DirectorySchema = DirectorySchema::ActiveDirectory;
 
-    fn ldap_entry(classes: &[&str], attrs: &[(&str, &[&str])]) -> SearchEntry {
-        let mut map: HashMap<String, Vec<String>> = attrs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.iter().map(|s| (*s).to_owned()).collect()))
-            .collect();
-        map.insert(
-            "objectClass".into(),
-            classes.iter().map(|c| (*c).to_owned()).collect(),
-        );
-        SearchEntry {
-            dn: "uid=a,ou=people,dc=x".into(),
-            attrs: map,
-            bin_attrs: HashMap::new(),
+    /// An entry as [`RawEntry::read`] gives it: names lower-cased.
+    fn raw(dn: &str, attrs: Vec<(&str, Vec<Vec<u8>>)>) -> RawEntry {
+        RawEntry {
+            dn: dn.to_owned(),
+            attrs: attrs
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect(),
         }
+    }
+
+    fn texts(values: &[&str]) -> Vec<Vec<u8>> {
+        values.iter().map(|v| v.as_bytes().to_vec()).collect()
+    }
+
+    fn ldap_entry(classes: &[&str], attrs: &[(&str, &[&str])]) -> RawEntry {
+        let mut all = vec![("objectClass", texts(classes))];
+        all.extend(attrs.iter().map(|(k, v)| (*k, texts(v))));
+        raw("uid=a,ou=people,dc=x", all)
     }
 
     #[test]
@@ -359,54 +412,130 @@ mod tests {
         assert!(bad.contains("uid=a,ou=people,dc=x") && bad.contains("entryUUID"));
     }
 
-    fn entry(classes: &[&str], guid: Vec<u8>, text_guid: bool) -> SearchEntry {
-        let mut attrs = HashMap::new();
-        let mut bin_attrs = HashMap::new();
-        attrs.insert(
-            "objectClass".to_owned(),
-            classes.iter().map(|c| c.to_string()).collect(),
-        );
-        attrs.insert("mail".to_owned(), vec!["a@example.com".to_owned()]);
-        attrs.insert("userAccountControl".to_owned(), vec!["514".to_owned()]);
-        if text_guid {
-            attrs.insert(
-                "objectGUID".to_owned(),
-                vec![String::from_utf8(guid).expect("utf8")],
-            );
-        } else {
-            bin_attrs.insert("objectGUID".to_owned(), vec![guid]);
-        }
-        SearchEntry {
-            dn: "CN=A,DC=x".to_owned(),
-            attrs,
-            bin_attrs,
+    fn entry(classes: &[&str], guid: Vec<u8>) -> RawEntry {
+        raw(
+            "CN=A,DC=x",
+            vec![
+                ("objectClass", texts(classes)),
+                ("mail", texts(&["a@example.com"])),
+                ("userAccountControl", texts(&["514"])),
+                ("objectGUID", vec![guid]),
+            ],
+        )
+    }
+
+    fn primitive(id: u64, bytes: &[u8]) -> StructureTag {
+        StructureTag {
+            class: TagClass::Universal,
+            id,
+            payload: PL::P(bytes.to_vec()),
         }
     }
 
+    fn constructed(class: TagClass, id: u64, inner: Vec<StructureTag>) -> StructureTag {
+        StructureTag {
+            class,
+            id,
+            payload: PL::C(inner),
+        }
+    }
+
+    /// A SearchResultEntry as the BER codec hands it over.
+    fn ber_entry(dn: &str, attrs: &[(&str, &[&[u8]])]) -> StructureTag {
+        let attrs = attrs
+            .iter()
+            .map(|(name, values)| {
+                let values = values.iter().map(|v| primitive(4, v)).collect();
+                constructed(
+                    TagClass::Universal,
+                    16,
+                    vec![
+                        primitive(4, name.as_bytes()),
+                        constructed(TagClass::Universal, 17, values),
+                    ],
+                )
+            })
+            .collect();
+        constructed(
+            TagClass::Application,
+            4,
+            vec![
+                primitive(4, dn.as_bytes()),
+                constructed(TagClass::Universal, 16, attrs),
+            ],
+        )
+    }
+
     #[test]
-    fn reads_guid_from_either_map() {
-        let ascii_guid = b"ABCDEFGHIJKLMNOP".to_vec();
-        let from_text = to_directory_entry(entry(&["top", "user"], ascii_guid.clone(), true), &AD)
-            .expect("ok")
-            .expect("user");
-        let from_bin = to_directory_entry(entry(&["top", "user"], ascii_guid, false), &AD)
-            .expect("ok")
-            .expect("user");
-        assert_eq!(from_text.object_guid, from_bin.object_guid);
-        assert_eq!(from_text.user_account_control, Some(514));
-        assert_eq!(from_text.kind, ObjectKind::User as i32);
+    fn an_entry_is_read_from_its_ber_with_binary_and_text_values() {
+        let guid = [0xffu8, 0xfe, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
+        let read = RawEntry::read(ber_entry(
+            "CN=Ann,OU=People,DC=x",
+            &[
+                ("objectClass", &[b"top".as_slice(), b"user".as_slice()]),
+                ("objectGUID", &[guid.as_slice()]),
+                (
+                    "proxyAddresses",
+                    &[b"SMTP:ann@x.org".as_slice(), b"smtp:a@x.org".as_slice()],
+                ),
+                ("displayName", &[b"Ann \xe2\x9c\x93".as_slice()]),
+            ],
+        ))
+        .expect("a well-formed entry");
+        assert_eq!(read.dn, "CN=Ann,OU=People,DC=x");
+        assert_eq!(
+            read.attrs[1],
+            ("objectguid".to_owned(), vec![guid.to_vec()])
+        );
+        let e = to_directory_entry(read, &AD).expect("ok").expect("a user");
+        assert_eq!(
+            e.object_guid,
+            ObjectGuid::from_ad_bytes(&guid).expect("guid").to_string()
+        );
+        assert_eq!(e.proxy_addresses, ["SMTP:ann@x.org", "smtp:a@x.org"]);
+        assert_eq!(e.display_name, "Ann \u{2713}");
+    }
+
+    #[test]
+    fn a_malformed_entry_is_an_error_not_a_panic() {
+        let not_an_entry = primitive(4, b"x");
+        let err = RawEntry::read(not_an_entry).expect_err("not an entry");
+        assert!(err.contains("not a SearchResultEntry"), "{err}");
+        let no_values = constructed(
+            TagClass::Application,
+            4,
+            vec![
+                primitive(4, b"CN=A,DC=x"),
+                constructed(
+                    TagClass::Universal,
+                    16,
+                    vec![constructed(
+                        TagClass::Universal,
+                        16,
+                        vec![primitive(4, b"mail")],
+                    )],
+                ),
+            ],
+        );
+        let err = RawEntry::read(no_values).expect_err("no value set");
+        assert!(err.contains("CN=A,DC=x") && err.contains("mail"), "{err}");
+        let bad_dn = constructed(TagClass::Application, 4, vec![primitive(4, &[0xff, 0xfe])]);
+        assert!(
+            RawEntry::read(bad_dn)
+                .expect_err("bad dn")
+                .contains("not UTF-8")
+        );
     }
 
     #[test]
     fn kinds_and_skips() {
         let g = vec![0u8; 16];
-        let grp = to_directory_entry(entry(&["top", "group"], g.clone(), false), &AD).expect("ok");
+        let grp = to_directory_entry(entry(&["top", "group"], g.clone()), &AD).expect("ok");
         assert_eq!(grp.map(|e| e.kind), Some(ObjectKind::Group as i32));
         let computer =
-            to_directory_entry(entry(&["top", "user", "computer"], g.clone(), false), &AD)
-                .expect("ok");
+            to_directory_entry(entry(&["top", "user", "computer"], g.clone()), &AD).expect("ok");
         assert!(computer.is_none());
-        let bad = to_directory_entry(entry(&["user"], vec![1, 2], false), &AD);
+        let bad = to_directory_entry(entry(&["user"], vec![1, 2]), &AD);
         assert!(bad.expect_err("short guid").contains("CN=A,DC=x"));
     }
 

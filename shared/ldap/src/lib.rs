@@ -17,7 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use dirsync_core::{DirectorySchema, Dn, EncryptionMode};
 use dirsync_proto::bus::DirectoryEntry;
 
-pub use entry::{ATTRIBUTES, to_directory_entry};
+pub use entry::{ATTRIBUTES, RawEntry, to_directory_entry};
 
 /// Where and how to reach a directory.
 #[derive(Clone)]
@@ -430,7 +430,14 @@ impl Session {
             if raw.is_intermediate() {
                 continue;
             }
-            let mut entry = SearchEntry::construct(raw);
+            let mut entry = match RawEntry::read(raw.0) {
+                Ok(entry) => entry,
+                Err(reason) => {
+                    tracing::warn!(%reason, "directory entry skipped");
+                    summary.incomplete_reasons.push(reason);
+                    continue;
+                }
+            };
             complete_member_ranges(&mut ranged, &mut entry, op_timeout, &mut summary).await?;
             match to_directory_entry(entry, directory) {
                 Ok(Some(e)) => {
@@ -484,20 +491,15 @@ impl Session {
 /// (`member;range=0-1499` on Windows AD).
 async fn complete_member_ranges(
     ldap: &mut Ldap,
-    entry: &mut SearchEntry,
+    entry: &mut RawEntry,
     timeout: Duration,
     summary: &mut CollectionSummary,
 ) -> Result<(), LdapError> {
-    let Some(key) = entry
-        .attrs
-        .keys()
-        .find(|k| k.to_lowercase().starts_with("member;range="))
-        .cloned()
-    else {
+    let ranged = |(k, _): &(String, Vec<Vec<u8>>)| k.starts_with("member;range=");
+    let Some(at) = entry.attrs.iter().position(ranged) else {
         return Ok(());
     };
-    let mut values = entry.attrs.remove(&key).unwrap_or_default();
-    let mut key = key;
+    let (mut key, mut values) = entry.attrs.swap_remove(at);
     while let Some(next) = next_range_start(&key) {
         let attr = format!("member;range={next}-{}", next + MEMBER_RANGE - 1);
         let (results, _) = ldap
@@ -512,18 +514,21 @@ async fn complete_member_ranges(
             .map_err(|e| op_error(e, timeout))?
             .success()
             .map_err(|e| op_error(e, timeout))?;
-        let Some(e) = results.into_iter().next().map(SearchEntry::construct) else {
-            summary.incomplete_reasons.push(format!(
-                "{}: member range {attr} returned nothing",
-                entry.dn
-            ));
-            break;
+        let part = match results.into_iter().next().map(|r| RawEntry::read(r.0)) {
+            Some(Ok(part)) => part,
+            Some(Err(reason)) => {
+                summary.incomplete_reasons.push(reason);
+                break;
+            }
+            None => {
+                summary.incomplete_reasons.push(format!(
+                    "{}: member range {attr} returned nothing",
+                    entry.dn
+                ));
+                break;
+            }
         };
-        let Some((k, v)) = e
-            .attrs
-            .into_iter()
-            .find(|(k, _)| k.to_lowercase().starts_with("member;range="))
-        else {
+        let Some((k, v)) = part.attrs.into_iter().find(ranged) else {
             summary.incomplete_reasons.push(format!(
                 "{}: member range {attr} returned no values",
                 entry.dn
@@ -533,7 +538,7 @@ async fn complete_member_ranges(
         values.extend(v);
         key = k;
     }
-    entry.attrs.insert("member".to_owned(), values);
+    entry.attrs.push(("member".to_owned(), values));
     Ok(())
 }
 
