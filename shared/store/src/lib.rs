@@ -319,6 +319,7 @@ migrations!(
     10 "unlogged staging" "0010_unlogged_staging.sql",
     11 "contested addresses" "0011_contested_addresses.sql",
     12 "no addresses by anchor" "0012_no_addresses_by_anchor.sql",
+    13 "staged batches in lz4" "0013_staged_lz4.sql",
 );
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {
