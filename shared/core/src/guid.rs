@@ -6,8 +6,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// An Active Directory objectGUID.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub struct ObjectGuid([u8; 16]);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -32,18 +32,40 @@ impl ObjectGuid {
     }
 }
 
+/// Where the dashes of the text form `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` are.
+const DASHES: [usize; 4] = [8, 13, 18, 23];
+
+impl ObjectGuid {
+    /// The text form, lower-case, written without allocating: every
+    /// anchor in a record's JSON and in the store's rows goes through it.
+    fn text(&self) -> [u8; 36] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b'-'; 36];
+        let mut at = 0;
+        for b in self.0 {
+            if DASHES.contains(&at) {
+                at += 1;
+            }
+            out[at] = HEX[usize::from(b >> 4)];
+            out[at + 1] = HEX[usize::from(b & 0x0f)];
+            at += 2;
+        }
+        out
+    }
+}
+
 impl fmt::Display for ObjectGuid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let h = hex::encode(self.0);
-        write!(
-            f,
-            "{}-{}-{}-{}-{}",
-            &h[0..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..32]
-        )
+        let text = self.text();
+        // Hex digits and dashes: ASCII.
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl Serialize for ObjectGuid {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let text = self.text();
+        serializer.serialize_str(std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?)
     }
 }
 
@@ -57,14 +79,20 @@ impl FromStr for ObjectGuid {
     type Err = GuidError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let parts: Vec<&str> = s.split('-').collect();
-        let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
-        if lens != [8, 4, 4, 4, 12] {
+        let text = s.as_bytes();
+        if text.len() != 36 || DASHES.iter().any(|&at| text[at] != b'-') {
             return Err(GuidError(s.to_owned()));
         }
-        let joined: String = parts.concat();
+        let mut digits = [0u8; 32];
+        let mut n = 0;
+        for (at, &c) in text.iter().enumerate() {
+            if !DASHES.contains(&at) {
+                digits[n] = c;
+                n += 1;
+            }
+        }
         let mut b = [0u8; 16];
-        hex::decode_to_slice(&joined, &mut b).map_err(|_| GuidError(s.to_owned()))?;
+        hex::decode_to_slice(digits, &mut b).map_err(|_| GuidError(s.to_owned()))?;
         Ok(Self(b))
     }
 }
@@ -73,12 +101,6 @@ impl TryFrom<String> for ObjectGuid {
     type Error = GuidError;
     fn try_from(s: String) -> Result<Self, Self::Error> {
         s.parse()
-    }
-}
-
-impl From<ObjectGuid> for String {
-    fn from(g: ObjectGuid) -> String {
-        g.to_string()
     }
 }
 
@@ -106,5 +128,24 @@ mod tests {
                 .parse::<ObjectGuid>()
                 .is_err()
         );
+        for bad in [
+            "00112233-4455-6677-8899-aabbccddeeff0",
+            "0011223-34455-6677-8899-aabbccddeeff",
+            "00112233+4455-6677-8899-aabbccddeeff",
+            "00112233-4455-6677-8899-aabbccddeef\u{e9}",
+        ] {
+            assert!(bad.parse::<ObjectGuid>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn text_json_and_parse_agree() {
+        let g: ObjectGuid = "00112233-4455-6677-8899-AABBCCDDEEFF"
+            .parse()
+            .expect("upper case");
+        assert_eq!(g.to_string(), "00112233-4455-6677-8899-aabbccddeeff");
+        let json = serde_json::to_string(&g).expect("json");
+        assert_eq!(json, "\"00112233-4455-6677-8899-aabbccddeeff\"");
+        assert_eq!(serde_json::from_str::<ObjectGuid>(&json).expect("back"), g);
     }
 }
