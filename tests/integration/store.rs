@@ -46,7 +46,8 @@ store_suite!(
     runs_and_staging_are_idempotent,
     apply_settles_once_and_demotes,
     an_address_goes_to_the_next_claim_when_its_owner_drops_it,
-    a_first_sync_gives_a_shared_address_to_its_best_claim
+    a_first_sync_gives_a_shared_address_to_its_best_claim,
+    a_deleted_integrations_objects_are_taken_over_by_the_next
 );
 
 fn settings(name: &str) -> IntegrationSettings {
@@ -437,4 +438,48 @@ async fn a_first_sync_gives_a_shared_address_to_its_best_claim(store: Store) {
             && w.contains("takes precedence")),
         "the losing claim is reported: {warnings:?}"
     );
+}
+
+/// A deleted integration's objects stay, unmanaged, under its id; an
+/// integration that syncs them later takes them over with their claims
+/// and member edges.
+async fn a_deleted_integrations_objects_are_taken_over_by_the_next(store: Store) {
+    store.ensure_account("acme", 1).await.unwrap();
+    let objects = || vec![user(1, "one@example.com", "alias@example.com"), group(&[1])];
+    let first = integration("i1", "Old domain");
+    store.create_integration(&first).await.unwrap();
+    let run = started_run("r1", "i1", 10);
+    store.create_run(&run).await.unwrap();
+    let current = store.current_objects("acme", "i1", true).await.unwrap();
+    let p = plan::plan(&first.settings, &Source::complete(), &current, objects());
+    store.apply(&run, &p, 2, 20).await.unwrap();
+    store.delete_integration("acme", "i1", 30).await.unwrap();
+    let left = store
+        .lookup_address("acme", "one@example.com")
+        .await
+        .unwrap();
+    assert_eq!((left.integration_id.as_str(), left.managed), ("i1", false));
+
+    let next = integration("i2", "New domain");
+    store.create_integration(&next).await.unwrap();
+    let run = started_run("r2", "i2", 40);
+    store.create_run(&run).await.unwrap();
+    let current = store.current_objects("acme", "i2", true).await.unwrap();
+    let p = plan::plan(&next.settings, &Source::complete(), &current, objects());
+    assert_eq!(p.adds.len(), 2, "i2 holds none of them yet");
+    let ApplyOutcome::Applied { warnings, .. } = store.apply(&run, &p, 2, 50).await.unwrap() else {
+        panic!("not applied")
+    };
+    assert!(warnings.is_empty(), "{warnings:?}");
+    for address in ["one@example.com", "alias@example.com"] {
+        let owner = store.lookup_address("acme", address).await.unwrap();
+        assert_eq!(
+            (owner.integration_id.as_str(), owner.managed),
+            ("i2", true),
+            "{address}"
+        );
+    }
+    let now = store.current_objects("acme", "i2", true).await.unwrap();
+    assert_eq!(now.objects.len(), 2);
+    assert!(now.objects.iter().all(|o| o.managed));
 }

@@ -1661,8 +1661,10 @@ macro_rules! store_impl {
                     let mut owners: HashMap<String, String> = HashMap::new();
                     for chunk in add_anchors.chunks(CHUNK) {
                         let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            // LEFT JOIN: the objects of a deleted integration stay,
+                            // unmanaged, under its id; they are held, and taken over.
                             "SELECT o.anchor, o.managed, o.integration_id, i.name FROM objects o \
-                             JOIN integrations i ON i.id = o.integration_id WHERE o.account_id = ",
+                             LEFT JOIN integrations i ON i.id = o.integration_id WHERE o.account_id = ",
                         );
                         qb.push_bind(account.clone());
                         qb.push(" AND o.anchor");
@@ -1671,7 +1673,8 @@ macro_rules! store_impl {
                             let anchor: String = r.try_get("anchor")?;
                             let integration: String = r.try_get("integration_id")?;
                             if r.try_get("managed")? && integration != self.run.integration_id {
-                                owners.insert(anchor, r.try_get("name")?);
+                                let name: Option<String> = r.try_get("name")?;
+                                owners.insert(anchor, name.unwrap_or(integration));
                             } else {
                                 stored.push(anchor);
                             }
