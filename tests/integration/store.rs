@@ -2,10 +2,10 @@
 
 use dirsync_core::plan::{self, Source};
 use dirsync_core::{
-    DirectoryObject, IntegrationSettings, ObjectKind, RunState, SealedSecret, Trigger,
+    DirectoryObject, IntegrationSettings, ObjectKind, RunCounts, RunState, SealedSecret, Trigger,
 };
 use dirsync_proto::{api, bus};
-use dirsync_store::{ApplyOutcome, IntegrationRecord, RunRecord, Store, StoreError};
+use dirsync_store::{ApplyOutcome, IntegrationRecord, RunRecord, Store, StoreError, StoredObject};
 
 async fn postgres() -> Store {
     dirsync_store::connect(&dirsync_tests::postgres_database().await)
@@ -209,6 +209,31 @@ fn started_run(id: &str, integration: &str, created_at: i64) -> RunRecord {
     }
 }
 
+/// Runs a sync of `objects` by integration `rec` as run `run_id` at `at`,
+/// planned against what the store holds; its counts and warnings.
+async fn sync(
+    store: &Store,
+    rec: &IntegrationRecord,
+    run_id: &str,
+    at: i64,
+    objects: Vec<DirectoryObject>,
+) -> (RunCounts, Vec<String>) {
+    let run = started_run(run_id, &rec.id, at);
+    store.create_run(&run).await.unwrap();
+    let current = store.current_objects("acme", &rec.id, true).await.unwrap();
+    let collected = objects.len() as u64;
+    let p = plan::plan(&rec.settings, &Source::complete(), &current, objects);
+    match store.apply(&run, &p, collected, at).await.unwrap() {
+        ApplyOutcome::Applied { counts, warnings } => (counts, warnings),
+        ApplyOutcome::AlreadySettled => panic!("run {run_id} not applied"),
+    }
+}
+
+/// The object that owns `address` in account "acme".
+async fn owner(store: &Store, address: &str) -> StoredObject {
+    store.lookup_address("acme", address).await.unwrap()
+}
+
 fn user(n: u8, mail: &str, alias: &str) -> DirectoryObject {
     DirectoryObject::try_from(bus::DirectoryEntry {
         kind: bus::ObjectKind::User as i32,
@@ -331,52 +356,40 @@ async fn an_address_goes_to_the_next_claim_when_its_owner_drops_it(store: Store)
     };
     store.create_integration(&older).await.unwrap();
     store.create_integration(&newer).await.unwrap();
-    let run = started_run;
-    let apply = |r: RunRecord, rec: IntegrationRecord, objects: Vec<DirectoryObject>| {
-        let store = store.clone();
-        async move {
-            store.create_run(&r).await.unwrap();
-            let current = store.current_objects("acme", &rec.id, true).await.unwrap();
-            let p = plan::plan(&rec.settings, &Source::complete(), &current, objects);
-            match store.apply(&r, &p, 1, r.created_at).await.unwrap() {
-                ApplyOutcome::Applied { warnings, .. } => warnings,
-                ApplyOutcome::AlreadySettled => panic!("not applied"),
-            }
-        }
-    };
     let owner = |address: &'static str| {
         let store = store.clone();
-        async move {
-            store
-                .lookup_address("acme", address)
-                .await
-                .map(|o| o.integration_id)
-        }
+        async move { owner(&store, address).await.integration_id }
     };
     // The newer integration claims x@ first; the older one then takes it.
-    apply(
-        run("r1", "i2", 10),
-        newer.clone(),
+    sync(
+        &store,
+        &newer,
+        "r1",
+        10,
         vec![user(2, "x@example.com", "b@example.com")],
     )
     .await;
-    assert_eq!(owner("x@example.com").await.unwrap(), "i2");
-    let warnings = apply(
-        run("r2", "i1", 20),
-        older.clone(),
+    assert_eq!(owner("x@example.com").await, "i2");
+    let (_, warnings) = sync(
+        &store,
+        &older,
+        "r2",
+        20,
         vec![user(1, "x@example.com", "a@example.com")],
     )
     .await;
-    assert_eq!(owner("x@example.com").await.unwrap(), "i1");
+    assert_eq!(owner("x@example.com").await, "i1");
     assert!(
         warnings.iter().any(|w| w.contains("taken over")),
         "{warnings:?}"
     );
     // A run of the newer integration, its object unchanged, does not take
     // it back, and says so.
-    let warnings = apply(
-        run("r3", "i2", 30),
-        newer.clone(),
+    let (_, warnings) = sync(
+        &store,
+        &newer,
+        "r3",
+        30,
         vec![user(2, "x@example.com", "b@example.com")],
     )
     .await;
@@ -386,16 +399,18 @@ async fn an_address_goes_to_the_next_claim_when_its_owner_drops_it(store: Store)
             .any(|w| w.contains("x@example.com") && w.contains("takes precedence")),
         "the conflict is reported on the losing integration's runs too: {warnings:?}"
     );
-    assert_eq!(owner("x@example.com").await.unwrap(), "i1");
+    assert_eq!(owner("x@example.com").await, "i1");
     // The owner drops x@: the remaining claim owns it at once.
-    apply(
-        run("r4", "i1", 40),
-        older,
+    sync(
+        &store,
+        &older,
+        "r4",
+        40,
         vec![user(1, "y@example.com", "a@example.com")],
     )
     .await;
-    assert_eq!(owner("x@example.com").await.unwrap(), "i2");
-    assert_eq!(owner("y@example.com").await.unwrap(), "i1");
+    assert_eq!(owner("x@example.com").await, "i2");
+    assert_eq!(owner("y@example.com").await, "i1");
 }
 
 /// On an account's first sync no address is owned yet, and every address
@@ -405,29 +420,15 @@ async fn a_first_sync_gives_a_shared_address_to_its_best_claim(store: Store) {
     store.ensure_account("acme", 1).await.unwrap();
     let rec = integration("i1", "Account domain");
     store.create_integration(&rec).await.unwrap();
-    let run = started_run("r1", "i1", 10);
-    store.create_run(&run).await.unwrap();
-    let current = store.current_objects("acme", "i1", true).await.unwrap();
     // User 1 carries shared@ as an alias, user 3 as its primary address.
     let objects = vec![
         user(1, "one@example.com", "shared@example.com"),
         user(3, "shared@example.com", "three@example.com"),
     ];
-    let p = plan::plan(&rec.settings, &Source::complete(), &current, objects);
-    let ApplyOutcome::Applied { warnings, .. } = store.apply(&run, &p, 2, 20).await.unwrap() else {
-        panic!("not applied")
-    };
+    let (_, warnings) = sync(&store, &rec, "r1", 10, objects).await;
     let owner = |address: &'static str| {
         let store = store.clone();
-        async move {
-            store
-                .lookup_address("acme", address)
-                .await
-                .unwrap()
-                .record
-                .attributes
-                .display_name
-        }
+        async move { owner(&store, address).await.record.attributes.display_name }
     };
     assert_eq!(owner("shared@example.com").await, "User 3");
     assert_eq!(owner("one@example.com").await, "User 1");
@@ -448,31 +449,18 @@ async fn a_deleted_integrations_objects_are_taken_over_by_the_next(store: Store)
     let objects = || vec![user(1, "one@example.com", "alias@example.com"), group(&[1])];
     let first = integration("i1", "Old domain");
     store.create_integration(&first).await.unwrap();
-    let run = started_run("r1", "i1", 10);
-    store.create_run(&run).await.unwrap();
-    let current = store.current_objects("acme", "i1", true).await.unwrap();
-    let p = plan::plan(&first.settings, &Source::complete(), &current, objects());
-    store.apply(&run, &p, 2, 20).await.unwrap();
+    sync(&store, &first, "r1", 10, objects()).await;
     store.delete_integration("acme", "i1", 30).await.unwrap();
-    let left = store
-        .lookup_address("acme", "one@example.com")
-        .await
-        .unwrap();
+    let left = owner(&store, "one@example.com").await;
     assert_eq!((left.integration_id.as_str(), left.managed), ("i1", false));
 
     let next = integration("i2", "New domain");
     store.create_integration(&next).await.unwrap();
-    let run = started_run("r2", "i2", 40);
-    store.create_run(&run).await.unwrap();
-    let current = store.current_objects("acme", "i2", true).await.unwrap();
-    let p = plan::plan(&next.settings, &Source::complete(), &current, objects());
-    assert_eq!(p.adds.len(), 2, "i2 holds none of them yet");
-    let ApplyOutcome::Applied { warnings, .. } = store.apply(&run, &p, 2, 50).await.unwrap() else {
-        panic!("not applied")
-    };
+    let (counts, warnings) = sync(&store, &next, "r2", 40, objects()).await;
+    assert_eq!(counts.added, 2, "i2 held none of them, and takes both over");
     assert!(warnings.is_empty(), "{warnings:?}");
     for address in ["one@example.com", "alias@example.com"] {
-        let owner = store.lookup_address("acme", address).await.unwrap();
+        let owner = owner(&store, address).await;
         assert_eq!(
             (owner.integration_id.as_str(), owner.managed),
             ("i2", true),

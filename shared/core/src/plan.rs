@@ -266,19 +266,9 @@ impl Anchors {
             fresh_state: Vec::new(),
         };
         for (i, c) in stored.iter().enumerate() {
-            let id = Self::id(i);
             let hash = anchors.hash(&c.anchor);
-            if anchors
-                .table
-                .find(hash, |&other| {
-                    Self::anchor(stored, &anchors.fresh, other) == &c.anchor
-                })
-                .is_none()
-            {
-                let (hasher, fresh) = (&anchors.hasher, &anchors.fresh);
-                anchors.table.insert_unique(hash, id, |&other| {
-                    hasher.hash_one(Self::anchor(stored, fresh, other))
-                });
+            if anchors.find(stored, hash, &c.anchor).is_none() {
+                anchors.insert(stored, hash, Self::id(i));
             }
         }
         anchors
@@ -315,21 +305,28 @@ impl Anchors {
     /// The id of `anchor`, added when it is new.
     fn id_of(&mut self, stored: &[CurrentObject], anchor: &ObjectGuid) -> u32 {
         let hash = self.hash(anchor);
-        let fresh = &self.fresh;
-        if let Some(&id) = self
-            .table
-            .find(hash, |&id| Self::anchor(stored, fresh, id) == anchor)
-        {
+        if let Some(id) = self.find(stored, hash, anchor) {
             return id;
         }
         let id = Self::id(self.fresh.len()) | Self::FRESH;
         self.fresh.push(*anchor);
         self.fresh_state.push(0);
+        self.insert(stored, hash, id);
+        id
+    }
+
+    fn find(&self, stored: &[CurrentObject], hash: u64, anchor: &ObjectGuid) -> Option<u32> {
+        self.table
+            .find(hash, |&id| Self::anchor(stored, &self.fresh, id) == anchor)
+            .copied()
+    }
+
+    /// Adds `id`, whose anchor is not in the table yet.
+    fn insert(&mut self, stored: &[CurrentObject], hash: u64, id: u32) {
         let (hasher, fresh) = (&self.hasher, &self.fresh);
         self.table.insert_unique(hash, id, |&other| {
             hasher.hash_one(Self::anchor(stored, fresh, other))
         });
-        id
     }
 
     fn state(&mut self, id: u32) -> &mut u8 {

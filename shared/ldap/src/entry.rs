@@ -87,12 +87,6 @@ impl RawEntry {
         }
         Ok(Self { dn, attrs })
     }
-
-    /// The values of the attribute `name` (lower-case), taken out.
-    pub fn take(&mut self, name: &str) -> Option<Vec<Vec<u8>>> {
-        let at = self.attrs.iter().position(|(k, _)| k == name)?;
-        Some(self.attrs.swap_remove(at).1)
-    }
 }
 
 /// A value as text; a value that is not UTF-8 with its bad bytes replaced.
