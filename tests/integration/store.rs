@@ -50,6 +50,32 @@ store_suite!(
     a_deleted_integrations_objects_are_taken_over_by_the_next
 );
 
+/// The same test on a new PostgreSQL database and a new SQLite file, given
+/// their URLs (for tests that set a store up at an earlier version).
+macro_rules! url_suite {
+    ($($name:ident),* $(,)?) => {
+        mod urls_on_postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(dirsync_tests::postgres_database().await).await;
+                }
+            )*
+        }
+        mod urls_on_sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    super::$name(format!("sqlite://{}", dir.path().join("s.db").display())).await;
+                }
+            )*
+        }
+    };
+}
+
+url_suite!(owners_and_conflicts_survive_the_move_onto_claims);
+
 fn settings(name: &str) -> IntegrationSettings {
     IntegrationSettings::from_api(&api::IntegrationSettings {
         name: name.into(),
@@ -470,4 +496,168 @@ async fn a_deleted_integrations_objects_are_taken_over_by_the_next(store: Store)
     let now = store.current_objects("acme", "i2", true).await.unwrap();
     assert_eq!(now.objects.len(), 2);
     assert!(now.objects.iter().all(|o| o.managed));
+}
+
+/// Runs `sql` on the database at `url`, outside the store.
+async fn execute(url: &str, sql: String) {
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+}
+
+/// A store written before migration 14 (each address's owner in a table
+/// of its own) keeps, once migrated, every owner and standing conflict,
+/// and later runs resolve from them.
+async fn owners_and_conflicts_survive_the_move_onto_claims(url: String) {
+    dirsync_store::migrate_to(&url, 13).await.unwrap();
+    // Users 1 and 2 of integration i1; x@ is user 1's primary address and
+    // user 2's alias, so user 1 owns it and it is contested.
+    let users = [
+        user(1, "x@example.com", "a@example.com"),
+        user(2, "y@example.com", "x@example.com"),
+    ];
+    let mut sql = String::new();
+    for u in &users {
+        let record = dirsync_core::ObjectRecord {
+            anchor: u.anchor,
+            kind: u.kind,
+            dn: u.dn.to_string(),
+            attributes: u.attributes.clone(),
+            primary_address: u.primary_address.clone(),
+            aliases: u.aliases.clone(),
+            disabled: false,
+            members: Vec::new(),
+            group_type: None,
+            manager: None,
+        };
+        let anchor = u.anchor.to_string();
+        sql += &format!(
+            "INSERT INTO objects (account_id, anchor, integration_id, kind, dn, display_name, \
+             primary_address, disabled, managed, record, content_hash, updated_at) VALUES \
+             ('acme', '{anchor}', 'i1', 'user', '{}', '{}', '{}', FALSE, TRUE, '{}', '{}', 5);\n",
+            u.dn,
+            u.attributes.display_name,
+            u.primary_address.as_ref().unwrap(),
+            serde_json::to_string(&record).unwrap().replace('\'', "''"),
+            record.content_hash(),
+        );
+        for (address, is_primary) in record.addresses() {
+            let rank = plan::claim_rank(is_primary, false, 1_000, "i1");
+            sql += &format!(
+                "INSERT INTO address_claims (account_id, address, anchor, is_primary, claim_rank) \
+                 VALUES ('acme', '{address}', '{anchor}', {is_primary}, '{rank}');\n"
+            );
+            let owns = address.to_string() != "x@example.com" || is_primary;
+            if owns {
+                let contested = address.to_string() == "x@example.com";
+                sql += &format!(
+                    "INSERT INTO addresses (account_id, address, anchor, is_primary, origin, claim_rank, contested) \
+                     VALUES ('acme', '{address}', '{anchor}', {is_primary}, 'directory', '{rank}', {contested});\n"
+                );
+            }
+        }
+    }
+    execute(&url, sql).await;
+
+    let store = dirsync_store::connect(&url).await.unwrap();
+    let owner = |address: &'static str| {
+        let store = store.clone();
+        async move { owner(&store, address).await.record.attributes.display_name }
+    };
+    for (address, expected) in [
+        ("x@example.com", "User 1"),
+        ("a@example.com", "User 1"),
+        ("y@example.com", "User 2"),
+    ] {
+        assert_eq!(owner(address).await, expected, "{address}");
+    }
+    store.ensure_account("acme", 1).await.unwrap();
+    let rec = integration("i1", "Account domain");
+    store.create_integration(&rec).await.unwrap();
+    // The conflict stands, and is reported.
+    let (_, warnings) = sync(&store, &rec, "r1", 10, users.to_vec()).await;
+    assert!(
+        warnings.iter().any(|w| w.contains("CN=User 2,")
+            && w.contains("x@example.com")
+            && w.contains("takes precedence")),
+        "{warnings:?}"
+    );
+    assert_eq!(owner("x@example.com").await, "User 1");
+    // User 1 drops x@: user 2's claim owns it at once.
+    let (_, warnings) = sync(
+        &store,
+        &rec,
+        "r2",
+        20,
+        vec![user(1, "z@example.com", "a@example.com"), users[1].clone()],
+    )
+    .await;
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(owner("x@example.com").await, "User 2");
+    assert_eq!(owner("z@example.com").await, "User 1");
+}
+
+/// Two integrations of one account applying at once take turns: the
+/// second begins only once the first has committed, and so resolves its
+/// claims against the first's (one owner per address, the best claim).
+#[tokio::test]
+async fn an_accounts_applies_take_turns_on_postgres() {
+    let store = postgres().await;
+    store.ensure_account("acme", 1).await.unwrap();
+    let older = integration("i1", "Account domain");
+    let newer = IntegrationRecord {
+        created_at: 2_000,
+        ..integration("i2", "Resource domain")
+    };
+    store.create_integration(&older).await.unwrap();
+    store.create_integration(&newer).await.unwrap();
+    let first = started_run("r1", "i1", 10);
+    let second = started_run("r2", "i2", 10);
+    store.create_run(&first).await.unwrap();
+    store.create_run(&second).await.unwrap();
+    let planned = |rec: &IntegrationRecord, objects| {
+        plan::plan(
+            &rec.settings,
+            &Source::complete(),
+            &Default::default(),
+            objects,
+        )
+    };
+    let first_plan = planned(&older, vec![user(1, "x@example.com", "a@example.com")]);
+    let second_plan = planned(&newer, vec![user(2, "x@example.com", "b@example.com")]);
+
+    let mut apply = store.begin_apply(&first, 20).await.unwrap().unwrap();
+    apply.upserts(&first_plan.adds, &[]).await.unwrap();
+    let waiting = {
+        let store = store.clone();
+        tokio::spawn(async move { store.apply(&second, &second_plan, 1, 21).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the second apply began while the first was open"
+    );
+    apply.finish(&first_plan, 1).await.unwrap();
+    let ApplyOutcome::Applied { warnings, .. } = waiting.await.unwrap().unwrap() else {
+        panic!("the second run was not applied");
+    };
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("x@example.com") && w.contains("takes precedence")),
+        "{warnings:?}"
+    );
+    assert_eq!(owner(&store, "x@example.com").await.integration_id, "i1");
 }

@@ -252,9 +252,36 @@ pub trait Apply: Send {
 /// Opens the store at `url` (`postgres://…` or `sqlite://…`) and runs its
 /// migrations.
 pub async fn connect(url: &str) -> Result<Store> {
+    Ok(match open(url, i64::MAX).await? {
+        Pool::Postgres(pool) => Arc::new(sql::PgStore { pool }),
+        Pool::Sqlite(pool) => Arc::new(sql::SqliteStore { pool }),
+    })
+}
+
+/// Migrates the store at `url` up to `version` only, as an older release
+/// left it: for tests of what a later migration does with its rows.
+#[doc(hidden)]
+pub async fn migrate_to(url: &str, version: i64) -> Result<()> {
+    match open(url, version).await? {
+        Pool::Postgres(pool) => pool.close().await,
+        Pool::Sqlite(pool) => pool.close().await,
+    }
+    Ok(())
+}
+
+enum Pool {
+    Postgres(sqlx::PgPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+/// Connects to `url` and runs the migrations up to `version`.
+async fn open(url: &str, version: i64) -> Result<Pool> {
     let connect_err = |e: sqlx::Error| StoreError::Connect {
         url: redact_url(url),
         message: e.to_string(),
+    };
+    let up_to = |all: &'static [(i64, &'static str, &'static str)]| {
+        &all[..all.partition_point(|(v, _, _)| *v <= version)]
     };
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let pool = PgPoolOptions::new()
@@ -263,11 +290,11 @@ pub async fn connect(url: &str) -> Result<Store> {
             .connect(url)
             .await
             .map_err(connect_err)?;
-        migrator(PG_MIGRATIONS)
+        migrator(up_to(PG_MIGRATIONS))
             .run(&pool)
             .await
             .map_err(StoreError::Migrate)?;
-        Ok(Arc::new(sql::PgStore { pool }))
+        Ok(Pool::Postgres(pool))
     } else if url.starts_with("sqlite:") {
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(connect_err)?
@@ -280,11 +307,11 @@ pub async fn connect(url: &str) -> Result<Store> {
             .connect_with(opts)
             .await
             .map_err(connect_err)?;
-        migrator(SQLITE_MIGRATIONS)
+        migrator(up_to(SQLITE_MIGRATIONS))
             .run(&pool)
             .await
             .map_err(StoreError::Migrate)?;
-        Ok(Arc::new(sql::SqliteStore { pool }))
+        Ok(Pool::Sqlite(pool))
     } else {
         Err(StoreError::Connect {
             url: redact_url(url),
@@ -320,6 +347,7 @@ migrations!(
     11 "contested addresses" "0011_contested_addresses.sql",
     12 "no addresses by anchor" "0012_no_addresses_by_anchor.sql",
     13 "staged batches in lz4" "0013_staged_lz4.sql",
+    14 "owners on claims" "0014_owners_on_claims.sql",
 );
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {

@@ -30,11 +30,6 @@ pub struct SqliteStore {
     pub pool: sqlx::SqlitePool,
 }
 
-/// Address origin of a directory-managed object.
-const ORIGIN_DIRECTORY: &str = "directory";
-/// Address origin once its account left directory management.
-const ORIGIN_MESSAGE_IN_TRANSIT: &str = "message_in_transit";
-
 const RUN_COLUMNS: &str = "id, account_id, integration_id, state, trigger, attempt, host, error, \
      warnings, collected, added, updated, removed, unchanged, created_at, started_at, finished_at, \
      hold_reason, pending, slot";
@@ -227,9 +222,27 @@ macro_rules! store_impl {
     ($store:ident, $db:ty, $collate:literal) => {
         impl $store {
             /// Starts the transaction's `touched_addresses`: the addresses
-            /// whose owner [`Self::resolve_addresses`] works out again.
+            /// whose owner [`Self::resolve_addresses`] works out again, and
+            /// (`owner`) the object that owned one when its claim was
+            /// rewritten or deleted.
             async fn start_touched(tx: &mut sqlx::Transaction<'_, $db>) -> Result<()> {
-                <$db as Bulk>::temp_table(&mut **tx, "touched_addresses", "address TEXT NOT NULL").await
+                <$db as Bulk>::temp_table(&mut **tx, "touched_addresses", "address TEXT NOT NULL, owner TEXT").await
+            }
+
+            /// Makes the transaction the only one changing the account's
+            /// objects and address claims until it ends: who owns an
+            /// address is worked out from every claim of the account, so two
+            /// integrations' applies (or an approval, or an integration's
+            /// deletion) take turns. PostgreSQL takes a transaction-level
+            /// advisory lock; SQLite has one writer at a time anyway.
+            async fn lock_account(tx: &mut sqlx::Transaction<'_, $db>, account: &str) -> Result<()> {
+                if <$db as sqlx::Database>::NAME == "PostgreSQL" {
+                    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('dirsync account ' || $1, 0))")
+                        .bind(account)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                Ok(())
             }
 
             /// Whether an integration of the account other than
@@ -251,9 +264,10 @@ macro_rules! store_impl {
                 .is_some())
             }
 
-            /// Whether the account owns any address.
+            /// Whether the account owns any address (holds any claim: every
+            /// address claimed has an owner).
             async fn owns_addresses(tx: &mut sqlx::Transaction<'_, $db>, account: &str) -> Result<bool> {
-                Ok(sqlx::query("SELECT 1 FROM addresses WHERE account_id = $1 LIMIT 1")
+                Ok(sqlx::query("SELECT 1 FROM address_claims WHERE account_id = $1 LIMIT 1")
                     .bind(account)
                     .fetch_optional(&mut **tx)
                     .await?
@@ -262,14 +276,15 @@ macro_rules! store_impl {
 
             /// Notes the addresses the objects `anchors` claim in
             /// `touched_addresses`, whose owners are worked out at the end
-            /// of the apply.
+            /// of the apply, with the object among them that owns each.
             async fn touch_claimed(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 account: &str,
                 anchors: &[String],
             ) -> Result<()> {
                 let mut qb = keyed::<$db>(
-                    "INSERT INTO touched_addresses (address) SELECT address FROM address_claims WHERE",
+                    "INSERT INTO touched_addresses (address, owner) \
+                     SELECT address, CASE WHEN owner THEN anchor END FROM address_claims WHERE",
                     account,
                     "anchor",
                     anchors,
@@ -278,14 +293,64 @@ macro_rules! store_impl {
                 Ok(())
             }
 
+            /// The claims of the objects `anchors`: (anchor, address) →
+            /// (primary, rank, owner).
+            async fn claims_of(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                account: &str,
+                anchors: &[String],
+            ) -> Result<HashMap<(String, String), (bool, String, bool)>> {
+                let mut claims = HashMap::new();
+                for chunk in anchors.chunks(CHUNK) {
+                    let mut qb = keyed::<$db>(
+                        "SELECT anchor, address, is_primary, claim_rank, owner FROM address_claims WHERE",
+                        account,
+                        "anchor",
+                        chunk,
+                    );
+                    for r in qb.build().fetch_all(&mut **tx).await? {
+                        claims.insert(
+                            (r.try_get("anchor")?, r.try_get("address")?),
+                            (r.try_get("is_primary")?, r.try_get("claim_rank")?, r.try_get("owner")?),
+                        );
+                    }
+                }
+                Ok(claims)
+            }
+
+            /// Deletes the claims `(anchor, address)`.
+            async fn delete_claims(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                account: &str,
+                claims: &[(String, String)],
+            ) -> Result<()> {
+                for chunk in claims.chunks(CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM address_claims WHERE account_id = ");
+                    qb.push_bind(account.to_owned());
+                    qb.push(" AND (anchor, address) IN (VALUES ");
+                    let mut row = qb.separated(", ");
+                    for (anchor, address) in chunk {
+                        row.push("(");
+                        row.push_bind_unseparated(anchor.clone());
+                        row.push_unseparated(", ");
+                        row.push_bind_unseparated(address.clone());
+                        row.push_unseparated(")");
+                    }
+                    qb.push(")");
+                    qb.build().execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
             /// Writes adds and updates: their objects, address claims and
             /// member edges. `stored` names those the store already holds:
-            /// their previous claims and edges are deleted first, and the
-            /// addresses they claimed go to `touched_addresses`. The others
-            /// are not in the store and are copied in without a conflict
-            /// clause: one that is there after all (another integration's
-            /// apply wrote it meanwhile) fails the apply, which runs again.
-            /// (A first sync's objects are all new: it looks nothing up.)
+            /// their edges are replaced, and of their claims only those
+            /// that changed (address, primary or rank) are: the addresses
+            /// of claims deleted or added go to `touched_addresses`. The others
+            /// are not in the store (and no other apply of the account runs
+            /// meanwhile: see [`Self::lock_account`]), and are copied in
+            /// without a conflict clause. (A first sync's objects are all
+            /// new: it looks nothing up.)
             async fn write_upserts(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 run: &RunRecord,
@@ -296,12 +361,36 @@ macro_rules! store_impl {
                 now: UnixMillis,
             ) -> Result<()> {
                 let account = run.account_id.as_str();
-                for chunk in stored.chunks(CHUNK) {
-                    Self::touch_claimed(tx, account, chunk).await?;
-                    let mut qb = keyed::<$db>("DELETE FROM address_claims WHERE", account, "anchor", chunk);
-                    qb.build().execute(&mut **tx).await?;
-                }
+                let rank = |rec: &dirsync_core::ObjectRecord, is_primary: bool| {
+                    claim_rank(is_primary, rec.disabled, integration_created_at, &run.integration_id)
+                };
+                // The stored objects' claims that stay as they are; the
+                // others are deleted, their addresses (and owners) noted.
+                let mut previous = Self::claims_of(tx, account, stored).await?;
                 let stored: HashSet<&str> = stored.iter().map(String::as_str).collect();
+                let mut kept_claims: HashSet<(String, String)> = HashSet::new();
+                for upsert in upserts {
+                    let rec = &upsert.record;
+                    let anchor = rec.anchor.to_string();
+                    if !stored.contains(anchor.as_str()) {
+                        continue;
+                    }
+                    for (address, is_primary) in rec.addresses() {
+                        let key = (anchor.clone(), address.to_string());
+                        if previous.get(&key).is_some_and(|(p, r, _)| *p == is_primary && *r == rank(rec, is_primary)) {
+                            previous.remove(&key);
+                            kept_claims.insert(key);
+                        }
+                    }
+                }
+                let mut gone: Vec<(String, String)> = Vec::with_capacity(previous.len());
+                let mut touched = Rows::new("touched_addresses", &["address", "owner"]);
+                for ((anchor, address), (_, _, owner)) in previous {
+                    touched.push([Cell::from(address.clone()), owner.then(|| anchor.clone()).into()]);
+                    gone.push((anchor, address));
+                }
+                Self::delete_claims(tx, account, &gone).await?;
+                <$db as Bulk>::insert_rows(&mut **tx, &touched, "").await?;
                 for chunk in upserts.chunks(ROWS_PER_WRITE) {
                     const OBJECT_COLUMNS: &[&str] = &[
                         "account_id", "anchor", "integration_id", "kind", "dn", "display_name",
@@ -312,7 +401,7 @@ macro_rules! store_impl {
                     let mut objects = Rows::new("objects", OBJECT_COLUMNS);
                     let mut fresh = Rows::new("objects", OBJECT_COLUMNS);
                     let mut claims = Rows::new("address_claims", &[
-                        "account_id", "address", "anchor", "is_primary", "claim_rank",
+                        "account_id", "address", "anchor", "is_primary", "claim_rank", "owner",
                     ]);
                     let mut touched = Rows::new("touched_addresses", &["address"]);
                     let mut edges = Rows::new("members", &["account_id", "group_anchor", "member_anchor"]);
@@ -336,22 +425,25 @@ macro_rules! store_impl {
                             now.into(),
                         ]);
                         for (address, is_primary) in rec.addresses() {
-                            let rank = claim_rank(
-                                is_primary,
-                                rec.disabled,
-                                integration_created_at,
-                                &run.integration_id,
-                            );
                             let address = address.to_string();
+                            if held && kept_claims.contains(&(anchor.clone(), address.clone())) {
+                                continue;
+                            }
+                            let rank = rank(rec, is_primary);
                             if touch {
                                 touched.push([Cell::from(address.clone())]);
                             }
+                            // With no claim in the account before (`touch`
+                            // false), each is written as its address's owner
+                            // and only addresses several objects claim are
+                            // resolved; otherwise resolving marks the owners.
                             claims.push([
                                 Cell::from(account),
                                 address.into(),
                                 anchor.clone().into(),
                                 is_primary.into(),
                                 rank.into(),
+                                (!touch).into(),
                             ]);
                         }
                         if rec.kind == ObjectKind::Group {
@@ -374,8 +466,9 @@ macro_rules! store_impl {
                     )
                     .await?;
                     <$db as Bulk>::insert_rows(&mut **tx, &fresh, "").await?;
-                    // No claim of these objects is left (deleted above) and an
-                    // object claims an address once: copied in as they are.
+                    // The claims these objects still hold are the unchanged
+                    // ones, skipped above, and an object claims an address
+                    // once: copied in as they are.
                     <$db as Bulk>::insert_rows(&mut **tx, &claims, "").await?;
                     <$db as Bulk>::insert_rows(&mut **tx, &touched, "").await?;
                     for part in groups.chunks(CHUNK) {
@@ -467,14 +560,17 @@ macro_rules! store_impl {
                 Self::resolve_addresses(tx, account, owned_before, &HashSet::new(), &mut Vec::new()).await
             }
 
-            /// Gives each address in `touched_addresses` to its best claim
-            /// (the lowest rank, then the lowest anchor) whose object exists,
-            /// or drops it when nobody claims it; three set-based statements.
-            /// Warns where an object of this run (`upserted`) took an address
-            /// over from another managed object. `owned_before`: whether the
-            /// account owned addresses when the transaction began (see
-            /// [`Self::owns_addresses`]); if not, every address claimed is
-            /// resolved and `touched_addresses` is not read.
+            /// Marks each address's best claim (the lowest rank, then the
+            /// lowest anchor) its owner, and the owner's claim `contested`
+            /// when other objects claim the address too; three set-based
+            /// statements at most. `owned_before`: whether the account held
+            /// claims when the transaction began (see
+            /// [`Self::owns_addresses`]). If it did, the addresses in
+            /// `touched_addresses` are resolved, and a warning is given where
+            /// an object of this run (`upserted`) took an address over from
+            /// another managed object. If not, every claim is this
+            /// transaction's and was written as its address's owner: only
+            /// the addresses several objects claim are resolved.
             async fn resolve_addresses(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 account: &str,
@@ -482,43 +578,38 @@ macro_rules! store_impl {
                 upserted: &HashSet<ObjectGuid>,
                 warnings: &mut Vec<String>,
             ) -> Result<()> {
-                if owned_before {
-                    // Temporary tables are never analyzed on their own.
-                    Self::on_postgres(tx, "ANALYZE touched_addresses").await?;
-                }
                 // Ranks and anchors are ASCII and compare bytewise, as
                 // claim_rank() intends, whatever the database's collation;
                 // addresses are only grouped (equal bytes under any
-                // deterministic collation), in the primary key's order.
-                // With no address owned, every claim of the account is one
-                // this transaction wrote, of an object it wrote managed: the
-                // claims are read in the primary key's order, sorted only
-                // within an address.
-                let (managed, claims) = if owned_before {
-                    (
-                        "o.managed",
-                        "FROM address_claims c \
-                         JOIN objects o ON o.account_id = c.account_id AND o.anchor = c.anchor \
-                         WHERE c.account_id = $1 AND c.address IN (SELECT address FROM touched_addresses)",
-                    )
+                // deterministic collation).
+                let resolved = if owned_before {
+                    // Temporary tables are never analyzed on their own.
+                    Self::on_postgres(tx, "ANALYZE touched_addresses").await?;
+                    "SELECT address FROM touched_addresses"
                 } else {
-                    ("TRUE", "FROM address_claims c WHERE c.account_id = $1")
+                    "SELECT address FROM address_claims WHERE account_id = $1 GROUP BY address HAVING COUNT(*) > 1"
                 };
                 let best = format!(
                     concat!(
-                        "SELECT c.address, c.anchor, c.is_primary, c.claim_rank, {managed} AS managed, \
+                        "SELECT c.address, c.anchor, \
                          ROW_NUMBER() OVER (PARTITION BY c.address ORDER BY c.claim_rank", $collate,
                         ", c.anchor", $collate, ") AS n, \
-                         COUNT(*) OVER (PARTITION BY c.address) AS claims {claims}"
+                         COUNT(*) OVER (PARTITION BY c.address) AS claims \
+                         FROM address_claims c WHERE c.account_id = $1 AND c.address IN ({resolved})"
                     ),
-                    managed = managed,
-                    claims = claims,
+                    resolved = resolved,
                 );
                 if owned_before {
+                    // The owners before this transaction: the claims it
+                    // rewrote or deleted noted theirs in touched_addresses;
+                    // the others still carry the mark.
                     let takeovers = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "SELECT b.address, b.anchor, o.dn, p.dn AS previous_dn FROM ({best}) b \
-                         JOIN addresses a ON a.account_id = $1 AND a.address = b.address \
-                         JOIN objects p ON p.account_id = a.account_id AND p.anchor = a.anchor \
+                         JOIN (SELECT address, owner AS anchor FROM touched_addresses WHERE owner IS NOT NULL \
+                               UNION SELECT address, anchor FROM address_claims \
+                               WHERE account_id = $1 AND owner = TRUE \
+                               AND address IN (SELECT address FROM touched_addresses)) a ON a.address = b.address \
+                         JOIN objects p ON p.account_id = $1 AND p.anchor = a.anchor \
                          JOIN objects o ON o.account_id = $1 AND o.anchor = b.anchor \
                          WHERE b.n = 1 AND p.managed = TRUE AND a.anchor <> b.anchor ORDER BY b.address"
                     )))
@@ -536,29 +627,14 @@ macro_rules! store_impl {
                             ));
                         }
                     }
-                    // Addresses nobody claims any more.
-                    sqlx::query(
-                        "DELETE FROM addresses WHERE account_id = $1 AND address IN (\
-                         SELECT DISTINCT t.address FROM touched_addresses t WHERE NOT EXISTS (\
-                         SELECT 1 FROM address_claims c \
-                         JOIN objects o ON o.account_id = c.account_id AND o.anchor = c.anchor \
-                         WHERE c.account_id = $1 AND c.address = t.address))",
-                    )
-                    .bind(account)
-                    .execute(&mut **tx)
-                    .await?;
                 }
+                // Only the claims whose marks change are written.
                 sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO addresses (account_id, address, anchor, is_primary, origin, claim_rank, contested) \
-                     SELECT $1, b.address, b.anchor, b.is_primary, \
-                     CASE WHEN b.managed THEN '{ORIGIN_DIRECTORY}' ELSE '{ORIGIN_MESSAGE_IN_TRANSIT}' END, \
-                     b.claim_rank, b.claims > 1 FROM ({best}) b WHERE b.n = 1 \
-                     ON CONFLICT (account_id, address) DO UPDATE \
-                     SET anchor = excluded.anchor, is_primary = excluded.is_primary, \
-                     origin = excluded.origin, claim_rank = excluded.claim_rank, contested = excluded.contested \
-                     WHERE addresses.anchor <> excluded.anchor OR addresses.is_primary <> excluded.is_primary \
-                     OR addresses.origin <> excluded.origin OR addresses.claim_rank <> excluded.claim_rank \
-                     OR addresses.contested <> excluded.contested"
+                    "UPDATE address_claims SET owner = (b.n = 1), contested = (b.n = 1 AND b.claims > 1) \
+                     FROM ({best}) b \
+                     WHERE address_claims.account_id = $1 AND address_claims.address = b.address \
+                     AND address_claims.anchor = b.anchor \
+                     AND (address_claims.owner <> (b.n = 1) OR address_claims.contested <> (b.n = 1 AND b.claims > 1))"
                 )))
                 .bind(account)
                 .execute(&mut **tx)
@@ -1072,6 +1148,7 @@ macro_rules! store_impl {
                 now: UnixMillis,
             ) -> Result<()> {
                 let mut tx = self.pool.begin().await?;
+                Self::lock_account(&mut tx, account_id).await?;
                 let done = sqlx::query("DELETE FROM integrations WHERE account_id = $1 AND id = $2")
                     .bind(account_id)
                     .bind(id)
@@ -1354,6 +1431,7 @@ macro_rules! store_impl {
                 let mut tx = self.pool.begin().await?;
                 let preview = run.trigger == Trigger::Preview;
                 if !preview {
+                    Self::lock_account(&mut tx, &run.account_id).await?;
                     // The tables grow within this transaction: plan every
                     // statement for the rows it meets, not once (a generic
                     // plan) for the nearly empty tables of the first chunk.
@@ -1477,6 +1555,7 @@ macro_rules! store_impl {
                     )));
                 }
                 let mut tx = self.pool.begin().await?;
+                Self::lock_account(&mut tx, account_id).await?;
                 let later = sqlx::query(
                     "SELECT id FROM runs WHERE integration_id = $1 AND id <> $2 \
                      AND (created_at > $3 OR (created_at = $3 AND id > $2)) LIMIT 1",
@@ -1625,9 +1704,9 @@ macro_rules! store_impl {
             async fn lookup_address(&self, account_id: &str, address: &str) -> Result<StoredObject> {
                 let address = address.trim().to_lowercase();
                 self.object_rows(
-                    "SELECT o.integration_id, o.record, o.managed FROM addresses a \
+                    "SELECT o.integration_id, o.record, o.managed FROM address_claims a \
                      JOIN objects o ON o.account_id = a.account_id AND o.anchor = a.anchor \
-                     WHERE a.account_id = $1 AND a.address = $2",
+                     WHERE a.account_id = $1 AND a.address = $2 AND a.owner = TRUE",
                     &[account_id, &address],
                 )
                 .await?
@@ -1764,18 +1843,18 @@ macro_rules! store_impl {
                     // few hundred rows and plans the joins below for that.
                     // Holds the tables' ANALYZE lock until commit, so large
                     // applies take turns here.
-                    $store::on_postgres(&mut this.tx, "ANALYZE objects, address_claims, addresses, members")
+                    $store::on_postgres(&mut this.tx, "ANALYZE objects, address_claims, members")
                         .await?;
                 }
                 $store::resolve_addresses(&mut this.tx, &account, this.owned_before, &this.upserted, &mut warnings).await?;
                 // Standing conflicts: addresses this integration's objects
                 // claim that another object owns, reported on every run.
                 let lost = sqlx::query(
-                    "SELECT c.address, o.dn, w.dn AS owner_dn FROM addresses a \
+                    "SELECT c.address, o.dn, w.dn AS owner_dn FROM address_claims a \
                      JOIN address_claims c ON c.account_id = a.account_id AND c.address = a.address \
                      JOIN objects o ON o.account_id = c.account_id AND o.anchor = c.anchor \
                      JOIN objects w ON w.account_id = a.account_id AND w.anchor = a.anchor \
-                     WHERE a.account_id = $1 AND a.contested = TRUE AND o.integration_id = $2 \
+                     WHERE a.account_id = $1 AND a.owner AND a.contested AND o.integration_id = $2 \
                      AND o.managed = TRUE AND a.anchor <> c.anchor ORDER BY c.address",
                 )
                 .bind(&account)
