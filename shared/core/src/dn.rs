@@ -33,35 +33,52 @@ impl Dn {
         if text.is_empty() {
             return Err(DnError::Empty);
         }
-        // The key is built in one string, from slices of the text.
+        // One pass over the text, one attribute=value at a time; the key
+        // is built in one string, from slices of the text. Separators and
+        // escapes are ASCII, which never occurs inside a multi-byte UTF-8
+        // sequence, so the text is scanned as bytes.
+        let bytes = text.as_bytes();
         let mut key = String::with_capacity(text.len());
-        for (i, rdn) in split_unescaped(text, &[',', ';'])?.into_iter().enumerate() {
-            if i > 0 {
-                key.push(',');
+        let (mut start, mut i) = (0, 0);
+        loop {
+            let mut separator = None;
+            while i < bytes.len() {
+                match bytes[i] {
+                    b'\\' if i + 1 == bytes.len() => return Err(DnError::DanglingEscape),
+                    b'\\' => i += 2,
+                    sep @ (b',' | b';' | b'+') => {
+                        separator = Some(sep);
+                        break;
+                    }
+                    _ => i += 1,
+                }
             }
-            for (j, ava) in split_unescaped(rdn, &['+'])?.into_iter().enumerate() {
-                let Some((attr, value)) = ava.split_once('=') else {
-                    return Err(DnError::NotAttributeValue(ava.trim().to_owned()));
-                };
-                let attr = attr.trim();
-                let value = value.trim();
-                let valid_name = !attr.is_empty()
-                    && (attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                        && attr.starts_with(|c: char| c.is_ascii_alphabetic())
-                        || attr.chars().all(|c| c.is_ascii_digit() || c == '.'));
-                if !valid_name {
-                    return Err(DnError::BadAttribute(attr.to_owned()));
-                }
-                if value.is_empty() {
-                    return Err(DnError::EmptyValue(ava.trim().to_owned()));
-                }
-                if j > 0 {
-                    key.push('+');
-                }
-                push_lowercase(&mut key, attr);
-                key.push('=');
-                push_lowercase(&mut key, value);
+            let ava = &text[start..i];
+            let Some((attr, value)) = ava.split_once('=') else {
+                return Err(DnError::NotAttributeValue(ava.trim().to_owned()));
+            };
+            let attr = attr.trim();
+            let value = value.trim();
+            let valid_name = !attr.is_empty()
+                && (attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && attr.starts_with(|c: char| c.is_ascii_alphabetic())
+                    || attr.chars().all(|c| c.is_ascii_digit() || c == '.'));
+            if !valid_name {
+                return Err(DnError::BadAttribute(attr.to_owned()));
             }
+            if value.is_empty() {
+                return Err(DnError::EmptyValue(ava.trim().to_owned()));
+            }
+            push_lowercase(&mut key, attr);
+            key.push('=');
+            push_lowercase(&mut key, value);
+            match separator {
+                None => break,
+                // Multi-valued RDNs keep their '+'; ';' is an old ','.
+                Some(sep) => key.push(if sep == b'+' { '+' } else { ',' }),
+            }
+            i += 1;
+            start = i;
         }
         Ok(Self {
             text: text.to_owned(),
@@ -93,23 +110,6 @@ impl Dn {
     pub fn is_within(&self, ancestor: &Dn) -> bool {
         self.key == ancestor.key || self.key.ends_with(&format!(",{}", ancestor.key))
     }
-}
-
-/// Splits at separators not preceded by an escape, keeping escapes intact.
-fn split_unescaped<'s>(s: &'s str, seps: &[char]) -> Result<Vec<&'s str>, DnError> {
-    let mut parts = Vec::new();
-    let mut start = 0;
-    let mut chars = s.char_indices();
-    while let Some((i, c)) = chars.next() {
-        if c == '\\' {
-            chars.next().ok_or(DnError::DanglingEscape)?;
-        } else if seps.contains(&c) {
-            parts.push(&s[start..i]);
-            start = i + c.len_utf8();
-        }
-    }
-    parts.push(&s[start..]);
-    Ok(parts)
 }
 
 /// Appends `s` in lower case (Unicode rules; ASCII without a copy).
@@ -203,6 +203,9 @@ mod tests {
         assert_eq!(key("CN=ZOË Ærø;DC=X"), "cn=zoë ærø,dc=x");
         assert_eq!(key("CN=A + UID=B,DC=x"), "cn=a+uid=b,dc=x");
         assert_eq!(key(r"CN=a\+b,DC=x"), r"cn=a\+b,dc=x");
+        // An escape before a multi-byte character skips all of it.
+        assert_eq!(key(r"CN=A\É\,B,DC=x"), r"cn=a\é\,b,dc=x");
+        assert_eq!(key(r"CN=a\\,DC=x"), r"cn=a\\,dc=x");
     }
 
     #[test]
@@ -222,5 +225,10 @@ mod tests {
             Dn::parse("CN=a,,DC=x"),
             Err(DnError::NotAttributeValue(_))
         ));
+        assert_eq!(
+            Dn::parse("CN=a,DC=x,"),
+            Err(DnError::NotAttributeValue(String::new()))
+        );
+        assert_eq!(Dn::parse(r"CN=a\\\"), Err(DnError::DanglingEscape));
     }
 }

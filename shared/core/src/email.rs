@@ -25,7 +25,11 @@ impl EmailAddress {
         {
             return Err(err());
         }
-        Ok(Self(s.to_lowercase()))
+        Ok(Self(if s.is_ascii() {
+            s.to_ascii_lowercase()
+        } else {
+            s.to_lowercase()
+        }))
     }
 
     pub fn as_str(&self) -> &str {
@@ -40,16 +44,17 @@ impl EmailAddress {
 /// A DNS domain name: dot-separated labels of letters, digits and '-'
 /// (internationalized labels allowed), at least two labels.
 pub fn is_valid_domain(domain: &str) -> bool {
-    let labels: Vec<&str> = domain.split('.').collect();
+    let mut labels = 0;
     domain.len() <= 253
-        && labels.len() >= 2
-        && labels.iter().all(|l| {
+        && domain.split('.').all(|l| {
+            labels += 1;
             !l.is_empty()
                 && l.len() <= 63
                 && !l.starts_with('-')
                 && !l.ends_with('-')
                 && l.chars().all(|c| c.is_alphanumeric() || c == '-')
         })
+        && labels >= 2
 }
 
 impl fmt::Display for EmailAddress {
