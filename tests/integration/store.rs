@@ -7,74 +7,62 @@ use dirsync_core::{
 use dirsync_proto::{api, bus};
 use dirsync_store::{ApplyOutcome, IntegrationRecord, RunRecord, Store, StoreError, StoredObject};
 
+async fn connected(url: &str) -> Store {
+    dirsync_store::connect(url).await.unwrap()
+}
+
 async fn postgres() -> Store {
-    dirsync_store::connect(&dirsync_tests::postgres_database().await)
-        .await
-        .unwrap()
+    connected(&dirsync_tests::postgres_database().await).await
 }
 
-async fn sqlite(dir: &tempfile::TempDir) -> Store {
-    dirsync_store::connect(&format!("sqlite://{}", dir.path().join("s.db").display()))
-        .await
-        .unwrap()
-}
-
-macro_rules! store_suite {
-    ($($name:ident),* $(,)?) => {
-        mod on_postgres {
+/// Each test twice, on a new PostgreSQL database and on a new SQLite file:
+/// `$arg` makes the test's argument from the database's `$url` (a store
+/// connected to it, or the URL itself for tests that set the database up
+/// at an earlier version).
+macro_rules! on_both {
+    ($postgres:ident, $sqlite:ident, |$url:ident| $arg:expr, [$($name:ident),* $(,)?]) => {
+        mod $postgres {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    super::$name(super::postgres().await).await;
+                    let $url = dirsync_tests::postgres_database().await;
+                    super::$name($arg).await;
                 }
             )*
         }
-        mod on_sqlite {
+        mod $sqlite {
             $(
                 #[tokio::test]
                 async fn $name() {
                     let dir = tempfile::tempdir().unwrap();
-                    super::$name(super::sqlite(&dir).await).await;
+                    let $url = format!("sqlite://{}", dir.path().join("s.db").display());
+                    super::$name($arg).await;
                 }
             )*
         }
     };
 }
 
-store_suite!(
-    integrations_round_trip,
-    runs_and_staging_are_idempotent,
-    apply_settles_once_and_demotes,
-    an_address_goes_to_the_next_claim_when_its_owner_drops_it,
-    a_first_sync_gives_a_shared_address_to_its_best_claim,
-    a_deleted_integrations_objects_are_taken_over_by_the_next
+on_both!(
+    on_postgres,
+    on_sqlite,
+    |url| super::connected(&url).await,
+    [
+        integrations_round_trip,
+        runs_and_staging_are_idempotent,
+        apply_settles_once_and_demotes,
+        an_address_goes_to_the_next_claim_when_its_owner_drops_it,
+        a_first_sync_gives_a_shared_address_to_its_best_claim,
+        a_deleted_integrations_objects_are_taken_over_by_the_next,
+    ]
 );
 
-/// The same test on a new PostgreSQL database and a new SQLite file, given
-/// their URLs (for tests that set a store up at an earlier version).
-macro_rules! url_suite {
-    ($($name:ident),* $(,)?) => {
-        mod urls_on_postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(dirsync_tests::postgres_database().await).await;
-                }
-            )*
-        }
-        mod urls_on_sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let dir = tempfile::tempdir().unwrap();
-                    super::$name(format!("sqlite://{}", dir.path().join("s.db").display())).await;
-                }
-            )*
-        }
-    };
-}
-
-url_suite!(owners_and_conflicts_survive_the_move_onto_claims);
+on_both!(
+    urls_on_postgres,
+    urls_on_sqlite,
+    |url| url,
+    [owners_and_conflicts_survive_the_move_onto_claims,]
+);
 
 fn settings(name: &str) -> IntegrationSettings {
     IntegrationSettings::from_api(&api::IntegrationSettings {
