@@ -361,7 +361,8 @@ async fn apply_settles_once_and_demotes(store: Store) {
     assert_eq!(current.objects.iter().filter(|c| c.managed).count(), 2);
 }
 
-async fn an_address_goes_to_the_next_claim_when_its_owner_drops_it(store: Store) {
+/// Account "acme" with integrations i1 (created first) and i2.
+async fn two_integrations(store: &Store) -> (IntegrationRecord, IntegrationRecord) {
     store.ensure_account("acme", 1).await.unwrap();
     let older = integration("i1", "Account domain");
     let newer = IntegrationRecord {
@@ -370,6 +371,11 @@ async fn an_address_goes_to_the_next_claim_when_its_owner_drops_it(store: Store)
     };
     store.create_integration(&older).await.unwrap();
     store.create_integration(&newer).await.unwrap();
+    (older, newer)
+}
+
+async fn an_address_goes_to_the_next_claim_when_its_owner_drops_it(store: Store) {
+    let (older, newer) = two_integrations(&store).await;
     let owner = |address: &'static str| {
         let store = store.clone();
         async move { owner(&store, address).await.integration_id }
@@ -603,14 +609,7 @@ async fn owners_and_conflicts_survive_the_move_onto_claims(url: String) {
 #[tokio::test]
 async fn an_accounts_applies_take_turns_on_postgres() {
     let store = postgres().await;
-    store.ensure_account("acme", 1).await.unwrap();
-    let older = integration("i1", "Account domain");
-    let newer = IntegrationRecord {
-        created_at: 2_000,
-        ..integration("i2", "Resource domain")
-    };
-    store.create_integration(&older).await.unwrap();
-    store.create_integration(&newer).await.unwrap();
+    let (older, newer) = two_integrations(&store).await;
     let first = started_run("r1", "i1", 10);
     let second = started_run("r2", "i2", 10);
     store.create_run(&first).await.unwrap();
