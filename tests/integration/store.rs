@@ -54,6 +54,7 @@ on_both!(
         an_address_goes_to_the_next_claim_when_its_owner_drops_it,
         a_first_sync_gives_a_shared_address_to_its_best_claim,
         a_deleted_integrations_objects_are_taken_over_by_the_next,
+        a_deleted_objects_addresses_go_to_the_next_claim,
     ]
 );
 
@@ -647,4 +648,33 @@ async fn an_accounts_applies_take_turns_on_postgres() {
         "{warnings:?}"
     );
     assert_eq!(owner(&store, "x@example.com").await.integration_id, "i1");
+}
+
+/// A contact gone from the directory is deleted with its claims (found
+/// from its stored record): the address it owned goes to the next claim.
+async fn a_deleted_objects_addresses_go_to_the_next_claim(store: Store) {
+    store.ensure_account("acme", 1).await.unwrap();
+    let mut rec = integration("i1", "Account domain");
+    rec.settings.include_contacts = true;
+    store.create_integration(&rec).await.unwrap();
+    let contact = DirectoryObject::try_from(bus::DirectoryEntry {
+        kind: bus::ObjectKind::Contact as i32,
+        object_guid: "00000000-0000-0000-0000-0000000000c1".into(),
+        dn: "CN=Supplier,OU=Contacts,DC=corp,DC=example,DC=test".into(),
+        display_name: "Supplier".into(),
+        mail: "shared@example.com".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let user = user(1, "one@example.com", "shared@example.com");
+    sync(&store, &rec, "r1", 10, vec![user.clone(), contact]).await;
+    let owner = |address: &'static str| {
+        let store = store.clone();
+        async move { owner(&store, address).await.record.attributes.display_name }
+    };
+    assert_eq!(owner("shared@example.com").await, "Supplier");
+    let (counts, _) = sync(&store, &rec, "r2", 20, vec![user]).await;
+    assert_eq!(counts.removed, 1);
+    assert_eq!(owner("shared@example.com").await, "User 1");
+    assert_eq!(owner("one@example.com").await, "User 1");
 }

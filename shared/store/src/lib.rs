@@ -348,6 +348,7 @@ migrations!(
     12 "no addresses by anchor" "0012_no_addresses_by_anchor.sql",
     13 "staged batches in lz4" "0013_staged_lz4.sql",
     14 "owners on claims" "0014_owners_on_claims.sql",
+    15 "no claims by anchor" "0015_no_claims_by_anchor.sql",
 );
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {

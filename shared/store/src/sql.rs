@@ -274,58 +274,49 @@ macro_rules! store_impl {
                     .is_some())
             }
 
-            /// Notes the addresses the objects `anchors` claim in
-            /// `touched_addresses`, whose owners are worked out at the end
-            /// of the apply, with the object among them that owns each.
-            async fn touch_claimed(
+            /// The (anchor, address) of every claim the objects `anchors`
+            /// hold, read from their stored records: an object claims the
+            /// addresses its record carries, as written, so claims need no
+            /// index by anchor.
+            async fn claim_keys(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 account: &str,
                 anchors: &[String],
-            ) -> Result<()> {
-                let mut qb = keyed::<$db>(
-                    "INSERT INTO touched_addresses (address, owner) \
-                     SELECT address, CASE WHEN owner THEN anchor END FROM address_claims WHERE",
-                    account,
-                    "anchor",
-                    anchors,
-                );
-                qb.build().execute(&mut **tx).await?;
-                Ok(())
-            }
-
-            /// The claims of the objects `anchors`: (anchor, address) →
-            /// (primary, rank, owner).
-            async fn claims_of(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                account: &str,
-                anchors: &[String],
-            ) -> Result<HashMap<(String, String), (bool, String, bool)>> {
-                let mut claims = HashMap::new();
+            ) -> Result<Vec<(String, String)>> {
+                /// A record's addresses, as the claims were written from them
+                /// (a record without its `aliases` is corrupt, not empty).
+                #[derive(serde::Deserialize)]
+                struct Addresses {
+                    primary_address: Option<String>,
+                    aliases: Vec<String>,
+                }
+                let mut keys = Vec::new();
                 for chunk in anchors.chunks(CHUNK) {
-                    let mut qb = keyed::<$db>(
-                        "SELECT anchor, address, is_primary, claim_rank, owner FROM address_claims WHERE",
-                        account,
-                        "anchor",
-                        chunk,
-                    );
+                    let mut qb = keyed::<$db>("SELECT anchor, record FROM objects WHERE", account, "anchor", chunk);
                     for r in qb.build().fetch_all(&mut **tx).await? {
-                        claims.insert(
-                            (r.try_get("anchor")?, r.try_get("address")?),
-                            (r.try_get("is_primary")?, r.try_get("claim_rank")?, r.try_get("owner")?),
-                        );
+                        let anchor: String = r.try_get("anchor")?;
+                        let record: String = r.try_get("record")?;
+                        let a: Addresses =
+                            serde_json::from_str(&record).map_err(|e| corrupt("object record", e))?;
+                        for address in a.primary_address.into_iter().chain(a.aliases) {
+                            keys.push((anchor.clone(), address));
+                        }
                     }
                 }
-                Ok(claims)
+                Ok(keys)
             }
 
-            /// Deletes the claims `(anchor, address)`.
-            async fn delete_claims(
+            /// `{head} account_id = $1 AND (anchor, address) IN (…)` of the
+            /// claims `keys`, a chunk at a time.
+            async fn by_claim_keys(
                 tx: &mut sqlx::Transaction<'_, $db>,
+                head: &str,
                 account: &str,
-                claims: &[(String, String)],
+                keys: &[(String, String)],
+                mut each: impl FnMut(<$db as sqlx::Database>::Row) -> Result<()> + Send,
             ) -> Result<()> {
-                for chunk in claims.chunks(CHUNK) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM address_claims WHERE account_id = ");
+                for chunk in keys.chunks(CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(format!("{head} account_id = "));
                     qb.push_bind(account.to_owned());
                     qb.push(" AND (anchor, address) IN (VALUES ");
                     let mut row = qb.separated(", ");
@@ -337,9 +328,60 @@ macro_rules! store_impl {
                         row.push_unseparated(")");
                     }
                     qb.push(")");
-                    qb.build().execute(&mut **tx).await?;
+                    for r in qb.build().fetch_all(&mut **tx).await? {
+                        each(r)?;
+                    }
                 }
                 Ok(())
+            }
+
+            /// The claims of the objects `anchors`: (anchor, address) →
+            /// (primary, rank, owner).
+            async fn claims_of(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                account: &str,
+                anchors: &[String],
+            ) -> Result<HashMap<(String, String), (bool, String, bool)>> {
+                let keys = Self::claim_keys(tx, account, anchors).await?;
+                let mut claims = HashMap::with_capacity(keys.len());
+                Self::by_claim_keys(
+                    tx,
+                    "SELECT anchor, address, is_primary, claim_rank, owner FROM address_claims WHERE",
+                    account,
+                    &keys,
+                    |r| {
+                        claims.insert(
+                            (r.try_get("anchor")?, r.try_get("address")?),
+                            (r.try_get("is_primary")?, r.try_get("claim_rank")?, r.try_get("owner")?),
+                        );
+                        Ok(())
+                    },
+                )
+                .await?;
+                Ok(claims)
+            }
+
+            /// Deletes the claims `(anchor, address)`.
+            async fn delete_claims(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                account: &str,
+                claims: &[(String, String)],
+            ) -> Result<()> {
+                Self::by_claim_keys(tx, "DELETE FROM address_claims WHERE", account, claims, |_| Ok(())).await
+            }
+
+            /// Notes the addresses of `claims` in `touched_addresses`, whose
+            /// owners are worked out at the end of the apply, with the
+            /// object that owned each.
+            async fn touch(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                claims: &HashMap<(String, String), (bool, String, bool)>,
+            ) -> Result<()> {
+                let mut touched = Rows::new("touched_addresses", &["address", "owner"]);
+                for ((anchor, address), (_, _, owner)) in claims {
+                    touched.push([Cell::from(address.as_str()), owner.then_some(anchor.as_str()).into()]);
+                }
+                <$db as Bulk>::insert_rows(&mut **tx, &touched, "").await
             }
 
             /// Writes adds and updates: their objects, address claims and
@@ -383,14 +425,9 @@ macro_rules! store_impl {
                         }
                     }
                 }
-                let mut gone: Vec<(String, String)> = Vec::with_capacity(previous.len());
-                let mut touched = Rows::new("touched_addresses", &["address", "owner"]);
-                for ((anchor, address), (_, _, owner)) in previous {
-                    touched.push([Cell::from(address.clone()), owner.then(|| anchor.clone()).into()]);
-                    gone.push((anchor, address));
-                }
+                Self::touch(tx, &previous).await?;
+                let gone: Vec<(String, String)> = previous.into_keys().collect();
                 Self::delete_claims(tx, account, &gone).await?;
-                <$db as Bulk>::insert_rows(&mut **tx, &touched, "").await?;
                 for chunk in upserts.chunks(ROWS_PER_WRITE) {
                     const OBJECT_COLUMNS: &[&str] = &[
                         "account_id", "anchor", "integration_id", "kind", "dn", "display_name",
@@ -500,10 +537,26 @@ macro_rules! store_impl {
                 removals: &[Removal],
                 now: UnixMillis,
             ) -> Result<()> {
-                for chunk in removals.chunks(CHUNK) {
-                    let anchors: Vec<String> = chunk.iter().map(|r| r.anchor.to_string()).collect();
-                    Self::touch_claimed(tx, account, &anchors).await?;
-                }
+                let anchors: Vec<String> = removals.iter().map(|r| r.anchor.to_string()).collect();
+                let claims = Self::claims_of(tx, account, &anchors).await?;
+                Self::touch(tx, &claims).await?;
+                let deleted: HashSet<String> = removals
+                    .iter()
+                    .filter(|r| r.action == RemovalAction::Delete)
+                    .map(|r| r.anchor.to_string())
+                    .collect();
+                let (gone, demoted): (Vec<(String, String)>, Vec<(String, String)>) =
+                    claims.into_keys().partition(|(anchor, _)| deleted.contains(anchor));
+                Self::delete_claims(tx, account, &gone).await?;
+                // A demoted object's claims rank after every managed claim.
+                Self::by_claim_keys(
+                    tx,
+                    "UPDATE address_claims SET claim_rank = '1' || substr(claim_rank, 2) WHERE",
+                    account,
+                    &demoted,
+                    |_| Ok(()),
+                )
+                .await?;
                 for removal in removals {
                     let anchor = removal.anchor.to_string();
                     match removal.action {
@@ -517,20 +570,10 @@ macro_rules! store_impl {
                             .bind(now)
                             .execute(&mut **tx)
                             .await?;
-                            // Its claims rank after every managed claim.
-                            sqlx::query(
-                                "UPDATE address_claims SET claim_rank = '1' || substr(claim_rank, 2) \
-                                 WHERE account_id = $1 AND anchor = $2",
-                            )
-                            .bind(account)
-                            .bind(&anchor)
-                            .execute(&mut **tx)
-                            .await?;
                         }
                         RemovalAction::Delete => {
                             for sql in [
                                 "DELETE FROM objects WHERE account_id = $1 AND anchor = $2",
-                                "DELETE FROM address_claims WHERE account_id = $1 AND anchor = $2",
                                 "DELETE FROM members WHERE account_id = $1 AND (group_anchor = $2 OR member_anchor = $2)",
                             ] {
                                 sqlx::query(sql)
