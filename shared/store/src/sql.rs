@@ -537,26 +537,30 @@ macro_rules! store_impl {
                 removals: &[Removal],
                 now: UnixMillis,
             ) -> Result<()> {
-                let anchors: Vec<String> = removals.iter().map(|r| r.anchor.to_string()).collect();
-                let claims = Self::claims_of(tx, account, &anchors).await?;
-                Self::touch(tx, &claims).await?;
-                let deleted: HashSet<String> = removals
-                    .iter()
-                    .filter(|r| r.action == RemovalAction::Delete)
-                    .map(|r| r.anchor.to_string())
-                    .collect();
-                let (gone, demoted): (Vec<(String, String)>, Vec<(String, String)>) =
-                    claims.into_keys().partition(|(anchor, _)| deleted.contains(anchor));
-                Self::delete_claims(tx, account, &gone).await?;
-                // A demoted object's claims rank after every managed claim.
-                Self::by_claim_keys(
-                    tx,
-                    "UPDATE address_claims SET claim_rank = '1' || substr(claim_rank, 2) WHERE",
-                    account,
-                    &demoted,
-                    |_| Ok(()),
-                )
-                .await?;
+                // A chunk of objects at a time: a large removal (an
+                // integration's deletion) never holds all their claims.
+                for chunk in removals.chunks(ROWS_PER_WRITE) {
+                    let anchors: Vec<String> = chunk.iter().map(|r| r.anchor.to_string()).collect();
+                    let claims = Self::claims_of(tx, account, &anchors).await?;
+                    Self::touch(tx, &claims).await?;
+                    let deleted: HashSet<String> = chunk
+                        .iter()
+                        .filter(|r| r.action == RemovalAction::Delete)
+                        .map(|r| r.anchor.to_string())
+                        .collect();
+                    let (gone, demoted): (Vec<(String, String)>, Vec<(String, String)>) =
+                        claims.into_keys().partition(|(anchor, _)| deleted.contains(anchor));
+                    Self::delete_claims(tx, account, &gone).await?;
+                    // A demoted object's claims rank after every managed claim.
+                    Self::by_claim_keys(
+                        tx,
+                        "UPDATE address_claims SET claim_rank = '1' || substr(claim_rank, 2) WHERE",
+                        account,
+                        &demoted,
+                        |_| Ok(()),
+                    )
+                    .await?;
+                }
                 for removal in removals {
                     let anchor = removal.anchor.to_string();
                     match removal.action {
