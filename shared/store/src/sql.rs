@@ -275,13 +275,15 @@ macro_rules! store_impl {
             }
 
             /// The (anchor, address) of every claim the objects `anchors`
-            /// hold, read from their stored records: an object claims the
-            /// addresses its record carries, as written, so claims need no
-            /// index by anchor.
+            /// hold, from their stored records: an object claims the
+            /// addresses its record carries, so claims need no index by
+            /// anchor. Records the caller already read (`known`, for its
+            /// change log) are not read again.
             async fn claim_keys(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 account: &str,
                 anchors: &[String],
+                known: &HashMap<ObjectGuid, Before>,
             ) -> Result<Vec<(String, String)>> {
                 /// A record's addresses, as the claims were written from them
                 /// (a record without its `aliases` is corrupt, not empty).
@@ -291,7 +293,16 @@ macro_rules! store_impl {
                     aliases: Vec<String>,
                 }
                 let mut keys = Vec::new();
-                for chunk in anchors.chunks(CHUNK) {
+                let mut unread = Vec::new();
+                for anchor in anchors {
+                    match anchor.parse().ok().and_then(|a: ObjectGuid| known.get(&a)) {
+                        Some(before) => keys.extend(
+                            before.record.addresses().map(|(address, _)| (anchor.clone(), address.to_string())),
+                        ),
+                        None => unread.push(anchor.clone()),
+                    }
+                }
+                for chunk in unread.chunks(CHUNK) {
                     let mut qb = keyed::<$db>("SELECT anchor, record FROM objects WHERE", account, "anchor", chunk);
                     for r in qb.build().fetch_all(&mut **tx).await? {
                         let anchor: String = r.try_get("anchor")?;
@@ -341,8 +352,9 @@ macro_rules! store_impl {
                 tx: &mut sqlx::Transaction<'_, $db>,
                 account: &str,
                 anchors: &[String],
+                known: &HashMap<ObjectGuid, Before>,
             ) -> Result<HashMap<(String, String), (bool, String, bool)>> {
-                let keys = Self::claim_keys(tx, account, anchors).await?;
+                let keys = Self::claim_keys(tx, account, anchors, known).await?;
                 let mut claims = HashMap::with_capacity(keys.len());
                 Self::by_claim_keys(
                     tx,
@@ -392,12 +404,15 @@ macro_rules! store_impl {
             /// are not in the store (and no other apply of the account runs
             /// meanwhile: see [`Self::lock_account`]), and are copied in
             /// without a conflict clause. (A first sync's objects are all
-            /// new: it looks nothing up.)
+            /// new: it looks nothing up.) `known`: stored records the
+            /// caller already read.
+            #[allow(clippy::too_many_arguments)]
             async fn write_upserts(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 run: &RunRecord,
                 upserts: &[&Upsert],
                 stored: &[String],
+                known: &HashMap<ObjectGuid, Before>,
                 integration_created_at: i64,
                 touch: bool,
                 now: UnixMillis,
@@ -408,7 +423,7 @@ macro_rules! store_impl {
                 };
                 // The stored objects' claims that stay as they are; the
                 // others are deleted, their addresses (and owners) noted.
-                let mut previous = Self::claims_of(tx, account, stored).await?;
+                let mut previous = Self::claims_of(tx, account, stored, known).await?;
                 let stored: HashSet<&str> = stored.iter().map(String::as_str).collect();
                 let mut kept_claims: HashSet<(String, String)> = HashSet::new();
                 for upsert in upserts {
@@ -530,18 +545,20 @@ macro_rules! store_impl {
             }
 
             /// Deletes or demotes objects; part of the caller's transaction.
-            /// Their addresses go to `touched_addresses`.
+            /// Their addresses go to `touched_addresses`. `known`: stored
+            /// records the caller already read.
             async fn remove(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 account: &str,
                 removals: &[Removal],
+                known: &HashMap<ObjectGuid, Before>,
                 now: UnixMillis,
             ) -> Result<()> {
                 // A chunk of objects at a time: a large removal (an
                 // integration's deletion) never holds all their claims.
                 for chunk in removals.chunks(ROWS_PER_WRITE) {
                     let anchors: Vec<String> = chunk.iter().map(|r| r.anchor.to_string()).collect();
-                    let claims = Self::claims_of(tx, account, &anchors).await?;
+                    let claims = Self::claims_of(tx, account, &anchors, known).await?;
                     Self::touch(tx, &claims).await?;
                     let deleted: HashSet<String> = chunk
                         .iter()
@@ -602,7 +619,7 @@ macro_rules! store_impl {
                 now: UnixMillis,
             ) -> Result<()> {
                 Self::start_touched(tx).await?;
-                Self::remove(tx, account, removals, now).await?;
+                Self::remove(tx, account, removals, &HashMap::new(), now).await?;
                 let owned_before = Self::owns_addresses(tx, account).await?;
                 Self::resolve_addresses(tx, account, owned_before, &HashSet::new(), &mut Vec::new()).await
             }
@@ -1843,6 +1860,7 @@ macro_rules! store_impl {
                     &self.run,
                     &kept,
                     &stored,
+                    &before,
                     self.integration_created_at,
                     // With no address owned before, the owners are worked
                     // out from all the account's claims.
@@ -1882,7 +1900,7 @@ macro_rules! store_impl {
                     this.tx.commit().await?;
                     return Ok(ApplyOutcome::Applied { counts, warnings });
                 }
-                $store::remove(&mut this.tx, &account, &plan.removals, this.now).await?;
+                $store::remove(&mut this.tx, &account, &plan.removals, &before, this.now).await?;
                 if this.written >= ANALYZE_AFTER {
                     // Statistics that include what this transaction wrote
                     // (ANALYZE counts its own uncommitted rows): without them
