@@ -1,6 +1,6 @@
 //! Decoding an LDAP search entry into a bus `DirectoryEntry`.
 
-use ldap3::asn1::StructureTag;
+use ldap3::asn1::{PL, StructureTag, TagClass};
 
 use dirsync_core::{DirectorySchema, LdapSchema, ObjectGuid};
 use dirsync_proto::bus::{DirectoryEntry, ObjectKind};
@@ -44,8 +44,18 @@ impl RawEntry {
     /// Reads a SearchResultEntry (RFC 4511 4.5.2): `[APPLICATION 4]
     /// SEQUENCE { objectName, attributes SEQUENCE OF SEQUENCE { type,
     /// vals SET OF value } }`.
+    ///
+    /// The codec keeps an entry without controls as the bytes it arrived
+    /// as (a primitive `[APPLICATION 4]` holding the SEQUENCE's contents):
+    /// those are read here element by element, without a tree of tags.
     pub fn read(entry: StructureTag) -> Result<Self, String> {
         let bad = |what: String| format!("a search result entry could not be read: {what}");
+        if entry.class == TagClass::Application
+            && entry.id == 4
+            && let PL::P(bytes) = &entry.payload
+        {
+            return Self::read_contents(bytes).map_err(bad);
+        }
         let mut parts = entry
             .match_id(4)
             .and_then(StructureTag::expect_constructed)
@@ -86,6 +96,101 @@ impl RawEntry {
             attrs.push((name, values));
         }
         Ok(Self { dn, attrs })
+    }
+}
+
+impl RawEntry {
+    /// Reads the contents of a SearchResultEntry's SEQUENCE: objectName,
+    /// then the attribute list.
+    fn read_contents(bytes: &[u8]) -> Result<Self, String> {
+        let mut entry = Ber(bytes);
+        let dn = entry
+            .primitive()
+            .map_err(|e| format!("its objectName: {e}"))?;
+        let dn = String::from_utf8(dn.to_vec()).map_err(|_| "its DN is not UTF-8".to_owned())?;
+        let mut list = Ber(entry
+            .constructed()
+            .map_err(|e| format!("{dn} has no attribute list: {e}"))?);
+        let mut attrs = Vec::new();
+        while !list.0.is_empty() {
+            let mut pair = Ber(list
+                .constructed()
+                .map_err(|e| format!("{dn}: an attribute is not a sequence: {e}"))?);
+            let mut name = pair
+                .primitive()
+                .ok()
+                .and_then(|n| String::from_utf8(n.to_vec()).ok())
+                .ok_or_else(|| format!("{dn}: an attribute has no readable type"))?;
+            name.make_ascii_lowercase();
+            let mut set = Ber(pair
+                .constructed()
+                .map_err(|e| format!("{dn}: attribute {name} has no value set: {e}"))?);
+            let mut values = Vec::new();
+            while !set.0.is_empty() {
+                let value = set
+                    .primitive()
+                    .map_err(|e| format!("{dn}: a value of {name} is not an octet string: {e}"))?;
+                values.push(value.to_vec());
+            }
+            attrs.push((name, values));
+        }
+        Ok(Self { dn, attrs })
+    }
+}
+
+/// BER elements read one after another from bytes (definite lengths, as
+/// LDAP sends them: RFC 4511 5.1).
+struct Ber<'a>(&'a [u8]);
+
+impl<'a> Ber<'a> {
+    /// The contents of the next element, which must be primitive.
+    fn primitive(&mut self) -> Result<&'a [u8], String> {
+        self.next(false)
+    }
+
+    /// The contents of the next element, which must be constructed.
+    fn constructed(&mut self) -> Result<&'a [u8], String> {
+        self.next(true)
+    }
+
+    fn next(&mut self, constructed: bool) -> Result<&'a [u8], String> {
+        let b = self.0;
+        let (&tag, rest) = b.split_first().ok_or("the element is missing")?;
+        if tag & 0x1f == 0x1f {
+            return Err(format!("tag {tag:#04x} has a multi-byte number"));
+        }
+        if (tag & 0x20 != 0) != constructed {
+            return Err(format!(
+                "tag {tag:#04x} is {}",
+                if constructed {
+                    "primitive"
+                } else {
+                    "constructed"
+                }
+            ));
+        }
+        let (&first, rest) = rest.split_first().ok_or("the length is missing")?;
+        let (len, rest) = if first < 0x80 {
+            (usize::from(first), rest)
+        } else {
+            let n = usize::from(first & 0x7f);
+            if n == 0 || n > 4 || rest.len() < n {
+                return Err(format!("length form {first:#04x} is not a definite length"));
+            }
+            let len = rest[..n]
+                .iter()
+                .fold(0usize, |l, &b| (l << 8) | usize::from(b));
+            (len, &rest[n..])
+        };
+        if rest.len() < len {
+            return Err(format!(
+                "{len} bytes announced, {} left in the entry",
+                rest.len()
+            ));
+        }
+        let (contents, after) = rest.split_at(len);
+        self.0 = after;
+        Ok(contents)
     }
 }
 
@@ -488,6 +593,75 @@ mod tests {
         );
         assert_eq!(e.proxy_addresses, ["SMTP:ann@x.org", "smtp:a@x.org"]);
         assert_eq!(e.display_name, "Ann \u{2713}");
+    }
+
+    /// The entry as the codec keeps it: its SEQUENCE's contents as bytes.
+    fn as_bytes(entry: StructureTag) -> StructureTag {
+        let mut encoded = bytes::BytesMut::new();
+        ldap3::asn1::write::encode_into(&mut encoded, entry).expect("encodes");
+        let contents = Ber(&encoded).constructed().expect("a sequence").to_vec();
+        StructureTag {
+            class: TagClass::Application,
+            id: 4,
+            payload: PL::P(contents),
+        }
+    }
+
+    #[test]
+    fn an_entry_kept_as_bytes_reads_as_its_tree_does() {
+        let long = vec![b'v'; 300]; // a two-byte length
+        let entries = [
+            ber_entry(
+                "CN=Ann,OU=People,DC=x",
+                &[
+                    ("objectClass", &[b"top".as_slice(), b"user".as_slice()]),
+                    ("objectGUID", &[[0xffu8, 0xfe, 0, 1].as_slice()]),
+                    ("description", &[long.as_slice()]),
+                    ("member;range=0-*", &[]),
+                ],
+            ),
+            ber_entry("DC=x", &[]),
+        ];
+        for entry in entries {
+            let tree = RawEntry::read(entry.clone()).expect("the tree reads");
+            let bytes = as_bytes(entry.clone());
+            assert_eq!(RawEntry::read(bytes).expect("the bytes read"), tree);
+        }
+    }
+
+    #[test]
+    fn an_entry_kept_as_bytes_that_is_malformed_is_an_error() {
+        let entry = ber_entry("CN=A,DC=x", &[("mail", &[b"a@x.org".as_slice()])]);
+        let PL::P(bytes) = as_bytes(entry).payload else {
+            unreachable!("kept as bytes")
+        };
+        let cut = |n: usize| StructureTag {
+            class: TagClass::Application,
+            id: 4,
+            payload: PL::P(bytes[..n].to_vec()),
+        };
+        let err = RawEntry::read(cut(bytes.len() - 2)).expect_err("cut short");
+        assert!(
+            err.contains("CN=A,DC=x") && err.contains("announced"),
+            "{err}"
+        );
+        let err = RawEntry::read(cut(0)).expect_err("empty");
+        assert!(
+            err.contains("objectName") && err.contains("missing"),
+            "{err}"
+        );
+        let mut wrong = bytes.clone();
+        wrong[0] = 0x30; // a constructed objectName
+        let err = RawEntry::read(StructureTag {
+            class: TagClass::Application,
+            id: 4,
+            payload: PL::P(wrong),
+        })
+        .expect_err("constructed DN");
+        assert!(
+            err.contains("objectName") && err.contains("constructed"),
+            "{err}"
+        );
     }
 
     #[test]

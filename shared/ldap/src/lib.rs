@@ -10,7 +10,7 @@ use std::net::Ipv6Addr;
 use std::time::Duration;
 
 use ldap3::adapters::{Adapter, PagedResults};
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope};
 use rustls::pki_types::{CertificateDer, ServerName};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -264,12 +264,13 @@ impl Session {
         }
         Ok(entries
             .into_iter()
-            .map(SearchEntry::construct)
+            .filter_map(|e| entry::RawEntry::read(e.0).ok())
             .filter_map(|e| {
                 e.attrs
-                    .iter()
+                    .into_iter()
                     .find(|(k, _)| k.eq_ignore_ascii_case(mail))
-                    .and_then(|(_, m)| m.first().cloned())
+                    .and_then(|(_, m)| m.into_iter().next())
+                    .map(|m| String::from_utf8_lossy(&m).into_owned())
             })
             .collect())
     }

@@ -50,7 +50,85 @@ pub enum LdapOp {
 }
 
 #[allow(clippy::type_complexity)]
+/// The tag byte, header length and content length of the BER element at
+/// the start of `b`, for a one-byte tag and a definite length of at most
+/// four bytes (what LDAP sends, RFC 4511 5.1); `None` for anything else or
+/// a header not all in `b`.
+fn ber_header(b: &[u8]) -> Option<(u8, usize, usize)> {
+    let (&tag, rest) = b.split_first()?;
+    if tag & 0x1f == 0x1f {
+        return None;
+    }
+    let (&first, rest) = rest.split_first()?;
+    if first < 0x80 {
+        return Some((tag, 2, usize::from(first)));
+    }
+    let n = usize::from(first & 0x7f);
+    if n == 0 || n > 4 || rest.len() < n {
+        return None;
+    }
+    let len = rest[..n].iter().fold(0usize, |l, &b| (l << 8) | usize::from(b));
+    Some((tag, 2 + n, len))
+}
+
+/// What the fast path of [`decode_inner`] made of the buffer.
+enum RawEntry {
+    /// A SearchResultEntry without controls.
+    Entry(RequestId, Tag),
+    /// A message not all in the buffer yet.
+    Incomplete,
+    /// Another message, or one the fast path does not read: parse it whole.
+    Other,
+}
+
+/// A SearchResultEntry message without controls, its entry kept as the
+/// bytes it arrived as: `[APPLICATION 4]` with a primitive payload, the
+/// contents of the entry's SEQUENCE. `SearchEntry::construct` parses them
+/// when asked; a reader of its own can take the values straight from the
+/// bytes instead of from a tree of tags, one allocation per value, that
+/// the whole parse would build.
+fn decode_raw_entry(buf: &mut BytesMut) -> RawEntry {
+    let Some((0x30, head, len)) = ber_header(buf) else {
+        return RawEntry::Other;
+    };
+    if buf.len() < head + len {
+        return RawEntry::Incomplete;
+    }
+    let message = &buf[head..head + len];
+    let Some((0x02, id_head, id_len)) = ber_header(message) else {
+        return RawEntry::Other;
+    };
+    if id_len == 0 || id_len > 4 || message.len() < id_head + id_len {
+        return RawEntry::Other;
+    }
+    let id = message[id_head..id_head + id_len]
+        .iter()
+        .fold(0u64, |n, &b| (n << 8) | u64::from(b)) as RequestId;
+    let op = &message[id_head + id_len..];
+    // [APPLICATION 4], constructed, and nothing after it (no controls).
+    match ber_header(op) {
+        Some((0x64, op_head, op_len)) if op.len() == op_head + op_len => {
+            let contents = op[op_head..].to_vec();
+            buf.advance(head + len);
+            RawEntry::Entry(
+                id,
+                Tag::StructureTag(StructureTag {
+                    class: TagClass::Application,
+                    id: 4,
+                    payload: PL::P(contents),
+                }),
+            )
+        }
+        _ => RawEntry::Other,
+    }
+}
+
 fn decode_inner(buf: &mut BytesMut) -> Result<Option<(RequestId, (Tag, Vec<Control>))>, io::Error> {
+    match decode_raw_entry(buf) {
+        RawEntry::Entry(id, tag) => return Ok(Some((id, (tag, vec![])))),
+        RawEntry::Incomplete => return Ok(None),
+        RawEntry::Other => {}
+    }
     let decoding_error = io::Error::new(io::ErrorKind::Other, "decoding error");
     let mut parser = lber::Parser::new();
     // The parsed tag owns its bytes: it is moved out, and the buffer

@@ -14,7 +14,7 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::time;
 
 use lber::common::TagClass;
-use lber::structure::StructureTag;
+use lber::structure::{PL, StructureTag};
 use lber::structures::{Boolean, Enumerated, Integer, OctetString, Sequence, Tag};
 
 /// Possible values for search scope.
@@ -151,7 +151,8 @@ impl SearchEntry {
     /// __Note__: this function will panic on parsing error.
     pub fn construct(re: ResultEntry) -> SearchEntry {
         let mut tags =
-            re.0.match_id(4)
+            expand_entry(re.0)
+                .match_id(4)
                 .and_then(|t| t.expect_constructed())
                 .expect("entry")
                 .into_iter();
@@ -836,6 +837,39 @@ where
     /// Search, intentionally so.
     pub fn ldap_handle(&mut self) -> &mut Ldap {
         &mut self.ldap
+    }
+}
+
+/// An entry the codec kept as the bytes it arrived as (`[APPLICATION 4]`
+/// with a primitive payload: the contents of its SEQUENCE), parsed into
+/// its tree of tags; any other tag as it is. Bytes that do not parse give
+/// a tag without elements, as a malformed entry.
+pub fn expand_entry(t: StructureTag) -> StructureTag {
+    match t {
+        StructureTag {
+            class: TagClass::Application,
+            id: 4,
+            payload: PL::P(bytes),
+        } => {
+            let mut parser = lber::parse::Parser::new();
+            let mut rest = bytes.as_slice();
+            let mut elements = Vec::new();
+            while !rest.is_empty() {
+                match parser.parse(rest) {
+                    Ok((after, tag)) => {
+                        elements.push(tag);
+                        rest = after;
+                    }
+                    Err(_) => break,
+                }
+            }
+            StructureTag {
+                class: TagClass::Application,
+                id: 4,
+                payload: PL::C(elements),
+            }
+        }
+        other => other,
     }
 }
 
