@@ -97,9 +97,7 @@ impl RawEntry {
         }
         Ok(Self { dn, attrs })
     }
-}
 
-impl RawEntry {
     /// Reads the contents of a SearchResultEntry's SEQUENCE: objectName,
     /// then the attribute list.
     fn read_contents(bytes: &[u8]) -> Result<Self, String> {

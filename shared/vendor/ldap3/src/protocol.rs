@@ -49,7 +49,6 @@ pub enum LdapOp {
     Unbind,
 }
 
-#[allow(clippy::type_complexity)]
 /// The tag byte, header length and content length of the BER element at
 /// the start of `b`, for a one-byte tag and a definite length of at most
 /// four bytes (what LDAP sends, RFC 4511 5.1); `None` for anything else or
@@ -72,7 +71,7 @@ fn ber_header(b: &[u8]) -> Option<(u8, usize, usize)> {
 }
 
 /// What the fast path of [`decode_inner`] made of the buffer.
-enum RawEntry {
+enum FastPath {
     /// A SearchResultEntry without controls.
     Entry(RequestId, Tag),
     /// A message not all in the buffer yet.
@@ -87,19 +86,19 @@ enum RawEntry {
 /// when asked; a reader of its own can take the values straight from the
 /// bytes instead of from a tree of tags, one allocation per value, that
 /// the whole parse would build.
-fn decode_raw_entry(buf: &mut BytesMut) -> RawEntry {
+fn decode_raw_entry(buf: &mut BytesMut) -> FastPath {
     let Some((0x30, head, len)) = ber_header(buf) else {
-        return RawEntry::Other;
+        return FastPath::Other;
     };
     if buf.len() < head + len {
-        return RawEntry::Incomplete;
+        return FastPath::Incomplete;
     }
     let message = &buf[head..head + len];
     let Some((0x02, id_head, id_len)) = ber_header(message) else {
-        return RawEntry::Other;
+        return FastPath::Other;
     };
     if id_len == 0 || id_len > 4 || message.len() < id_head + id_len {
-        return RawEntry::Other;
+        return FastPath::Other;
     }
     let id = message[id_head..id_head + id_len]
         .iter()
@@ -110,7 +109,7 @@ fn decode_raw_entry(buf: &mut BytesMut) -> RawEntry {
         Some((0x64, op_head, op_len)) if op.len() == op_head + op_len => {
             let contents = op[op_head..].to_vec();
             buf.advance(head + len);
-            RawEntry::Entry(
+            FastPath::Entry(
                 id,
                 Tag::StructureTag(StructureTag {
                     class: TagClass::Application,
@@ -119,15 +118,16 @@ fn decode_raw_entry(buf: &mut BytesMut) -> RawEntry {
                 }),
             )
         }
-        _ => RawEntry::Other,
+        _ => FastPath::Other,
     }
 }
 
+#[allow(clippy::type_complexity)]
 fn decode_inner(buf: &mut BytesMut) -> Result<Option<(RequestId, (Tag, Vec<Control>))>, io::Error> {
     match decode_raw_entry(buf) {
-        RawEntry::Entry(id, tag) => return Ok(Some((id, (tag, vec![])))),
-        RawEntry::Incomplete => return Ok(None),
-        RawEntry::Other => {}
+        FastPath::Entry(id, tag) => return Ok(Some((id, (tag, vec![])))),
+        FastPath::Incomplete => return Ok(None),
+        FastPath::Other => {}
     }
     let decoding_error = io::Error::new(io::ErrorKind::Other, "decoding error");
     let mut parser = lber::Parser::new();
