@@ -123,6 +123,11 @@ async fn metrics_count_what_runs_did() {
         sync(&mut client, &i.id).await.state,
         pb::RunState::Succeeded as i32
     );
+    // Unchanged: every synced entry is recognised by its digest.
+    assert_eq!(
+        sync(&mut client, &i.id).await.state,
+        pb::RunState::Succeeded as i32
+    );
     client
         .integrations
         .update_integration(pb::UpdateIntegrationRequest {
@@ -150,7 +155,8 @@ async fn metrics_count_what_runs_did() {
         format!(
             r#"dirsync_objects_synced_total{{integration="{id}",kind="contact",operation="add"}} 1"#
         ),
-        format!(r#"dirsync_runs_total{{integration="{id}",outcome="succeeded"}} 1"#),
+        format!(r#"dirsync_runs_total{{integration="{id}",outcome="succeeded"}} 2"#),
+        format!(r#"dirsync_entries_recognised_total{{integration="{id}"}} 8"#),
         format!(r#"dirsync_runs_total{{integration="{id}",outcome="failed"}} 1"#),
         r#"dirsync_ldap_errors_total{code="bind_invalid_credentials"} 1"#.to_owned(),
     ] {

@@ -130,6 +130,25 @@ async fn ldap_directory_syncs_through_the_services() {
     let run = sync(&mut client, &i.id).await;
     assert_succeeded(&run);
     assert_eq!(counts(&run), (5, 0, 0, 0, 5));
+
+    // A member leaves scope (her mail removed) while her group's entry
+    // stays byte for byte as stored: the group is planned again all the
+    // same, for what its member DNs resolve to changed.
+    let mut ldap = fx.admin().await;
+    ldap.modify(
+        &format!("uid=carol,{}", fx.people()),
+        vec![ldap3::Mod::Delete("mail", HashSet::new())],
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+    let run = sync(&mut client, &i.id).await;
+    assert_succeeded(&run);
+    assert_eq!(counts(&run), (5, 0, 1, 1, 3), "{run:?}");
+    let (snap, _) = sorted_snapshot(&mut client).await;
+    let engineering = snap.groups.iter().find(|g| g.0 == "engineering").unwrap();
+    assert_eq!(engineering.2, ["Alice Anders"], "{snap:?}");
 }
 
 /// Renames keep the object (entryUUID), changes land, a deleted user is

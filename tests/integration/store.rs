@@ -2,7 +2,8 @@
 
 use dirsync_core::plan::{self, Source};
 use dirsync_core::{
-    DirectoryObject, IntegrationSettings, ObjectKind, RunCounts, RunState, SealedSecret, Trigger,
+    DirectoryObject, IntegrationSettings, ObjectKind, RunCounts, RunState, SealedSecret, ShortHash,
+    Trigger,
 };
 use dirsync_proto::{api, bus};
 use dirsync_store::{ApplyOutcome, IntegrationRecord, RunRecord, Store, StoreError, StoredObject};
@@ -55,6 +56,7 @@ on_both!(
         a_first_sync_gives_a_shared_address_to_its_best_claim,
         a_deleted_integrations_objects_are_taken_over_by_the_next,
         a_deleted_objects_addresses_go_to_the_next_claim,
+        entry_digests_and_the_plan_context_are_kept,
     ]
 );
 
@@ -242,6 +244,101 @@ async fn sync(
         ApplyOutcome::Applied { counts, warnings } => (counts, warnings),
         ApplyOutcome::AlreadySettled => panic!("run {run_id} not applied"),
     }
+}
+
+/// Each object's stored entry digest, by DN.
+async fn entry_digests(store: &Store, integration: &str) -> Vec<Option<ShortHash>> {
+    let current = store
+        .current_objects("acme", integration, false)
+        .await
+        .unwrap();
+    let mut digests: Vec<_> = current
+        .objects
+        .iter()
+        .map(|c| (c.anchor, c.entry_digest))
+        .collect();
+    digests.sort_by_key(|(anchor, _)| *anchor);
+    digests.into_iter().map(|(_, d)| d).collect()
+}
+
+async fn entry_digests_and_the_plan_context_are_kept(store: Store) {
+    store.ensure_account("acme", 1).await.unwrap();
+    let rec = integration("i1", "HQ");
+    store.create_integration(&rec).await.unwrap();
+    let digest = |n: u8| Some(ShortHash([n; 16]));
+    let collected = |digests: [Option<ShortHash>; 3]| {
+        vec![
+            user(1, "u1@example.com", "one@example.com"),
+            user(2, "u2@example.com", "two@example.com"),
+            group(&[1, 2]),
+        ]
+        .into_iter()
+        .zip(digests)
+        .collect::<Vec<_>>()
+    };
+    let apply = async |run_id: &str, at: i64, entries| {
+        let run = started_run(run_id, "i1", at);
+        store.create_run(&run).await.unwrap();
+        let current = store.current_objects("acme", "i1", true).await.unwrap();
+        let p = plan::plan_entries(&rec.settings, &Source::complete(), &current, entries);
+        match store.apply(&run, &p, 3, at).await.unwrap() {
+            ApplyOutcome::Applied { counts, .. } => (p, counts),
+            ApplyOutcome::AlreadySettled => panic!("run {run_id} not applied"),
+        }
+    };
+    let (first, counts) = apply("r1", 10, collected([digest(1), digest(2), digest(3)])).await;
+    assert_eq!(counts.added, 3);
+    assert!(first.entry_context.is_some());
+    let current = store.current_objects("acme", "i1", false).await.unwrap();
+    assert_eq!(current.entry_context, first.entry_context);
+    assert_eq!(
+        entry_digests(&store, "i1").await,
+        [digest(1), digest(2), digest(3)]
+    );
+
+    // Entries that changed in what their records do not depend on: the
+    // records stay, the digests are brought up to date.
+    let (second, counts) = apply("r2", 20, collected([digest(1), digest(9), None])).await;
+    assert_eq!((counts.updated, counts.unchanged), (0, 3));
+    assert_eq!(second.entry_context, first.entry_context);
+    assert_eq!(
+        entry_digests(&store, "i1").await,
+        [digest(1), digest(9), None]
+    );
+
+    // Recognised, left out of the second pass: unchanged, nothing written.
+    let (third, counts) = apply("r3", 30, collected([digest(1), digest(9), None])).await;
+    assert_eq!((counts.updated, counts.unchanged), (0, 3));
+    assert!(third.entry_digests.is_empty());
+
+    // A preview keeps neither digests nor the context it planned under.
+    let mut preview = RunRecord::new(
+        "r4".into(),
+        "acme".into(),
+        "i1".into(),
+        Trigger::Preview,
+        40,
+    );
+    preview.attempt = 1;
+    store.create_run(&preview).await.unwrap();
+    let current = store.current_objects("acme", "i1", true).await.unwrap();
+    let mut settings = rec.settings.clone();
+    settings.include_contacts = !settings.include_contacts;
+    let p = plan::plan_entries(
+        &settings,
+        &Source::complete(),
+        &current,
+        collected([digest(4), digest(5), digest(6)]),
+    );
+    assert_ne!(p.entry_context, first.entry_context);
+    assert_eq!(p.entry_digests.len(), 3);
+    store.apply(&preview, &p, 3, 40).await.unwrap();
+    let current = store.current_objects("acme", "i1", false).await.unwrap();
+    assert_eq!(current.entry_context, first.entry_context);
+    assert_eq!(
+        entry_digests(&store, "i1").await,
+        [digest(1), digest(9), None]
+    );
 }
 
 /// The object that owns `address` in account "acme".

@@ -3,15 +3,18 @@
 //! plans against the store and applies the plan in one transaction.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message;
+use prost::bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use dirsync_bus::{Bus, Delivery, MAX_DELIVER, Topic};
+use dirsync_core::digest::EntryDigest;
 use dirsync_core::plan::{self, Completeness, Planner};
-use dirsync_core::{Clock, DirectoryObject, ObjectKind, Trigger};
+use dirsync_core::{Clock, DirectoryObject, ObjectKind, ShortHash, Trigger};
 use dirsync_proto::bus::{self, collector_event::Event};
 use dirsync_store::{Apply, ApplyOutcome, Store, StoreError};
 use dirsync_telemetry::metrics::RunLabels;
@@ -212,14 +215,21 @@ impl Reconciler {
         // Two passes over the staged batches, one page of them decoded at
         // a time: the collection is never held whole, only the DNs of the
         // objects in scope, and the objects that change until they are
-        // written.
+        // written. The second leaves out the entries the first recognised
+        // by their digests, when the planner allows it.
         let mut planner = Planner::new(&integration.settings, memberships_unavailable, &current);
         planner.reserve(usize::try_from(end.entries).unwrap_or(usize::MAX));
-        let mut staged = Staged::new(&self.store, &ev.run_id, ev.attempt, false);
-        while let Some(objects) = staged.next(&mut reasons).await? {
-            for o in &objects {
-                planner.index(o);
+        let mut staged = Staged::new(&self.store, &ev.run_id, ev.attempt, Skips::default());
+        while let Some(entries) = staged.next(&mut reasons).await? {
+            for e in &entries {
+                if planner.index(&e.object, Some(e.digest)) {
+                    staged.skips.leave_out(e.positions.clone());
+                }
             }
+        }
+        let mut skips = staged.skips;
+        if !planner.end_index() {
+            skips.read_all();
         }
         let mut run = run;
         run.attempt = ev.attempt;
@@ -231,13 +241,13 @@ impl Reconciler {
         // The second pass writes what changes as it goes, in the apply's
         // transaction.
         let mut synced = Synced::default();
-        let mut staged = Staged::new(&self.store, &ev.run_id, ev.attempt, true);
+        let mut staged = Staged::new(&self.store, &ev.run_id, ev.attempt, skips);
         // What the first pass could not read it has said; the second pass
         // decodes more of each entry and may find more.
         let mut more = Vec::new();
-        while let Some(objects) = staged.next(&mut more).await? {
-            for o in objects {
-                planner.add(o);
+        while let Some(entries) = staged.next(&mut more).await? {
+            for e in entries {
+                planner.add(e.object, Some(e.digest));
             }
             if planner.pending_rows() >= APPLY_ROWS {
                 synced.write(&mut planner, apply.as_mut()).await?;
@@ -287,53 +297,74 @@ impl Reconciler {
 }
 
 /// A run's staged objects in collection order, large groups' parts joined,
-/// a page of batches at a time; whole entries, or (unless `whole`) what the
-/// planner's first pass reads (anchor, DN, kind, addresses), the rest of
-/// each entry skipped undecoded.
+/// a page of batches at a time, each with its entry's digest.
+///
+/// The first pass ([`Skips`] still being built) reads what the planner's
+/// first pass needs of each entry (anchor, DN, kind, addresses), the rest
+/// left undecoded; the second reads whole entries, less those its skips
+/// leave out, and no batch that holds only those.
 struct Staged<'a> {
     store: &'a Store,
     run_id: &'a str,
     attempt: u32,
-    whole: bool,
+    skips: Skips,
     /// The next sequence number to read; `None` after the last batch.
     from: Option<u32>,
     joiner: PartJoiner,
 }
 
+/// An entry read from the staged batches.
+struct Collected {
+    object: DirectoryObject,
+    digest: ShortHash,
+    /// Its place (and its parts') among the staged entries.
+    positions: Range<u64>,
+}
+
 impl<'a> Staged<'a> {
-    fn new(store: &'a Store, run_id: &'a str, attempt: u32, whole: bool) -> Self {
+    fn new(store: &'a Store, run_id: &'a str, attempt: u32, skips: Skips) -> Self {
         Self {
             store,
             run_id,
             attempt,
-            whole,
+            skips,
             from: Some(0),
             joiner: PartJoiner::default(),
         }
     }
 
-    /// The objects of the next page of batches; `None` once all are read.
+    /// The entries of the next page of batches; `None` once all are read.
     /// What cannot be read is added to `reasons`.
     async fn next(
         &mut self,
         reasons: &mut Vec<String>,
-    ) -> Result<Option<Vec<DirectoryObject>>, StoreError> {
+    ) -> Result<Option<Vec<Collected>>, StoreError> {
         let mut out = Vec::new();
-        let decode = |entry: bus::DirectoryEntry,
-                      out: &mut Vec<DirectoryObject>,
-                      reasons: &mut Vec<String>| {
-            match DirectoryObject::try_from(entry) {
-                Ok(o) => out.push(o),
+        let decode = |joined: Joined, out: &mut Vec<Collected>, reasons: &mut Vec<String>| {
+            match DirectoryObject::try_from(joined.entry) {
+                Ok(object) => out.push(Collected {
+                    object,
+                    digest: joined.digest,
+                    positions: joined.positions,
+                }),
                 Err(e) => reasons.push(e.to_string()),
             }
         };
-        let Some(from) = self.from else {
+        let first_pass = !self.skips.known;
+        let from = self
+            .from
+            .and_then(|from| self.skips.next_to_read(from, first_pass));
+        let Some(from) = from else {
+            self.from = None;
             // The last entry, once.
-            let Some(whole) = std::mem::take(&mut self.joiner).finish() else {
-                return Ok(None);
-            };
-            decode(whole, &mut out, reasons);
-            return Ok(Some(out));
+            if let Some(last) = std::mem::take(&mut self.joiner).finish() {
+                decode(last, &mut out, reasons);
+                return Ok(Some(out));
+            }
+            if first_pass {
+                self.skips.known = true;
+            }
+            return Ok(None);
         };
         let page = self
             .store
@@ -341,30 +372,131 @@ impl<'a> Staged<'a> {
             .await?;
         // After the last sequence there is, nothing.
         self.from = page.last().and_then(|(last, _)| last.checked_add(1));
-        for (_, payload) in page {
-            let entries = if self.whole {
-                bus::ObjectBatch::decode(payload.as_slice()).map(|b| b.entries)
-            } else {
-                // The first pass reads what scope and DNs need.
-                bus::ObjectBatchIndex::decode(payload.as_slice())
-                    .map(|b| b.entries.into_iter().map(indexed_entry).collect())
+        for (sequence, payload) in page {
+            let batch = match bus::ObjectBatchEntries::decode(Bytes::from(payload)) {
+                Ok(batch) => batch,
+                Err(e) => {
+                    reasons.push(format!("a staged batch cannot be decoded: {e}"));
+                    self.skips.broken();
+                    continue;
+                }
             };
-            match entries {
-                Ok(entries) => {
-                    for entry in entries {
-                        if let Some(whole) = self.joiner.push(entry, reasons) {
+            let Some(start) = self.skips.batch(sequence, batch.entries.len(), first_pass) else {
+                reasons.push(format!("staged batch {sequence} is out of sequence"));
+                continue;
+            };
+            for (position, raw) in (start..).zip(&batch.entries) {
+                if !first_pass && self.skips.left_out(position) {
+                    if let Some(before) = self.joiner.flush() {
+                        decode(before, &mut out, reasons);
+                    }
+                    continue;
+                }
+                let entry = if first_pass {
+                    bus::DirectoryEntryIndex::decode(raw.as_ref()).map(indexed_entry)
+                } else {
+                    bus::DirectoryEntry::decode(raw.as_ref())
+                };
+                match entry {
+                    Ok(entry) => {
+                        if let Some(whole) = self.joiner.push(entry, raw, position, reasons) {
                             decode(whole, &mut out, reasons);
                         }
                     }
+                    Err(e) => reasons.push(format!(
+                        "entry {} of staged batch {sequence} cannot be decoded: {e}",
+                        position - start
+                    )),
                 }
-                Err(e) => reasons.push(format!("a staged batch cannot be decoded: {e}")),
             }
         }
         Ok(Some(out))
     }
 }
 
-/// The entry an index read of a batch gives: the fields that decide its
+/// Where each staged entry is (in staged order, parts of large groups
+/// included) and which of them the second planning pass leaves out: the
+/// first pass finds both out.
+#[derive(Default)]
+struct Skips {
+    /// Bit `n`: the `n`-th staged entry is left out.
+    bits: Vec<u64>,
+    /// The position of each batch's first entry, by sequence, then the
+    /// number of entries.
+    starts: Vec<u64>,
+    /// Set once the first pass has read every batch.
+    known: bool,
+    /// Set when the batches could not all be placed: nothing is left out.
+    unplaced: bool,
+}
+
+impl Skips {
+    fn leave_out(&mut self, positions: Range<u64>) {
+        for n in positions {
+            let (word, bit) = ((n / 64) as usize, n % 64);
+            if self.bits.len() <= word {
+                self.bits.resize(word + 1, 0);
+            }
+            self.bits[word] |= 1 << bit;
+        }
+    }
+
+    fn left_out(&self, n: u64) -> bool {
+        !self.unplaced
+            && self
+                .bits
+                .get((n / 64) as usize)
+                .is_some_and(|w| w & (1 << (n % 64)) != 0)
+    }
+
+    /// The second pass reads every entry.
+    fn read_all(&mut self) {
+        self.bits = Vec::new();
+    }
+
+    fn broken(&mut self) {
+        self.unplaced = true;
+    }
+
+    /// Where batch `sequence`'s entries start. The first pass places the
+    /// batches, which come in sequence order from 0 (were one missing,
+    /// nothing would be left out); `None` for a batch it did not place.
+    fn batch(&mut self, sequence: u32, entries: usize, first_pass: bool) -> Option<u64> {
+        if self.starts.is_empty() {
+            self.starts.push(0);
+        }
+        let placed = self.starts.len() - 1;
+        let last = self.starts[placed];
+        if first_pass {
+            if sequence as usize != placed {
+                self.unplaced = true;
+            }
+            self.starts.push(last + entries as u64);
+            return Some(last);
+        }
+        if self.unplaced {
+            return Some(0); // nothing is left out: positions do not matter
+        }
+        self.starts
+            .get(sequence as usize)
+            .copied()
+            .filter(|_| (sequence as usize) < placed)
+    }
+
+    /// The first sequence from `from` on that holds an entry to read; in
+    /// the first pass, `from`. `None` when no batch after `from` does.
+    fn next_to_read(&self, from: u32, first_pass: bool) -> Option<u32> {
+        if first_pass || self.unplaced {
+            return Some(from);
+        }
+        let batches = self.starts.len().saturating_sub(1);
+        (from as usize..batches)
+            .find(|&b| (self.starts[b]..self.starts[b + 1]).any(|n| !self.left_out(n)))
+            .map(|b| b as u32)
+    }
+}
+
+/// The entry an index read of an entry gives: the fields that decide its
 /// anchor, DN, kind and addresses, the others empty.
 fn indexed_entry(e: bus::DirectoryEntryIndex) -> bus::DirectoryEntry {
     bus::DirectoryEntry {
@@ -389,37 +521,61 @@ impl Synced {
         planner: &mut Planner<'_>,
         apply: &mut dyn Apply,
     ) -> Result<(), StoreError> {
-        let (adds, updates) = planner.take_upserts();
-        for (operation, upserts) in [("add", &adds), ("update", &updates)] {
+        let writes = planner.take_writes();
+        for (operation, upserts) in [("add", &writes.adds), ("update", &writes.updates)] {
             for u in upserts {
                 *self.0.entry((operation, u.record.kind)).or_default() += 1;
             }
         }
-        apply.upserts(&adds, &updates).await
+        apply.upserts(&writes.adds, &writes.updates).await?;
+        apply.entry_digests(&writes.entry_digests).await
     }
 }
 
-/// Counts what an applied (or previewed) run did.
 /// Joins the parts of large groups (`member_part` > 0) to the entry they
-/// continue, which comes just before them, one entry at a time. A part
-/// without its entry makes the collection incomplete.
+/// continue, which comes just before them, one entry at a time, digesting
+/// the encoded entry and parts. A part without its entry makes the
+/// collection incomplete.
 #[derive(Default)]
 pub struct PartJoiner {
-    pending: Option<bus::DirectoryEntry>,
+    pending: Option<Joined>,
+    digest: EntryDigest,
+}
+
+/// An entry with its parts joined.
+pub struct Joined {
+    pub entry: bus::DirectoryEntry,
+    pub digest: ShortHash,
+    /// Its place (and its parts') among the staged entries.
+    pub positions: Range<u64>,
 }
 
 impl PartJoiner {
-    /// Takes the next entry; returns the one before it once it is whole.
+    /// Takes the next entry, `encoded` as staged at `position`; returns
+    /// the one before it once it is whole.
     pub fn push(
         &mut self,
         e: bus::DirectoryEntry,
+        encoded: &[u8],
+        position: u64,
         errors: &mut Vec<String>,
-    ) -> Option<bus::DirectoryEntry> {
+    ) -> Option<Joined> {
         if e.member_part == 0 {
-            return self.pending.replace(e);
+            let before = self.flush();
+            self.digest.update(encoded);
+            self.pending = Some(Joined {
+                entry: e,
+                digest: ShortHash::default(),
+                positions: position..position + 1,
+            });
+            return before;
         }
         match &mut self.pending {
-            Some(last) if last.object_guid == e.object_guid => last.member_dns.extend(e.member_dns),
+            Some(last) if last.entry.object_guid == e.object_guid => {
+                last.entry.member_dns.extend(e.member_dns);
+                last.positions.end = position + 1;
+                self.digest.update(encoded);
+            }
             _ => errors.push(format!(
                 "member part {} of object {} arrived without its entry",
                 e.member_part, e.object_guid
@@ -428,12 +584,19 @@ impl PartJoiner {
         None
     }
 
+    /// The entry held, if any: no more parts of it follow.
+    pub fn flush(&mut self) -> Option<Joined> {
+        let digest = std::mem::take(&mut self.digest).finish();
+        self.pending.take().map(|whole| Joined { digest, ..whole })
+    }
+
     /// The last entry.
-    pub fn finish(self) -> Option<bus::DirectoryEntry> {
-        self.pending
+    pub fn finish(mut self) -> Option<Joined> {
+        self.flush()
     }
 }
 
+/// Counts what an applied (or previewed) run did.
 fn record_metrics(
     run: &dirsync_store::RunRecord,
     plan: &plan::Plan,
@@ -480,6 +643,9 @@ fn record_metrics(
         .get_or_create(&labels)
         .observe((now - run.created_at).max(0) as f64 / 1000.0);
     let by_integration = IntegrationLabels { integration };
+    m.entries_recognised
+        .get_or_create(&by_integration)
+        .inc_by(plan.recognised);
     if blocked {
         m.runs_blocked.get_or_create(&by_integration).inc();
     } else {
@@ -491,17 +657,19 @@ fn record_metrics(
 
 #[cfg(test)]
 mod tests {
-    use super::PartJoiner;
+    use super::{Joined, PartJoiner, Skips};
     use dirsync_proto::bus::DirectoryEntry;
+    use prost::Message;
 
-    fn join_parts(
-        entries: impl IntoIterator<Item = DirectoryEntry>,
-    ) -> (Vec<DirectoryEntry>, Vec<String>) {
+    fn join_parts(entries: impl IntoIterator<Item = DirectoryEntry>) -> (Vec<Joined>, Vec<String>) {
         let mut joiner = PartJoiner::default();
         let mut errors = Vec::new();
-        let mut out: Vec<DirectoryEntry> = entries
-            .into_iter()
-            .filter_map(|e| joiner.push(e, &mut errors))
+        let mut out: Vec<Joined> = (0..)
+            .zip(entries)
+            .filter_map(|(n, e)| {
+                let encoded = e.encode_to_vec();
+                joiner.push(e, &encoded, n, &mut errors)
+            })
             .collect();
         out.extend(joiner.finish());
         (out, errors)
@@ -522,7 +690,6 @@ mod tests {
             CollectionStarted, CollectorEvent, ObjectBatch, ObjectBatchHead, StagedCollectorEvent,
             collector_event::Event,
         };
-        use prost::Message;
         let batch = ObjectBatch {
             sequence: 7,
             entries: vec![
@@ -570,8 +737,9 @@ mod tests {
     #[test]
     fn an_index_read_decides_scope_as_the_whole_entry_does() {
         use dirsync_core::DirectoryObject;
-        use dirsync_proto::bus::{ObjectBatch, ObjectBatchIndex, ObjectKind};
-        use prost::Message;
+        use dirsync_proto::bus::{
+            DirectoryEntryIndex, ObjectBatch, ObjectBatchEntries, ObjectKind,
+        };
         let user = DirectoryEntry {
             kind: ObjectKind::User as i32,
             object_guid: "00000000-0000-0000-0000-000000000001".into(),
@@ -599,9 +767,11 @@ mod tests {
             entries: vec![user.clone(), group.clone()],
         }
         .encode_to_vec();
-        let index = ObjectBatchIndex::decode(wire.as_slice()).expect("same wire format");
-        assert_eq!(index.sequence, 3);
-        for (read, whole) in index.entries.into_iter().zip([user, group]) {
+        let batch = ObjectBatchEntries::decode(wire.as_slice()).expect("same wire format");
+        assert_eq!(batch.sequence, 3);
+        for (read, whole) in batch.entries.into_iter().zip([user, group]) {
+            assert_eq!(read.as_ref(), whole.encode_to_vec());
+            let read = DirectoryEntryIndex::decode(read).expect("an entry");
             let read = DirectoryObject::try_from(super::indexed_entry(read)).expect("valid");
             let whole = DirectoryObject::try_from(whole).expect("valid");
             assert_eq!(
@@ -635,8 +805,62 @@ mod tests {
             e("c", 1, &["lost"]),
         ]);
         assert_eq!(joined.len(), 3);
-        assert_eq!(joined[1].member_dns, ["1", "2", "3", "4"]);
+        assert_eq!(joined[1].entry.member_dns, ["1", "2", "3", "4"]);
         assert_eq!(errors.len(), 1);
         assert!(errors[0].contains("object c"), "{errors:?}");
+        // Each entry's place covers its parts; the lost part is no one's.
+        let places: Vec<_> = joined.iter().map(|j| j.positions.clone()).collect();
+        assert_eq!(places, [0..1, 1..4, 4..5]);
+    }
+
+    #[test]
+    fn a_joined_entry_is_digested_with_its_parts() {
+        let digests = |entries: Vec<DirectoryEntry>| -> Vec<_> {
+            join_parts(entries).0.iter().map(|j| j.digest).collect()
+        };
+        let whole = digests(vec![e("g", 0, &["1"]), e("g", 1, &["2"]), e("b", 0, &[])]);
+        assert_eq!(
+            whole,
+            digests(vec![e("g", 0, &["1"]), e("g", 1, &["2"]), e("b", 0, &[])])
+        );
+        let one_part_changed = digests(vec![e("g", 0, &["1"]), e("g", 1, &["3"]), e("b", 0, &[])]);
+        assert_ne!(whole[0], one_part_changed[0]);
+        assert_eq!(whole[1], one_part_changed[1]);
+        let without_part = digests(vec![e("g", 0, &["1"]), e("b", 0, &[])]);
+        assert_ne!(whole[0], without_part[0]);
+        assert_eq!(whole[1], without_part[1]);
+    }
+
+    #[test]
+    fn skips_place_batches_and_read_only_those_with_entries_to_read() {
+        let mut skips = Skips::default();
+        // Three batches of 3, 2 and 4 entries.
+        assert_eq!(skips.batch(0, 3, true), Some(0));
+        assert_eq!(skips.batch(1, 2, true), Some(3));
+        assert_eq!(skips.batch(2, 4, true), Some(5));
+        skips.known = true;
+        skips.leave_out(0..3);
+        skips.leave_out(3..4);
+        skips.leave_out(6..9);
+        assert_eq!(skips.batch(1, 2, false), Some(3));
+        assert_eq!(skips.batch(3, 1, false), None, "never placed");
+        assert!(skips.left_out(2) && !skips.left_out(4) && !skips.left_out(5));
+        // Batch 0 is all left out: the second pass starts at batch 1.
+        assert_eq!(skips.next_to_read(0, false), Some(1));
+        assert_eq!(skips.next_to_read(2, false), Some(2));
+        skips.leave_out(4..6);
+        assert_eq!(skips.next_to_read(0, false), None);
+        // A run the planner does not allow to leave entries out.
+        skips.read_all();
+        assert_eq!(skips.next_to_read(0, false), Some(0));
+        assert!(!skips.left_out(2));
+
+        // Batches out of order are not placed: nothing is left out.
+        let mut skips = Skips::default();
+        assert_eq!(skips.batch(1, 3, true), Some(0));
+        skips.known = true;
+        skips.leave_out(0..3);
+        assert!(!skips.left_out(1));
+        assert_eq!(skips.next_to_read(0, false), Some(0));
     }
 }

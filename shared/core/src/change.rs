@@ -295,10 +295,12 @@ mod tests {
                 Upsert {
                     record: renamed.clone(),
                     content_hash: ContentHash::default(),
+                    entry_digest: None,
                 },
                 Upsert {
                     record: disabled.clone(),
                     content_hash: ContentHash::default(),
+                    entry_digest: None,
                 },
             ],
             removals: vec![Removal {

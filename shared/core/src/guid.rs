@@ -17,6 +17,11 @@ pub struct ObjectGuid([u8; 16]);
 pub struct GuidError(pub String);
 
 impl ObjectGuid {
+    /// The 16 bytes in the order of the text form.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
     /// From the 16 bytes of the attribute as AD sends them (mixed endian:
     /// the first three fields little endian).
     pub fn from_ad_bytes(bytes: &[u8]) -> Result<Self, GuidError> {

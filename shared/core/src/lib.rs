@@ -5,6 +5,7 @@
 
 pub mod change;
 pub mod clock;
+pub mod digest;
 pub mod dn;
 pub mod email;
 pub mod guid;

@@ -307,6 +307,26 @@ impl FromStr for ContentHash {
     }
 }
 
+impl fmt::Display for ShortHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid digest {0:?}: expected 32 hex digits")]
+pub struct ShortHashError(pub String);
+
+impl FromStr for ShortHash {
+    type Err = ShortHashError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out = [0u8; 16];
+        hex::decode_to_slice(s, &mut out).map_err(|_| ShortHashError(s.to_owned()))?;
+        Ok(Self(out))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,10 +362,11 @@ mod tests {
         assert!("75157620".parse::<ContentHash>().is_err());
         assert!(stored.replace('7', "g").parse::<ContentHash>().is_err());
         // A resync holds the first 128 bits.
-        assert_eq!(
-            hex::encode(ShortHash::from(record.content_hash()).0),
-            &stored[..32]
-        );
+        let short = ShortHash::from(record.content_hash());
+        assert_eq!(short.to_string(), &stored[..32]);
+        assert_eq!(stored[..32].parse(), Ok(short));
+        assert!(stored.parse::<ShortHash>().is_err());
+        assert!(stored[..31].parse::<ShortHash>().is_err());
     }
 
     pub(crate) fn entry(kind: bus::ObjectKind, guid: &str, dn: &str) -> bus::DirectoryEntry {

@@ -17,6 +17,10 @@ pub struct CurrentObject {
     /// The stored record's content hash, its first 128 bits.
     pub content_hash: ShortHash,
     pub managed: bool,
+    /// The digest of the entry the stored record was derived from (see
+    /// [`crate::digest`]); `None` when not known, or when the entry had
+    /// notes (which each run reports again).
+    pub entry_digest: Option<ShortHash>,
 }
 
 /// What the store holds for the integration: a resync keeps this in
@@ -27,6 +31,9 @@ pub struct Current {
     /// The stored member anchors of groups, sorted; read only when the
     /// source cannot read memberships (see [`Source`]).
     pub members: HashMap<ObjectGuid, Vec<ObjectGuid>>,
+    /// The context the integration's last applied run planned under (see
+    /// [`Planner::end_index`]).
+    pub entry_context: Option<ShortHash>,
 }
 
 /// How complete the collection was.
@@ -83,6 +90,9 @@ pub struct Removal {
 pub struct Upsert {
     pub record: ObjectRecord,
     pub content_hash: ContentHash,
+    /// The digest of the entry the record was derived from; `None` when
+    /// the entry had notes.
+    pub entry_digest: Option<ShortHash>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -95,9 +105,20 @@ pub struct Plan {
     pub held: Vec<Removal>,
     pub hold: Option<Hold>,
     pub unchanged: u64,
+    /// Of the unchanged, those recognised by their entry digests and left
+    /// out of the second pass.
+    pub recognised: u64,
     /// Objects read but not synced, with the reason (DN, reason).
     pub skipped: Vec<(String, String)>,
     pub warnings: Vec<String>,
+    /// Unchanged records whose entry digest is brought up to date: the
+    /// entry changed in what the record does not depend on, or its digest
+    /// was not stored yet.
+    pub entry_digests: Vec<(ObjectGuid, Option<ShortHash>)>,
+    /// The context this plan was made under, stored with the integration
+    /// once applied; `None` when entries cannot be recognised by their
+    /// digests (memberships not read).
+    pub entry_context: Option<ShortHash>,
 }
 
 /// The rank of an object's claim on an address, for the one rule that
@@ -200,12 +221,31 @@ pub fn plan(
     current: &Current,
     collected: Vec<DirectoryObject>,
 ) -> Plan {
+    plan_entries(
+        settings,
+        source,
+        current,
+        collected.into_iter().map(|o| (o, None)).collect(),
+    )
+}
+
+/// [`plan`] over objects collected with their entry digests.
+pub fn plan_entries(
+    settings: &IntegrationSettings,
+    source: &Source,
+    current: &Current,
+    collected: Vec<(DirectoryObject, Option<ShortHash>)>,
+) -> Plan {
     let mut planner = Planner::new(settings, source.memberships_unavailable.clone(), current);
-    for obj in &collected {
-        planner.index(obj);
-    }
-    for obj in collected {
-        planner.add(obj);
+    let same: Vec<bool> = collected
+        .iter()
+        .map(|(obj, digest)| planner.index(obj, *digest))
+        .collect();
+    let skip = planner.end_index();
+    for ((obj, digest), same) in collected.into_iter().zip(same) {
+        if !(skip && same) {
+            planner.add(obj, digest);
+        }
     }
     planner.finish(&source.completeness)
 }
@@ -216,6 +256,11 @@ pub fn plan(
 /// the second ([`Planner::add`]) turns each object into a record, links its
 /// members and manager, and keeps it only when it differs from the store.
 /// How complete the read was is known at the end ([`Planner::finish`]).
+///
+/// Between the passes ([`Planner::end_index`]) it tells whether the entries
+/// the first pass found byte for byte as stored may be left out of the
+/// second: a resync of an unchanged directory then decodes each entry once,
+/// and only in part.
 ///
 /// What it holds between the passes is sized for a million objects: per
 /// anchor a 4-byte table slot and a byte of state (and, for anchors the
@@ -236,6 +281,12 @@ pub struct Planner<'a> {
     out: Plan,
     /// See [`Planner::pending_rows`].
     pending_rows: usize,
+    /// The sum of a 128-bit digest of each (DN key, anchor) in scope: what
+    /// member and manager DNs resolve to, in a plan's context.
+    dn_sum: u128,
+    /// Set by [`Planner::end_index`]: whether the second pass may leave
+    /// out the entries the first found unchanged.
+    skip: Option<bool>,
 }
 
 /// The anchors a plan meets, each known by a 32-bit id: an index in
@@ -256,6 +307,8 @@ impl Anchors {
     const INDEXED: u8 = 1;
     /// Planned in the second pass.
     const ADDED: u8 = 2;
+    /// Found by the first pass byte for byte as stored.
+    const SAME: u8 = 4;
 
     fn new(stored: &[CurrentObject]) -> Self {
         let mut anchors = Self {
@@ -354,6 +407,8 @@ impl<'a> Planner<'a> {
             out_of_scope_reason: HashMap::new(),
             out: Plan::default(),
             pending_rows: 0,
+            dn_sum: 0,
+            skip: None,
         }
     }
 
@@ -369,8 +424,12 @@ impl<'a> Planner<'a> {
 
     /// First pass: scope and DN of each collected object. Reads its
     /// anchor, DN, kind and addresses only: members and notes may be left
-    /// out.
-    pub fn index(&mut self, obj: &DirectoryObject) {
+    /// out. `digest`: its entry's (see [`crate::digest`]).
+    ///
+    /// True when the entry is the one the stored record was derived from:
+    /// if [`Planner::end_index`] then allows it, the second pass may leave
+    /// it out.
+    pub fn index(&mut self, obj: &DirectoryObject, digest: Option<ShortHash>) -> bool {
         let id = self.anchors.id_of(&self.current.objects, &obj.anchor);
         let state = self.anchors.state(id);
         if *state & Anchors::INDEXED != 0 {
@@ -378,21 +437,91 @@ impl<'a> Planner<'a> {
                 "{}: objectGUID {} was read twice; the first entry was kept",
                 obj.dn, obj.anchor
             ));
-            return;
+            return false;
         }
         *state |= Anchors::INDEXED;
         self.indexed += 1;
         if let Some(reason) = out_of_scope(self.settings, obj) {
             self.out_of_scope_reason.insert(obj.anchor, reason.clone());
             self.out.skipped.push((obj.dn.to_string(), reason));
-            return;
+            return false;
+        }
+        if self.skip.is_some() {
+            return false; // after the first pass
         }
         self.by_dn.push(obj.dn.key(), id);
+        self.dn_sum = self
+            .dn_sum
+            .wrapping_add(dn_digest(obj.dn.key(), &obj.anchor));
+        let same = digest.is_some()
+            && id & Anchors::FRESH == 0
+            && self
+                .current
+                .objects
+                .get(id as usize)
+                .is_some_and(|c| c.managed && c.kind == obj.kind && c.entry_digest == digest);
+        if same {
+            *self.anchors.state(id) |= Anchors::SAME;
+        }
+        same
     }
 
-    /// Second pass: the same objects in the same order.
-    pub fn add(&mut self, obj: DirectoryObject) {
+    /// Ends the first pass. True when the entries [`Planner::index`] found
+    /// unchanged may be left out of the second pass: the plan's context
+    /// (the settings, the objects in scope by DN, this release) is the one
+    /// the integration's last applied run planned under, so their records
+    /// are the stored ones. They count as unchanged then, and an entry of
+    /// theirs that the second pass still gives is ignored, as a second
+    /// entry of an anchor is.
+    pub fn end_index(&mut self) -> bool {
+        if let Some(skip) = self.skip {
+            return skip;
+        }
         self.by_dn.freeze();
+        self.out.entry_context = self.entry_context();
+        let skip = self.out.entry_context.is_some()
+            && self.out.entry_context == self.current.entry_context;
+        for state in &mut self.anchors.stored_state {
+            if *state & Anchors::SAME != 0 {
+                *state &= !Anchors::SAME;
+                if skip {
+                    *state |= Anchors::ADDED;
+                    self.out.unchanged += 1;
+                    self.out.recognised += 1;
+                }
+            }
+        }
+        self.skip = Some(skip);
+        skip
+    }
+
+    /// What a record depends on besides its entry: the settings, what DNs
+    /// resolve to, and the release that derives it. `None` when stored
+    /// member edges stand in for the entries' (memberships not read).
+    fn entry_context(&self) -> Option<ShortHash> {
+        use sha2::{Digest, Sha256};
+        /// Bumped when the way a record is derived from its entry changes.
+        const RECORD_FORMAT: &[u8] = b"1";
+        if self.memberships_unavailable.is_some() {
+            return None;
+        }
+        let mut h = Sha256::new();
+        h.update(b"dirsync entry context\0");
+        h.update(RECORD_FORMAT);
+        h.update(b"\0");
+        h.update(env!("CARGO_PKG_VERSION"));
+        h.update(b"\0");
+        // Serialising settings (strings, numbers, lists) cannot fail.
+        let _ = serde_json::to_writer(&mut h, self.settings);
+        h.update(self.dn_sum.to_le_bytes());
+        Some(crate::digest::short(h))
+    }
+
+    /// Second pass: the same objects in the same order, less those the
+    /// first found unchanged if [`Planner::end_index`] allowed it.
+    pub fn add(&mut self, obj: DirectoryObject, digest: Option<ShortHash>) {
+        self.end_index();
+        let entry_digest = digest.filter(|_| obj.notes.is_empty());
         for note in &obj.notes {
             self.out.warnings.push(format!("{}: {note}", obj.dn));
         }
@@ -457,6 +586,7 @@ impl<'a> Planner<'a> {
                 self.out.adds.push(Upsert {
                     record,
                     content_hash: hash,
+                    entry_digest,
                 });
             }
             Some(c)
@@ -465,36 +595,45 @@ impl<'a> Planner<'a> {
                     && c.kind == record.kind =>
             {
                 self.out.unchanged += 1;
+                if c.entry_digest != entry_digest {
+                    self.pending_rows += 1;
+                    self.out.entry_digests.push((record.anchor, entry_digest));
+                }
             }
             Some(_) => {
                 self.pending_rows += rows;
                 self.out.updates.push(Upsert {
                     record,
                     content_hash: hash,
+                    entry_digest,
                 });
             }
         }
     }
 
-    /// The rows the adds and updates kept so far write (an object, its
-    /// addresses and its member edges each), a measure of their size.
+    /// The rows the adds, updates and entry digests kept so far write (an
+    /// object, its addresses and its member edges each), a measure of their
+    /// size.
     pub fn pending_rows(&self) -> usize {
         self.pending_rows
     }
 
-    /// Takes the adds and updates kept so far, to be written while the
-    /// second pass goes on; the plan then holds only what comes after.
-    pub fn take_upserts(&mut self) -> (Vec<Upsert>, Vec<Upsert>) {
+    /// Takes the adds, updates and entry digests kept so far, to be
+    /// written while the second pass goes on; the plan then holds only what
+    /// comes after.
+    pub fn take_writes(&mut self) -> Writes {
         self.pending_rows = 0;
-        (
-            std::mem::take(&mut self.out.adds),
-            std::mem::take(&mut self.out.updates),
-        )
+        Writes {
+            adds: std::mem::take(&mut self.out.adds),
+            updates: std::mem::take(&mut self.out.updates),
+            entry_digests: std::mem::take(&mut self.out.entry_digests),
+        }
     }
 
     /// The plan: what the second pass kept, and the removals a complete
     /// read allows.
-    pub fn finish(self, completeness: &Completeness) -> Plan {
+    pub fn finish(mut self, completeness: &Completeness) -> Plan {
+        self.end_index();
         let Self {
             settings,
             memberships_unavailable,
@@ -574,6 +713,24 @@ impl<'a> Planner<'a> {
         }
         out
     }
+}
+
+/// What [`Planner::take_writes`] takes.
+#[derive(Debug, Default)]
+pub struct Writes {
+    pub adds: Vec<Upsert>,
+    pub updates: Vec<Upsert>,
+    pub entry_digests: Vec<(ObjectGuid, Option<ShortHash>)>,
+}
+
+/// A digest of an object in scope's DN key and anchor, for a plan's
+/// context: stable across runs and releases.
+fn dn_digest(dn_key: &str, anchor: &ObjectGuid) -> u128 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(anchor.as_bytes());
+    h.update(dn_key);
+    u128::from_le_bytes(crate::digest::short(h).0)
 }
 
 /// Ids of objects by DN key, for linking members and managers: a 128-bit
@@ -774,12 +931,14 @@ mod tests {
                     kind: u.record.kind,
                     content_hash: u.content_hash.into(),
                     managed: true,
+                    entry_digest: u.entry_digest,
                 })
                 .collect(),
             members: upserts()
                 .filter(|u| !u.record.members.is_empty())
                 .map(|u| (u.record.anchor, u.record.members.clone()))
                 .collect(),
+            entry_context: p.entry_context,
         }
     }
 

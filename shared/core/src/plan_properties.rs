@@ -4,8 +4,14 @@ use proptest::prelude::*;
 
 use dirsync_proto::{api, bus};
 
-use crate::object::{DirectoryObject, ObjectKind};
-use crate::plan::{Current, CurrentObject, Plan, Source, guarded_accounts, hold_removals, plan};
+use prost::Message;
+
+use crate::digest::EntryDigest;
+use crate::object::{DirectoryObject, ObjectKind, ShortHash};
+use crate::plan::{
+    Completeness, Current, CurrentObject, Plan, Planner, Source, guarded_accounts, hold_removals,
+    plan,
+};
 use crate::settings::IntegrationSettings;
 
 #[derive(Debug, Clone)]
@@ -63,6 +69,57 @@ fn settings() -> impl Strategy<Value = IntegrationSettings> {
 
 /// The directory: people (present or not) and one group of some of them.
 fn directory(people: &[Person], present: &[bool], members: &[bool]) -> Vec<DirectoryObject> {
+    entries(people, present, members)
+        .into_iter()
+        .map(|e| DirectoryObject::try_from(e).expect("valid"))
+        .collect()
+}
+
+/// [`directory`]'s objects with their entries' digests.
+fn digested(
+    people: &[Person],
+    present: &[bool],
+    members: &[bool],
+) -> Vec<(DirectoryObject, Option<ShortHash>)> {
+    entries(people, present, members)
+        .into_iter()
+        .map(|e| {
+            let mut digest = EntryDigest::new();
+            digest.update(&e.encode_to_vec());
+            (
+                DirectoryObject::try_from(e).expect("valid"),
+                Some(digest.finish()),
+            )
+        })
+        .collect()
+}
+
+/// Plans with digests as the reconciler does: the entries the first pass
+/// recognises are left out of the second when it may. Also says how many
+/// were left out.
+fn plan_digested(
+    s: &IntegrationSettings,
+    current: &Current,
+    collected: Vec<(DirectoryObject, Option<ShortHash>)>,
+) -> (Plan, usize) {
+    let mut planner = Planner::new(s, None, current);
+    let same: Vec<bool> = collected
+        .iter()
+        .map(|(o, d)| planner.index(o, *d))
+        .collect();
+    let skip = planner.end_index();
+    let mut left_out = 0;
+    for ((o, d), same) in collected.into_iter().zip(same) {
+        if skip && same {
+            left_out += 1;
+        } else {
+            planner.add(o, d);
+        }
+    }
+    (planner.finish(&Completeness::Complete), left_out)
+}
+
+fn entries(people: &[Person], present: &[bool], members: &[bool]) -> Vec<bus::DirectoryEntry> {
     let mut out = Vec::new();
     for (n, p) in people.iter().enumerate() {
         if !present[n] {
@@ -73,33 +130,32 @@ fn directory(people: &[Person], present: &[bool], members: &[bool]) -> Vec<Direc
         } else {
             bus::ObjectKind::User
         };
-        out.push(
-            DirectoryObject::try_from(bus::DirectoryEntry {
-                kind: kind as i32,
-                object_guid: format!("00000000-0000-0000-0000-{n:012x}"),
-                dn: format!("CN=P{n},DC=x"),
-                mail: p.domain.map(|d| format!("p{n}@{d}")).unwrap_or_default(),
-                user_account_control: Some(if p.disabled { 514 } else { 512 }),
-                ..Default::default()
-            })
-            .expect("valid"),
-        );
-    }
-    out.push(
-        DirectoryObject::try_from(bus::DirectoryEntry {
-            kind: bus::ObjectKind::Group as i32,
-            object_guid: "ffffffff-0000-0000-0000-000000000000".into(),
-            dn: "CN=G,DC=x".into(),
-            member_dns: members
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| **m)
-                .map(|(n, _)| format!("CN=P{n},DC=x"))
-                .collect(),
+        out.push(bus::DirectoryEntry {
+            kind: kind as i32,
+            object_guid: format!("00000000-0000-0000-0000-{n:012x}"),
+            dn: format!("CN=P{n},DC=x"),
+            mail: p.domain.map(|d| format!("p{n}@{d}")).unwrap_or_default(),
+            user_account_control: Some(if p.disabled { 514 } else { 512 }),
+            manager_dn: if n > 0 {
+                "CN=P0,DC=x".into()
+            } else {
+                String::new()
+            },
             ..Default::default()
-        })
-        .expect("valid"),
-    );
+        });
+    }
+    out.push(bus::DirectoryEntry {
+        kind: bus::ObjectKind::Group as i32,
+        object_guid: "ffffffff-0000-0000-0000-000000000000".into(),
+        dn: "CN=G,DC=x".into(),
+        member_dns: members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| **m)
+            .map(|(n, _)| format!("CN=P{n},DC=x"))
+            .collect(),
+        ..Default::default()
+    });
     out
 }
 
@@ -126,11 +182,32 @@ fn applied(current: &Current, p: &Plan) -> Current {
             kind: u.record.kind,
             content_hash: u.content_hash.into(),
             managed: true,
+            entry_digest: u.entry_digest,
         });
         next.members
             .insert(u.record.anchor, u.record.members.clone());
     }
+    for (anchor, digest) in &p.entry_digests {
+        if let Some(c) = next.objects.iter_mut().find(|c| c.anchor == *anchor) {
+            c.entry_digest = *digest;
+        }
+    }
+    next.entry_context = p.entry_context;
     next
+}
+
+/// What a plan decides, its bookkeeping of digests left out.
+fn decisions(p: &Plan) -> Plan {
+    let mut p = Plan {
+        entry_digests: Vec::new(),
+        entry_context: None,
+        recognised: 0,
+        ..p.clone()
+    };
+    for u in p.adds.iter_mut().chain(&mut p.updates) {
+        u.entry_digest = None;
+    }
+    p
 }
 
 proptest! {
@@ -198,5 +275,61 @@ proptest! {
         // Adds and updates are never held.
         prop_assert_eq!(guarded.adds.len(), p.adds.len());
         prop_assert_eq!(guarded.updates.len(), p.updates.len());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Leaving out of the second pass the entries the first recognises by
+    /// their digests plans exactly what decoding every entry plans, after
+    /// any change to the directory or the settings, one that changes what
+    /// an unchanged entry's member or manager DNs resolve to included.
+    #[test]
+    fn entries_recognised_by_digest_plan_as_decoded_ones_do(
+        s in settings(),
+        other in settings(),
+        same_settings in any::<bool>(),
+        people in prop::collection::vec(person(), 1..10),
+        changed in prop::collection::vec(person(), 10),
+        seed in prop::collection::vec((any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()), 10),
+    ) {
+        let n = people.len();
+        let all: Vec<bool> = vec![true; n];
+        let members: Vec<bool> = seed.iter().take(n).map(|t| t.0).collect();
+        let present: Vec<bool> = seed.iter().take(n).map(|t| t.1 || t.2).collect();
+        let members_after: Vec<bool> = seed.iter().take(n).map(|t| t.0 ^ (t.3 && t.2)).collect();
+        let people_after: Vec<Person> = people
+            .iter()
+            .zip(&changed)
+            .zip(&seed)
+            .map(|((p, c), t)| if t.3 { c.clone() } else { p.clone() })
+            .collect();
+
+        let (first, _) = plan_digested(&s, &Current::default(), digested(&people, &all, &members));
+        let current = applied(&Current::default(), &first);
+
+        // Unchanged, same settings: every synced entry is recognised.
+        let (again, left_out) = plan_digested(&s, &current, digested(&people, &all, &members));
+        prop_assert_eq!(left_out, first.adds.len());
+        prop_assert_eq!(decisions(&again), decisions(&plan(&s, &Source::complete(), &current, directory(&people, &all, &members))));
+        prop_assert!(again.entry_digests.is_empty());
+
+        // Changed: the same decisions as decoding every entry.
+        let s2 = if same_settings { s.clone() } else { other };
+        let (digested_plan, _) =
+            plan_digested(&s2, &current, digested(&people_after, &present, &members_after));
+        let decoded = plan(&s2, &Source::complete(), &current, directory(&people_after, &present, &members_after));
+        prop_assert_eq!(decisions(&digested_plan), decisions(&decoded));
+
+        // And once that is applied, a resync recognises what it wrote.
+        let next = applied(&current, &digested_plan);
+        let (settled, _) =
+            plan_digested(&s2, &next, digested(&people_after, &present, &members_after));
+        prop_assert!(settled.adds.is_empty() && settled.updates.is_empty());
+        prop_assert_eq!(
+            decisions(&settled),
+            decisions(&plan(&s2, &Source::complete(), &next, directory(&people_after, &present, &members_after)))
+        );
     }
 }

@@ -243,9 +243,16 @@ pub trait Apply: Send {
     /// Adds of objects another integration of the account already manages
     /// are left to it, with a warning.
     async fn upserts(&mut self, adds: &[Upsert], updates: &[Upsert]) -> Result<()>;
+    /// Brings unchanged records' entry digests up to date (see
+    /// [`dirsync_core::plan::Plan::entry_digests`]); a preview writes none.
+    async fn entry_digests(
+        &mut self,
+        digests: &[(dirsync_core::ObjectGuid, Option<dirsync_core::ShortHash>)],
+    ) -> Result<()>;
     /// The rest of the plan: its removals (or the removals held for
-    /// approval), the unchanged count and warnings; its adds and updates
-    /// count only as far as they went through [`Apply::upserts`].
+    /// approval), its entry digests and context, the unchanged count and
+    /// warnings; its adds and updates count only as far as they went
+    /// through [`Apply::upserts`].
     async fn finish(self: Box<Self>, plan: &Plan, collected: u64) -> Result<ApplyOutcome>;
 }
 
@@ -349,6 +356,7 @@ migrations!(
     13 "staged batches in lz4" "0013_staged_lz4.sql",
     14 "owners on claims" "0014_owners_on_claims.sql",
     15 "no claims by anchor" "0015_no_claims_by_anchor.sql",
+    16 "entry digests" "0016_entry_digests.sql",
 );
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {

@@ -11,7 +11,7 @@ use dirsync_core::plan::{
 };
 use dirsync_core::{
     ContentHash, IntegrationSettings, ObjectGuid, ObjectKind, ObjectRecord, RunCounts, RunState,
-    SealedSecret, Trigger, UnixMillis,
+    SealedSecret, ShortHash, Trigger, UnixMillis,
 };
 
 use crate::bulk::{Bulk, Cell, ROWS_PER_WRITE, Rows};
@@ -156,6 +156,9 @@ const ANALYZE_AFTER: usize = 5_000;
 /// Rows per multi-row statement: well under SQLite's 32766 and
 /// PostgreSQL's 65535 bound parameters.
 const CHUNK: usize = 500;
+
+/// Entry digests brought up to date per statement (two binds each).
+const DIGESTS_PER_WRITE: usize = 5_000;
 
 /// ` IN (SELECT column1 FROM (VALUES ($n), …) AS k)` over `values`: with
 /// statistics (see ANALYZE_AFTER) PostgreSQL probes the index once per key.
@@ -446,7 +449,8 @@ macro_rules! store_impl {
                 for chunk in upserts.chunks(ROWS_PER_WRITE) {
                     const OBJECT_COLUMNS: &[&str] = &[
                         "account_id", "anchor", "integration_id", "kind", "dn", "display_name",
-                        "primary_address", "disabled", "managed", "record", "content_hash", "updated_at",
+                        "primary_address", "disabled", "managed", "record", "content_hash", "entry_digest",
+                        "updated_at",
                     ];
                     // Objects the store holds are updated in place; the others
                     // are copied in as they are (a first sync's, all of them).
@@ -474,6 +478,7 @@ macro_rules! store_impl {
                             true.into(),
                             json(rec).into(),
                             upsert.content_hash.to_string().into(),
+                            upsert.entry_digest.map(|d| d.to_string()).into(),
                             now.into(),
                         ]);
                         for (address, is_primary) in rec.addresses() {
@@ -514,7 +519,7 @@ macro_rules! store_impl {
                          kind = excluded.kind, dn = excluded.dn, display_name = excluded.display_name, \
                          primary_address = excluded.primary_address, disabled = excluded.disabled, \
                          managed = TRUE, record = excluded.record, content_hash = excluded.content_hash, \
-                         updated_at = excluded.updated_at",
+                         entry_digest = excluded.entry_digest, updated_at = excluded.updated_at",
                     )
                     .await?;
                     <$db as Bulk>::insert_rows(&mut **tx, &fresh, "").await?;
@@ -1440,8 +1445,19 @@ macro_rules! store_impl {
                 // Streamed: a resync of a million objects holds their 50
                 // bytes each, never the rows.
                 let mut current = Current::default();
+                let context: Option<Option<String>> = sqlx::query_scalar(
+                    "SELECT entry_context FROM integrations WHERE account_id = $1 AND id = $2",
+                )
+                .bind(account_id)
+                .bind(integration_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                current.entry_context = context
+                    .flatten()
+                    .map(|c| c.parse().map_err(|e| corrupt("entry context", e)))
+                    .transpose()?;
                 let mut rows = sqlx::query(
-                    "SELECT anchor, kind, content_hash, managed FROM objects \
+                    "SELECT anchor, kind, content_hash, managed, entry_digest FROM objects \
                      WHERE account_id = $1 AND integration_id = $2",
                 )
                 .bind(account_id)
@@ -1451,6 +1467,7 @@ macro_rules! store_impl {
                     let anchor: &str = r.try_get("anchor")?;
                     let kind: &str = r.try_get("kind")?;
                     let hash: &str = r.try_get("content_hash")?;
+                    let digest: Option<&str> = r.try_get("entry_digest")?;
                     current.objects.push(CurrentObject {
                         anchor: anchor.parse().map_err(|e| corrupt("object anchor", e))?,
                         kind: ObjectKind::parse(kind).ok_or_else(|| corrupt("object kind", kind))?,
@@ -1459,6 +1476,9 @@ macro_rules! store_impl {
                             .map_err(|e| corrupt("content hash", e))?
                             .into(),
                         managed: r.try_get("managed")?,
+                        entry_digest: digest
+                            .map(|d| d.parse().map_err(|e| corrupt("entry digest", e)))
+                            .transpose()?,
                     });
                 }
                 drop(rows);
@@ -1870,6 +1890,32 @@ macro_rules! store_impl {
                 .await
             }
 
+            async fn entry_digests(&mut self, digests: &[(ObjectGuid, Option<ShortHash>)]) -> Result<()> {
+                if self.preview {
+                    return Ok(());
+                }
+                // (anchor, digest) pairs, two binds each, after the account.
+                for chunk in digests.chunks(DIGESTS_PER_WRITE) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "UPDATE objects SET entry_digest = v.column2 FROM (VALUES ",
+                    );
+                    let mut list = qb.separated(", ");
+                    for (anchor, digest) in chunk {
+                        list.push("(");
+                        list.push_bind_unseparated(anchor.to_string());
+                        list.push_unseparated(", ");
+                        list.push_bind_unseparated(digest.map(|d| d.to_string()));
+                        list.push_unseparated(")");
+                    }
+                    qb.push(") AS v WHERE objects.account_id = ");
+                    qb.push_bind(self.run.account_id.clone());
+                    qb.push(" AND objects.anchor = v.column1 AND objects.integration_id = ");
+                    qb.push_bind(self.run.integration_id.clone());
+                    qb.build().execute(&mut *self.tx).await?;
+                }
+                Ok(())
+            }
+
             async fn finish(self: Box<Self>, plan: &Plan, collected: u64) -> Result<ApplyOutcome> {
                 let mut this = *self;
                 let account = this.run.account_id.clone();
@@ -1957,6 +2003,13 @@ macro_rules! store_impl {
                 }
 
                 let state = if blocked { RunState::Blocked } else { RunState::Succeeded };
+                this.entry_digests(&plan.entry_digests).await?;
+                sqlx::query("UPDATE integrations SET entry_context = $1 WHERE account_id = $2 AND id = $3")
+                    .bind(plan.entry_context.map(|c| c.to_string()))
+                    .bind(&account)
+                    .bind(&this.run.integration_id)
+                    .execute(&mut *this.tx)
+                    .await?;
                 $store::settle(&mut this.tx, &this.run, state, &counts, &warnings, &hold_reason, this.now).await?;
                 this.tx.commit().await?;
                 Ok(ApplyOutcome::Applied { counts, warnings })

@@ -50,6 +50,9 @@ pub struct Metrics {
     pub run_duration_seconds: HistogramFamily,
     /// Runs whose removals the deletion guard held.
     pub runs_blocked: Family<IntegrationLabels, Counter>,
+    /// Entries resyncs recognised unchanged by their digests, not decoded
+    /// again.
+    pub entries_recognised: Family<IntegrationLabels, Counter>,
     /// Unix time of the last successful sync per integration.
     pub last_success_seconds: Family<IntegrationLabels, Gauge>,
     /// Collections that failed on the directory, by reason.
@@ -73,6 +76,7 @@ impl Metrics {
             runs: Family::default(),
             run_duration_seconds: Family::new_with_constructor(run_histogram),
             runs_blocked: Family::default(),
+            entries_recognised: Family::default(),
             last_success_seconds: Family::default(),
             ldap_errors: Family::default(),
             redelivered: Family::default(),
@@ -94,6 +98,11 @@ impl Metrics {
             "runs_blocked",
             "Runs whose removals the deletion guard held",
             m.runs_blocked.clone(),
+        );
+        registry.register(
+            "entries_recognised",
+            "Collected entries recognised unchanged by their digests and not decoded again",
+            m.entries_recognised.clone(),
         );
         registry.register(
             "last_success_timestamp_seconds",
