@@ -1960,12 +1960,16 @@ macro_rules! store_impl {
                 $store::resolve_addresses(&mut this.tx, &account, this.owned_before, &this.upserted, &mut warnings).await?;
                 // Standing conflicts: addresses this integration's objects
                 // claim that another object owns, reported on every run.
+                // From the contested owners' claims (a partial index) out:
+                // the CROSS JOIN keeps SQLite from starting at every claim
+                // of the account instead (PostgreSQL orders joins itself).
                 let lost = sqlx::query(
                     "SELECT c.address, o.dn, w.dn AS owner_dn FROM address_claims a \
-                     JOIN address_claims c ON c.account_id = a.account_id AND c.address = a.address \
+                     CROSS JOIN address_claims c \
                      JOIN objects o ON o.account_id = c.account_id AND o.anchor = c.anchor \
                      JOIN objects w ON w.account_id = a.account_id AND w.anchor = a.anchor \
-                     WHERE a.account_id = $1 AND a.owner AND a.contested AND o.integration_id = $2 \
+                     WHERE c.account_id = a.account_id AND c.address = a.address \
+                     AND a.account_id = $1 AND a.owner AND a.contested AND o.integration_id = $2 \
                      AND o.managed = TRUE AND a.anchor <> c.anchor ORDER BY c.address",
                 )
                 .bind(&account)
