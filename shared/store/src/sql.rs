@@ -10,8 +10,8 @@ use dirsync_core::plan::{
     Current, CurrentObject, Hold, Plan, Removal, RemovalAction, Upsert, claim_rank,
 };
 use dirsync_core::{
-    ContentHash, IntegrationSettings, ObjectGuid, ObjectKind, ObjectRecord, RunCounts, RunState,
-    SealedSecret, ShortHash, Trigger, UnixMillis,
+    IntegrationSettings, ObjectGuid, ObjectKind, ObjectRecord, RunCounts, RunState, SealedSecret,
+    ShortHash, Trigger, UnixMillis,
 };
 
 use crate::bulk::{Bulk, Cell, ROWS_PER_WRITE, Rows};
@@ -1456,9 +1456,11 @@ macro_rules! store_impl {
                     .flatten()
                     .map(|c| c.parse().map_err(|e| corrupt("entry context", e)))
                     .transpose()?;
+                // The first 128 bits of each content hash are what a plan
+                // compares (see `ShortHash`).
                 let mut rows = sqlx::query(
-                    "SELECT anchor, kind, content_hash, managed, entry_digest FROM objects \
-                     WHERE account_id = $1 AND integration_id = $2",
+                    "SELECT anchor, kind, substr(content_hash, 1, 32) AS content_hash, managed, \
+                     entry_digest FROM objects WHERE account_id = $1 AND integration_id = $2",
                 )
                 .bind(account_id)
                 .bind(integration_id)
@@ -1471,10 +1473,7 @@ macro_rules! store_impl {
                     current.objects.push(CurrentObject {
                         anchor: anchor.parse().map_err(|e| corrupt("object anchor", e))?,
                         kind: ObjectKind::parse(kind).ok_or_else(|| corrupt("object kind", kind))?,
-                        content_hash: hash
-                            .parse::<ContentHash>()
-                            .map_err(|e| corrupt("content hash", e))?
-                            .into(),
+                        content_hash: hash.parse().map_err(|e| corrupt("content hash", e))?,
                         managed: r.try_get("managed")?,
                         entry_digest: digest
                             .map(|d| d.parse().map_err(|e| corrupt("entry digest", e)))
