@@ -540,6 +540,24 @@ macro_rules! store_impl {
                 Ok(())
             }
 
+            /// Whether PostgreSQL's statistics no longer describe the tables
+            /// once an apply wrote `written` objects: past [`ANALYZE_AFTER`],
+            /// and past its own auto-analyze threshold (50 rows and a tenth of
+            /// the rows its statistics count in `objects`). A first sync's
+            /// are stale; a resync that changes 1% of a large directory need
+            /// not sample millions of rows again.
+            async fn statistics_stale(tx: &mut sqlx::Transaction<'_, $db>, written: usize) -> Result<bool> {
+                if written < ANALYZE_AFTER || <$db as sqlx::Database>::NAME != "PostgreSQL" {
+                    return Ok(false);
+                }
+                let counted: f32 =
+                    sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = 'objects'::regclass")
+                        .fetch_one(&mut **tx)
+                        .await?;
+                // -1: never analyzed.
+                Ok(counted < 0.0 || written as f64 > 50.0 + 0.1 * f64::from(counted))
+            }
+
             /// Runs `sql` in the transaction on PostgreSQL only (planner settings,
             /// ANALYZE).
             async fn on_postgres(tx: &mut sqlx::Transaction<'_, $db>, sql: &'static str) -> Result<()> {
@@ -1946,7 +1964,7 @@ macro_rules! store_impl {
                     return Ok(ApplyOutcome::Applied { counts, warnings });
                 }
                 $store::remove(&mut this.tx, &account, &plan.removals, &before, this.now).await?;
-                if this.written >= ANALYZE_AFTER {
+                if $store::statistics_stale(&mut this.tx, this.written).await? {
                     // Statistics that include what this transaction wrote
                     // (ANALYZE counts its own uncommitted rows): without them
                     // PostgreSQL believes the tables of a first sync hold a
