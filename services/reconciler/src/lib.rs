@@ -219,7 +219,7 @@ impl Reconciler {
         // by their digests, when the planner allows it.
         let mut planner = Planner::new(&integration.settings, memberships_unavailable, &current);
         planner.reserve(usize::try_from(end.entries).unwrap_or(usize::MAX));
-        let mut staged = Staged::new(&self.store, &ev.run_id, ev.attempt, Skips::default());
+        let mut staged = Staged::first_pass(&self.store, &ev.run_id, ev.attempt);
         while let Some(entries) = staged.next(&mut reasons).await? {
             for e in &entries {
                 if planner.index(&e.object, Some(e.digest)) {
@@ -241,7 +241,7 @@ impl Reconciler {
         // The second pass writes what changes as it goes, in the apply's
         // transaction.
         let mut synced = Synced::default();
-        let mut staged = Staged::new(&self.store, &ev.run_id, ev.attempt, skips);
+        let mut staged = Staged::second_pass(&self.store, &ev.run_id, ev.attempt, skips);
         // What the first pass could not read it has said; the second pass
         // decodes more of each entry and may find more.
         let mut more = Vec::new();
@@ -299,7 +299,7 @@ impl Reconciler {
 /// A run's staged objects in collection order, large groups' parts joined,
 /// a page of batches at a time, each with its entry's digest.
 ///
-/// The first pass ([`Skips`] still being built) reads what the planner's
+/// The first pass (which builds its [`Skips`]) reads what the planner's
 /// first pass needs of each entry (anchor, DN, kind, addresses), the rest
 /// left undecoded; the second reads whole entries, less those its skips
 /// leave out, and no batch that holds only those.
@@ -307,6 +307,7 @@ struct Staged<'a> {
     store: &'a Store,
     run_id: &'a str,
     attempt: u32,
+    first_pass: bool,
     skips: Skips,
     /// The next sequence number to read; `None` after the last batch.
     from: Option<u32>,
@@ -322,14 +323,23 @@ struct Collected {
 }
 
 impl<'a> Staged<'a> {
-    fn new(store: &'a Store, run_id: &'a str, attempt: u32, skips: Skips) -> Self {
+    fn first_pass(store: &'a Store, run_id: &'a str, attempt: u32) -> Self {
         Self {
             store,
             run_id,
             attempt,
-            skips,
+            first_pass: true,
+            skips: Skips::default(),
             from: Some(0),
             joiner: PartJoiner::default(),
+        }
+    }
+
+    fn second_pass(store: &'a Store, run_id: &'a str, attempt: u32, skips: Skips) -> Self {
+        Self {
+            first_pass: false,
+            skips,
+            ..Self::first_pass(store, run_id, attempt)
         }
     }
 
@@ -350,21 +360,18 @@ impl<'a> Staged<'a> {
                 Err(e) => reasons.push(e.to_string()),
             }
         };
-        let first_pass = !self.skips.known;
+        let first_pass = self.first_pass;
         let from = self
             .from
             .and_then(|from| self.skips.next_to_read(from, first_pass));
         let Some(from) = from else {
             self.from = None;
             // The last entry, once.
-            if let Some(last) = std::mem::take(&mut self.joiner).finish() {
-                decode(last, &mut out, reasons);
-                return Ok(Some(out));
-            }
-            if first_pass {
-                self.skips.known = true;
-            }
-            return Ok(None);
+            let Some(last) = std::mem::take(&mut self.joiner).finish() else {
+                return Ok(None);
+            };
+            decode(last, &mut out, reasons);
+            return Ok(Some(out));
         };
         let page = self
             .store
@@ -424,8 +431,6 @@ struct Skips {
     /// The position of each batch's first entry, by sequence, then the
     /// number of entries.
     starts: Vec<u64>,
-    /// Set once the first pass has read every batch.
-    known: bool,
     /// Set when the batches could not all be placed: nothing is left out.
     unplaced: bool,
 }
@@ -538,8 +543,14 @@ impl Synced {
 /// collection incomplete.
 #[derive(Default)]
 pub struct PartJoiner {
-    pending: Option<Joined>,
+    pending: Option<Pending>,
+}
+
+/// The entry a [`PartJoiner`] holds while its parts may follow.
+struct Pending {
+    entry: bus::DirectoryEntry,
     digest: EntryDigest,
+    positions: Range<u64>,
 }
 
 /// An entry with its parts joined.
@@ -561,11 +572,12 @@ impl PartJoiner {
         errors: &mut Vec<String>,
     ) -> Option<Joined> {
         if e.member_part == 0 {
+            let mut digest = EntryDigest::new();
+            digest.update(encoded);
             let before = self.flush();
-            self.digest.update(encoded);
-            self.pending = Some(Joined {
+            self.pending = Some(Pending {
                 entry: e,
-                digest: ShortHash::default(),
+                digest,
                 positions: position..position + 1,
             });
             return before;
@@ -574,7 +586,7 @@ impl PartJoiner {
             Some(last) if last.entry.object_guid == e.object_guid => {
                 last.entry.member_dns.extend(e.member_dns);
                 last.positions.end = position + 1;
-                self.digest.update(encoded);
+                last.digest.update(encoded);
             }
             _ => errors.push(format!(
                 "member part {} of object {} arrived without its entry",
@@ -586,8 +598,11 @@ impl PartJoiner {
 
     /// The entry held, if any: no more parts of it follow.
     pub fn flush(&mut self) -> Option<Joined> {
-        let digest = std::mem::take(&mut self.digest).finish();
-        self.pending.take().map(|whole| Joined { digest, ..whole })
+        self.pending.take().map(|p| Joined {
+            entry: p.entry,
+            digest: p.digest.finish(),
+            positions: p.positions,
+        })
     }
 
     /// The last entry.
@@ -838,7 +853,6 @@ mod tests {
         assert_eq!(skips.batch(0, 3, true), Some(0));
         assert_eq!(skips.batch(1, 2, true), Some(3));
         assert_eq!(skips.batch(2, 4, true), Some(5));
-        skips.known = true;
         skips.leave_out(0..3);
         skips.leave_out(3..4);
         skips.leave_out(6..9);
@@ -858,7 +872,6 @@ mod tests {
         // Batches out of order are not placed: nothing is left out.
         let mut skips = Skips::default();
         assert_eq!(skips.batch(1, 3, true), Some(0));
-        skips.known = true;
         skips.leave_out(0..3);
         assert!(!skips.left_out(1));
         assert_eq!(skips.next_to_read(0, false), Some(0));

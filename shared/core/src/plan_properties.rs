@@ -9,8 +9,7 @@ use prost::Message;
 use crate::digest::EntryDigest;
 use crate::object::{DirectoryObject, ObjectKind, ShortHash};
 use crate::plan::{
-    Completeness, Current, CurrentObject, Plan, Planner, Source, guarded_accounts, hold_removals,
-    plan,
+    Current, CurrentObject, Plan, Source, guarded_accounts, hold_removals, plan, plan_entries,
 };
 use crate::settings::IntegrationSettings;
 
@@ -92,31 +91,6 @@ fn digested(
             )
         })
         .collect()
-}
-
-/// Plans with digests as the reconciler does: the entries the first pass
-/// recognises are left out of the second when it may. Also says how many
-/// were left out.
-fn plan_digested(
-    s: &IntegrationSettings,
-    current: &Current,
-    collected: Vec<(DirectoryObject, Option<ShortHash>)>,
-) -> (Plan, usize) {
-    let mut planner = Planner::new(s, None, current);
-    let same: Vec<bool> = collected
-        .iter()
-        .map(|(o, d)| planner.index(o, *d))
-        .collect();
-    let skip = planner.end_index();
-    let mut left_out = 0;
-    for ((o, d), same) in collected.into_iter().zip(same) {
-        if skip && same {
-            left_out += 1;
-        } else {
-            planner.add(o, d);
-        }
-    }
-    (planner.finish(&Completeness::Complete), left_out)
 }
 
 fn entries(people: &[Person], present: &[bool], members: &[bool]) -> Vec<bus::DirectoryEntry> {
@@ -306,26 +280,26 @@ proptest! {
             .map(|((p, c), t)| if t.3 { c.clone() } else { p.clone() })
             .collect();
 
-        let (first, _) = plan_digested(&s, &Current::default(), digested(&people, &all, &members));
+        let first = plan_entries(&s, &Source::complete(), &Current::default(), digested(&people, &all, &members));
         let current = applied(&Current::default(), &first);
 
         // Unchanged, same settings: every synced entry is recognised.
-        let (again, left_out) = plan_digested(&s, &current, digested(&people, &all, &members));
-        prop_assert_eq!(left_out, first.adds.len());
+        let again = plan_entries(&s, &Source::complete(), &current, digested(&people, &all, &members));
+        prop_assert_eq!(again.recognised as usize, first.adds.len());
         prop_assert_eq!(decisions(&again), decisions(&plan(&s, &Source::complete(), &current, directory(&people, &all, &members))));
         prop_assert!(again.entry_digests.is_empty());
 
         // Changed: the same decisions as decoding every entry.
         let s2 = if same_settings { s.clone() } else { other };
-        let (digested_plan, _) =
-            plan_digested(&s2, &current, digested(&people_after, &present, &members_after));
+        let digested_plan =
+            plan_entries(&s2, &Source::complete(), &current, digested(&people_after, &present, &members_after));
         let decoded = plan(&s2, &Source::complete(), &current, directory(&people_after, &present, &members_after));
         prop_assert_eq!(decisions(&digested_plan), decisions(&decoded));
 
         // And once that is applied, a resync recognises what it wrote.
         let next = applied(&current, &digested_plan);
-        let (settled, _) =
-            plan_digested(&s2, &next, digested(&people_after, &present, &members_after));
+        let settled =
+            plan_entries(&s2, &Source::complete(), &next, digested(&people_after, &present, &members_after));
         prop_assert!(settled.adds.is_empty() && settled.updates.is_empty());
         prop_assert_eq!(
             decisions(&settled),
