@@ -155,6 +155,7 @@ impl NatsBus {
         let messages = consumer
             .stream()
             .max_messages_per_batch(prefetch(topic))
+            .max_bytes_per_batch(PREFETCH_BYTES)
             .messages()
             .await
             .map_err(|e| js_err("pull")(e.to_string()))?;
@@ -169,6 +170,11 @@ impl NatsBus {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
 }
+
+/// Bytes fetched ahead per pull, at most: a reconciler busy with a batch
+/// holds some megabytes of the batches after it, not 64 of 512 KB each. A
+/// message is at most NATS' max_payload (1 MB by default), well below.
+const PREFETCH_BYTES: usize = 8 * 1024 * 1024;
 
 /// Messages fetched ahead per pull. A job is long work: fetching more than
 /// one would park jobs in one collector's buffer (their ack deadline
