@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // Slices of the staged batch, not copies.
         .bytes(".dirsync.bus.v1.ObjectBatchEntries.entries")
+        .bytes(".dirsync.bus.v1.StagedCollectorEvent.batch")
         .build_server(true)
         .build_client(true)
         .compile_fds(fds)?;

@@ -1,9 +1,15 @@
 //! The integration's policies through the public API: the deletion guard,
 //! approval, and the account-wide pause.
 
+use std::time::Duration;
+
 use dirsync::cli::Client;
 use dirsync_proto::api::{self as pb, RunState};
-use dirsync_tests::{Embedded, FIXTURE_PASSWORD, Fixture, create_integration, snapshot, sync};
+use dirsync_proto::bus;
+use dirsync_tests::{
+    Distributed, Embedded, FIXTURE_PASSWORD, Fixture, create_integration, snapshot, start_sync,
+    sync,
+};
 
 async fn delete_users(fx: &Fixture, names: &[&str]) {
     let mut ldap = fx.admin().await;
@@ -554,4 +560,211 @@ async fn overlapping_root_dns_do_not_take_objects_back_and_forth() {
     assert_eq!(owner("alice@example.com").await, a.id);
     assert_eq!(owner("oscar@example.com").await, b.id);
     stack.stop().await;
+}
+
+/// Speaks for a collector on the stack's bus: the events of one attempt.
+struct FakeCollector {
+    bus: dirsync_bus::Bus,
+    run: pb::Run,
+}
+
+impl FakeCollector {
+    async fn send(&self, id: &str, event: bus::collector_event::Event) {
+        use prost::Message;
+        let message = bus::CollectorEvent {
+            account_id: self.run.account_id.clone(),
+            integration_id: self.run.integration_id.clone(),
+            run_id: self.run.id.clone(),
+            attempt: 1,
+            event: Some(event),
+        };
+        self.bus
+            .publish(
+                &dirsync_bus::Topic::Events,
+                &format!("{}:1:{id}", self.run.id),
+                message.encode_to_vec().into(),
+            )
+            .await
+            .expect("publish");
+    }
+
+    async fn start(&self) {
+        self.send(
+            "start",
+            bus::collector_event::Event::Started(bus::CollectionStarted {
+                host: "dc.example.com".into(),
+                memberships_unavailable: false,
+            }),
+        )
+        .await;
+    }
+
+    async fn batch(&self, sequence: u32, entries: Vec<bus::DirectoryEntry>) {
+        self.send(
+            &format!("b{sequence}"),
+            bus::collector_event::Event::Batch(bus::ObjectBatch { sequence, entries }),
+        )
+        .await;
+    }
+
+    async fn end(&self, batches: u32, entries: u64) {
+        self.send(
+            "end",
+            bus::collector_event::Event::End(bus::CollectionEnd {
+                batches,
+                entries,
+                complete: true,
+                host: "dc.example.com".into(),
+                ..Default::default()
+            }),
+        )
+        .await;
+    }
+}
+
+async fn user_names(client: &mut Client) -> Vec<String> {
+    let (snap, _) = snapshot(client).await;
+    snap.users.into_iter().map(|u| u.0).collect()
+}
+
+async fn settled(client: &mut Client, run: &pb::Run) -> pb::Run {
+    tokio::time::timeout(Duration::from_secs(60), client.wait(&run.id))
+        .await
+        .expect("the run settles")
+        .expect("GetRun")
+}
+
+fn user(n: u8, name: &str, domain: &str) -> bus::DirectoryEntry {
+    bus::DirectoryEntry {
+        kind: bus::ObjectKind::User as i32,
+        object_guid: format!("00000000-0000-4000-8000-0000000000{n:02x}"),
+        dn: format!("CN={name},OU=People,DC=example,DC=com"),
+        mail: format!("{}@{domain}", name.to_lowercase()),
+        display_name: name.to_owned(),
+        user_account_control: Some(512),
+        ..Default::default()
+    }
+}
+
+/// The reconciler plans a run while its batches arrive; what it read at
+/// the start must not outlive a change before the end. Settings changed
+/// during the collection apply to the run, and batches out of order are
+/// planned in their order all the same.
+#[tokio::test]
+async fn a_run_is_planned_with_what_holds_at_its_end() {
+    // No collector: the test sends the collection's events itself.
+    let stack = Distributed::start_with(&[], 60).await;
+    let mut client = stack.client("acme").await;
+    let settings = pb::IntegrationSettings {
+        name: "Spoken for".into(),
+        r#type: pb::DirectoryType::ActiveDirectory as i32,
+        host: "dc.example.com".into(),
+        user_dn: "CN=Sync,DC=example,DC=com".into(),
+        root_dn: "DC=example,DC=com".into(),
+        acknowledge_disabled_accounts: true,
+        filter_email_domains: "a.example,b.example".into(),
+        maximum_sync_deletions: 10,
+        ..Default::default()
+    };
+    let i = create_integration(&mut client, settings.clone(), "unused").await;
+    let bus = stack.bus().await;
+    let read_again = |stack: &Distributed| {
+        stack
+            .log("reconciler")
+            .matches("the first pass is read again")
+            .count()
+    };
+
+    // The domain filter narrows once the collection has begun.
+    let run = start_sync(&mut client, &i.id).await;
+    let collector = FakeCollector {
+        bus: bus.clone(),
+        run: run.clone(),
+    };
+    collector.start().await;
+    for _ in 0..100 {
+        let now = client
+            .sync
+            .get_run(pb::GetRunRequest {
+                account_id: String::new(),
+                run_id: run.id.clone(),
+            })
+            .await
+            .expect("GetRun")
+            .into_inner();
+        if now.state == RunState::Collecting as i32 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The reconciler reads the store as it records the start.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    collector
+        .batch(
+            0,
+            vec![user(1, "Alice", "a.example"), user(2, "Bob", "b.example")],
+        )
+        .await;
+    update(
+        &mut client,
+        &i.id,
+        pb::IntegrationSettings {
+            filter_email_domains: "a.example".into(),
+            ..settings.clone()
+        },
+        None,
+    )
+    .await;
+    collector.end(1, 2).await;
+    let done = settled(&mut client, &run).await;
+    assert_eq!(done.state, RunState::Succeeded as i32, "{done:?}");
+    assert_eq!(
+        user_names(&mut client).await,
+        ["Alice"],
+        "Bob's domain left the filter"
+    );
+    assert_eq!(read_again(&stack), 1, "{}", stack.log("reconciler"));
+
+    // Batches out of order.
+    let run = start_sync(&mut client, &i.id).await;
+    let collector = FakeCollector {
+        bus: bus.clone(),
+        run: run.clone(),
+    };
+    collector.start().await;
+    collector
+        .batch(1, vec![user(1, "Alice", "a.example")])
+        .await;
+    collector
+        .batch(0, vec![user(3, "Carol", "a.example")])
+        .await;
+    collector.end(2, 2).await;
+    let done = settled(&mut client, &run).await;
+    assert_eq!(done.state, RunState::Succeeded as i32, "{done:?}");
+    let c = done.counts.unwrap_or_default();
+    assert_eq!((c.collected, c.added, c.unchanged), (2, 1, 1), "{done:?}");
+    assert_eq!(user_names(&mut client).await, ["Alice", "Carol"]);
+
+    // In order and unchanged: planned as the batches came.
+    let run = start_sync(&mut client, &i.id).await;
+    let collector = FakeCollector {
+        bus,
+        run: run.clone(),
+    };
+    collector.start().await;
+    collector
+        .batch(
+            0,
+            vec![user(3, "Carol", "a.example"), user(1, "Alice", "a.example")],
+        )
+        .await;
+    collector.end(1, 2).await;
+    let done = settled(&mut client, &run).await;
+    let c = done.counts.unwrap_or_default();
+    assert_eq!(
+        (c.added, c.updated, c.removed, c.unchanged),
+        (0, 0, 0, 2),
+        "{done:?}"
+    );
+    assert_eq!(read_again(&stack), 1, "{}", stack.log("reconciler"));
 }

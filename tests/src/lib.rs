@@ -646,6 +646,24 @@ impl Distributed {
         &self.database
     }
 
+    /// The stack's bus, as its processes reach it.
+    pub async fn bus(&self) -> dirsync_bus::Bus {
+        let prefix = self
+            .env
+            .iter()
+            .find(|(k, _)| *k == "DIRSYNC_SUBJECT_PREFIX")
+            .map(|(_, v)| v.as_str())
+            .expect("a subject prefix");
+        dirsync_bus::Bus::nats(
+            &env("DIRSYNC_TEST_NATS_URL"),
+            prefix,
+            Duration::from_secs(60),
+            None,
+        )
+        .await
+        .expect("the bus")
+    }
+
     /// The logs of every role, for failure messages.
     pub fn logs(&self) -> String {
         let mut out = String::new();

@@ -296,12 +296,16 @@ impl Collector {
         scope: &Scope,
     ) -> Result<(), CollectError> {
         let host = session.host.clone();
+        let memberships_unavailable = scope.directory.is_global_catalog(target.port);
         tracing::info!(%host, attempt, "bound; collecting");
         self.publish(
             job,
             attempt,
             "start",
-            Event::Started(bus::CollectionStarted { host: host.clone() }),
+            Event::Started(bus::CollectionStarted {
+                host: host.clone(),
+                memberships_unavailable,
+            }),
         )
         .await?;
 
@@ -395,7 +399,7 @@ impl Collector {
             error: String::new(),
             host,
             referrals: summary.referrals,
-            memberships_unavailable: scope.directory.is_global_catalog(target.port),
+            memberships_unavailable,
         };
         self.publish(job, attempt, "end", Event::End(end)).await?;
         Ok(())

@@ -326,11 +326,7 @@ pub async fn run(
                 tasks.spawn(async move { ("collector", c.run(stop).await) });
             }
             Role::Reconciler => {
-                let r = Reconciler {
-                    store: store()?,
-                    bus: deps.bus.clone(),
-                    clock: deps.clock.clone(),
-                };
+                let r = Reconciler::new(store()?, deps.bus.clone(), deps.clock.clone());
                 tasks.spawn(async move { ("reconciler", r.run(stop).await) });
             }
         }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prost::Message;
@@ -14,15 +14,19 @@ use tokio_util::sync::CancellationToken;
 use dirsync_bus::{Bus, Delivery, MAX_DELIVER, Topic};
 use dirsync_core::digest::EntryDigest;
 use dirsync_core::plan::{self, Completeness, Planner};
-use dirsync_core::{Clock, DirectoryObject, ObjectKind, ShortHash, Trigger};
+use dirsync_core::{
+    Clock, DirectoryObject, IntegrationSettings, ObjectKind, ShortHash, Trigger, UnixMillis,
+};
 use dirsync_proto::bus::{self, collector_event::Event};
-use dirsync_store::{Apply, ApplyOutcome, Store, StoreError};
+use dirsync_store::{Apply, ApplyOutcome, IntegrationRecord, SettledMark, Store, StoreError};
 use dirsync_telemetry::metrics::RunLabels;
 
 pub struct Reconciler {
-    pub store: Store,
-    pub bus: Bus,
-    pub clock: Arc<dyn Clock>,
+    store: Store,
+    bus: Bus,
+    clock: Arc<dyn Clock>,
+    /// The run whose first planning pass is done as its batches arrive.
+    early: Mutex<Option<EarlyPass>>,
 }
 
 /// Staged batches read per query (each up to the collector's 512 KB).
@@ -32,6 +36,11 @@ const STAGED_PAGE: u32 = 4;
 /// they are written: a full sync's records are never all in memory.
 const APPLY_ROWS: usize = 20_000;
 
+/// How long a run's first pass, done as its batches arrive, keeps its
+/// place after the last batch came: another run may take it then (the
+/// collection was abandoned without an end).
+const EARLY_IDLE_MILLIS: i64 = 10 * 60 * 1000;
+
 /// What to do with a delivery once handled.
 enum Settle {
     Ack,
@@ -39,6 +48,15 @@ enum Settle {
 }
 
 impl Reconciler {
+    pub fn new(store: Store, bus: Bus, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            bus,
+            clock,
+            early: Mutex::new(None),
+        }
+    }
+
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!("reconciler started");
         dirsync_bus::consume(&self.bus, Topic::Events, shutdown, |d| self.handle(d)).await?;
@@ -67,7 +85,7 @@ impl Reconciler {
     /// decoded whole.
     async fn settle(&self, delivery: &Delivery) -> Result<Settle, StoreError> {
         if let Ok(staged) = bus::StagedCollectorEvent::decode(delivery.payload.clone())
-            && let Some(batch) = &staged.batch
+            && let Some(batch) = staged.batch
         {
             return self.stage(&staged.run_id, staged.attempt, batch).await;
         }
@@ -82,8 +100,8 @@ impl Reconciler {
 
     /// Stages an encoded `ObjectBatch`, counting its entries (continuations
     /// of a large group are not entries).
-    async fn stage(&self, run_id: &str, attempt: u32, batch: &[u8]) -> Result<Settle, StoreError> {
-        let head = match bus::ObjectBatchHead::decode(batch) {
+    async fn stage(&self, run_id: &str, attempt: u32, batch: Bytes) -> Result<Settle, StoreError> {
+        let head = match bus::ObjectBatchHead::decode(batch.clone()) {
             Ok(head) => head,
             Err(e) => {
                 tracing::error!(run = %run_id, error = %e, "dropping an object batch that cannot be decoded");
@@ -92,8 +110,17 @@ impl Reconciler {
         };
         let entries = head.entries.iter().filter(|e| e.member_part == 0).count() as u64;
         self.store
-            .stage_batch(run_id, attempt, head.sequence, entries, batch)
+            .stage_batch(run_id, attempt, head.sequence, entries, &batch)
             .await?;
+        let now = self.clock.now();
+        let mut slot = self.early.lock().expect("not poisoned");
+        if let Some(early) = slot.as_mut()
+            && early.run_id == run_id
+            && !early.read(attempt, head.sequence, batch, now)
+        {
+            tracing::debug!(run = %run_id, "batches out of order; the first pass waits for the end");
+            *slot = None;
+        }
         Ok(Settle::Ack)
     }
 
@@ -115,15 +142,19 @@ impl Reconciler {
                     .await?
                 {
                     tracing::info!(run = %ev.run_id, attempt = ev.attempt, "stale start ignored");
+                    return Ok(Settle::Ack);
                 }
+                self.begin_early(&ev, s.memberships_unavailable, now).await;
                 Ok(Settle::Ack)
             }
             Some(Event::Batch(b)) => {
                 // Batches are staged by `settle` before this decoding; one
                 // that reaches here is staged the same way.
-                self.stage(&ev.run_id, ev.attempt, &b.encode_to_vec()).await
+                self.stage(&ev.run_id, ev.attempt, b.encode_to_vec().into())
+                    .await
             }
             Some(Event::End(end)) if !end.error.is_empty() => {
+                drop(self.take_early(&ev.run_id, ev.attempt));
                 if self
                     .store
                     .fail_run(&ev.run_id, ev.attempt, &end.error, now)
@@ -141,6 +172,47 @@ impl Reconciler {
                 Ok(Settle::Ack)
             }
             Some(Event::End(end)) => self.on_end(&ev, end, delivered).await,
+        }
+    }
+
+    /// Begins the run's first pass as its collection starts, unless
+    /// another run's holds its place.
+    async fn begin_early(
+        &self,
+        ev: &bus::CollectorEvent,
+        memberships_unavailable: bool,
+        now: UnixMillis,
+    ) {
+        {
+            let mut slot = self.early.lock().expect("not poisoned");
+            match slot.as_ref() {
+                Some(held) if held.run_id == ev.run_id && held.attempt == ev.attempt => return,
+                Some(held)
+                    if held.run_id != ev.run_id && now - held.active_at < EARLY_IDLE_MILLIS =>
+                {
+                    return;
+                }
+                _ => *slot = None,
+            }
+        }
+        match EarlyPass::begin(&self.store, ev, memberships_unavailable, now).await {
+            Ok(early) => *self.early.lock().expect("not poisoned") = Some(early),
+            Err(e) => {
+                tracing::warn!(run = %ev.run_id, error = %e, "the first pass waits for the end of the collection");
+            }
+        }
+    }
+
+    /// The run's early first pass, if this reconciler holds it.
+    fn take_early(&self, run_id: &str, attempt: u32) -> Option<EarlyPass> {
+        let mut slot = self.early.lock().expect("not poisoned");
+        if slot
+            .as_ref()
+            .is_some_and(|e| e.run_id == run_id && e.attempt == attempt)
+        {
+            slot.take()
+        } else {
+            None
         }
     }
 
@@ -184,6 +256,7 @@ impl Reconciler {
         {
             Ok(i) => i,
             Err(StoreError::NotFound(_)) => {
+                drop(self.take_early(&ev.run_id, ev.attempt));
                 self.store
                     .fail_run(
                         &ev.run_id,
@@ -201,33 +274,45 @@ impl Reconciler {
         if !end.complete && reasons.is_empty() {
             reasons.push("the collector marked the collection incomplete".to_owned());
         }
-        let memberships_unavailable = end.memberships_unavailable.then(|| {
-            "the Global Catalog does not hold the member attribute; use port 636 or 389 to sync members".to_owned()
-        });
-        let current = self
-            .store
-            .current_objects(
-                &ev.account_id,
-                &ev.integration_id,
-                memberships_unavailable.is_some(),
-            )
-            .await?;
         // Two passes over the staged batches, one page of them decoded at
         // a time: the collection is never held whole, only the DNs of the
         // objects in scope, and the objects that change until they are
         // written. The second leaves out the entries the first recognised
-        // by their digests, when the planner allows it.
-        let mut planner = Planner::new(&integration.settings, memberships_unavailable, &current);
-        planner.reserve(usize::try_from(end.entries).unwrap_or(usize::MAX));
-        let mut staged = Staged::first_pass(&self.store, &ev.run_id, ev.attempt);
-        while let Some(entries) = staged.next(&mut reasons).await? {
-            for e in &entries {
-                if planner.index(&e.object, Some(e.digest)) {
-                    staged.skips.leave_out(e.positions.clone());
-                }
+        // by their digests, when the planner allows it. The first pass may
+        // be done already, as the batches arrived.
+        let early = match self.take_early(&ev.run_id, ev.attempt) {
+            Some(early) => early.finish(&self.store, ev, &end, &integration).await?,
+            None => None,
+        };
+        let (mut planner, mut skips) = match early {
+            Some((planner, skips, first_reasons)) => {
+                reasons.extend(first_reasons);
+                (planner, skips)
             }
-        }
-        let mut skips = staged.skips;
+            None => {
+                let unavailable = end.memberships_unavailable;
+                let current = self
+                    .store
+                    .current_objects(&ev.account_id, &ev.integration_id, unavailable)
+                    .await?;
+                let mut planner = Planner::new(
+                    Arc::new(integration.settings.clone()),
+                    memberships_note(unavailable),
+                    Arc::new(current),
+                );
+                planner.reserve(usize::try_from(end.entries).unwrap_or(usize::MAX));
+                let mut staged = Staged::new(
+                    &self.store,
+                    &ev.run_id,
+                    ev.attempt,
+                    BatchReader::first_pass(),
+                );
+                while let Some(entries) = staged.next(&mut reasons).await? {
+                    index(&mut planner, &mut staged.reader.skips, &entries);
+                }
+                (planner, staged.reader.skips)
+            }
+        };
         if !planner.end_index() {
             skips.read_all();
         }
@@ -241,7 +326,12 @@ impl Reconciler {
         // The second pass writes what changes as it goes, in the apply's
         // transaction.
         let mut synced = Synced::default();
-        let mut staged = Staged::second_pass(&self.store, &ev.run_id, ev.attempt, skips);
+        let mut staged = Staged::new(
+            &self.store,
+            &ev.run_id,
+            ev.attempt,
+            BatchReader::second_pass(skips),
+        );
         // What the first pass could not read it has said; the second pass
         // decodes more of each entry and may find more.
         let mut more = Vec::new();
@@ -296,22 +386,135 @@ impl Reconciler {
     }
 }
 
+/// The first planning pass over the entries read.
+fn index(planner: &mut Planner, skips: &mut Skips, entries: &[Collected]) {
+    for e in entries {
+        if planner.index(&e.object, Some(e.digest)) {
+            skips.leave_out(e.positions.clone());
+        }
+    }
+}
+
+/// Why a plan keeps stored member edges (see `Planner::new`).
+fn memberships_note(unavailable: bool) -> Option<String> {
+    unavailable.then(|| {
+        "the Global Catalog does not hold the member attribute; use port 636 or 389 to sync members"
+            .to_owned()
+    })
+}
+
+/// A run's first planning pass, done as its batches are staged while the
+/// collection goes on, so that its end finds it done. It needs the batches
+/// of one attempt in sequence order, as one collector sends them to one
+/// reconciler (with several reconcilers sharing the batches, or any out of
+/// order, the pass is left to the end). It is used only if what it read at
+/// the start still holds at the end: the integration's settings, whether
+/// memberships are read, and the store's objects (see [`SettledMark`];
+/// while a run is active, no other run of its integration applies).
+struct EarlyPass {
+    run_id: String,
+    attempt: u32,
+    settings: Arc<IntegrationSettings>,
+    memberships_unavailable: bool,
+    mark: SettledMark,
+    planner: Planner,
+    reader: BatchReader,
+    /// The sequence of the next batch to read.
+    next: u32,
+    reasons: Vec<String>,
+    /// When it began, or last read a batch.
+    active_at: UnixMillis,
+}
+
+impl EarlyPass {
+    async fn begin(
+        store: &Store,
+        ev: &bus::CollectorEvent,
+        memberships_unavailable: bool,
+        now: UnixMillis,
+    ) -> Result<Self, StoreError> {
+        let integration = store
+            .get_integration(&ev.account_id, &ev.integration_id)
+            .await?;
+        // The mark first: what moves after it shows at the end.
+        let mark = store.settled_mark(&ev.account_id, &ev.run_id).await?;
+        let current = store
+            .current_objects(&ev.account_id, &ev.integration_id, memberships_unavailable)
+            .await?;
+        let stored = current.objects.len();
+        let settings = Arc::new(integration.settings);
+        let mut planner = Planner::new(
+            settings.clone(),
+            memberships_note(memberships_unavailable),
+            Arc::new(current),
+        );
+        planner.reserve(stored);
+        Ok(Self {
+            run_id: ev.run_id.clone(),
+            attempt: ev.attempt,
+            settings,
+            memberships_unavailable,
+            mark,
+            planner,
+            reader: BatchReader::first_pass(),
+            next: 0,
+            reasons: Vec::new(),
+            active_at: now,
+        })
+    }
+
+    /// Reads a batch of the run just staged. False when it cannot go on:
+    /// a batch of another attempt, or one out of sequence order.
+    fn read(&mut self, attempt: u32, sequence: u32, batch: Bytes, now: UnixMillis) -> bool {
+        if attempt != self.attempt || sequence > self.next {
+            return false;
+        }
+        if sequence < self.next {
+            return true; // delivered again: read already
+        }
+        let mut entries = Vec::new();
+        self.reader
+            .read(sequence, batch, &mut entries, &mut self.reasons);
+        index(&mut self.planner, &mut self.reader.skips, &entries);
+        self.next += 1;
+        self.active_at = now;
+        true
+    }
+
+    /// The planner after its first pass, the second pass's skips and what
+    /// the first could not read; `None` when what the pass read at the
+    /// start has moved, or it did not read every batch.
+    async fn finish(
+        mut self,
+        store: &Store,
+        ev: &bus::CollectorEvent,
+        end: &bus::CollectionEnd,
+        integration: &IntegrationRecord,
+    ) -> Result<Option<(Planner, Skips, Vec<String>)>, StoreError> {
+        let holds = self.next == end.batches
+            && self.memberships_unavailable == end.memberships_unavailable
+            && *self.settings == integration.settings
+            && self.mark == store.settled_mark(&ev.account_id, &ev.run_id).await?;
+        if !holds {
+            tracing::info!(run = %ev.run_id, "the first pass is read again: the store or the settings moved during the collection");
+            return Ok(None);
+        }
+        let mut last = Vec::new();
+        self.reader.finish(&mut last, &mut self.reasons);
+        index(&mut self.planner, &mut self.reader.skips, &last);
+        Ok(Some((self.planner, self.reader.skips, self.reasons)))
+    }
+}
+
 /// A run's staged objects in collection order, large groups' parts joined,
 /// a page of batches at a time, each with its entry's digest.
-///
-/// The first pass (which builds its [`Skips`]) reads what the planner's
-/// first pass needs of each entry (anchor, DN, kind, addresses), the rest
-/// left undecoded; the second reads whole entries, less those its skips
-/// leave out, and no batch that holds only those.
 struct Staged<'a> {
     store: &'a Store,
     run_id: &'a str,
     attempt: u32,
-    first_pass: bool,
-    skips: Skips,
     /// The next sequence number to read; `None` after the last batch.
     from: Option<u32>,
-    joiner: PartJoiner,
+    reader: BatchReader,
 }
 
 /// An entry read from the staged batches.
@@ -323,23 +526,13 @@ struct Collected {
 }
 
 impl<'a> Staged<'a> {
-    fn first_pass(store: &'a Store, run_id: &'a str, attempt: u32) -> Self {
+    fn new(store: &'a Store, run_id: &'a str, attempt: u32, reader: BatchReader) -> Self {
         Self {
             store,
             run_id,
             attempt,
-            first_pass: true,
-            skips: Skips::default(),
             from: Some(0),
-            joiner: PartJoiner::default(),
-        }
-    }
-
-    fn second_pass(store: &'a Store, run_id: &'a str, attempt: u32, skips: Skips) -> Self {
-        Self {
-            first_pass: false,
-            skips,
-            ..Self::first_pass(store, run_id, attempt)
+            reader,
         }
     }
 
@@ -350,27 +543,13 @@ impl<'a> Staged<'a> {
         reasons: &mut Vec<String>,
     ) -> Result<Option<Vec<Collected>>, StoreError> {
         let mut out = Vec::new();
-        let decode = |joined: Joined, out: &mut Vec<Collected>, reasons: &mut Vec<String>| {
-            match DirectoryObject::try_from(joined.entry) {
-                Ok(object) => out.push(Collected {
-                    object,
-                    digest: joined.digest,
-                    positions: joined.positions,
-                }),
-                Err(e) => reasons.push(e.to_string()),
-            }
-        };
-        let first_pass = self.first_pass;
-        let from = self
-            .from
-            .and_then(|from| self.skips.next_to_read(from, first_pass));
+        let from = self.from.and_then(|from| self.reader.next_to_read(from));
         let Some(from) = from else {
             self.from = None;
             // The last entry, once.
-            let Some(last) = std::mem::take(&mut self.joiner).finish() else {
+            if !self.reader.finish(&mut out, reasons) {
                 return Ok(None);
-            };
-            decode(last, &mut out, reasons);
+            }
             return Ok(Some(out));
         };
         let page = self
@@ -380,44 +559,115 @@ impl<'a> Staged<'a> {
         // After the last sequence there is, nothing.
         self.from = page.last().and_then(|(last, _)| last.checked_add(1));
         for (sequence, payload) in page {
-            let batch = match bus::ObjectBatchEntries::decode(Bytes::from(payload)) {
-                Ok(batch) => batch,
-                Err(e) => {
-                    reasons.push(format!("a staged batch cannot be decoded: {e}"));
-                    self.skips.broken();
-                    continue;
-                }
-            };
-            let Some(start) = self.skips.batch(sequence, batch.entries.len(), first_pass) else {
-                reasons.push(format!("staged batch {sequence} is out of sequence"));
-                continue;
-            };
-            for (position, raw) in (start..).zip(&batch.entries) {
-                if !first_pass && self.skips.left_out(position) {
-                    if let Some(before) = self.joiner.flush() {
-                        decode(before, &mut out, reasons);
-                    }
-                    continue;
-                }
-                let entry = if first_pass {
-                    bus::DirectoryEntryIndex::decode(raw.as_ref()).map(indexed_entry)
-                } else {
-                    bus::DirectoryEntry::decode(raw.as_ref())
-                };
-                match entry {
-                    Ok(entry) => {
-                        if let Some(whole) = self.joiner.push(entry, raw, position, reasons) {
-                            decode(whole, &mut out, reasons);
-                        }
-                    }
-                    Err(e) => reasons.push(format!(
-                        "entry {} of staged batch {sequence} cannot be decoded: {e}",
-                        position - start
-                    )),
-                }
-            }
+            self.reader
+                .read(sequence, Bytes::from(payload), &mut out, reasons);
         }
         Ok(Some(out))
+    }
+}
+
+/// Reads staged batches in sequence order, in one of the two planning
+/// passes, joining large groups' parts and digesting each entry.
+///
+/// The first pass (which builds its [`Skips`]) reads what the planner's
+/// first pass needs of each entry (anchor, DN, kind, addresses), the rest
+/// left undecoded; the second reads whole entries, less those its skips
+/// leave out, and no batch that holds only those.
+struct BatchReader {
+    first_pass: bool,
+    skips: Skips,
+    joiner: PartJoiner,
+}
+
+impl BatchReader {
+    fn first_pass() -> Self {
+        Self {
+            first_pass: true,
+            skips: Skips::default(),
+            joiner: PartJoiner::default(),
+        }
+    }
+
+    fn second_pass(skips: Skips) -> Self {
+        Self {
+            first_pass: false,
+            skips,
+            ..Self::first_pass()
+        }
+    }
+
+    /// The first sequence from `from` on that holds an entry to read.
+    fn next_to_read(&self, from: u32) -> Option<u32> {
+        self.skips.next_to_read(from, self.first_pass)
+    }
+
+    /// Adds the entries of batch `sequence` that are whole to `out` (the
+    /// last one may wait for parts in the next batch).
+    fn read(
+        &mut self,
+        sequence: u32,
+        payload: Bytes,
+        out: &mut Vec<Collected>,
+        reasons: &mut Vec<String>,
+    ) {
+        let first_pass = self.first_pass;
+        let batch = match bus::ObjectBatchEntries::decode(payload) {
+            Ok(batch) => batch,
+            Err(e) => {
+                reasons.push(format!("a staged batch cannot be decoded: {e}"));
+                self.skips.broken();
+                return;
+            }
+        };
+        let Some(start) = self.skips.batch(sequence, batch.entries.len(), first_pass) else {
+            reasons.push(format!("staged batch {sequence} is out of sequence"));
+            return;
+        };
+        for (position, raw) in (start..).zip(&batch.entries) {
+            if !first_pass && self.skips.left_out(position) {
+                if let Some(before) = self.joiner.flush() {
+                    decode(before, out, reasons);
+                }
+                continue;
+            }
+            let entry = if first_pass {
+                bus::DirectoryEntryIndex::decode(raw.as_ref()).map(indexed_entry)
+            } else {
+                bus::DirectoryEntry::decode(raw.as_ref())
+            };
+            match entry {
+                Ok(entry) => {
+                    if let Some(whole) = self.joiner.push(entry, raw, position, reasons) {
+                        decode(whole, out, reasons);
+                    }
+                }
+                Err(e) => reasons.push(format!(
+                    "entry {} of staged batch {sequence} cannot be decoded: {e}",
+                    position - start
+                )),
+            }
+        }
+    }
+
+    /// Adds the last entry to `out`, once: false when there is none.
+    fn finish(&mut self, out: &mut Vec<Collected>, reasons: &mut Vec<String>) -> bool {
+        let Some(last) = std::mem::take(&mut self.joiner).finish() else {
+            return false;
+        };
+        decode(last, out, reasons);
+        true
+    }
+}
+
+/// The object a whole entry gives, or why it gives none.
+fn decode(joined: Joined, out: &mut Vec<Collected>, reasons: &mut Vec<String>) {
+    match DirectoryObject::try_from(joined.entry) {
+        Ok(object) => out.push(Collected {
+            object,
+            digest: joined.digest,
+            positions: joined.positions,
+        }),
+        Err(e) => reasons.push(e.to_string()),
     }
 }
 
@@ -523,7 +773,7 @@ impl Synced {
     /// Writes the adds and updates the planner kept so far, counting them.
     async fn write(
         &mut self,
-        planner: &mut Planner<'_>,
+        planner: &mut Planner,
         apply: &mut dyn Apply,
     ) -> Result<(), StoreError> {
         let writes = planner.take_writes();
@@ -726,7 +976,7 @@ mod tests {
         assert_eq!((staged.run_id.as_str(), staged.attempt), ("r1", 2));
         let bytes = staged.batch.expect("a batch event carries its batch");
         assert_eq!(bytes, batch.encode_to_vec());
-        let head = ObjectBatchHead::decode(bytes.as_slice()).expect("a batch");
+        let head = ObjectBatchHead::decode(bytes.as_ref()).expect("a batch");
         assert_eq!(head.sequence, 7);
         assert_eq!(
             head.entries.iter().filter(|e| e.member_part == 0).count(),
@@ -738,7 +988,7 @@ mod tests {
             StagedCollectorEvent::decode(empty.as_slice())
                 .expect("an event")
                 .batch,
-            Some(Vec::new())
+            Some(prost::bytes::Bytes::new())
         );
         let started = event(Event::Started(CollectionStarted::default())).encode_to_vec();
         assert_eq!(

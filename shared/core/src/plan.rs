@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use crate::dn::Dn;
 use crate::guid::ObjectGuid;
@@ -236,7 +237,11 @@ pub fn plan_entries(
     current: &Current,
     collected: Vec<(DirectoryObject, Option<ShortHash>)>,
 ) -> Plan {
-    let mut planner = Planner::new(settings, source.memberships_unavailable.clone(), current);
+    let mut planner = Planner::new(
+        Arc::new(settings.clone()),
+        source.memberships_unavailable.clone(),
+        Arc::new(current.clone()),
+    );
     let same: Vec<bool> = collected
         .iter()
         .map(|(obj, digest)| planner.index(obj, *digest))
@@ -266,11 +271,11 @@ pub fn plan_entries(
 /// anchor a 4-byte table slot and a byte of state (and, for anchors the
 /// store does not hold, the anchor), per DN in scope a 128-bit hash and
 /// an id.
-pub struct Planner<'a> {
-    settings: &'a IntegrationSettings,
+pub struct Planner {
+    settings: Arc<IntegrationSettings>,
     /// Set when group memberships could not be read (see [`Source`]).
     memberships_unavailable: Option<String>,
-    current: &'a Current,
+    current: Arc<Current>,
     /// Every anchor met, the store's and the collection's.
     anchors: Anchors,
     /// Distinct anchors read in the first pass.
@@ -391,17 +396,17 @@ impl Anchors {
     }
 }
 
-impl<'a> Planner<'a> {
+impl Planner {
     pub fn new(
-        settings: &'a IntegrationSettings,
+        settings: Arc<IntegrationSettings>,
         memberships_unavailable: Option<String>,
-        current: &'a Current,
+        current: Arc<Current>,
     ) -> Self {
         Self {
+            anchors: Anchors::new(&current.objects),
             settings,
             memberships_unavailable,
             current,
-            anchors: Anchors::new(&current.objects),
             indexed: 0,
             by_dn: DnIndex::new(),
             out_of_scope_reason: HashMap::new(),
@@ -441,7 +446,7 @@ impl<'a> Planner<'a> {
         }
         *state |= Anchors::INDEXED;
         self.indexed += 1;
-        if let Some(reason) = out_of_scope(self.settings, obj) {
+        if let Some(reason) = out_of_scope(&self.settings, obj) {
             self.out_of_scope_reason.insert(obj.anchor, reason.clone());
             self.out.skipped.push((obj.dn.to_string(), reason));
             return false;
@@ -512,7 +517,7 @@ impl<'a> Planner<'a> {
         h.update(env!("CARGO_PKG_VERSION"));
         h.update(b"\0");
         // Serialising settings (strings, numbers, lists) cannot fail.
-        let _ = serde_json::to_writer(&mut h, self.settings);
+        let _ = serde_json::to_writer(&mut h, &*self.settings);
         h.update(self.dn_sum.to_le_bytes());
         Some(crate::digest::short(h))
     }

@@ -22,8 +22,8 @@ use dirsync_core::UnixMillis;
 use dirsync_core::plan::{Current, Plan, Removal, Upsert};
 
 pub use records::{
-    AccountRecord, ApplyOutcome, ChangeRecord, IntegrationRecord, RunRecord, StoredObject,
-    TokenRecord,
+    AccountRecord, ApplyOutcome, ChangeRecord, IntegrationRecord, RunRecord, SettledMark,
+    StoredObject, TokenRecord,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +132,8 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
         host: &str,
         now: UnixMillis,
     ) -> Result<bool>;
+    /// See [`SettledMark`]: of the account's runs other than `run_id`.
+    async fn settled_mark(&self, account_id: &str, run_id: &str) -> Result<SettledMark>;
     /// Marks an unsettled run failed. Returns false when it was settled.
     async fn fail_run(
         &self,

@@ -118,3 +118,15 @@ pub struct TokenRecord {
     pub created_at: UnixMillis,
     pub revoked_at: Option<UnixMillis>,
 }
+
+/// Where the account's other runs stand: it moves whenever one of them
+/// settles (applied, failed) or has its held removals approved, the only
+/// ways the store's objects change outside a run's own apply. Compared
+/// before and after a collection, it tells that what was read of the
+/// store at the start still holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettledMark {
+    pub settled: i64,
+    pub latest: i64,
+    pub blocked: i64,
+}

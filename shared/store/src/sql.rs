@@ -17,7 +17,7 @@ use dirsync_core::{
 use crate::bulk::{Bulk, Cell, ROWS_PER_WRITE, Rows};
 use crate::{
     AccountRecord, ApplyOutcome, ChangeRecord, DirectoryStore, IntegrationRecord, Result,
-    RunRecord, StoreError, StoredObject, TokenRecord,
+    RunRecord, SettledMark, StoreError, StoredObject, TokenRecord,
 };
 
 #[derive(Debug)]
@@ -1409,6 +1409,24 @@ macro_rules! store_impl {
                 .execute(&self.pool)
                 .await?;
                 Ok(())
+            }
+
+            async fn settled_mark(&self, account_id: &str, run_id: &str) -> Result<SettledMark> {
+                let row = sqlx::query(
+                    "SELECT CAST(COUNT(finished_at) AS BIGINT) AS settled, \
+                     CAST(COALESCE(MAX(finished_at), 0) AS BIGINT) AS latest, \
+                     CAST(COUNT(CASE WHEN state = 'blocked' THEN 1 END) AS BIGINT) AS blocked \
+                     FROM runs WHERE account_id = $1 AND id <> $2",
+                )
+                .bind(account_id)
+                .bind(run_id)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(SettledMark {
+                    settled: row.try_get("settled")?,
+                    latest: row.try_get("latest")?,
+                    blocked: row.try_get("blocked")?,
+                })
             }
 
             async fn staged_totals(&self, run_id: &str, attempt: u32) -> Result<(u64, u64)> {
