@@ -37,8 +37,8 @@ const STAGED_PAGE: u32 = 4;
 const APPLY_ROWS: usize = 20_000;
 
 /// How long a run's first pass, done as its batches arrive, keeps its
-/// place after the last batch came: another run may take it then (the
-/// collection was abandoned without an end).
+/// place after the last batch came while its run is active: another run
+/// may take it then (the collection was abandoned without an end).
 const EARLY_IDLE_MILLIS: i64 = 10 * 60 * 1000;
 
 /// What to do with a delivery once handled.
@@ -176,25 +176,37 @@ impl Reconciler {
     }
 
     /// Begins the run's first pass as its collection starts, unless
-    /// another run's holds its place.
+    /// another active run's holds its place.
     async fn begin_early(
         &self,
         ev: &bus::CollectorEvent,
         memberships_unavailable: bool,
         now: UnixMillis,
     ) {
-        {
-            let mut slot = self.early.lock().expect("not poisoned");
-            match slot.as_ref() {
-                Some(held) if held.run_id == ev.run_id && held.attempt == ev.attempt => return,
-                Some(held)
-                    if held.run_id != ev.run_id && now - held.active_at < EARLY_IDLE_MILLIS =>
-                {
+        let held = self.early.lock().expect("not poisoned").as_ref().map(|h| {
+            (
+                h.account_id.clone(),
+                h.run_id.clone(),
+                h.attempt,
+                h.active_at,
+            )
+        });
+        if let Some((account, run, attempt, active_at)) = held {
+            if run == ev.run_id && attempt == ev.attempt {
+                return; // the start delivered again
+            }
+            if run != ev.run_id && now - active_at < EARLY_IDLE_MILLIS {
+                // Unless its run settled (another reconciler took its end).
+                let settled = match self.store.get_run(&account, &run).await {
+                    Ok(r) => !r.state.is_active(),
+                    Err(e) => matches!(e, StoreError::NotFound(_)),
+                };
+                if !settled {
                     return;
                 }
-                _ => *slot = None,
             }
         }
+        *self.early.lock().expect("not poisoned") = None;
         match EarlyPass::begin(&self.store, ev, memberships_unavailable, now).await {
             Ok(early) => *self.early.lock().expect("not poisoned") = Some(early),
             Err(e) => {
@@ -412,6 +424,7 @@ fn memberships_note(unavailable: bool) -> Option<String> {
 /// memberships are read, and the store's objects (see [`SettledMark`];
 /// while a run is active, no other run of its integration applies).
 struct EarlyPass {
+    account_id: String,
     run_id: String,
     attempt: u32,
     settings: Arc<IntegrationSettings>,
@@ -450,6 +463,7 @@ impl EarlyPass {
         );
         planner.reserve(stored);
         Ok(Self {
+            account_id: ev.account_id.clone(),
             run_id: ev.run_id.clone(),
             attempt: ev.attempt,
             settings,
@@ -496,7 +510,7 @@ impl EarlyPass {
             && *self.settings == integration.settings
             && self.mark == store.settled_mark(&ev.account_id, &ev.run_id).await?;
         if !holds {
-            tracing::info!(run = %ev.run_id, "the first pass is read again: the store or the settings moved during the collection");
+            tracing::info!(run = %ev.run_id, "the first pass is read again from the staged batches: the settings or the store moved during the collection, or not every batch came here in order");
             return Ok(None);
         }
         let mut last = Vec::new();
