@@ -118,9 +118,26 @@ enum KeyCmd {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // TOKIO_WORKER_THREADS, when set, decides.
+    if let Command::Serve(cfg) = &cli.command
+        && std::env::var_os("TOKIO_WORKER_THREADS").is_none()
+        && let Some(n) = serve::worker_threads(&cfg.roles)
+    {
+        runtime.worker_threads(n);
+    }
+    match runtime.enable_all().build() {
+        Ok(runtime) => runtime.block_on(main_in_runtime(cli)),
+        Err(e) => {
+            eprintln!("error: the async runtime cannot start: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn main_in_runtime(cli: Cli) -> std::process::ExitCode {
     let service = match &cli.command {
         Command::Serve(cfg) => Some(format!(
             "dirsync-{}",
