@@ -682,6 +682,7 @@ async fn a_run_is_planned_with_what_holds_at_its_end() {
         run: run.clone(),
     };
     collector.start().await;
+    let mut collecting = false;
     for _ in 0..100 {
         let now = client
             .sync
@@ -692,11 +693,13 @@ async fn a_run_is_planned_with_what_holds_at_its_end() {
             .await
             .expect("GetRun")
             .into_inner();
-        if now.state == RunState::Collecting as i32 {
+        collecting = now.state == RunState::Collecting as i32;
+        if collecting {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert!(collecting, "the reconciler recorded the start");
     // The reconciler reads the store as it records the start.
     tokio::time::sleep(Duration::from_millis(500)).await;
     collector

@@ -14,9 +14,7 @@ use tokio_util::sync::CancellationToken;
 use dirsync_bus::{Bus, Delivery, MAX_DELIVER, Topic};
 use dirsync_core::digest::EntryDigest;
 use dirsync_core::plan::{self, Completeness, Planner};
-use dirsync_core::{
-    Clock, DirectoryObject, IntegrationSettings, ObjectKind, ShortHash, Trigger, UnixMillis,
-};
+use dirsync_core::{Clock, DirectoryObject, ObjectKind, ShortHash, Trigger, UnixMillis};
 use dirsync_proto::bus::{self, collector_event::Event};
 use dirsync_store::{Apply, ApplyOutcome, IntegrationRecord, SettledMark, Store, StoreError};
 use dirsync_telemetry::metrics::RunLabels;
@@ -427,7 +425,6 @@ struct EarlyPass {
     account_id: String,
     run_id: String,
     attempt: u32,
-    settings: Arc<IntegrationSettings>,
     memberships_unavailable: bool,
     mark: SettledMark,
     planner: Planner,
@@ -455,9 +452,8 @@ impl EarlyPass {
             .current_objects(&ev.account_id, &ev.integration_id, memberships_unavailable)
             .await?;
         let stored = current.objects.len();
-        let settings = Arc::new(integration.settings);
         let mut planner = Planner::new(
-            settings.clone(),
+            Arc::new(integration.settings),
             memberships_note(memberships_unavailable),
             Arc::new(current),
         );
@@ -466,7 +462,6 @@ impl EarlyPass {
             account_id: ev.account_id.clone(),
             run_id: ev.run_id.clone(),
             attempt: ev.attempt,
-            settings,
             memberships_unavailable,
             mark,
             planner,
@@ -507,7 +502,7 @@ impl EarlyPass {
     ) -> Result<Option<(Planner, Skips, Vec<String>)>, StoreError> {
         let holds = self.next == end.batches
             && self.memberships_unavailable == end.memberships_unavailable
-            && *self.settings == integration.settings
+            && *self.planner.settings() == integration.settings
             && self.mark == store.settled_mark(&ev.account_id, &ev.run_id).await?;
         if !holds {
             tracing::info!(run = %ev.run_id, "the first pass is read again from the staged batches: the settings or the store moved during the collection, or not every batch came here in order");

@@ -417,6 +417,11 @@ impl Planner {
         }
     }
 
+    /// The settings it plans with.
+    pub fn settings(&self) -> &IntegrationSettings {
+        &self.settings
+    }
+
     /// Makes room for `objects` collected objects up front (the count the
     /// collection reported), instead of growing as they come.
     pub fn reserve(&mut self, objects: usize) {
