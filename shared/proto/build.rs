@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Slices of the staged batch, not copies.
         .bytes(".dirsync.bus.v1.ObjectBatchEntries.entries")
         .bytes(".dirsync.bus.v1.StagedCollectorEvent.batch")
+        .bytes(".dirsync.bus.v1.StagedCollectorEvent.batch_lz4")
         .build_server(true)
         .build_client(true)
         .compile_fds(fds)?;

@@ -599,12 +599,19 @@ impl FakeCollector {
         .await;
     }
 
+    /// Even batches travel as collectors send them (an LZ4 block), odd
+    /// ones as an older collector did (the encoded batch).
     async fn batch(&self, sequence: u32, entries: Vec<bus::DirectoryEntry>) {
-        self.send(
-            &format!("b{sequence}"),
-            bus::collector_event::Event::Batch(bus::ObjectBatch { sequence, entries }),
-        )
-        .await;
+        use prost::Message;
+        let batch = bus::ObjectBatch { sequence, entries };
+        let event = if sequence.is_multiple_of(2) {
+            bus::collector_event::Event::BatchLz4(dirsync_proto::lz4::compress(
+                &batch.encode_to_vec(),
+            ))
+        } else {
+            bus::collector_event::Event::Batch(batch)
+        };
+        self.send(&format!("b{sequence}"), event).await;
     }
 
     async fn end(&self, batches: u32, entries: u64) {

@@ -6,7 +6,9 @@ use dirsync_core::{
     Trigger,
 };
 use dirsync_proto::{api, bus};
-use dirsync_store::{ApplyOutcome, IntegrationRecord, RunRecord, Store, StoreError, StoredObject};
+use dirsync_store::{
+    ApplyOutcome, IntegrationRecord, RunRecord, StagedBatch, Store, StoreError, StoredObject,
+};
 
 async fn connected(url: &str) -> Store {
     dirsync_store::connect(url).await.unwrap()
@@ -178,22 +180,36 @@ async fn runs_and_staging_are_idempotent(store: Store) {
     );
     assert_eq!(got.started_at, Some(11));
 
-    store.stage_batch("r1", 2, 0, 3, b"abc").await.unwrap();
-    store.stage_batch("r1", 2, 0, 3, b"abc").await.unwrap();
-    store.stage_batch("r1", 2, 1, 2, b"de").await.unwrap();
-    store.stage_batch("r1", 1, 0, 9, b"old").await.unwrap();
+    store
+        .stage_batch("r1", 2, 0, 3, b"abc", false)
+        .await
+        .unwrap();
+    store
+        .stage_batch("r1", 2, 0, 3, b"abc", false)
+        .await
+        .unwrap();
+    store.stage_batch("r1", 2, 1, 2, b"de", true).await.unwrap();
+    store
+        .stage_batch("r1", 1, 0, 9, b"old", true)
+        .await
+        .unwrap();
     assert_eq!(store.staged_totals("r1", 2).await.unwrap(), (2, 5));
+    let staged = |sequence, payload: &[u8], lz4| StagedBatch {
+        sequence,
+        payload: payload.to_vec(),
+        lz4,
+    };
     assert_eq!(
         store.staged_batches("r1", 2, 0, 10).await.unwrap(),
-        vec![(0, b"abc".to_vec()), (1, b"de".to_vec())]
+        vec![staged(0, b"abc", false), staged(1, b"de", true)]
     );
     assert_eq!(
         store.staged_batches("r1", 2, 1, 10).await.unwrap(),
-        vec![(1, b"de".to_vec())]
+        vec![staged(1, b"de", true)]
     );
     assert_eq!(
         store.staged_batches("r1", 2, 0, 1).await.unwrap(),
-        vec![(0, b"abc".to_vec())]
+        vec![staged(0, b"abc", false)]
     );
 
     assert!(store.fail_run("r1", 2, "bind refused", 20).await.unwrap());

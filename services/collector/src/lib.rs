@@ -1,7 +1,8 @@
 //! The collector: pulls a `SyncJob`, binds to the integration's directory,
-//! pages through its Root DN and publishes `ObjectBatch`es followed by a
-//! `CollectionEnd` with the totals. Stateless: it holds the master key to
-//! open the job's sealed bind password, and nothing else.
+//! pages through its Root DN and publishes `ObjectBatch`es (each compressed
+//! as an LZ4 block) followed by a `CollectionEnd` with the totals.
+//! Stateless: it holds the master key to open the job's sealed bind
+//! password, and nothing else.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -348,8 +349,14 @@ impl Collector {
                         sequence,
                         entries: b,
                     };
-                    self.publish(job, attempt, &format!("b{sequence}"), Event::Batch(b))
-                        .await?;
+                    let block = dirsync_proto::lz4::compress(&b.encode_to_vec());
+                    self.publish(
+                        job,
+                        attempt,
+                        &format!("b{sequence}"),
+                        Event::BatchLz4(block),
+                    )
+                    .await?;
                     sequence += 1;
                     if last_progress.elapsed() > progress_every {
                         delivery.in_progress().await?;

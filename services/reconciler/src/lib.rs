@@ -16,7 +16,9 @@ use dirsync_core::digest::EntryDigest;
 use dirsync_core::plan::{self, Completeness, Planner};
 use dirsync_core::{Clock, DirectoryObject, ObjectKind, ShortHash, Trigger, UnixMillis};
 use dirsync_proto::bus::{self, collector_event::Event};
-use dirsync_store::{Apply, ApplyOutcome, IntegrationRecord, SettledMark, Store, StoreError};
+use dirsync_store::{
+    Apply, ApplyOutcome, IntegrationRecord, SettledMark, StagedBatch, Store, StoreError,
+};
 use dirsync_telemetry::metrics::RunLabels;
 
 pub struct Reconciler {
@@ -82,10 +84,17 @@ impl Reconciler {
     /// A batch is staged as the bytes it arrived as; the other events are
     /// decoded whole.
     async fn settle(&self, delivery: &Delivery) -> Result<Settle, StoreError> {
-        if let Ok(staged) = bus::StagedCollectorEvent::decode(delivery.payload.clone())
-            && let Some(batch) = staged.batch
-        {
-            return self.stage(&staged.run_id, staged.attempt, batch).await;
+        if let Ok(staged) = bus::StagedCollectorEvent::decode(delivery.payload.clone()) {
+            if let Some(block) = staged.batch_lz4 {
+                return self
+                    .stage(&staged.run_id, staged.attempt, block, true)
+                    .await;
+            }
+            if let Some(batch) = staged.batch {
+                return self
+                    .stage(&staged.run_id, staged.attempt, batch, false)
+                    .await;
+            }
         }
         match bus::CollectorEvent::decode(delivery.payload.clone()) {
             Err(e) => {
@@ -96,9 +105,27 @@ impl Reconciler {
         }
     }
 
-    /// Stages an encoded `ObjectBatch`, counting its entries (continuations
-    /// of a large group are not entries).
-    async fn stage(&self, run_id: &str, attempt: u32, batch: Bytes) -> Result<Settle, StoreError> {
+    /// Stages an `ObjectBatch` as it arrived, encoded or (`lz4`) compressed,
+    /// counting its entries (continuations of a large group are not
+    /// entries).
+    async fn stage(
+        &self,
+        run_id: &str,
+        attempt: u32,
+        payload: Bytes,
+        lz4: bool,
+    ) -> Result<Settle, StoreError> {
+        let batch = if lz4 {
+            match dirsync_proto::lz4::decompress(&payload) {
+                Ok(batch) => Bytes::from(batch),
+                Err(e) => {
+                    tracing::error!(run = %run_id, error = %e, "dropping an object batch that cannot be decompressed");
+                    return Ok(Settle::Ack);
+                }
+            }
+        } else {
+            payload.clone()
+        };
         let head = match bus::ObjectBatchHead::decode(batch.clone()) {
             Ok(head) => head,
             Err(e) => {
@@ -108,7 +135,7 @@ impl Reconciler {
         };
         let entries = head.entries.iter().filter(|e| e.member_part == 0).count() as u64;
         self.store
-            .stage_batch(run_id, attempt, head.sequence, entries, &batch)
+            .stage_batch(run_id, attempt, head.sequence, entries, &payload, lz4)
             .await?;
         let now = self.clock.now();
         let mut slot = self.early.lock().expect("not poisoned");
@@ -148,8 +175,11 @@ impl Reconciler {
             Some(Event::Batch(b)) => {
                 // Batches are staged by `settle` before this decoding; one
                 // that reaches here is staged the same way.
-                self.stage(&ev.run_id, ev.attempt, b.encode_to_vec().into())
+                self.stage(&ev.run_id, ev.attempt, b.encode_to_vec().into(), false)
                     .await
+            }
+            Some(Event::BatchLz4(block)) => {
+                self.stage(&ev.run_id, ev.attempt, block.into(), true).await
             }
             Some(Event::End(end)) if !end.error.is_empty() => {
                 drop(self.take_early(&ev.run_id, ev.attempt));
@@ -566,10 +596,9 @@ impl<'a> Staged<'a> {
             .staged_batches(self.run_id, self.attempt, from, STAGED_PAGE)
             .await?;
         // After the last sequence there is, nothing.
-        self.from = page.last().and_then(|(last, _)| last.checked_add(1));
-        for (sequence, payload) in page {
-            self.reader
-                .read(sequence, Bytes::from(payload), &mut out, reasons);
+        self.from = page.last().and_then(|last| last.sequence.checked_add(1));
+        for staged in page {
+            self.reader.read_staged(staged, &mut out, reasons);
         }
         Ok(Some(out))
     }
@@ -608,6 +637,31 @@ impl BatchReader {
     /// The first sequence from `from` on that holds an entry to read.
     fn next_to_read(&self, from: u32) -> Option<u32> {
         self.skips.next_to_read(from, self.first_pass)
+    }
+
+    /// [`read`](Self::read) of a batch as the store keeps it.
+    fn read_staged(
+        &mut self,
+        staged: StagedBatch,
+        out: &mut Vec<Collected>,
+        reasons: &mut Vec<String>,
+    ) {
+        let payload = if staged.lz4 {
+            match dirsync_proto::lz4::decompress(&staged.payload) {
+                Ok(batch) => batch,
+                Err(e) => {
+                    reasons.push(format!(
+                        "staged batch {} cannot be decompressed: {e}",
+                        staged.sequence
+                    ));
+                    self.skips.broken();
+                    return;
+                }
+            }
+        } else {
+            staged.payload
+        };
+        self.read(staged.sequence, Bytes::from(payload), out, reasons);
     }
 
     /// Adds the entries of batch `sequence` that are whole to `out` (the
@@ -990,6 +1044,18 @@ mod tests {
         assert_eq!(
             head.entries.iter().filter(|e| e.member_part == 0).count(),
             3
+        );
+        // What collectors send: the batch as an LZ4 block.
+        let block = dirsync_proto::lz4::compress(&batch.encode_to_vec());
+        let wire = event(Event::BatchLz4(block.clone())).encode_to_vec();
+        let staged = StagedCollectorEvent::decode(wire.as_slice()).expect("same wire format");
+        assert_eq!(
+            (staged.batch, staged.batch_lz4.as_deref()),
+            (None, Some(&block[..]))
+        );
+        assert_eq!(
+            dirsync_proto::lz4::decompress(&block).expect("a block"),
+            batch.encode_to_vec()
         );
         // An empty batch is still a batch; other events carry none.
         let empty = event(Event::Batch(ObjectBatch::default())).encode_to_vec();

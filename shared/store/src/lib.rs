@@ -23,7 +23,7 @@ use dirsync_core::plan::{Current, Plan, Removal, Upsert};
 
 pub use records::{
     AccountRecord, ApplyOutcome, ChangeRecord, IntegrationRecord, RunRecord, SettledMark,
-    StoredObject, TokenRecord,
+    StagedBatch, StoredObject, TokenRecord,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -143,7 +143,8 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
         now: UnixMillis,
     ) -> Result<bool>;
 
-    /// Stages one batch; a redelivered batch is a no-op.
+    /// Stages one batch, an encoded `ObjectBatch` or (`lz4`) one
+    /// compressed as an LZ4 block; a redelivered batch is a no-op.
     async fn stage_batch(
         &self,
         run_id: &str,
@@ -151,19 +152,19 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
         sequence: u32,
         entries: u64,
         payload: &[u8],
+        lz4: bool,
     ) -> Result<()>;
     /// (batches, entries) staged for the attempt.
     async fn staged_totals(&self, run_id: &str, attempt: u32) -> Result<(u64, u64)>;
-    /// Up to `limit` staged payloads from sequence `from` on, in sequence
-    /// order, with their sequence: a run's batches are read a page at a
-    /// time.
+    /// Up to `limit` staged batches from sequence `from` on, in sequence
+    /// order: a run's batches are read a page at a time.
     async fn staged_batches(
         &self,
         run_id: &str,
         attempt: u32,
         from: u32,
         limit: u32,
-    ) -> Result<Vec<(u32, Vec<u8>)>>;
+    ) -> Result<Vec<StagedBatch>>;
 
     /// What the store holds for an integration's objects; groups' member
     /// edges only `with_members` (a plan needs them only when the source
@@ -359,6 +360,7 @@ migrations!(
     14 "owners on claims" "0014_owners_on_claims.sql",
     15 "no claims by anchor" "0015_no_claims_by_anchor.sql",
     16 "entry digests" "0016_entry_digests.sql",
+    17 "staged lz4 blocks" "0017_staged_lz4_blocks.sql",
 );
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {

@@ -130,3 +130,13 @@ pub struct SettledMark {
     pub latest: i64,
     pub blocked: i64,
 }
+
+/// A staged batch as it is read back for planning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedBatch {
+    pub sequence: u32,
+    /// An encoded `ObjectBatch`, or (`lz4`) one compressed as an LZ4 block
+    /// (`dirsync_proto::lz4`).
+    pub payload: Vec<u8>,
+    pub lz4: bool,
+}

@@ -17,7 +17,7 @@ use dirsync_core::{
 use crate::bulk::{Bulk, Cell, ROWS_PER_WRITE, Rows};
 use crate::{
     AccountRecord, ApplyOutcome, ChangeRecord, DirectoryStore, IntegrationRecord, Result,
-    RunRecord, SettledMark, StoreError, StoredObject, TokenRecord,
+    RunRecord, SettledMark, StagedBatch, StoreError, StoredObject, TokenRecord,
 };
 
 #[derive(Debug)]
@@ -1396,16 +1396,18 @@ macro_rules! store_impl {
                 sequence: u32,
                 entries: u64,
                 payload: &[u8],
+                lz4: bool,
             ) -> Result<()> {
                 sqlx::query(
-                    "INSERT INTO staged_batches (run_id, attempt, sequence, entries, payload) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id, attempt, sequence) DO NOTHING",
+                    "INSERT INTO staged_batches (run_id, attempt, sequence, entries, payload, lz4) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id, attempt, sequence) DO NOTHING",
                 )
                 .bind(run_id)
                 .bind(i64::from(attempt))
                 .bind(i64::from(sequence))
                 .bind(i64_of(entries))
                 .bind(payload)
+                .bind(lz4)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -1450,9 +1452,9 @@ macro_rules! store_impl {
                 attempt: u32,
                 from: u32,
                 limit: u32,
-            ) -> Result<Vec<(u32, Vec<u8>)>> {
+            ) -> Result<Vec<StagedBatch>> {
                 let rows = sqlx::query(
-                    "SELECT sequence, payload FROM staged_batches WHERE run_id = $1 AND attempt = $2 \
+                    "SELECT sequence, payload, lz4 FROM staged_batches WHERE run_id = $1 AND attempt = $2 \
                      AND sequence >= $3 ORDER BY sequence LIMIT $4",
                 )
                 .bind(run_id)
@@ -1466,7 +1468,11 @@ macro_rules! store_impl {
                         let sequence: i64 = r.try_get("sequence")?;
                         let sequence = u32::try_from(sequence)
                             .map_err(|_| corrupt("batch sequence", sequence))?;
-                        Ok((sequence, r.try_get("payload")?))
+                        Ok(StagedBatch {
+                            sequence,
+                            payload: r.try_get("payload")?,
+                            lz4: r.try_get("lz4")?,
+                        })
                     })
                     .collect()
             }
