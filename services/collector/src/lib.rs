@@ -19,10 +19,11 @@ use dirsync_core::{DirectorySchema, Dn, EncryptionMode, MasterKey, SealedSecret}
 use dirsync_ldap::{LdapError, Target, Timeouts};
 use dirsync_proto::bus::{self, collector_event::Event};
 
-/// Entries per `ObjectBatch`, at most.
-pub const BATCH_ENTRIES: usize = 500;
+/// Entries per `ObjectBatch`, at most: a search page's worth ([`PAGE_SIZE`]).
+pub const BATCH_ENTRIES: usize = 1000;
 /// Encoded bytes per `ObjectBatch`, at most (entries permitting): half of
-/// NATS' default 1 MB max_payload.
+/// NATS' default 1 MB max_payload, which its LZ4 block stays under however
+/// little it compresses.
 pub const BATCH_BYTES: usize = 512 * 1024;
 /// A group entry larger than this travels in parts (`member_part`).
 pub const PART_BYTES: usize = 256 * 1024;
