@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use prost::Message;
 use prost::bytes::Bytes;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use dirsync_bus::{Bus, Delivery, MAX_DELIVER, Topic};
 use dirsync_core::digest::EntryDigest;
-use dirsync_core::plan::{self, Completeness, Planner};
+use dirsync_core::plan::{self, Completeness, Planner, Writes};
 use dirsync_core::{Clock, DirectoryObject, ObjectKind, ShortHash, Trigger, UnixMillis};
 use dirsync_proto::bus::{self, collector_event::Event};
 use dirsync_store::{
@@ -341,16 +342,19 @@ impl Reconciler {
                     Arc::new(current),
                 );
                 planner.reserve(usize::try_from(end.entries).unwrap_or(usize::MAX));
-                let mut staged = Staged::new(
-                    &self.store,
-                    &ev.run_id,
-                    ev.attempt,
-                    BatchReader::first_pass(),
-                );
-                while let Some(entries) = staged.next(&mut reasons).await? {
-                    index(&mut planner, &mut staged.reader.skips, &entries);
+                let mut pages = Pages::new(&self.store, &ev.run_id, ev.attempt);
+                let mut reader = BatchReader::first_pass();
+                let mut entries = Vec::new();
+                while let Some(page) = pages.next(&reader.skips, true).await? {
+                    for staged in page {
+                        reader.read_staged(staged, &mut entries, &mut reasons);
+                    }
+                    index(&mut planner, &mut reader.skips, &entries);
+                    entries.clear();
                 }
-                (planner, staged.reader.skips)
+                reader.finish(&mut entries, &mut reasons);
+                index(&mut planner, &mut reader.skips, &entries);
+                (planner, reader.skips)
             }
         };
         if !planner.end_index() {
@@ -366,24 +370,18 @@ impl Reconciler {
         // The second pass writes what changes as it goes, in the apply's
         // transaction.
         let mut synced = Synced::default();
-        let mut staged = Staged::new(
-            &self.store,
-            &ev.run_id,
-            ev.attempt,
-            BatchReader::second_pass(skips),
-        );
+        let (planner, more) = self
+            .second_pass(
+                &ev.run_id,
+                ev.attempt,
+                planner,
+                skips,
+                &mut synced,
+                apply.as_mut(),
+            )
+            .await?;
         // What the first pass could not read it has said; the second pass
         // decodes more of each entry and may find more.
-        let mut more = Vec::new();
-        while let Some(entries) = staged.next(&mut more).await? {
-            for e in entries {
-                planner.add(e.object, Some(e.digest));
-            }
-            if planner.pending_rows() >= APPLY_ROWS {
-                synced.write(&mut planner, apply.as_mut()).await?;
-            }
-        }
-        synced.write(&mut planner, apply.as_mut()).await?;
         if !more.is_empty() {
             let known: std::collections::HashSet<String> = reasons.iter().cloned().collect();
             reasons.extend(more.into_iter().filter(|r| !known.contains(r)));
@@ -423,6 +421,77 @@ impl Reconciler {
             }
         }
         Ok(Settle::Ack)
+    }
+
+    /// The second planning pass: this task reads the staged batches a page
+    /// at a time and writes what changes (in the apply's transaction),
+    /// while a thread of its own decodes and plans, so that reading,
+    /// planning and the store's writing overlap. Gives the planner back,
+    /// with what the pass could not read.
+    async fn second_pass(
+        &self,
+        run_id: &str,
+        attempt: u32,
+        mut planner: Planner,
+        skips: Skips,
+        synced: &mut Synced,
+        apply: &mut dyn Apply,
+    ) -> Result<(Planner, Vec<String>), StoreError> {
+        // A page being planned, one waiting; a chunk of writes being
+        // written, one waiting.
+        let (pages_tx, mut pages_rx) = mpsc::channel::<Vec<StagedBatch>>(1);
+        let (writes_tx, mut writes_rx) = mpsc::channel::<Writes>(1);
+        // Which batches to read is known from the first pass.
+        let to_read = skips.clone();
+        let mut reader = BatchReader::second_pass(skips);
+        let planning = tokio::task::spawn_blocking(move || {
+            let mut more = Vec::new();
+            let mut entries = Vec::new();
+            let add = |planner: &mut Planner, entries: &mut Vec<Collected>| {
+                for e in entries.drain(..) {
+                    planner.add(e.object, Some(e.digest));
+                }
+            };
+            while let Some(page) = pages_rx.blocking_recv() {
+                for staged in page {
+                    reader.read_staged(staged, &mut entries, &mut more);
+                }
+                add(&mut planner, &mut entries);
+                if planner.pending_rows() >= APPLY_ROWS
+                    && writes_tx.blocking_send(planner.take_writes()).is_err()
+                {
+                    return (planner, more); // the writing failed
+                }
+            }
+            reader.finish(&mut entries, &mut more);
+            add(&mut planner, &mut entries);
+            // Dropped unsent when the writing failed.
+            let _ = writes_tx.blocking_send(planner.take_writes());
+            (planner, more)
+        });
+        let read = async {
+            let mut pages = Pages::new(&self.store, run_id, attempt);
+            while let Some(page) = pages.next(&to_read, false).await? {
+                if pages_tx.send(page).await.is_err() {
+                    break; // the planning stopped: the writing failed
+                }
+            }
+            drop(pages_tx);
+            Ok(())
+        };
+        let written = async {
+            while let Some(writes) = writes_rx.recv().await {
+                synced.write(writes, &mut *apply).await?;
+            }
+            Ok(())
+        };
+        let done = tokio::try_join!(read, written);
+        // On an error the channels are dropped, and the thread ends too.
+        let planned = match planning.await {
+            Ok(planned) => planned,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        done.map(|_| planned)
     }
 }
 
@@ -545,15 +614,14 @@ impl EarlyPass {
     }
 }
 
-/// A run's staged objects in collection order, large groups' parts joined,
-/// a page of batches at a time, each with its entry's digest.
-struct Staged<'a> {
+/// A run's staged batches in sequence order, a page at a time, less those
+/// a planning pass has nothing to read in.
+struct Pages<'a> {
     store: &'a Store,
     run_id: &'a str,
     attempt: u32,
     /// The next sequence number to read; `None` after the last batch.
     from: Option<u32>,
-    reader: BatchReader,
 }
 
 /// An entry read from the staged batches.
@@ -564,32 +632,29 @@ struct Collected {
     positions: Range<u64>,
 }
 
-impl<'a> Staged<'a> {
-    fn new(store: &'a Store, run_id: &'a str, attempt: u32, reader: BatchReader) -> Self {
+impl<'a> Pages<'a> {
+    fn new(store: &'a Store, run_id: &'a str, attempt: u32) -> Self {
         Self {
             store,
             run_id,
             attempt,
             from: Some(0),
-            reader,
         }
     }
 
-    /// The entries of the next page of batches; `None` once all are read.
-    /// What cannot be read is added to `reasons`.
+    /// The next page of batches that hold an entry to read (`skips`);
+    /// `None` once all are read.
     async fn next(
         &mut self,
-        reasons: &mut Vec<String>,
-    ) -> Result<Option<Vec<Collected>>, StoreError> {
-        let mut out = Vec::new();
-        let from = self.from.and_then(|from| self.reader.next_to_read(from));
-        let Some(from) = from else {
+        skips: &Skips,
+        first_pass: bool,
+    ) -> Result<Option<Vec<StagedBatch>>, StoreError> {
+        let Some(from) = self
+            .from
+            .and_then(|from| skips.next_to_read(from, first_pass))
+        else {
             self.from = None;
-            // The last entry, once.
-            if !self.reader.finish(&mut out, reasons) {
-                return Ok(None);
-            }
-            return Ok(Some(out));
+            return Ok(None);
         };
         let page = self
             .store
@@ -597,10 +662,7 @@ impl<'a> Staged<'a> {
             .await?;
         // After the last sequence there is, nothing.
         self.from = page.last().and_then(|last| last.sequence.checked_add(1));
-        for staged in page {
-            self.reader.read_staged(staged, &mut out, reasons);
-        }
-        Ok(Some(out))
+        Ok(Some(page))
     }
 }
 
@@ -632,11 +694,6 @@ impl BatchReader {
             skips,
             ..Self::first_pass()
         }
-    }
-
-    /// The first sequence from `from` on that holds an entry to read.
-    fn next_to_read(&self, from: u32) -> Option<u32> {
-        self.skips.next_to_read(from, self.first_pass)
     }
 
     /// [`read`](Self::read) of a batch as the store keeps it.
@@ -737,7 +794,7 @@ fn decode(joined: Joined, out: &mut Vec<Collected>, reasons: &mut Vec<String>) {
 /// Where each staged entry is (in staged order, parts of large groups
 /// included) and which of them the second planning pass leaves out: the
 /// first pass finds both out.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Skips {
     /// Bit `n`: the `n`-th staged entry is left out.
     bits: Vec<u64>,
@@ -833,13 +890,8 @@ fn indexed_entry(e: bus::DirectoryEntryIndex) -> bus::DirectoryEntry {
 struct Synced(HashMap<(&'static str, ObjectKind), u64>);
 
 impl Synced {
-    /// Writes the adds and updates the planner kept so far, counting them.
-    async fn write(
-        &mut self,
-        planner: &mut Planner,
-        apply: &mut dyn Apply,
-    ) -> Result<(), StoreError> {
-        let writes = planner.take_writes();
+    /// Writes adds and updates the planner kept, counting them.
+    async fn write(&mut self, writes: Writes, apply: &mut dyn Apply) -> Result<(), StoreError> {
         for (operation, upserts) in [("add", &writes.adds), ("update", &writes.updates)] {
             for u in upserts {
                 *self.0.entry((operation, u.record.kind)).or_default() += 1;
