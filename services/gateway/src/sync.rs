@@ -126,8 +126,9 @@ fn trace_headers<T>(request: &Request<T>) -> Vec<(String, String)> {
 pub type RunStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<api::Run, Status>> + Send>>;
 
-/// How often WatchRun looks at the run.
-const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// How often WatchRun looks at the run: a watcher learns a run settled
+/// 50 ms after it did, on average, for two small reads a tenth of a second.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 #[tonic::async_trait]
 impl SyncService for Gateway {
