@@ -197,7 +197,17 @@ fn text(b: Vec<u8>) -> String {
     String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-/// An entry's attributes, looked up by lower-case name.
+/// A value as text, copied; a value that is not UTF-8 with its bad bytes
+/// replaced.
+fn text_of(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
+}
+
+/// An entry's attributes, looked up by name (ASCII case-insensitively:
+/// names are ASCII, RFC 4512, and the entry's are lower-cased).
 struct Values {
     attrs: Vec<(String, Vec<Vec<u8>>)>,
 }
@@ -206,56 +216,65 @@ impl Values {
     fn get(&self, name: &str) -> &[Vec<u8>] {
         self.attrs
             .iter()
-            .find(|(k, _)| k == name)
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map_or(&[], |(_, v)| v.as_slice())
     }
 
     /// The values of `name`, taken out: for attributes read once.
-    fn take_strings(&mut self, name: &str) -> Vec<String> {
-        match self.attrs.iter().position(|(k, _)| k == name) {
-            Some(at) => self.attrs.swap_remove(at).1.into_iter().map(text).collect(),
+    fn take(&mut self, name: &str) -> Vec<Vec<u8>> {
+        match self
+            .attrs
+            .iter()
+            .position(|(k, _)| k.eq_ignore_ascii_case(name))
+        {
+            Some(at) => self.attrs.swap_remove(at).1,
             None => Vec::new(),
         }
     }
 
-    fn strings(&self, name: &str) -> Vec<String> {
-        self.get(name)
-            .iter()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .collect()
+    /// The values of `name` as text, taken out: for attributes read once.
+    fn take_strings(&mut self, name: &str) -> Vec<String> {
+        self.take(name).into_iter().map(text).collect()
     }
 
-    /// objectClass values, lower-cased.
-    fn classes(&self) -> Vec<String> {
-        self.strings("objectclass")
+    /// The first value of `name` as text, taken out: for attributes read
+    /// once.
+    fn take_string(&mut self, name: &str) -> String {
+        self.take(name)
             .into_iter()
-            .map(|c| c.to_lowercase())
-            .collect()
+            .next()
+            .map(text)
+            .unwrap_or_default()
+    }
+
+    fn strings(&self, name: &str) -> Vec<String> {
+        self.get(name).iter().map(|b| text_of(b)).collect()
+    }
+
+    /// Whether the entry is of objectClass `class`.
+    fn has_class(&self, class: &str) -> bool {
+        self.get("objectclass")
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(class.as_bytes()))
     }
 
     /// The first value of `name`.
     fn first(&self, name: &str) -> Option<String> {
-        self.get(name)
-            .first()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
+        self.get(name).first().map(|b| text_of(b))
     }
 
     fn string(&self, name: &str) -> String {
         self.first(name).unwrap_or_default()
     }
 
-    fn bytes(&self, name: &str) -> Option<Vec<u8>> {
-        self.get(name).first().cloned()
-    }
-
     fn int(&self, name: &str) -> Result<Option<i64>, String> {
-        match self.first(name) {
+        match self.get(name).first() {
             None => Ok(None),
-            Some(s) => s
-                .trim()
-                .parse::<i64>()
+            Some(b) => std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
                 .map(Some)
-                .map_err(|_| format!("{name} {s:?} is not a number")),
+                .ok_or_else(|| format!("{name} {:?} is not a number", String::from_utf8_lossy(b))),
         }
     }
 }
@@ -276,8 +295,7 @@ pub fn to_directory_entry(
 fn from_ldap(e: RawEntry, schema: &LdapSchema) -> Result<Option<DirectoryEntry>, String> {
     let dn = e.dn;
     let v = Values { attrs: e.attrs };
-    let classes = v.classes();
-    let has = |c: &str| classes.iter().any(|x| x.eq_ignore_ascii_case(c));
+    let has = |c: &str| v.has_class(c);
     let kind = if has(&schema.group_class) {
         ObjectKind::Group
     } else if schema.contact_class.as_deref().is_some_and(has) {
@@ -295,13 +313,13 @@ fn from_ldap(e: RawEntry, schema: &LdapSchema) -> Result<Option<DirectoryEntry>,
     let text = |field: &str| {
         schema
             .attribute(field)
-            .map(|a| v.string(&a.to_lowercase()))
+            .map(|a| v.string(a))
             .unwrap_or_default()
     };
     let texts = |field: &str| {
         schema
             .attribute(field)
-            .map(|a| v.strings(&a.to_lowercase()))
+            .map(|a| v.strings(a))
             .unwrap_or_default()
     };
     // Bare addresses are aliases; typed ones (smtp:, SMTP:) keep their type.
@@ -316,7 +334,7 @@ fn from_ldap(e: RawEntry, schema: &LdapSchema) -> Result<Option<DirectoryEntry>,
         && schema
             .disabled_attribute
             .as_ref()
-            .is_some_and(|a| schema.is_disabled(&v.strings(&a.to_lowercase())));
+            .is_some_and(|a| schema.is_disabled(&v.strings(a)));
     Ok(Some(DirectoryEntry {
         kind: kind as i32,
         object_guid: guid.to_string(),
@@ -348,8 +366,7 @@ fn from_ldap(e: RawEntry, schema: &LdapSchema) -> Result<Option<DirectoryEntry>,
 fn from_ad(e: RawEntry) -> Result<Option<DirectoryEntry>, String> {
     let dn = e.dn;
     let mut v = Values { attrs: e.attrs };
-    let classes = v.classes();
-    let has = |c: &str| classes.iter().any(|x| x == c);
+    let has = |c: &str| v.has_class(c);
     let kind = if has("computer") {
         return Ok(None);
     } else if has("group") {
@@ -362,33 +379,35 @@ fn from_ad(e: RawEntry) -> Result<Option<DirectoryEntry>, String> {
         return Ok(None);
     };
     let guid = v
-        .bytes("objectguid")
+        .get("objectguid")
+        .first()
         .ok_or_else(|| format!("{dn}: no objectGUID"))
-        .and_then(|b| ObjectGuid::from_ad_bytes(&b).map_err(|e| format!("{dn}: {e}")))?;
+        .and_then(|b| ObjectGuid::from_ad_bytes(b).map_err(|e| format!("{dn}: {e}")))?;
     let err = |m: String| format!("{dn}: {m}");
     Ok(Some(DirectoryEntry {
         kind: kind as i32,
         object_guid: guid.to_string(),
         object_sid: v
-            .bytes("objectsid")
-            .map(|b| sid_string(&b))
+            .get("objectsid")
+            .first()
+            .map(|b| sid_string(b))
             .unwrap_or_default(),
         user_account_control: v.int("useraccountcontrol").map_err(err)?,
-        mail: v.string("mail"),
+        mail: v.take_string("mail"),
         proxy_addresses: v.take_strings("proxyaddresses"),
-        display_name: v.string("displayname"),
-        given_name: v.string("givenname"),
-        surname: v.string("sn"),
-        department: v.string("department"),
-        title: v.string("title"),
-        telephone_number: v.string("telephonenumber"),
-        company: v.string("company"),
-        manager_dn: v.string("manager"),
-        user_principal_name: v.string("userprincipalname"),
-        sam_account_name: v.string("samaccountname"),
+        display_name: v.take_string("displayname"),
+        given_name: v.take_string("givenname"),
+        surname: v.take_string("sn"),
+        department: v.take_string("department"),
+        title: v.take_string("title"),
+        telephone_number: v.take_string("telephonenumber"),
+        company: v.take_string("company"),
+        manager_dn: v.take_string("manager"),
+        user_principal_name: v.take_string("userprincipalname"),
+        sam_account_name: v.take_string("samaccountname"),
         member_dns: v.take_strings("member"),
         group_type: v.int("grouptype").map_err(err)?,
-        when_changed: v.string("whenchanged"),
+        when_changed: v.take_string("whenchanged"),
         usn_changed: v.int("usnchanged").map_err(err)?.unwrap_or_default(),
         disabled: false,
         member_part: 0,
