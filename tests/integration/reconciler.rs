@@ -778,3 +778,66 @@ async fn a_run_is_planned_with_what_holds_at_its_end() {
     );
     assert_eq!(read_again(&stack), 1, "{}", stack.log("reconciler"));
 }
+
+/// A batch that cannot be read off the bus fails its run with the counts
+/// that did not add up, the reason in the reconciler's log, and leaves
+/// what the store holds as it was.
+#[tokio::test]
+async fn a_batch_that_cannot_be_read_fails_its_run_and_keeps_the_store() {
+    let stack = Distributed::start_with(&[], 60).await;
+    let mut client = stack.client("acme").await;
+    let settings = pb::IntegrationSettings {
+        name: "Spoken for".into(),
+        r#type: pb::DirectoryType::ActiveDirectory as i32,
+        host: "dc.example.com".into(),
+        user_dn: "CN=Sync,DC=example,DC=com".into(),
+        root_dn: "DC=example,DC=com".into(),
+        maximum_sync_deletions: 10,
+        ..Default::default()
+    };
+    let i = create_integration(&mut client, settings, "unused").await;
+    let bus = stack.bus().await;
+
+    let run = start_sync(&mut client, &i.id).await;
+    let collector = FakeCollector {
+        bus: bus.clone(),
+        run: run.clone(),
+    };
+    collector.start().await;
+    collector
+        .batch(0, vec![user(1, "Alice", "a.example")])
+        .await;
+    collector.end(1, 1).await;
+    let done = settled(&mut client, &run).await;
+    assert_eq!(done.state, RunState::Succeeded as i32, "{done:?}");
+
+    // A block that says it holds 64 bytes and holds none.
+    let run = start_sync(&mut client, &i.id).await;
+    let collector = FakeCollector {
+        bus,
+        run: run.clone(),
+    };
+    collector.start().await;
+    collector
+        .send(
+            "b0",
+            bus::collector_event::Event::BatchLz4(vec![64, 0, 0, 0, 0xff]),
+        )
+        .await;
+    collector.end(1, 1).await;
+    let done = settled(&mut client, &run).await;
+    assert_eq!(done.state, RunState::Failed as i32, "{done:?}");
+    assert!(
+        done.error
+            .contains("reported 1 batches (1 objects) but only 0 batches (0 objects) arrived"),
+        "{done:?}"
+    );
+    assert!(
+        stack
+            .log("reconciler")
+            .contains("dropping an object batch that cannot be decompressed"),
+        "{}",
+        stack.log("reconciler")
+    );
+    assert_eq!(user_names(&mut client).await, ["Alice"]);
+}
