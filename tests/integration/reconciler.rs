@@ -569,6 +569,17 @@ struct FakeCollector {
 }
 
 impl FakeCollector {
+    /// Starts a run of the integration and speaks for its collector, the
+    /// start sent.
+    async fn begin(client: &mut Client, bus: &dirsync_bus::Bus, integration: &str) -> Self {
+        let collector = FakeCollector {
+            bus: bus.clone(),
+            run: start_sync(client, integration).await,
+        };
+        collector.start().await;
+        collector
+    }
+
     async fn send(&self, id: &str, event: bus::collector_event::Event) {
         use prost::Message;
         let message = bus::CollectorEvent {
@@ -641,6 +652,19 @@ async fn settled(client: &mut Client, run: &pb::Run) -> pb::Run {
         .expect("GetRun")
 }
 
+/// An integration whose collector the test speaks for.
+fn spoken_for() -> pb::IntegrationSettings {
+    pb::IntegrationSettings {
+        name: "Spoken for".into(),
+        r#type: pb::DirectoryType::ActiveDirectory as i32,
+        host: "dc.example.com".into(),
+        user_dn: "CN=Sync,DC=example,DC=com".into(),
+        root_dn: "DC=example,DC=com".into(),
+        maximum_sync_deletions: 10,
+        ..Default::default()
+    }
+}
+
 fn user(n: u8, name: &str, domain: &str) -> bus::DirectoryEntry {
     bus::DirectoryEntry {
         kind: bus::ObjectKind::User as i32,
@@ -663,15 +687,9 @@ async fn a_run_is_planned_with_what_holds_at_its_end() {
     let stack = Distributed::start_with(&[], 60).await;
     let mut client = stack.client("acme").await;
     let settings = pb::IntegrationSettings {
-        name: "Spoken for".into(),
-        r#type: pb::DirectoryType::ActiveDirectory as i32,
-        host: "dc.example.com".into(),
-        user_dn: "CN=Sync,DC=example,DC=com".into(),
-        root_dn: "DC=example,DC=com".into(),
         acknowledge_disabled_accounts: true,
         filter_email_domains: "a.example,b.example".into(),
-        maximum_sync_deletions: 10,
-        ..Default::default()
+        ..spoken_for()
     };
     let i = create_integration(&mut client, settings.clone(), "unused").await;
     let bus = stack.bus().await;
@@ -683,12 +701,8 @@ async fn a_run_is_planned_with_what_holds_at_its_end() {
     };
 
     // The domain filter narrows once the collection has begun.
-    let run = start_sync(&mut client, &i.id).await;
-    let collector = FakeCollector {
-        bus: bus.clone(),
-        run: run.clone(),
-    };
-    collector.start().await;
+    let collector = FakeCollector::begin(&mut client, &bus, &i.id).await;
+    let run = collector.run.clone();
     let mut collecting = false;
     for _ in 0..100 {
         let now = client
@@ -736,12 +750,7 @@ async fn a_run_is_planned_with_what_holds_at_its_end() {
     assert_eq!(read_again(&stack), 1, "{}", stack.log("reconciler"));
 
     // Batches out of order.
-    let run = start_sync(&mut client, &i.id).await;
-    let collector = FakeCollector {
-        bus: bus.clone(),
-        run: run.clone(),
-    };
-    collector.start().await;
+    let collector = FakeCollector::begin(&mut client, &bus, &i.id).await;
     collector
         .batch(1, vec![user(1, "Alice", "a.example")])
         .await;
@@ -749,19 +758,14 @@ async fn a_run_is_planned_with_what_holds_at_its_end() {
         .batch(0, vec![user(3, "Carol", "a.example")])
         .await;
     collector.end(2, 2).await;
-    let done = settled(&mut client, &run).await;
+    let done = settled(&mut client, &collector.run).await;
     assert_eq!(done.state, RunState::Succeeded as i32, "{done:?}");
     let c = done.counts.unwrap_or_default();
     assert_eq!((c.collected, c.added, c.unchanged), (2, 1, 1), "{done:?}");
     assert_eq!(user_names(&mut client).await, ["Alice", "Carol"]);
 
     // In order and unchanged: planned as the batches came.
-    let run = start_sync(&mut client, &i.id).await;
-    let collector = FakeCollector {
-        bus,
-        run: run.clone(),
-    };
-    collector.start().await;
+    let collector = FakeCollector::begin(&mut client, &bus, &i.id).await;
     collector
         .batch(
             0,
@@ -769,7 +773,7 @@ async fn a_run_is_planned_with_what_holds_at_its_end() {
         )
         .await;
     collector.end(1, 2).await;
-    let done = settled(&mut client, &run).await;
+    let done = settled(&mut client, &collector.run).await;
     let c = done.counts.unwrap_or_default();
     assert_eq!(
         (c.added, c.updated, c.removed, c.unchanged),
@@ -786,38 +790,19 @@ async fn a_run_is_planned_with_what_holds_at_its_end() {
 async fn a_batch_that_cannot_be_read_fails_its_run_and_keeps_the_store() {
     let stack = Distributed::start_with(&[], 60).await;
     let mut client = stack.client("acme").await;
-    let settings = pb::IntegrationSettings {
-        name: "Spoken for".into(),
-        r#type: pb::DirectoryType::ActiveDirectory as i32,
-        host: "dc.example.com".into(),
-        user_dn: "CN=Sync,DC=example,DC=com".into(),
-        root_dn: "DC=example,DC=com".into(),
-        maximum_sync_deletions: 10,
-        ..Default::default()
-    };
-    let i = create_integration(&mut client, settings, "unused").await;
+    let i = create_integration(&mut client, spoken_for(), "unused").await;
     let bus = stack.bus().await;
 
-    let run = start_sync(&mut client, &i.id).await;
-    let collector = FakeCollector {
-        bus: bus.clone(),
-        run: run.clone(),
-    };
-    collector.start().await;
+    let collector = FakeCollector::begin(&mut client, &bus, &i.id).await;
     collector
         .batch(0, vec![user(1, "Alice", "a.example")])
         .await;
     collector.end(1, 1).await;
-    let done = settled(&mut client, &run).await;
+    let done = settled(&mut client, &collector.run).await;
     assert_eq!(done.state, RunState::Succeeded as i32, "{done:?}");
 
     // A block that says it holds 64 bytes and holds none.
-    let run = start_sync(&mut client, &i.id).await;
-    let collector = FakeCollector {
-        bus,
-        run: run.clone(),
-    };
-    collector.start().await;
+    let collector = FakeCollector::begin(&mut client, &bus, &i.id).await;
     collector
         .send(
             "b0",
@@ -825,7 +810,7 @@ async fn a_batch_that_cannot_be_read_fails_its_run_and_keeps_the_store() {
         )
         .await;
     collector.end(1, 1).await;
-    let done = settled(&mut client, &run).await;
+    let done = settled(&mut client, &collector.run).await;
     assert_eq!(done.state, RunState::Failed as i32, "{done:?}");
     assert!(
         done.error
