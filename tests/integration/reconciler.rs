@@ -785,13 +785,20 @@ async fn a_run_is_planned_with_what_holds_at_its_end() {
 
 /// A batch that cannot be read off the bus fails its run with the counts
 /// that did not add up, the reason in the reconciler's log, and leaves
-/// what the store holds as it was.
+/// what the store holds as it was. Applied or failed, the reconciler
+/// announces the run settled to its watchers.
 #[tokio::test]
 async fn a_batch_that_cannot_be_read_fails_its_run_and_keeps_the_store() {
     let stack = Distributed::start_with(&[], 60).await;
     let mut client = stack.client("acme").await;
     let i = create_integration(&mut client, spoken_for(), "unused").await;
     let bus = stack.bus().await;
+    let mut announced = bus.settled_runs().await.expect("watch announcements");
+    let mut is_announced = async |run: &pb::Run| {
+        tokio::time::timeout(Duration::from_secs(10), announced.wait_for(&run.id))
+            .await
+            .expect("the reconciler announces the run settled");
+    };
 
     let collector = FakeCollector::begin(&mut client, &bus, &i.id).await;
     collector
@@ -800,6 +807,7 @@ async fn a_batch_that_cannot_be_read_fails_its_run_and_keeps_the_store() {
     collector.end(1, 1).await;
     let done = settled(&mut client, &collector.run).await;
     assert_eq!(done.state, RunState::Succeeded as i32, "{done:?}");
+    is_announced(&done).await;
 
     // A block that says it holds 64 bytes and holds none.
     let collector = FakeCollector::begin(&mut client, &bus, &i.id).await;
@@ -812,6 +820,7 @@ async fn a_batch_that_cannot_be_read_fails_its_run_and_keeps_the_store() {
     collector.end(1, 1).await;
     let done = settled(&mut client, &collector.run).await;
     assert_eq!(done.state, RunState::Failed as i32, "{done:?}");
+    is_announced(&done).await;
     assert!(
         done.error
             .contains("reported 1 batches (1 objects) but only 0 batches (0 objects) arrived"),

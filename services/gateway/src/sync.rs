@@ -126,9 +126,9 @@ fn trace_headers<T>(request: &Request<T>) -> Vec<(String, String)> {
 pub type RunStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<api::Run, Status>> + Send>>;
 
-/// How often WatchRun looks at the run: a watcher learns a run settled
-/// 50 ms after it did, on average, for two small reads a tenth of a second.
-const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// How often WatchRun looks at the run; it also looks as soon as the
+/// reconciler announces the run settled.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 #[tonic::async_trait]
 impl SyncService for Gateway {
@@ -143,6 +143,14 @@ impl SyncService for Gateway {
         // NOT_FOUND now rather than in the stream.
         self.store.get_run(&account, &id).await.map_err(status_of)?;
         let store = self.store.clone();
+        // Before the first look, so that no announcement falls between.
+        let mut announced = match self.bus.settled_runs().await {
+            Ok(announced) => Some(announced),
+            Err(e) => {
+                tracing::debug!(error = %e, "watching without announcements");
+                None
+            }
+        };
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
             let mut last = None;
@@ -171,7 +179,15 @@ impl SyncService for Gateway {
                 if settled {
                     return;
                 }
-                tokio::time::sleep(WATCH_EVERY).await;
+                match announced.as_mut() {
+                    Some(announced) => {
+                        tokio::select! {
+                            () = tokio::time::sleep(WATCH_EVERY) => {}
+                            () = announced.wait_for(&id) => {}
+                        }
+                    }
+                    None => tokio::time::sleep(WATCH_EVERY).await,
+                }
             }
         });
         Ok(Response::new(Box::pin(

@@ -198,9 +198,24 @@ impl Reconciler {
                         .inc();
                 }
                 tracing::info!(run = %ev.run_id, error = %end.error, "run failed");
+                self.announce_settled(&ev.run_id).await;
                 Ok(Settle::Ack)
             }
-            Some(Event::End(end)) => self.on_end(&ev, end, delivered).await,
+            Some(Event::End(end)) => {
+                let settle = self.on_end(&ev, end, delivered).await?;
+                if let Settle::Ack = settle {
+                    self.announce_settled(&ev.run_id).await;
+                }
+                Ok(settle)
+            }
+        }
+    }
+
+    /// Tells the run's watchers it settled: they look at it now rather
+    /// than at their next look.
+    async fn announce_settled(&self, run_id: &str) {
+        if let Err(e) = self.bus.announce_settled(run_id).await {
+            tracing::debug!(run = %run_id, error = %e, "announcing a settled run failed; watchers find out when they next look");
         }
     }
 

@@ -85,6 +85,27 @@ impl Bus {
         }
     }
 
+    /// Announces that run `run_id` settled, or may have: best effort, to
+    /// whoever watches runs at the time ([`Bus::settled_runs`]); nothing is
+    /// kept for later.
+    pub async fn announce_settled(&self, run_id: &str) -> Result<(), BusError> {
+        match self {
+            Self::Nats(b) => b.announce_settled(run_id).await,
+            Self::Memory(b) => {
+                b.announce_settled(run_id);
+                Ok(())
+            }
+        }
+    }
+
+    /// The runs announced as settled from now on.
+    pub async fn settled_runs(&self) -> Result<SettledRuns, BusError> {
+        match self {
+            Self::Nats(b) => Ok(SettledRuns::Nats(Box::new(b.settled_runs().await?))),
+            Self::Memory(b) => Ok(SettledRuns::Memory(b.settled_runs())),
+        }
+    }
+
     /// How long a delivery may stay unsettled before it is delivered again;
     /// long work reports progress well within it.
     pub fn ack_wait(&self) -> Duration {
@@ -114,6 +135,36 @@ impl Subscription {
         match self {
             Self::Nats(s) => s.next().await,
             Self::Memory(s) => Ok(s.next().await),
+        }
+    }
+}
+
+/// Runs announced as settled ([`Bus::announce_settled`]).
+pub enum SettledRuns {
+    Nats(Box<async_nats::Subscriber>),
+    Memory(tokio::sync::broadcast::Receiver<String>),
+}
+
+impl SettledRuns {
+    /// Returns once `run_id` is announced, or announcements may have been
+    /// missed (too many at once); never while the bus is gone.
+    pub async fn wait_for(&mut self, run_id: &str) {
+        use futures::StreamExt;
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match self {
+                Self::Nats(s) => match s.next().await {
+                    Some(m) if m.payload == run_id.as_bytes() => return,
+                    Some(_) => {}
+                    None => std::future::pending().await,
+                },
+                Self::Memory(r) => match r.recv().await {
+                    Ok(id) if id == run_id => return,
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => return,
+                    Err(RecvError::Closed) => std::future::pending().await,
+                },
+            }
         }
     }
 }

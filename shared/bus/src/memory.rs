@@ -12,9 +12,20 @@ use tokio::sync::mpsc;
 use crate::names::Topic;
 use crate::{Acker, BusError, Delivery, MAX_DELIVER};
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MemoryBus {
     inner: Arc<Mutex<Inner>>,
+    /// Runs announced as settled, to the watchers of the time.
+    settled: tokio::sync::broadcast::Sender<String>,
+}
+
+impl Default for MemoryBus {
+    fn default() -> Self {
+        Self {
+            inner: Arc::default(),
+            settled: tokio::sync::broadcast::channel(64).0,
+        }
+    }
 }
 
 impl std::fmt::Debug for MemoryBus {
@@ -50,6 +61,15 @@ fn queue_name(topic: &Topic) -> &'static str {
 }
 
 impl MemoryBus {
+    pub fn announce_settled(&self, run_id: &str) {
+        // No receiver is no watcher: nothing to tell.
+        let _ = self.settled.send(run_id.to_owned());
+    }
+
+    pub fn settled_runs(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.settled.subscribe()
+    }
+
     fn queue(&self, topic: &Topic) -> Arc<Queue> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner
@@ -168,5 +188,28 @@ mod tests {
         d.ack().await.expect("ack");
         let d = sub.next().await.expect("ok").expect("message");
         assert_eq!((&d.payload[..], d.delivered), (&b"1"[..], 2));
+    }
+
+    #[tokio::test]
+    async fn settled_runs_are_announced_to_the_watchers_of_the_time() {
+        let bus = crate::Bus::in_process();
+        bus.announce_settled("before").await.expect("announce");
+        let mut announced = bus.settled_runs().await.expect("watch");
+        bus.announce_settled("other").await.expect("announce");
+        bus.announce_settled("mine").await.expect("announce");
+        let wait = tokio::time::timeout(Duration::from_secs(5), announced.wait_for("mine"));
+        wait.await.expect("announced");
+        // Missed announcements (more than the channel holds) wake a watcher
+        // too: it looks again.
+        for n in 0..100 {
+            bus.announce_settled(&n.to_string())
+                .await
+                .expect("announce");
+        }
+        let wait = tokio::time::timeout(Duration::from_secs(5), announced.wait_for("never"));
+        wait.await.expect("lagging watchers look again");
+        // "before" came before the watch: not seen.
+        let wait = tokio::time::timeout(Duration::from_millis(50), announced.wait_for("before"));
+        assert!(wait.await.is_err(), "announcements are not kept");
     }
 }

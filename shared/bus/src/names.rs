@@ -62,6 +62,12 @@ impl Names {
         }
     }
 
+    /// The core NATS subject (in no stream) that announces a run settled:
+    /// best effort, to whoever listens at the time.
+    pub fn settled(&self) -> String {
+        format!("{}.settled", self.prefix)
+    }
+
     /// Durable consumer name of a topic's competing consumers.
     pub fn consumer(&self, topic: &Topic) -> String {
         match topic {

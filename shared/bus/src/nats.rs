@@ -122,6 +122,23 @@ impl NatsBus {
         Ok(())
     }
 
+    pub async fn announce_settled(&self, run_id: &str) -> Result<(), BusError> {
+        self.client
+            .publish(
+                self.names.settled(),
+                Bytes::copy_from_slice(run_id.as_bytes()),
+            )
+            .await
+            .map_err(|e| js_err("announce")(e.to_string()))
+    }
+
+    pub async fn settled_runs(&self) -> Result<async_nats::Subscriber, BusError> {
+        self.client
+            .subscribe(self.names.settled())
+            .await
+            .map_err(|e| js_err("subscribe to announcements")(e.to_string()))
+    }
+
     pub async fn subscribe(&self, topic: &Topic) -> Result<NatsSubscription, BusError> {
         let stream = self.stream(topic).await?;
         let name = self.names.consumer(topic);
