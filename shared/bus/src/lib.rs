@@ -25,6 +25,11 @@ pub enum BusError {
         operation: &'static str,
         message: String,
     },
+    #[error("NATS {operation} failed: {message}")]
+    Nats {
+        operation: &'static str,
+        message: String,
+    },
     #[error("the bus is closed")]
     Closed,
 }

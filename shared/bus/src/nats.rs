@@ -129,14 +129,20 @@ impl NatsBus {
                 Bytes::copy_from_slice(run_id.as_bytes()),
             )
             .await
-            .map_err(|e| js_err("announce")(e.to_string()))
+            .map_err(|e| BusError::Nats {
+                operation: "announcing a settled run",
+                message: e.to_string(),
+            })
     }
 
     pub async fn settled_runs(&self) -> Result<async_nats::Subscriber, BusError> {
         self.client
             .subscribe(self.names.settled())
             .await
-            .map_err(|e| js_err("subscribe to announcements")(e.to_string()))
+            .map_err(|e| BusError::Nats {
+                operation: "subscribing to settled runs",
+                message: e.to_string(),
+            })
     }
 
     pub async fn subscribe(&self, topic: &Topic) -> Result<NatsSubscription, BusError> {
