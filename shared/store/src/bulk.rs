@@ -248,7 +248,7 @@ impl Bulk for sqlx::Sqlite {
             qb.push_values(part.chunks(width), |mut row, cells| {
                 for cell in cells {
                     match cell {
-                        Cell::Text(s) => row.push_bind(s.to_string()),
+                        Cell::Text(s) => row.push_bind(s.as_ref()),
                         Cell::Null => row.push_bind(None::<String>),
                         Cell::Bool(b) => row.push_bind(*b),
                         Cell::Int(n) => row.push_bind(*n),
