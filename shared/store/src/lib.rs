@@ -7,6 +7,7 @@
 
 mod bulk;
 mod records;
+mod sieve;
 mod sql;
 
 use std::str::FromStr;

@@ -15,6 +15,7 @@ use dirsync_core::{
 };
 
 use crate::bulk::{Bulk, Cell, ROWS_PER_WRITE, Rows};
+use crate::sieve::AddressSieve;
 use crate::{
     AccountRecord, ApplyOutcome, ChangeRecord, DirectoryStore, IntegrationRecord, Result,
     RunRecord, SettledMark, StagedBatch, StoreError, StoredObject, TokenRecord,
@@ -212,6 +213,8 @@ pub struct SqlApply<DB: sqlx::Database> {
     owned_before: bool,
     /// Objects the run wrote, for takeover warnings (when `owned_before`).
     upserted: HashSet<ObjectGuid>,
+    /// The addresses the run may claim twice (when not `owned_before`).
+    sieve: AddressSieve,
     /// Objects the run wrote.
     written: usize,
     /// The run's next change-log sequence number.
@@ -408,7 +411,9 @@ macro_rules! store_impl {
             /// meanwhile: see [`Self::lock_account`]), and are copied in
             /// without a conflict clause. (A first sync's objects are all
             /// new: it looks nothing up.) `known`: stored records the
-            /// caller already read.
+            /// caller already read. Without `touch` (no claim in the account
+            /// before), only the addresses `sieve` flags as perhaps claimed
+            /// before go to `touched_addresses`, unless it overflowed.
             #[allow(clippy::too_many_arguments)]
             async fn write_upserts(
                 tx: &mut sqlx::Transaction<'_, $db>,
@@ -418,6 +423,7 @@ macro_rules! store_impl {
                 known: &HashMap<ObjectGuid, Before>,
                 integration_created_at: i64,
                 touch: bool,
+                sieve: &mut AddressSieve,
                 now: UnixMillis,
             ) -> Result<()> {
                 let account = run.account_id.as_str();
@@ -487,7 +493,7 @@ macro_rules! store_impl {
                                 continue;
                             }
                             let rank = rank(rec, is_primary);
-                            if touch {
+                            if touch || (sieve.seen_before(&address) && !sieve.overflowed()) {
                                 touched.push([Cell::from(address.clone())]);
                             }
                             // With no claim in the account before (`touch`
@@ -644,7 +650,8 @@ macro_rules! store_impl {
                 Self::start_touched(tx).await?;
                 Self::remove(tx, account, removals, &HashMap::new(), now).await?;
                 let owned_before = Self::owns_addresses(tx, account).await?;
-                Self::resolve_addresses(tx, account, owned_before, &HashSet::new(), &mut Vec::new()).await
+                Self::resolve_addresses(tx, account, owned_before, owned_before, &HashSet::new(), &mut Vec::new())
+                    .await
             }
 
             /// Marks each address's best claim (the lowest rank, then the
@@ -652,16 +659,19 @@ macro_rules! store_impl {
             /// when other objects claim the address too; three set-based
             /// statements at most. `owned_before`: whether the account held
             /// claims when the transaction began (see
-            /// [`Self::owns_addresses`]). If it did, the addresses in
-            /// `touched_addresses` are resolved, and a warning is given where
+            /// [`Self::owns_addresses`]); if it did, a warning is given where
             /// an object of this run (`upserted`) took an address over from
             /// another managed object. If not, every claim is this
             /// transaction's and was written as its address's owner: only
-            /// the addresses several objects claim are resolved.
+            /// addresses several objects claim need resolving. `touched`:
+            /// the addresses in `touched_addresses` are resolved (all that
+            /// may need it are there); otherwise those that several claims
+            /// of the account name, found from all of them.
             async fn resolve_addresses(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 account: &str,
                 owned_before: bool,
+                touched: bool,
                 upserted: &HashSet<ObjectGuid>,
                 warnings: &mut Vec<String>,
             ) -> Result<()> {
@@ -669,7 +679,7 @@ macro_rules! store_impl {
                 // claim_rank() intends, whatever the database's collation;
                 // addresses are only grouped (equal bytes under any
                 // deterministic collation).
-                let resolved = if owned_before {
+                let resolved = if touched {
                     // Temporary tables are never analyzed on their own.
                     Self::on_postgres(tx, "ANALYZE touched_addresses").await?;
                     "SELECT address FROM touched_addresses"
@@ -1595,6 +1605,7 @@ macro_rules! store_impl {
                     integration_created_at,
                     owned_before,
                     upserted: HashSet::new(),
+                    sieve: AddressSieve::default(),
                     written: 0,
                     sequence,
                     added: 0,
@@ -1924,8 +1935,9 @@ macro_rules! store_impl {
                     &before,
                     self.integration_created_at,
                     // With no address owned before, the owners are worked
-                    // out from all the account's claims.
+                    // out for the addresses the sieve flags.
                     self.owned_before,
+                    &mut self.sieve,
                     self.now,
                 )
                 .await
@@ -1998,7 +2010,11 @@ macro_rules! store_impl {
                     $store::on_postgres(&mut this.tx, "ANALYZE objects, address_claims, members")
                         .await?;
                 }
-                $store::resolve_addresses(&mut this.tx, &account, this.owned_before, &this.upserted, &mut warnings).await?;
+                // Without claims before, the sieve named every address that
+                // may be claimed twice, unless there were too many.
+                let touched = this.owned_before || !this.sieve.overflowed();
+                $store::resolve_addresses(&mut this.tx, &account, this.owned_before, touched, &this.upserted, &mut warnings)
+                    .await?;
                 // Standing conflicts: addresses this integration's objects
                 // claim that another object owns, reported on every run.
                 // From the contested owners' claims (a partial index) out:
