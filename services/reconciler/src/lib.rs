@@ -346,29 +346,25 @@ impl Reconciler {
                 (planner, skips)
             }
             None => {
-                let unavailable = end.memberships_unavailable;
-                let current = self
-                    .store
-                    .current_objects(&ev.account_id, &ev.integration_id, unavailable)
-                    .await?;
-                let mut planner = Planner::new(
-                    Arc::new(integration.settings.clone()),
-                    memberships_note(unavailable),
-                    Arc::new(current),
-                );
-                planner.reserve(usize::try_from(end.entries).unwrap_or(usize::MAX));
+                let mut planner = stored_planner(
+                    &self.store,
+                    ev,
+                    integration.settings.clone(),
+                    end.memberships_unavailable,
+                    Some(end.entries),
+                )
+                .await?;
                 let mut pages = Pages::new(&self.store, &ev.run_id, ev.attempt);
                 let mut reader = BatchReader::first_pass();
-                let mut entries = Vec::new();
                 while let Some(page) = pages.next(&reader.skips, true).await? {
                     for staged in page {
-                        reader.read_staged(staged, &mut entries, &mut reasons);
+                        let sequence = staged.sequence;
+                        if let Some(payload) = reader.unpack(staged, &mut reasons) {
+                            reader.index(&mut planner, sequence, payload, &mut reasons);
+                        }
                     }
-                    index(&mut planner, &mut reader.skips, &entries);
-                    entries.clear();
                 }
-                reader.finish(&mut entries, &mut reasons);
-                index(&mut planner, &mut reader.skips, &entries);
+                reader.index_last(&mut planner, &mut reasons);
                 (planner, reader.skips)
             }
         };
@@ -510,21 +506,29 @@ impl Reconciler {
     }
 }
 
-/// The first planning pass over the entries read.
-fn index(planner: &mut Planner, skips: &mut Skips, entries: &[Collected]) {
-    for e in entries {
-        if planner.index(&e.object, Some(e.digest)) {
-            skips.leave_out(e.positions.clone());
-        }
-    }
-}
-
-/// Why a plan keeps stored member edges (see `Planner::new`).
-fn memberships_note(unavailable: bool) -> Option<String> {
-    unavailable.then(|| {
+/// A planner over what the store holds of the event's integration, with
+/// room for `entries`, or (not known yet) as many as the store holds.
+async fn stored_planner(
+    store: &Store,
+    ev: &bus::CollectorEvent,
+    settings: dirsync_core::IntegrationSettings,
+    memberships_unavailable: bool,
+    entries: Option<u64>,
+) -> Result<Planner, StoreError> {
+    let current = store
+        .current_objects(&ev.account_id, &ev.integration_id, memberships_unavailable)
+        .await?;
+    let room = entries.map_or(current.objects.len(), |n| {
+        usize::try_from(n).unwrap_or(usize::MAX)
+    });
+    // Why the plan keeps stored member edges (see `Planner::new`).
+    let note = memberships_unavailable.then(|| {
         "the Global Catalog does not hold the member attribute; use port 636 or 389 to sync members"
             .to_owned()
-    })
+    });
+    let mut planner = Planner::new(Arc::new(settings), note, Arc::new(current));
+    planner.reserve(room);
+    Ok(planner)
 }
 
 /// A run's first planning pass, done as its batches are staged while the
@@ -562,16 +566,14 @@ impl EarlyPass {
             .await?;
         // The mark first: what moves after it shows at the end.
         let mark = store.settled_mark(&ev.account_id, &ev.run_id).await?;
-        let current = store
-            .current_objects(&ev.account_id, &ev.integration_id, memberships_unavailable)
-            .await?;
-        let stored = current.objects.len();
-        let mut planner = Planner::new(
-            Arc::new(integration.settings),
-            memberships_note(memberships_unavailable),
-            Arc::new(current),
-        );
-        planner.reserve(stored);
+        let planner = stored_planner(
+            store,
+            ev,
+            integration.settings,
+            memberships_unavailable,
+            None,
+        )
+        .await?;
         Ok(Self {
             account_id: ev.account_id.clone(),
             run_id: ev.run_id.clone(),
@@ -595,10 +597,8 @@ impl EarlyPass {
         if sequence < self.next {
             return true; // delivered again: read already
         }
-        let mut entries = Vec::new();
         self.reader
-            .read(sequence, batch, &mut entries, &mut self.reasons);
-        index(&mut self.planner, &mut self.reader.skips, &entries);
+            .index(&mut self.planner, sequence, batch, &mut self.reasons);
         self.next += 1;
         self.active_at = now;
         true
@@ -622,9 +622,7 @@ impl EarlyPass {
             tracing::info!(run = %ev.run_id, "the first pass is read again from the staged batches: the settings or the store moved during the collection, or not every batch came here in order");
             return Ok(None);
         }
-        let mut last = Vec::new();
-        self.reader.finish(&mut last, &mut self.reasons);
-        index(&mut self.planner, &mut self.reader.skips, &last);
+        self.reader.index_last(&mut self.planner, &mut self.reasons);
         Ok(Some((self.planner, self.reader.skips, self.reasons)))
     }
 }
@@ -711,6 +709,25 @@ impl BatchReader {
         }
     }
 
+    /// The encoded batch a staged one holds; `None`, said in `reasons`,
+    /// when it cannot be decompressed.
+    fn unpack(&mut self, staged: StagedBatch, reasons: &mut Vec<String>) -> Option<Bytes> {
+        if !staged.lz4 {
+            return Some(Bytes::from(staged.payload));
+        }
+        match dirsync_proto::lz4::decompress(&staged.payload) {
+            Ok(batch) => Some(Bytes::from(batch)),
+            Err(e) => {
+                reasons.push(format!(
+                    "staged batch {} cannot be decompressed: {e}",
+                    staged.sequence
+                ));
+                self.skips.broken();
+                None
+            }
+        }
+    }
+
     /// [`read`](Self::read) of a batch as the store keeps it.
     fn read_staged(
         &mut self,
@@ -718,22 +735,40 @@ impl BatchReader {
         out: &mut Vec<Collected>,
         reasons: &mut Vec<String>,
     ) {
-        let payload = if staged.lz4 {
-            match dirsync_proto::lz4::decompress(&staged.payload) {
-                Ok(batch) => batch,
-                Err(e) => {
-                    reasons.push(format!(
-                        "staged batch {} cannot be decompressed: {e}",
-                        staged.sequence
-                    ));
-                    self.skips.broken();
-                    return;
-                }
+        let sequence = staged.sequence;
+        if let Some(payload) = self.unpack(staged, reasons) {
+            self.read(sequence, payload, out, reasons);
+        }
+    }
+
+    /// In the first pass, reads batch `sequence` and indexes its whole
+    /// entries, leaving out of the second pass those the planner found
+    /// unchanged.
+    fn index(
+        &mut self,
+        planner: &mut Planner,
+        sequence: u32,
+        payload: Bytes,
+        reasons: &mut Vec<String>,
+    ) {
+        let mut entries = Vec::new();
+        self.read(sequence, payload, &mut entries, reasons);
+        self.index_entries(planner, &entries);
+    }
+
+    /// In the first pass, indexes the last entry, once.
+    fn index_last(&mut self, planner: &mut Planner, reasons: &mut Vec<String>) {
+        let mut last = Vec::new();
+        self.finish(&mut last, reasons);
+        self.index_entries(planner, &last);
+    }
+
+    fn index_entries(&mut self, planner: &mut Planner, entries: &[Collected]) {
+        for e in entries {
+            if planner.index(&e.object, Some(e.digest)) {
+                self.skips.leave_out(e.positions.clone());
             }
-        } else {
-            staged.payload
-        };
-        self.read(staged.sequence, Bytes::from(payload), out, reasons);
+        }
     }
 
     /// Adds the entries of batch `sequence` that are whole to `out` (the
