@@ -2006,9 +2006,18 @@ macro_rules! store_impl {
                     // PostgreSQL believes the tables of a first sync hold a
                     // few hundred rows and plans the joins below for that.
                     // Holds the tables' ANALYZE lock until commit, so large
-                    // applies take turns here.
-                    $store::on_postgres(&mut this.tx, "ANALYZE objects, address_claims, members")
-                        .await?;
+                    // applies take turns here. The columns the statements
+                    // of an apply look rows up by, not the wide ones (the
+                    // record, the DN, names), whose statistics cost as much
+                    // again and serve no plan here; autovacuum's ANALYZE
+                    // after the commit gathers those.
+                    $store::on_postgres(
+                        &mut this.tx,
+                        "ANALYZE objects (account_id, anchor, integration_id, kind, managed), \
+                         address_claims (account_id, address, anchor, owner, contested), \
+                         members (account_id, group_anchor, member_anchor)",
+                    )
+                    .await?;
                 }
                 // Without claims before, the sieve named every address that
                 // may be claimed twice, unless there were too many.
