@@ -262,7 +262,7 @@ pub fn upsert_changes<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::object::{Attributes, ContentHash};
+    use crate::object::Attributes;
     use crate::plan::{Removal, Upsert};
 
     fn record(n: u8, name: &str, disabled: bool) -> ObjectRecord {
@@ -292,16 +292,8 @@ mod tests {
         let disabled = record(2, "Bob", true);
         let plan = Plan {
             updates: vec![
-                Upsert {
-                    record: renamed.clone(),
-                    content_hash: ContentHash::default(),
-                    entry_digest: None,
-                },
-                Upsert {
-                    record: disabled.clone(),
-                    content_hash: ContentHash::default(),
-                    entry_digest: None,
-                },
+                Upsert::new(renamed.clone(), None),
+                Upsert::new(disabled.clone(), None),
             ],
             removals: vec![Removal {
                 anchor: record(3, "Carol", false).anchor,

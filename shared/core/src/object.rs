@@ -252,6 +252,14 @@ impl ObjectRecord {
         ContentHash(hasher.finalize().into())
     }
 
+    /// The record's JSON, as the store keeps it, and its
+    /// [`content_hash`](Self::content_hash).
+    pub fn json_and_hash(&self) -> (String, ContentHash) {
+        let json = serde_json::to_string(self).unwrap_or_default();
+        let hash = ContentHash(Sha256::digest(json.as_bytes()).into());
+        (json, hash)
+    }
+
     /// Every address of the object, primary first.
     pub fn addresses(&self) -> impl Iterator<Item = (&EmailAddress, bool)> {
         self.primary_address
@@ -359,6 +367,15 @@ mod tests {
         let stored = "75157620d74066554b698c83863ce1d5496d0d81d37d8b34474976b6728d57e9";
         assert_eq!(record.content_hash().to_string(), stored);
         assert_eq!(stored.parse(), Ok(record.content_hash()));
+        // The JSON the store keeps is the one hashed.
+        let (json, hash) = record.json_and_hash();
+        assert_eq!(
+            (json.as_str(), hash),
+            (
+                serde_json::to_string(&record).expect("json").as_str(),
+                record.content_hash()
+            )
+        );
         assert!("75157620".parse::<ContentHash>().is_err());
         assert!(stored.replace('7', "g").parse::<ContentHash>().is_err());
         // A resync holds the first 128 bits.

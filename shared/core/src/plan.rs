@@ -90,10 +90,25 @@ pub struct Removal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upsert {
     pub record: ObjectRecord,
+    /// The record's JSON, as the store keeps it: what `content_hash` is
+    /// the hash of, serialized once, by the planner.
+    pub json: String,
     pub content_hash: ContentHash,
     /// The digest of the entry the record was derived from; `None` when
     /// the entry had notes.
     pub entry_digest: Option<ShortHash>,
+}
+
+impl Upsert {
+    pub fn new(record: ObjectRecord, entry_digest: Option<ShortHash>) -> Self {
+        let (json, content_hash) = record.json_and_hash();
+        Self {
+            record,
+            json,
+            content_hash,
+            entry_digest,
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -585,7 +600,7 @@ impl Planner {
             manager,
         };
         // Diff against the store.
-        let hash = record.content_hash();
+        let (json, hash) = record.json_and_hash();
         let rows = 1
             + record.aliases.len()
             + usize::from(record.primary_address.is_some())
@@ -595,6 +610,7 @@ impl Planner {
                 self.pending_rows += rows;
                 self.out.adds.push(Upsert {
                     record,
+                    json,
                     content_hash: hash,
                     entry_digest,
                 });
@@ -614,6 +630,7 @@ impl Planner {
                 self.pending_rows += rows;
                 self.out.updates.push(Upsert {
                     record,
+                    json,
                     content_hash: hash,
                     entry_digest,
                 });

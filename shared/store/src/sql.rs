@@ -427,8 +427,14 @@ macro_rules! store_impl {
                 now: UnixMillis,
             ) -> Result<()> {
                 let account = run.account_id.as_str();
+                // An apply's claims have one of four ranks: made once.
+                let ranks = [false, true].map(|is_primary| {
+                    [false, true].map(|disabled| {
+                        claim_rank(is_primary, disabled, integration_created_at, &run.integration_id)
+                    })
+                });
                 let rank = |rec: &dirsync_core::ObjectRecord, is_primary: bool| {
-                    claim_rank(is_primary, rec.disabled, integration_created_at, &run.integration_id)
+                    ranks[usize::from(is_primary)][usize::from(rec.disabled)].as_str()
                 };
                 // The stored objects' claims that stay as they are; the
                 // others are deleted, their addresses (and owners) noted.
@@ -482,7 +488,7 @@ macro_rules! store_impl {
                             rec.primary_address.as_ref().map(|a| a.to_string()).into(),
                             rec.disabled.into(),
                             true.into(),
-                            json(rec).into(),
+                            upsert.json.as_str().into(),
                             upsert.content_hash.to_string().into(),
                             upsert.entry_digest.map(|d| d.to_string()).into(),
                             now.into(),
