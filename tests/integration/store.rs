@@ -59,6 +59,7 @@ on_both!(
         a_deleted_integrations_objects_are_taken_over_by_the_next,
         a_deleted_objects_addresses_go_to_the_next_claim,
         entry_digests_and_the_plan_context_are_kept,
+        text_is_stored_as_the_directory_gave_it,
     ]
 );
 
@@ -790,4 +791,47 @@ async fn a_deleted_objects_addresses_go_to_the_next_claim(store: Store) {
     assert_eq!(counts.removed, 1);
     assert_eq!(owner("shared@example.com").await, "User 1");
     assert_eq!(owner("one@example.com").await, "User 1");
+}
+
+/// Values holding what a bulk write's encoding could mistake for its own
+/// (tabs, newlines, backslashes, a COPY text NULL marker, quotes, non-ASCII)
+/// come back as they went in: in the record, in the columns a listing
+/// orders by, and in the change log.
+async fn text_is_stored_as_the_directory_gave_it(store: Store) {
+    store.ensure_account("acme", 1).await.unwrap();
+    let rec = integration("i1", "HQ");
+    store.create_integration(&rec).await.unwrap();
+    let dn = r"CN=Zoë O\, Brien \\N\5C,OU=People,DC=corp,DC=example,DC=test";
+    let name = "Zoë \"Z\" O'Brien\tone\ntwo\r\\N \\ {\"k\": \"\\u00e9\"} ✓";
+    let odd = DirectoryObject::try_from(bus::DirectoryEntry {
+        kind: bus::ObjectKind::User as i32,
+        object_guid: "00000000-0000-0000-0000-0000000000ee".into(),
+        dn: dn.into(),
+        display_name: name.into(),
+        title: "\\N".into(),
+        department: String::new(),
+        mail: "zoe@example.com".into(),
+        user_account_control: Some(512),
+        ..Default::default()
+    })
+    .unwrap();
+    let expected = odd.dn.to_string();
+    let (counts, warnings) = sync(&store, &rec, "r1", 10, vec![odd]).await;
+    assert_eq!((counts.added, warnings), (1, Vec::<String>::new()));
+
+    let users = store.list_objects("acme", ObjectKind::User).await.unwrap();
+    assert_eq!(users.len(), 1);
+    let stored = &users[0].record;
+    assert_eq!(stored.dn, expected);
+    assert_eq!(stored.attributes.display_name, name);
+    assert_eq!(stored.attributes.title, "\\N");
+    assert_eq!(stored.attributes.department, "");
+    let by_address = owner(&store, "zoe@example.com").await;
+    assert_eq!(by_address.record, *stored);
+    let changes = store
+        .list_changes("acme", Some("r1"), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].change.dn, expected);
 }
