@@ -197,7 +197,7 @@ sync_once() {
 # empty tables of the same schema, in one transaction, and the WAL bytes
 # that writes: PostgreSQL COPY from files written beforehand, SQLite
 # INSERT … SELECT from the synced database attached. No full sync into
-# this store can take less than this on top of the read it overlaps.
+# this store can take less than this.
 store_floor() {
   local t0 t1 w0 w1 t tables="objects address_claims members change_log"
   if [ "${store%%:*}" = postgres ]; then
@@ -217,7 +217,8 @@ store_floor() {
     psql "$pg" -qc "drop database $floor" >/dev/null
     rm -f "$work"/*.copy
   else
-    local src=${store#sqlite://} dst="$work/floor.db" sql="ATTACH '${store#sqlite://}' AS s; BEGIN;"
+    local src=${store#sqlite://} dst="$work/floor.db"
+    local sql="ATTACH '$src' AS s; BEGIN;"
     sqlite3 "$src" .schema | grep -v '^CREATE TABLE sqlite_' | sqlite3 "$dst"
     sqlite3 "$dst" 'PRAGMA journal_mode = WAL' >/dev/null
     for t in $tables; do sql+=" INSERT INTO main.$t SELECT * FROM s.$t;"; done
