@@ -285,82 +285,168 @@ pub fn to_directory_entry(
     e: RawEntry,
     directory: &DirectorySchema,
 ) -> Result<Option<DirectoryEntry>, String> {
-    match directory {
-        DirectorySchema::ActiveDirectory => from_ad(e),
-        DirectorySchema::Ldap(schema) => from_ldap(e, schema),
+    EntryReader::new(directory).read(e)
+}
+
+/// How a collection turns its entries into `DirectoryEntry`s: Active
+/// Directory's attributes, or a generic LDAP directory's through its
+/// mapping, looked up once for the whole collection rather than per entry.
+pub enum EntryReader<'a> {
+    ActiveDirectory,
+    Ldap(Box<LdapReader<'a>>),
+}
+
+impl<'a> EntryReader<'a> {
+    pub fn new(directory: &'a DirectorySchema) -> Self {
+        match directory {
+            DirectorySchema::ActiveDirectory => Self::ActiveDirectory,
+            DirectorySchema::Ldap(schema) => Self::Ldap(Box::new(LdapReader::new(schema))),
+        }
+    }
+
+    /// See [`to_directory_entry`].
+    pub fn read(&self, e: RawEntry) -> Result<Option<DirectoryEntry>, String> {
+        match self {
+            Self::ActiveDirectory => from_ad(e),
+            Self::Ldap(reader) => reader.read(e),
+        }
     }
 }
 
-/// An entry of a generic LDAP directory, read through its mapping.
-fn from_ldap(e: RawEntry, schema: &LdapSchema) -> Result<Option<DirectoryEntry>, String> {
-    let dn = e.dn;
-    let v = Values { attrs: e.attrs };
-    let has = |c: &str| v.has_class(c);
-    let kind = if has(&schema.group_class) {
-        ObjectKind::Group
-    } else if schema.contact_class.as_deref().is_some_and(has) {
-        ObjectKind::Contact
-    } else if has(&schema.user_class) {
-        ObjectKind::User
-    } else {
-        return Ok(None);
-    };
-    let uuid = v.string("entryuuid");
-    let guid: ObjectGuid = uuid
-        .trim()
-        .parse()
-        .map_err(|_| format!("{dn}: entryUUID {uuid:?} is missing or not a UUID (RFC 4530)"))?;
-    let text = |field: &str| {
-        schema
-            .attribute(field)
-            .map(|a| v.string(a))
-            .unwrap_or_default()
-    };
-    let texts = |field: &str| {
-        schema
-            .attribute(field)
-            .map(|a| v.strings(a))
-            .unwrap_or_default()
-    };
-    // Bare addresses are aliases; typed ones (smtp:, SMTP:) keep their type.
-    let proxy_addresses = texts("aliases")
-        .into_iter()
-        .map(|a| match a.split_once(':') {
-            Some((prefix, _)) if !prefix.contains('@') => a,
-            _ => format!("smtp:{a}"),
-        })
-        .collect();
-    let disabled = kind == ObjectKind::User
-        && schema
-            .disabled_attribute
-            .as_ref()
-            .is_some_and(|a| schema.is_disabled(&v.strings(a)));
-    Ok(Some(DirectoryEntry {
-        kind: kind as i32,
-        object_guid: guid.to_string(),
-        mail: text("mail"),
-        proxy_addresses,
-        display_name: Some(text("display_name"))
+/// The fields of a generic LDAP entry, in the order they are read.
+const LDAP_ENTRY_FIELDS: [&str; 13] = [
+    "mail",
+    "aliases",
+    "display_name",
+    "given_name",
+    "surname",
+    "department",
+    "title",
+    "telephone_number",
+    "company",
+    "manager",
+    "user_principal_name",
+    "username",
+    "members",
+];
+
+/// A generic LDAP directory's mapping, prepared: per field of
+/// [`LDAP_ENTRY_FIELDS`], its attribute, if read, and whether anything
+/// else reads that attribute too. An attribute read once has its values
+/// moved into the entry's text; one read twice is copied.
+pub struct LdapReader<'a> {
+    schema: &'a LdapSchema,
+    fields: [Option<(&'a str, bool)>; LDAP_ENTRY_FIELDS.len()],
+}
+
+impl<'a> LdapReader<'a> {
+    pub fn new(schema: &'a LdapSchema) -> Self {
+        let attributes = LDAP_ENTRY_FIELDS.map(|f| schema.attribute(f));
+        let fields = std::array::from_fn(|i| {
+            attributes[i].map(|a| {
+                // `cn` is read again for a missing display name.
+                let shared = a.eq_ignore_ascii_case("cn")
+                    || attributes
+                        .iter()
+                        .enumerate()
+                        .any(|(j, b)| j != i && b.is_some_and(|b| b.eq_ignore_ascii_case(a)));
+                (a, shared)
+            })
+        });
+        Self { schema, fields }
+    }
+
+    fn read(&self, e: RawEntry) -> Result<Option<DirectoryEntry>, String> {
+        let schema = self.schema;
+        let dn = e.dn;
+        let mut v = Values { attrs: e.attrs };
+        let has = |c: &str| v.has_class(c);
+        let kind = if has(&schema.group_class) {
+            ObjectKind::Group
+        } else if schema.contact_class.as_deref().is_some_and(has) {
+            ObjectKind::Contact
+        } else if has(&schema.user_class) {
+            ObjectKind::User
+        } else {
+            return Ok(None);
+        };
+        let uuid = v
+            .get("entryuuid")
+            .first()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let guid: ObjectGuid = std::str::from_utf8(uuid)
+            .ok()
+            .and_then(|u| u.trim().parse().ok())
+            .ok_or_else(|| {
+                format!(
+                    "{dn}: entryUUID {:?} is missing or not a UUID (RFC 4530)",
+                    String::from_utf8_lossy(uuid)
+                )
+            })?;
+        let disabled = kind == ObjectKind::User
+            && schema
+                .disabled_attribute
+                .as_ref()
+                .is_some_and(|a| schema.is_disabled(&v.strings(a)));
+        let mut texts = self.fields.map(|field| match field {
+            None => Vec::new(),
+            Some((a, true)) => v.strings(a),
+            Some((a, false)) => v.take_strings(a),
+        });
+        let mut text = |i: usize| {
+            std::mem::take(&mut texts[i])
+                .into_iter()
+                .next()
+                .unwrap_or_default()
+        };
+        let mail = text(0);
+        let display_name = Some(text(2))
             .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| v.string("cn")),
-        given_name: text("given_name"),
-        surname: text("surname"),
-        department: text("department"),
-        title: text("title"),
-        telephone_number: text("telephone_number"),
-        company: text("company"),
-        manager_dn: text("manager"),
-        user_principal_name: text("user_principal_name"),
-        sam_account_name: text("username"),
-        member_dns: if kind == ObjectKind::Group {
-            texts("members")
+            .unwrap_or_else(|| v.string("cn"));
+        let given_name = text(3);
+        let surname = text(4);
+        let department = text(5);
+        let title = text(6);
+        let telephone_number = text(7);
+        let company = text(8);
+        let manager_dn = text(9);
+        let user_principal_name = text(10);
+        let sam_account_name = text(11);
+        // Bare addresses are aliases; typed ones (smtp:, SMTP:) keep their type.
+        let proxy_addresses = std::mem::take(&mut texts[1])
+            .into_iter()
+            .map(|a| match a.split_once(':') {
+                Some((prefix, _)) if !prefix.contains('@') => a,
+                _ => format!("smtp:{a}"),
+            })
+            .collect();
+        let member_dns = if kind == ObjectKind::Group {
+            std::mem::take(&mut texts[12])
         } else {
             Vec::new()
-        },
-        disabled,
-        dn,
-        ..Default::default()
-    }))
+        };
+        Ok(Some(DirectoryEntry {
+            kind: kind as i32,
+            object_guid: guid.to_string(),
+            mail,
+            proxy_addresses,
+            display_name,
+            given_name,
+            surname,
+            department,
+            title,
+            telephone_number,
+            company,
+            manager_dn,
+            user_principal_name,
+            sam_account_name,
+            member_dns,
+            disabled,
+            dn,
+            ..Default::default()
+        }))
+    }
 }
 
 fn from_ad(e: RawEntry) -> Result<Option<DirectoryEntry>, String> {
@@ -526,6 +612,66 @@ mod tests {
         )
         .expect_err("bad uuid");
         assert!(bad.contains("uid=a,ou=people,dc=x") && bad.contains("entryUUID"));
+    }
+
+    #[test]
+    fn an_attribute_two_fields_read_is_read_by_both() {
+        let mut schema = LdapSchema::default();
+        for (field, attribute) in [
+            ("aliases", "mail"),
+            ("display_name", "cn"),
+            ("username", "CN"),
+        ] {
+            schema.attributes.insert(field.into(), attribute.into());
+        }
+        let schema = DirectorySchema::Ldap(schema);
+        let user = to_directory_entry(
+            ldap_entry(
+                &["inetOrgPerson"],
+                &[
+                    ("entryUUID", &["597ae2f6-16a6-1027-98f4-d28b5365dc14"]),
+                    ("mail", &["a@example.com", "b@example.com"]),
+                    ("cn", &["Ada"]),
+                    ("sn", &["Lovelace"]),
+                ],
+            ),
+            &schema,
+        )
+        .expect("ok")
+        .expect("a user");
+        assert_eq!(user.mail, "a@example.com");
+        assert_eq!(
+            user.proxy_addresses,
+            ["smtp:a@example.com", "smtp:b@example.com"]
+        );
+        assert_eq!(
+            (user.display_name.as_str(), user.sam_account_name.as_str()),
+            ("Ada", "Ada")
+        );
+        assert_eq!(user.surname, "Lovelace", "read once, moved");
+
+        // Without a display name, cn stands in, though a field took it.
+        let mut schema = LdapSchema::default();
+        schema
+            .attributes
+            .insert("display_name".into(), String::new());
+        schema.attributes.insert("username".into(), "cn".into());
+        let user = to_directory_entry(
+            ldap_entry(
+                &["inetOrgPerson"],
+                &[
+                    ("entryUUID", &["597ae2f6-16a6-1027-98f4-d28b5365dc14"]),
+                    ("cn", &["Ada"]),
+                ],
+            ),
+            &DirectorySchema::Ldap(schema),
+        )
+        .expect("ok")
+        .expect("a user");
+        assert_eq!(
+            (user.display_name.as_str(), user.sam_account_name.as_str()),
+            ("Ada", "Ada")
+        );
     }
 
     fn entry(classes: &[&str], guid: Vec<u8>) -> RawEntry {

@@ -17,7 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use dirsync_core::{DirectorySchema, Dn, EncryptionMode};
 use dirsync_proto::bus::DirectoryEntry;
 
-pub use entry::{ATTRIBUTES, RawEntry, to_directory_entry};
+pub use entry::{ATTRIBUTES, EntryReader, LdapReader, RawEntry, to_directory_entry};
 
 /// Where and how to reach a directory.
 #[derive(Clone)]
@@ -418,6 +418,7 @@ impl Session {
             )
             .await
             .map_err(|e| op_error(e, op_timeout))?;
+        let reader = EntryReader::new(directory);
         loop {
             let next = tokio::time::timeout(op_timeout, stream.next())
                 .await
@@ -440,7 +441,7 @@ impl Session {
                 }
             };
             complete_member_ranges(&mut ranged, &mut entry, op_timeout, &mut summary).await?;
-            match to_directory_entry(entry, directory) {
+            match reader.read(entry) {
                 Ok(Some(e)) => {
                     summary.entries += 1;
                     sink(e).await?;
