@@ -35,7 +35,7 @@ const STAGED_PAGE: u32 = 4;
 
 /// Rows (objects, addresses, member edges) of adds and updates held before
 /// they are written: a full sync's records are never all in memory.
-const APPLY_ROWS: usize = 20_000;
+const APPLY_ROWS: usize = 10_000;
 
 /// How long a run's first pass, done as its batches arrive, keeps its
 /// place after the last batch came while its run is active: another run
