@@ -113,11 +113,6 @@ enum KeyCmd {
     Generate { file: PathBuf },
 }
 
-/// A directory sync allocates many small strings and records per object:
-/// mimalloc keeps that fast and returns memory between runs.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
