@@ -358,10 +358,7 @@ impl Reconciler {
                 let mut reader = BatchReader::first_pass();
                 while let Some(page) = pages.next(&reader.skips, true).await? {
                     for staged in page {
-                        let sequence = staged.sequence;
-                        if let Some(payload) = reader.unpack(staged, &mut reasons) {
-                            reader.index(&mut planner, sequence, payload, &mut reasons);
-                        }
+                        reader.index_staged(&mut planner, staged, &mut reasons);
                     }
                 }
                 reader.index_last(&mut planner, &mut reasons);
@@ -738,6 +735,19 @@ impl BatchReader {
         let sequence = staged.sequence;
         if let Some(payload) = self.unpack(staged, reasons) {
             self.read(sequence, payload, out, reasons);
+        }
+    }
+
+    /// [`index`](Self::index) of a batch as the store keeps it.
+    fn index_staged(
+        &mut self,
+        planner: &mut Planner,
+        staged: StagedBatch,
+        reasons: &mut Vec<String>,
+    ) {
+        let sequence = staged.sequence;
+        if let Some(payload) = self.unpack(staged, reasons) {
+            self.index(planner, sequence, payload, reasons);
         }
     }
 

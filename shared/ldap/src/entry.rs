@@ -2,6 +2,7 @@
 
 use ldap3::asn1::{PL, StructureTag, TagClass};
 
+use dirsync_core::schema::LDAP_FIELDS;
 use dirsync_core::{DirectorySchema, LdapSchema, ObjectGuid};
 use dirsync_proto::bus::{DirectoryEntry, ObjectKind};
 
@@ -258,6 +259,20 @@ impl Values {
             .any(|c| c.eq_ignore_ascii_case(class.as_bytes()))
     }
 
+    /// The kind of an entry of these object classes (the first that
+    /// matches, in this order); `None` for any other entry.
+    fn kind(&self, group: &str, contact: Option<&str>, user: &str) -> Option<ObjectKind> {
+        if self.has_class(group) {
+            Some(ObjectKind::Group)
+        } else if contact.is_some_and(|c| self.has_class(c)) {
+            Some(ObjectKind::Contact)
+        } else if self.has_class(user) {
+            Some(ObjectKind::User)
+        } else {
+            None
+        }
+    }
+
     /// The first value of `name`.
     fn first(&self, name: &str) -> Option<String> {
         self.get(name).first().map(|b| text_of(b))
@@ -313,35 +328,53 @@ impl<'a> EntryReader<'a> {
     }
 }
 
-/// The fields of a generic LDAP entry, in the order they are read.
-const LDAP_ENTRY_FIELDS: [&str; 13] = [
-    "mail",
-    "aliases",
-    "display_name",
-    "given_name",
-    "surname",
-    "department",
-    "title",
-    "telephone_number",
-    "company",
-    "manager",
-    "user_principal_name",
-    "username",
-    "members",
-];
+/// Where property `name` is in [`LDAP_FIELDS`]; evaluated in constants,
+/// so that a name not there fails the build.
+const fn field(name: &str) -> usize {
+    let mut i = 0;
+    while i < LDAP_FIELDS.len() {
+        let (key, name) = (LDAP_FIELDS[i].0.as_bytes(), name.as_bytes());
+        if key.len() == name.len() {
+            let mut j = 0;
+            while j < key.len() && key[j] == name[j] {
+                j += 1;
+            }
+            if j == key.len() {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    panic!("not a property of LDAP_FIELDS")
+}
 
-/// A generic LDAP directory's mapping, prepared: per field of
-/// [`LDAP_ENTRY_FIELDS`], its attribute, if read, and whether anything
+const MAIL: usize = field("mail");
+const ALIASES: usize = field("aliases");
+const DISPLAY_NAME: usize = field("display_name");
+const GIVEN_NAME: usize = field("given_name");
+const SURNAME: usize = field("surname");
+const DEPARTMENT: usize = field("department");
+const TITLE: usize = field("title");
+const TELEPHONE_NUMBER: usize = field("telephone_number");
+const COMPANY: usize = field("company");
+const MANAGER: usize = field("manager");
+const USER_PRINCIPAL_NAME: usize = field("user_principal_name");
+const USERNAME: usize = field("username");
+const MEMBERS: usize = field("members");
+
+/// A generic LDAP directory's mapping, prepared: per property of
+/// [`LDAP_FIELDS`], its attribute, if read, and whether anything
 /// else reads that attribute too. An attribute read once has its values
 /// moved into the entry's text; one read twice is copied.
 pub struct LdapReader<'a> {
     schema: &'a LdapSchema,
-    fields: [Option<(&'a str, bool)>; LDAP_ENTRY_FIELDS.len()],
+    fields: [Option<(&'a str, bool)>; LDAP_FIELDS.len()],
 }
 
 impl<'a> LdapReader<'a> {
     pub fn new(schema: &'a LdapSchema) -> Self {
-        let attributes = LDAP_ENTRY_FIELDS.map(|f| schema.attribute(f));
+        let attributes: [Option<&str>; LDAP_FIELDS.len()] =
+            std::array::from_fn(|i| schema.attribute(LDAP_FIELDS[i].0));
         let fields = std::array::from_fn(|i| {
             attributes[i].map(|a| {
                 // `cn` is read again for a missing display name.
@@ -360,14 +393,11 @@ impl<'a> LdapReader<'a> {
         let schema = self.schema;
         let dn = e.dn;
         let mut v = Values { attrs: e.attrs };
-        let has = |c: &str| v.has_class(c);
-        let kind = if has(&schema.group_class) {
-            ObjectKind::Group
-        } else if schema.contact_class.as_deref().is_some_and(has) {
-            ObjectKind::Contact
-        } else if has(&schema.user_class) {
-            ObjectKind::User
-        } else {
+        let Some(kind) = v.kind(
+            &schema.group_class,
+            schema.contact_class.as_deref(),
+            &schema.user_class,
+        ) else {
             return Ok(None);
         };
         let uuid = v
@@ -400,21 +430,21 @@ impl<'a> LdapReader<'a> {
                 .next()
                 .unwrap_or_default()
         };
-        let mail = text(0);
-        let display_name = Some(text(2))
+        let mail = text(MAIL);
+        let display_name = Some(text(DISPLAY_NAME))
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| v.string("cn"));
-        let given_name = text(3);
-        let surname = text(4);
-        let department = text(5);
-        let title = text(6);
-        let telephone_number = text(7);
-        let company = text(8);
-        let manager_dn = text(9);
-        let user_principal_name = text(10);
-        let sam_account_name = text(11);
+        let given_name = text(GIVEN_NAME);
+        let surname = text(SURNAME);
+        let department = text(DEPARTMENT);
+        let title = text(TITLE);
+        let telephone_number = text(TELEPHONE_NUMBER);
+        let company = text(COMPANY);
+        let manager_dn = text(MANAGER);
+        let user_principal_name = text(USER_PRINCIPAL_NAME);
+        let sam_account_name = text(USERNAME);
         // Bare addresses are aliases; typed ones (smtp:, SMTP:) keep their type.
-        let proxy_addresses = std::mem::take(&mut texts[1])
+        let proxy_addresses = std::mem::take(&mut texts[ALIASES])
             .into_iter()
             .map(|a| match a.split_once(':') {
                 Some((prefix, _)) if !prefix.contains('@') => a,
@@ -422,7 +452,7 @@ impl<'a> LdapReader<'a> {
             })
             .collect();
         let member_dns = if kind == ObjectKind::Group {
-            std::mem::take(&mut texts[12])
+            std::mem::take(&mut texts[MEMBERS])
         } else {
             Vec::new()
         };
@@ -452,16 +482,10 @@ impl<'a> LdapReader<'a> {
 fn from_ad(e: RawEntry) -> Result<Option<DirectoryEntry>, String> {
     let dn = e.dn;
     let mut v = Values { attrs: e.attrs };
-    let has = |c: &str| v.has_class(c);
-    let kind = if has("computer") {
+    if v.has_class("computer") {
         return Ok(None);
-    } else if has("group") {
-        ObjectKind::Group
-    } else if has("contact") {
-        ObjectKind::Contact
-    } else if has("user") {
-        ObjectKind::User
-    } else {
+    }
+    let Some(kind) = v.kind("group", Some("contact"), "user") else {
         return Ok(None);
     };
     let guid = v
