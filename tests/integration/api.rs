@@ -13,6 +13,7 @@ async fn create_err(
             account_id: client.account.clone(),
             settings: Some(settings),
             password: FIXTURE_PASSWORD.to_owned(),
+            ..Default::default()
         })
         .await
         .expect_err("invalid settings accepted")
@@ -106,6 +107,7 @@ async fn malformed_requests_name_the_field() {
             account_id: client.account.clone(),
             settings: Some(base()),
             password: String::new(),
+            ..Default::default()
         })
         .await
         .expect_err("no password");
@@ -155,6 +157,7 @@ async fn integration_crud_keeps_the_password_write_only() {
             account_id: "acme".into(),
             settings: Some(fx.settings("HQ")),
             password: "x".into(),
+            ..Default::default()
         })
         .await
         .expect_err("duplicate name");
@@ -171,6 +174,7 @@ async fn integration_crud_keeps_the_password_write_only() {
             integration: "HQ".into(),
             settings: Some(settings),
             password: None,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -14,6 +14,7 @@ async fn update(client: &mut Client, id: &str, settings: pb::IntegrationSettings
             integration: id.to_owned(),
             settings: Some(settings),
             password: None,
+            ..Default::default()
         })
         .await
         .expect("UpdateIntegration");
@@ -268,6 +269,7 @@ async fn large_group_is_read_in_ranges_and_complete() {
         .directory
         .list_groups(pb::ListObjectsRequest {
             account_id: "acme".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

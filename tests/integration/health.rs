@@ -135,6 +135,7 @@ async fn metrics_count_what_runs_did() {
             integration: i.id.clone(),
             settings: Some(fx.settings("Fixture AD")),
             password: Some("wrong".into()),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -236,6 +237,7 @@ async fn sigterm_during_a_sync_loses_nothing() {
             .directory
             .list_contacts(pb::ListObjectsRequest {
                 account_id: String::new(),
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -174,6 +174,7 @@ async fn ldap_renames_changes_mapping_and_sign_in() {
             account_id: client.account.clone(),
             settings: Some(bad),
             password: LdapFixture::password(),
+            ..Default::default()
         })
         .await
         .expect_err("an invalid mapping");
@@ -194,6 +195,7 @@ async fn ldap_renames_changes_mapping_and_sign_in() {
             account_id: client.account.clone(),
             settings: Some(ad_with_schema),
             password: LdapFixture::password(),
+            ..Default::default()
         })
         .await
         .expect_err("a mapping for AD");
@@ -286,6 +288,7 @@ async fn ldap_renames_changes_mapping_and_sign_in() {
             integration: i.id.clone(),
             settings: Some(custom),
             password: None,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -36,6 +36,7 @@ async fn update(
             integration: id.to_owned(),
             settings: Some(settings),
             password: password.map(str::to_owned),
+            ..Default::default()
         })
         .await
         .expect("UpdateIntegration");

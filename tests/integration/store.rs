@@ -7,7 +7,8 @@ use dirsync_core::{
 };
 use dirsync_proto::{api, bus};
 use dirsync_store::{
-    ApplyOutcome, IntegrationRecord, RunRecord, StagedBatch, Store, StoreError, StoredObject,
+    ApplyOutcome, IntegrationRecord, ObjectQuery, RunRecord, SessionRecord, StagedBatch, Store,
+    StoreError, StoredObject,
 };
 
 async fn connected(url: &str) -> Store {
@@ -60,6 +61,8 @@ on_both!(
         a_deleted_objects_addresses_go_to_the_next_claim,
         entry_digests_and_the_plan_context_are_kept,
         text_is_stored_as_the_directory_gave_it,
+        objects_are_searched_and_paged_by_name,
+        console_sessions_end_on_sign_out,
     ]
 );
 
@@ -426,9 +429,15 @@ async fn apply_settles_once_and_demotes(store: Store) {
         (RunState::Succeeded, 3, 3)
     );
 
-    let users = store.list_objects("acme", ObjectKind::User).await.unwrap();
+    let users = store
+        .list_objects("acme", &ObjectQuery::all(ObjectKind::User))
+        .await
+        .unwrap();
     assert_eq!(users.len(), 2);
-    let groups = store.list_objects("acme", ObjectKind::Group).await.unwrap();
+    let groups = store
+        .list_objects("acme", &ObjectQuery::all(ObjectKind::Group))
+        .await
+        .unwrap();
     assert_eq!(groups[0].record.members.len(), 2);
     assert_eq!(
         store
@@ -819,7 +828,10 @@ async fn text_is_stored_as_the_directory_gave_it(store: Store) {
     let (counts, warnings) = sync(&store, &rec, "r1", 10, vec![odd]).await;
     assert_eq!((counts.added, warnings), (1, Vec::<String>::new()));
 
-    let users = store.list_objects("acme", ObjectKind::User).await.unwrap();
+    let users = store
+        .list_objects("acme", &ObjectQuery::all(ObjectKind::User))
+        .await
+        .unwrap();
     assert_eq!(users.len(), 1);
     let stored = &users[0].record;
     assert_eq!(stored.dn, expected);
@@ -834,4 +846,100 @@ async fn text_is_stored_as_the_directory_gave_it(store: Store) {
         .unwrap();
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].change.dn, expected);
+}
+
+/// The console's directory pages: search (case-insensitive, LIKE's
+/// wildcards taken literally), pages by display name, and a set of ids.
+async fn objects_are_searched_and_paged_by_name(store: Store) {
+    let rec = integration("i1", "Head office");
+    store.create_integration(&rec).await.unwrap();
+    let objects: Vec<DirectoryObject> = (1..=5)
+        .map(|n| {
+            user(
+                n,
+                &format!("u{n}@example.com"),
+                &format!("a{n}@example.com"),
+            )
+        })
+        .chain([user(6, "per%cent_6@example.com", "six@example.com")])
+        .collect();
+    let (counts, _) = sync(&store, &rec, "r1", 10, objects).await;
+    assert_eq!(counts.added, 6);
+
+    let names = |objects: &[StoredObject]| -> Vec<String> {
+        objects
+            .iter()
+            .map(|o| o.record.attributes.display_name.clone())
+            .collect()
+    };
+    let mut query = ObjectQuery::all(ObjectKind::User);
+    query.limit = Some(4);
+    let page = store.list_objects("acme", &query).await.unwrap();
+    assert_eq!(names(&page), ["User 1", "User 2", "User 3", "User 4"]);
+    let last = &page[3].record;
+    query.after = Some((
+        last.attributes.display_name.clone(),
+        last.anchor.to_string(),
+    ));
+    let rest = store.list_objects("acme", &query).await.unwrap();
+    assert_eq!(names(&rest), ["User 5", "User 6"]);
+
+    let search = |text: &str| {
+        let mut q = ObjectQuery::all(ObjectKind::User);
+        q.search = text.to_owned();
+        q
+    };
+    let found = store.list_objects("acme", &search("USER 3")).await.unwrap();
+    assert_eq!(names(&found), ["User 3"]);
+    let found = store
+        .list_objects("acme", &search("U4@EXAMPLE"))
+        .await
+        .unwrap();
+    assert_eq!(names(&found), ["User 4"]);
+    let found = store.list_objects("acme", &search("cent_")).await.unwrap();
+    assert_eq!(names(&found), ["User 6"], "the wildcard is a literal _");
+    let found = store.list_objects("acme", &search("u_@")).await.unwrap();
+    assert!(
+        found.is_empty(),
+        "_ matched a character: {:?}",
+        names(&found)
+    );
+    let found = store
+        .list_objects("acme", &search("ou=people"))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 6, "the DN is searched");
+
+    let mut by_id = ObjectQuery::all(ObjectKind::User);
+    by_id.anchors = vec![page[1].record.anchor.to_string(), "no-such-id".into()];
+    let found = store.list_objects("acme", &by_id).await.unwrap();
+    assert_eq!(names(&found), ["User 2"]);
+    let other = store
+        .list_objects("other", &ObjectQuery::all(ObjectKind::User))
+        .await
+        .unwrap();
+    assert!(other.is_empty(), "objects are listed per account");
+}
+
+async fn console_sessions_end_on_sign_out(store: Store) {
+    let session = SessionRecord {
+        id: "s1".into(),
+        secret_hash: "h".repeat(64),
+        account_id: "acme".into(),
+        token_id: "t1".into(),
+        created_at: 10,
+        expires_at: 1_000,
+        ended_at: None,
+    };
+    store.create_session(&session).await.unwrap();
+    assert_eq!(store.session("s1").await.unwrap(), Some(session.clone()));
+    assert_eq!(store.session("s2").await.unwrap(), None);
+    store.end_session("s1", 20).await.unwrap();
+    store.end_session("s1", 30).await.unwrap();
+    let ended = store.session("s1").await.unwrap().unwrap();
+    assert_eq!(ended.ended_at, Some(20), "the first sign-out counts");
+    assert!(
+        store.create_session(&session).await.is_err(),
+        "a session id is never reused"
+    );
 }

@@ -159,6 +159,7 @@ async fn wrong_password_fails_and_keeps_the_store(client: &mut Client, fx: &Fixt
             integration: integration.id.clone(),
             settings: Some(fx.settings("Fixture AD")),
             password: Some("not-the-password".to_owned()),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -343,6 +344,7 @@ async fn reconciler_killed_mid_apply_leaves_nothing_half_applied() {
         async move {
             d.list_contacts(pb::ListObjectsRequest {
                 account_id: "acme".into(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -380,6 +382,7 @@ async fn reconciler_killed_mid_apply_leaves_nothing_half_applied() {
         .directory
         .list_groups(pb::ListObjectsRequest {
             account_id: "acme".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

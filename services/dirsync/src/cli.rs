@@ -637,6 +637,7 @@ pub fn print_objects(title: &str, objects: &[api::DirectoryObject], all: &[api::
 pub async fn print_directory(client: &mut Client) -> anyhow::Result<()> {
     let req = || api::ListObjectsRequest {
         account_id: client.account.clone(),
+        ..Default::default()
     };
     let users = client
         .directory

@@ -227,6 +227,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     account_id: account,
                     settings: Some(spec.to_api()?),
                     password: cli::read_secret(&pw_path)?,
+                    ..Default::default()
                 })
                 .await?
                 .into_inner();
@@ -287,6 +288,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     integration,
                     settings: Some(spec.to_api()?),
                     password,
+                    ..Default::default()
                 })
                 .await?
                 .into_inner();
@@ -517,6 +519,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 .directory
                 .list_users(api::ListObjectsRequest {
                     account_id: account,
+                    ..Default::default()
                 })
                 .await?
                 .into_inner()
@@ -526,6 +529,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Groups(ListCmd::List) => {
             let req = || api::ListObjectsRequest {
                 account_id: account.clone(),
+                ..Default::default()
             };
             let groups = client
                 .directory
@@ -555,6 +559,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 .directory
                 .list_contacts(api::ListObjectsRequest {
                     account_id: account,
+                    ..Default::default()
                 })
                 .await?
                 .into_inner()

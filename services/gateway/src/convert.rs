@@ -20,6 +20,7 @@ pub fn integration(r: &IntegrationRecord) -> api::Integration {
         created_at: Some(timestamp(r.created_at)),
         updated_at: Some(timestamp(r.updated_at)),
         status: None,
+        warnings: r.settings.warnings(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The one place where errors become gRPC statuses.
 
 use tonic::Status;
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
 use dirsync_core::FieldError;
 use dirsync_store::StoreError;
@@ -21,8 +22,19 @@ pub fn status_of(e: StoreError) -> Status {
     }
 }
 
-/// Every field problem in one INVALID_ARGUMENT, each naming its field.
+/// Every field problem in one INVALID_ARGUMENT, each naming its field: in
+/// the message, and as `google.rpc.BadRequest` field violations in the
+/// status details (gRPC's rich error model) for clients that show each
+/// beside its field.
 pub fn invalid(errors: &[FieldError]) -> Status {
     let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-    Status::invalid_argument(text.join("; "))
+    let violations: Vec<FieldViolation> = errors
+        .iter()
+        .map(|e| FieldViolation::new(e.field, e.message.clone()))
+        .collect();
+    Status::with_error_details(
+        tonic::Code::InvalidArgument,
+        text.join("; "),
+        ErrorDetails::with_bad_request(violations),
+    )
 }

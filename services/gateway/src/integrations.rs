@@ -32,9 +32,41 @@ fn seal_password(
         })
 }
 
+/// A store conflict on create or update is the name: say so by the field.
+fn name_taken(e: dirsync_store::StoreError) -> Status {
+    match e {
+        dirsync_store::StoreError::Conflict(what) => {
+            Status::already_exists(format!("settings.name: {what}"))
+        }
+        e => status_of(e),
+    }
+}
+
 fn settings(s: Option<&api::IntegrationSettings>) -> Result<IntegrationSettings, Status> {
     let s = s.ok_or_else(|| Status::invalid_argument("settings: is required"))?;
     IntegrationSettings::from_api(s).map_err(|errors| invalid(&errors))
+}
+
+impl Gateway {
+    /// ALREADY_EXISTS, naming the field, when another integration of the
+    /// account (not `except`) has this name: what creating or updating
+    /// would answer, for a request that only validates.
+    async fn name_is_free(
+        &self,
+        account: &str,
+        name: &str,
+        except: Option<&str>,
+    ) -> Result<(), Status> {
+        match self.store.get_integration(account, name).await {
+            Ok(other) if Some(other.id.as_str()) != except && other.settings.name == name => {
+                Err(Status::already_exists(format!(
+                    "settings.name: the account already has an integration named {name:?}"
+                )))
+            }
+            Ok(_) | Err(dirsync_store::StoreError::NotFound(_)) => Ok(()),
+            Err(e) => Err(status_of(e)),
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -58,10 +90,6 @@ impl IntegrationService for Gateway {
         let id = uuid::Uuid::new_v4().to_string();
         let password = seal_password(self, account, &id, req.password)?;
         let now = self.clock.now();
-        self.store
-            .ensure_account(account, now)
-            .await
-            .map_err(status_of)?;
         let rec = IntegrationRecord {
             id,
             account_id: account.to_owned(),
@@ -70,10 +98,18 @@ impl IntegrationService for Gateway {
             created_at: now,
             updated_at: now,
         };
+        if req.validate_only {
+            self.name_is_free(account, &rec.settings.name, None).await?;
+            return Ok(Response::new(convert::integration(&rec)));
+        }
+        self.store
+            .ensure_account(account, now)
+            .await
+            .map_err(status_of)?;
         self.store
             .create_integration(&rec)
             .await
-            .map_err(status_of)?;
+            .map_err(name_taken)?;
         tracing::info!(account, integration = %rec.id, name = %rec.settings.name, "integration created");
         Ok(Response::new(convert::integration(&rec)))
     }
@@ -136,10 +172,15 @@ impl IntegrationService for Gateway {
         }
         rec.settings = settings;
         rec.updated_at = self.clock.now();
+        if req.validate_only {
+            self.name_is_free(account, &rec.settings.name, Some(&rec.id))
+                .await?;
+            return Ok(Response::new(convert::integration(&rec)));
+        }
         self.store
             .update_integration(&rec)
             .await
-            .map_err(status_of)?;
+            .map_err(name_taken)?;
         tracing::info!(account, integration = %rec.id, "integration updated");
         Ok(Response::new(convert::integration(&rec)))
     }

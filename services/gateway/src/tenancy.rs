@@ -53,6 +53,14 @@ impl Gateway {
         &self,
         request: Request<T>,
     ) -> Result<(String, T), Status> {
+        // A console request, its session checked by the console: it acts
+        // for the session's account. Only this crate can attach one; no
+        // request from the network carries extensions.
+        if let Some(principal) = request.extensions().get::<ConsolePrincipal>() {
+            let account = principal.account_id.clone();
+            let req = request.into_inner();
+            return scoped_to(account, req);
+        }
         let header = request
             .metadata()
             .get("authorization")
@@ -78,12 +86,24 @@ impl Gateway {
             .map_err(status_of)?
             .filter(|t| t.revoked_at.is_none() && t.secret_hash == token::hash(secret))
             .ok_or_else(|| unauthenticated("the API token is unknown or revoked"))?;
-        let asked = req.account_field();
-        if !asked.is_empty() && asked != record.account_id {
-            return Err(Status::permission_denied(format!(
-                "account_id: the API token does not act for account {asked:?}"
-            )));
-        }
-        Ok((record.account_id, req))
+        scoped_to(record.account_id, req)
     }
+}
+
+/// The account a console session acts for, attached to the requests the
+/// console makes of the services (see `console`).
+#[derive(Debug, Clone)]
+pub(crate) struct ConsolePrincipal {
+    pub account_id: String,
+}
+
+/// The request, when it names no account or the caller's own.
+fn scoped_to<T: Scoped>(account: String, req: T) -> Result<(String, T), Status> {
+    let asked = req.account_field();
+    if !asked.is_empty() && asked != account {
+        return Err(Status::permission_denied(format!(
+            "account_id: the API token does not act for account {asked:?}"
+        )));
+    }
+    Ok((account, req))
 }

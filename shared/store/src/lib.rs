@@ -23,8 +23,8 @@ use dirsync_core::UnixMillis;
 use dirsync_core::plan::{Current, Plan, Removal, Upsert};
 
 pub use records::{
-    AccountRecord, ApplyOutcome, ChangeRecord, IntegrationRecord, RunRecord, SettledMark,
-    StagedBatch, StoredObject, TokenRecord,
+    AccountRecord, ApplyOutcome, ChangeRecord, IntegrationRecord, ObjectQuery, RunRecord,
+    SessionRecord, SettledMark, StagedBatch, StoredObject, TokenRecord,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +73,11 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
     async fn token(&self, id: &str) -> Result<Option<TokenRecord>>;
     async fn list_tokens(&self, account_id: &str) -> Result<Vec<TokenRecord>>;
     async fn revoke_token(&self, account_id: &str, id: &str, now: UnixMillis) -> Result<()>;
+    async fn create_session(&self, session: &SessionRecord) -> Result<()>;
+    /// A console session by id, ended or not.
+    async fn session(&self, id: &str) -> Result<Option<SessionRecord>>;
+    /// Ends a session (sign-out); ending an ended one is a no-op.
+    async fn end_session(&self, id: &str, now: UnixMillis) -> Result<()>;
     /// Ids of the master keys stored passwords are sealed with.
     async fn password_key_ids(&self) -> Result<Vec<String>>;
     async fn get_account(&self, account_id: &str) -> Result<AccountRecord>;
@@ -228,10 +233,11 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
         now: UnixMillis,
     ) -> Result<RunRecord>;
 
+    /// Objects of a kind by display name (then anchor), as `query` says.
     async fn list_objects(
         &self,
         account_id: &str,
-        kind: dirsync_core::ObjectKind,
+        query: &ObjectQuery,
     ) -> Result<Vec<StoredObject>>;
     async fn lookup_address(&self, account_id: &str, address: &str) -> Result<StoredObject>;
 }
@@ -362,6 +368,7 @@ migrations!(
     15 "no claims by anchor" "0015_no_claims_by_anchor.sql",
     16 "entry digests" "0016_entry_digests.sql",
     17 "staged lz4 blocks" "0017_staged_lz4_blocks.sql",
+    18 "console sessions" "0018_console_sessions.sql",
 );
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {

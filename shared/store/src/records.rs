@@ -140,3 +140,45 @@ pub struct StagedBatch {
     pub payload: Vec<u8>,
     pub lz4: bool,
 }
+
+/// A signed-in admin console session. The store keeps a SHA-256 of its
+/// secret, never the secret; it acts for its account through the API
+/// token it was opened with, and ends when that token is revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: String,
+    pub secret_hash: String,
+    pub account_id: String,
+    pub token_id: String,
+    pub created_at: UnixMillis,
+    pub expires_at: UnixMillis,
+    pub ended_at: Option<UnixMillis>,
+}
+
+/// Which directory objects to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectQuery {
+    pub kind: ObjectKind,
+    /// Case-insensitive text the display name, primary address or DN
+    /// contains; empty: every object.
+    pub search: String,
+    /// Only these anchors; empty: any.
+    pub anchors: Vec<String>,
+    /// The (display name, anchor) of the last object of the page before.
+    pub after: Option<(String, String)>,
+    /// At most this many objects; `None`: all.
+    pub limit: Option<u32>,
+}
+
+impl ObjectQuery {
+    /// Every object of a kind, by display name.
+    pub fn all(kind: ObjectKind) -> Self {
+        Self {
+            kind,
+            search: String::new(),
+            anchors: Vec::new(),
+            after: None,
+            limit: None,
+        }
+    }
+}

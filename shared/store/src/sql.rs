@@ -17,8 +17,9 @@ use dirsync_core::{
 use crate::bulk::{Bulk, Cell, ROWS_PER_WRITE, Rows};
 use crate::sieve::AddressSieve;
 use crate::{
-    AccountRecord, ApplyOutcome, ChangeRecord, DirectoryStore, IntegrationRecord, Result,
-    RunRecord, SettledMark, StagedBatch, StoreError, StoredObject, TokenRecord,
+    AccountRecord, ApplyOutcome, ChangeRecord, DirectoryStore, IntegrationRecord, ObjectQuery,
+    Result, RunRecord, SessionRecord, SettledMark, StagedBatch, StoreError, StoredObject,
+    TokenRecord,
 };
 
 #[derive(Debug)]
@@ -194,6 +195,18 @@ where
     qb.push(format!(" AND {column}"));
     push_in(&mut qb, keys);
     qb
+}
+
+/// `text` with LIKE's wildcards and its escape character escaped (`\\`).
+fn like_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {
@@ -1050,6 +1063,53 @@ macro_rules! store_impl {
                 Ok(())
             }
 
+            async fn create_session(&self, t: &SessionRecord) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO console_sessions \
+                     (id, secret_hash, account_id, token_id, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&t.id)
+                .bind(&t.secret_hash)
+                .bind(&t.account_id)
+                .bind(&t.token_id)
+                .bind(t.created_at)
+                .bind(t.expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn session(&self, id: &str) -> Result<Option<SessionRecord>> {
+                let row = sqlx::query("SELECT * FROM console_sessions WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| {
+                    Ok(SessionRecord {
+                        id: r.try_get("id")?,
+                        secret_hash: r.try_get("secret_hash")?,
+                        account_id: r.try_get("account_id")?,
+                        token_id: r.try_get("token_id")?,
+                        created_at: r.try_get("created_at")?,
+                        expires_at: r.try_get("expires_at")?,
+                        ended_at: r.try_get("ended_at")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn end_session(&self, id: &str, now: UnixMillis) -> Result<()> {
+                sqlx::query(
+                    "UPDATE console_sessions SET ended_at = COALESCE(ended_at, $2) WHERE id = $1",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
             async fn password_key_ids(&self) -> Result<Vec<String>> {
                 let rows = sqlx::query(
                     "SELECT DISTINCT password_key_id FROM integrations WHERE password_key_id IS NOT NULL",
@@ -1833,14 +1893,53 @@ macro_rules! store_impl {
             async fn list_objects(
                 &self,
                 account_id: &str,
-                kind: ObjectKind,
+                query: &ObjectQuery,
             ) -> Result<Vec<StoredObject>> {
-                self.object_rows(
-                    "SELECT integration_id, record, managed FROM objects \
-                     WHERE account_id = $1 AND kind = $2 ORDER BY display_name, anchor",
-                    &[account_id, kind.as_str()],
-                )
-                .await
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT integration_id, record, managed FROM objects WHERE account_id = ",
+                );
+                qb.push_bind(account_id.to_owned());
+                qb.push(" AND kind = ");
+                qb.push_bind(query.kind.as_str().to_owned());
+                let search = query.search.trim().to_lowercase();
+                if !search.is_empty() {
+                    let pattern = format!("%{}%", like_escaped(&search));
+                    qb.push(" AND (lower(display_name) LIKE ");
+                    qb.push_bind(pattern.clone());
+                    qb.push(" ESCAPE '\\' OR lower(primary_address) LIKE ");
+                    qb.push_bind(pattern.clone());
+                    qb.push(" ESCAPE '\\' OR lower(dn) LIKE ");
+                    qb.push_bind(pattern);
+                    qb.push(" ESCAPE '\\')");
+                }
+                if !query.anchors.is_empty() {
+                    qb.push(" AND anchor");
+                    push_in(&mut qb, &query.anchors);
+                }
+                if let Some((name, anchor)) = &query.after {
+                    qb.push(" AND (display_name > ");
+                    qb.push_bind(name.clone());
+                    qb.push(" OR (display_name = ");
+                    qb.push_bind(name.clone());
+                    qb.push(" AND anchor > ");
+                    qb.push_bind(anchor.clone());
+                    qb.push("))");
+                }
+                qb.push(" ORDER BY display_name, anchor");
+                if let Some(limit) = query.limit {
+                    qb.push(" LIMIT ");
+                    qb.push_bind(i64::from(limit));
+                }
+                let rows = qb.build().fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| {
+                        object_from_parts(
+                            r.try_get("integration_id")?,
+                            &r.try_get::<String, _>("record")?,
+                            r.try_get("managed")?,
+                        )
+                    })
+                    .collect()
             }
 
             async fn lookup_address(&self, account_id: &str, address: &str) -> Result<StoredObject> {
