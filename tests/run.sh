@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every dirsync test against real peers: installs and starts what is
-# missing (Samba AD DC, OpenLDAP, NATS with JetStream, PostgreSQL), then builds once and
+# missing (Samba AD DC, OpenLDAP, NATS with JetStream, PostgreSQL, Chromium
+# and playwright-core for the console's browser tests), then builds once and
 # runs the whole suite. Any missing peer is an error, never a skip.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -63,6 +64,16 @@ eval "$(deploy/local/slapd.sh env | sed 's/^DIRSYNC_LDAP_/export DIRSYNC_TEST_LD
 
 export DIRSYNC_TEST_POSTGRES_URL=$pg_url
 export DIRSYNC_TEST_NATS_URL=${DIRSYNC_TEST_NATS_URL:-nats://127.0.0.1:4222}
+
+# --- Chromium and playwright-core (the admin console's browser tests) -----------
+# Debian's Chromium, driven by playwright-core from npm; never a browser
+# download of a test tool's own.
+command -v chromium >/dev/null || apt_install chromium
+command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+chromium --version >/dev/null 2>&1 || die "chromium does not start (Debian package chromium)"
+log "installing the console tests' npm packages (tests/console, npm ci)"
+(cd tests/console && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
+  || die "npm ci in tests/console failed"
 
 # --- Deployment manifests, offline -----------------------------------------------
 bash deploy/validate.sh

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The dirsync demo: a local Samba AD DC with the fixture directory, synced by
 # dirsync's embedded shape (every role in one process, SQLite, in-process
-# bus); prints the synced directory.
+# bus); prints the synced directory. With --console it then keeps serving
+# the admin console and prints its URL.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 

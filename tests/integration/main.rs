@@ -7,6 +7,7 @@ mod api;
 mod auth;
 mod cli;
 mod collector;
+mod console;
 mod health;
 mod ldap;
 mod reconciler;

@@ -366,6 +366,8 @@ pub fn master_key_file(dir: &Path) -> PathBuf {
 /// in-process bus.
 pub struct Embedded {
     pub gateway: String,
+    /// `http://127.0.0.1:PORT/` of the admin console.
+    pub console: Option<String>,
     pub store: dirsync_store::Store,
     pub dir: tempfile::TempDir,
     inner: Option<InProcess>,
@@ -387,6 +389,7 @@ impl Embedded {
         let inner = InProcess::start(&cfg).await.unwrap();
         Self {
             gateway: inner.gateway.clone(),
+            console: inner.console.clone(),
             store: inner.store.clone(),
             dir,
             inner: Some(inner),
@@ -688,6 +691,39 @@ impl Drop for Distributed {
     }
 }
 
+/// Runs a script of the console's tests (`tests/console/NAME.mjs`) with
+/// Node.js and `vars`; fails with its output unless it passes. Its
+/// screenshots go to `target/console-screenshots`.
+pub fn run_console_script(name: &str, vars: &[(&str, String)]) {
+    let dir = repo_root().join("tests/console");
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "tests/console/node_modules is missing: run the tests with `bash tests/run.sh`, which \
+         installs playwright-core (npm ci) and Debian's chromium"
+    );
+    let output = Command::new("node")
+        .arg(dir.join(format!("{name}.mjs")))
+        .current_dir(&dir)
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .env(
+            "SCREENSHOT_DIR",
+            repo_root().join("target/console-screenshots"),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .expect("running node (Debian package nodejs; tests/run.sh installs it)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    println!("{text}");
+    assert!(
+        output.status.success(),
+        "tests/console/{name}.mjs failed:\n{text}"
+    );
+}
+
 /// Creates an integration, returns it.
 pub async fn create_integration(
     client: &mut Client,
@@ -700,6 +736,7 @@ pub async fn create_integration(
             account_id: client.account.clone(),
             settings: Some(settings),
             password: password.to_owned(),
+            ..Default::default()
         })
         .await
         .expect("CreateIntegration")
@@ -759,6 +796,7 @@ pub struct Snapshot {
 pub async fn snapshot(client: &mut Client) -> (Snapshot, Vec<api::DirectoryObject>) {
     let req = || api::ListObjectsRequest {
         account_id: client.account.clone(),
+        ..Default::default()
     };
     let users = client
         .directory

@@ -34,6 +34,14 @@ pub struct DemoArgs {
     /// Subtree to sync.
     #[arg(long, default_value = "OU=Sync,OU=demo,DC=corp,DC=example,DC=test")]
     pub root_dn: String,
+    /// After printing the directory, keep serving the admin console (and
+    /// the gRPC API) until interrupted; the sign-in token is written to
+    /// DATA_DIR/demo.token.
+    #[arg(long)]
+    pub console: bool,
+    /// Where the admin console listens with --console.
+    #[arg(long, default_value = crate::serve::EMBEDDED_CONSOLE_LISTEN)]
+    pub console_listen: String,
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -47,12 +55,39 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
-    let cfg = ServeConfig::embedded(format!("sqlite://{}", db.display()), key_file);
+    let mut cfg = ServeConfig::embedded(format!("sqlite://{}", db.display()), key_file);
+    cfg.console_listen = Some(if args.console {
+        args.console_listen.clone()
+    } else {
+        "off".to_owned()
+    });
     let stack = InProcess::start(&cfg).await?;
     let token = crate::cli::issue_token(&stack.store, "demo", "demo", stack.clock.now()).await?;
-    let result = drive(&args, &stack.gateway, token).await;
+    let mut result = drive(&args, &stack.gateway, token.clone()).await;
+    if result.is_ok()
+        && let Some(url) = &stack.console
+    {
+        result = keep_serving(&args, url, &token).await;
+    }
     stack.stop().await?;
     result
+}
+
+/// Serves the console until Ctrl-C or SIGTERM.
+async fn keep_serving(args: &DemoArgs, url: &str, token: &str) -> anyhow::Result<()> {
+    let token_file = args.data_dir.join("demo.token");
+    let _ = std::fs::remove_file(&token_file);
+    write_private(&token_file, token)?;
+    println!(
+        "\nAdmin console: {url}\nSign in with the API token in {} (account \"demo\").\nServing until Ctrl-C.",
+        token_file.display()
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    Ok(())
 }
 
 async fn drive(args: &DemoArgs, gateway: &str, token: String) -> anyhow::Result<()> {
@@ -84,6 +119,7 @@ async fn drive(args: &DemoArgs, gateway: &str, token: String) -> anyhow::Result<
                 ..Default::default()
             }),
             password,
+            ..Default::default()
         })
         .await?
         .into_inner();

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use dirsync_bus::Bus;
 use dirsync_collector::Collector;
 use dirsync_core::{Clock, MasterKey, SystemClock};
-use dirsync_gateway::Gateway;
+use dirsync_gateway::{ConsoleConfig, Gateway};
 use dirsync_ldap::Timeouts;
 use dirsync_reconciler::Reconciler;
 use dirsync_scheduler::{Scheduler, Timing};
@@ -154,7 +154,19 @@ pub struct ServeConfig {
     /// addition to the system's roots.
     #[arg(long, env = "DIRSYNC_CA_BUNDLE")]
     pub ca_bundle: Option<PathBuf>,
+    /// Gateway: serve the web admin console on this address, or `off`.
+    /// Default: 127.0.0.1:8080 in the embedded shape (every role, no
+    /// --nats-url), off otherwise.
+    #[arg(long, env = "DIRSYNC_CONSOLE_LISTEN")]
+    pub console_listen: Option<String>,
+    /// Gateway: mark the console's session cookie Secure, for a console
+    /// that browsers reach over HTTPS (e.g. through a TLS ingress).
+    #[arg(long, env = "DIRSYNC_CONSOLE_SECURE_COOKIES")]
+    pub console_secure_cookies: bool,
 }
+
+/// The console's address in the embedded shape unless told otherwise.
+pub const EMBEDDED_CONSOLE_LISTEN: &str = "127.0.0.1:8080";
 
 impl ServeConfig {
     /// Every role in one process on the in-process bus, with the defaults
@@ -180,6 +192,21 @@ impl ServeConfig {
             grpc_reflection: false,
             partition: None,
             ca_bundle: None,
+            console_listen: Some("127.0.0.1:0".to_owned()),
+            console_secure_cookies: false,
+        }
+    }
+
+    /// Where the gateway serves the admin console, if it does.
+    pub fn console_addr(&self) -> Option<&str> {
+        match self.console_listen.as_deref() {
+            _ if !self.roles.contains(&Role::Gateway) => None,
+            Some("off") => None,
+            Some(addr) => Some(addr),
+            None if self.nats_url.is_none() && self.roles.len() == 4 => {
+                Some(EMBEDDED_CONSOLE_LISTEN)
+            }
+            None => None,
         }
     }
 }
@@ -194,6 +221,7 @@ pub struct Deps {
     pub bus: Bus,
     pub master_key: Arc<MasterKey>,
     pub clock: Arc<dyn Clock>,
+    pub console: ConsoleConfig,
 }
 
 impl Deps {
@@ -271,15 +299,21 @@ impl Deps {
             bus,
             master_key,
             clock: Arc::new(SystemClock),
+            console: ConsoleConfig {
+                secure_cookies: cfg.console_secure_cookies,
+                ..ConsoleConfig::default()
+            },
         })
     }
 }
 
 /// Runs `roles` until `shutdown` is cancelled or one of them fails.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     roles: BTreeSet<Role>,
     deps: Deps,
     mut listener: Option<TcpListener>,
+    mut console: Option<TcpListener>,
     health: Option<TcpListener>,
     metrics: Option<TcpListener>,
     partition: Option<String>,
@@ -315,6 +349,12 @@ pub async fn run(
                 let listener = listener
                     .take()
                     .context("the gateway role needs a listener")?;
+                if let Some(console) = console.take() {
+                    let (gw, config, stop) = (gw.clone(), deps.console.clone(), stop.clone());
+                    tasks.spawn(async move {
+                        ("console", gw.serve_console(console, config, stop).await)
+                    });
+                }
                 tasks.spawn(async move { ("gateway", gw.serve(listener, stop).await) });
             }
             Role::Scheduler => {
@@ -362,6 +402,8 @@ pub async fn run(
 pub struct InProcess {
     /// `http://127.0.0.1:PORT` of the gateway.
     pub gateway: String,
+    /// `http://127.0.0.1:PORT/` of the admin console, when it is served.
+    pub console: Option<String>,
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
@@ -380,6 +422,11 @@ impl InProcess {
             .await
             .with_context(|| format!("listening on {}", cfg.listen))?;
         let gateway = format!("http://{}", listener.local_addr()?);
+        let console = bind(cfg.console_addr(), "the admin console").await?;
+        let console_url = match &console {
+            Some(l) => Some(format!("http://{}/", l.local_addr()?)),
+            None => None,
+        };
         let health = bind(cfg.health_listen.as_deref(), "health checks").await?;
         let metrics = bind(cfg.metrics_listen.as_deref(), "metrics").await?;
         let shutdown = CancellationToken::new();
@@ -387,6 +434,7 @@ impl InProcess {
             cfg.roles.clone(),
             deps,
             Some(listener),
+            console,
             health,
             metrics,
             cfg.partition.clone(),
@@ -394,6 +442,7 @@ impl InProcess {
         ));
         Ok(Self {
             gateway,
+            console: console_url,
             store,
             clock,
             shutdown,
@@ -420,12 +469,17 @@ pub async fn serve(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Res
     } else {
         None
     };
+    let console = bind(cfg.console_addr(), "the admin console").await?;
+    if let Some(l) = &console {
+        tracing::info!("admin console: http://{}/", l.local_addr()?);
+    }
     let health = bind(cfg.health_listen.as_deref(), "health checks").await?;
     let metrics = bind(cfg.metrics_listen.as_deref(), "metrics").await?;
     run(
         cfg.roles.clone(),
         deps,
         listener,
+        console,
         health,
         metrics,
         cfg.partition.clone(),

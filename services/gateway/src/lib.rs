@@ -1,8 +1,10 @@
 //! The gateway: dirsync's gRPC API (configuration, sync control, run status,
-//! directory queries) plus `grpc.health.v1`.
+//! directory queries) plus `grpc.health.v1`, and the web admin console
+//! over the same handlers (`console`).
 
 mod accounts;
 mod auth;
+mod console;
 mod convert;
 mod directory;
 mod error;
@@ -30,6 +32,7 @@ use dirsync_proto::api::sync_service_server::SyncServiceServer;
 use dirsync_store::Store;
 
 pub use auth::SignInLimiter;
+pub use console::ConsoleConfig;
 pub use error::status_of;
 
 /// Everything the RPC handlers share.
