@@ -98,6 +98,24 @@ try {
     await page.keyboard.press('Escape');
   });
 
+  await step('Test Connection: the primary host unreachable, the alternate host tested', async () => {
+    await page.getByLabel('Hostname / IP address').fill('127.0.0.9');
+    await page.getByLabel('Alternate host').fill(ad.host);
+    await page.getByRole('button', { name: 'Test these settings' }).click();
+    const pane = page.getByRole('dialog', { name: /Test Connection/ });
+    const alternate = pane.locator('section.host', { hasText: `Alternate host: ${ad.host}` });
+    await pane.getByText('all checks passed on the alternate host').waitFor();
+    assert.equal(await alternate.locator('.check.passed').count(), 5);
+    const primary = pane.locator('section.host', { hasText: 'Primary host: 127.0.0.9' });
+    const connectivity = primary.locator('.check[data-check="TEST_CHECK_CONNECTIVITY"]');
+    assert.ok((await connectivity.getAttribute('class')).includes('failed'), 'the primary host did not fail');
+    assert.ok((await connectivity.locator('.hint').innerText()).length > 0, 'no hint for the unreachable host');
+    await shot(page, 'test-connection-alternate');
+    await page.keyboard.press('Escape');
+    await page.getByLabel('Hostname / IP address').fill(ad.host);
+    await page.getByLabel('Alternate host').fill('');
+  });
+
   await step('wizard: options, summary with the automatic test, create', async () => {
     await page.getByRole('button', { name: 'Next' }).click();
     await page.getByRole('heading', { name: 'Options' }).waitFor();
