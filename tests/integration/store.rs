@@ -851,6 +851,7 @@ async fn text_is_stored_as_the_directory_gave_it(store: Store) {
 /// The console's directory pages: search (case-insensitive, LIKE's
 /// wildcards taken literally), pages by display name, and a set of ids.
 async fn objects_are_searched_and_paged_by_name(store: Store) {
+    store.ensure_account("acme", 1).await.unwrap();
     let rec = integration("i1", "Head office");
     store.create_integration(&rec).await.unwrap();
     let objects: Vec<DirectoryObject> = (1..=5)
@@ -908,7 +909,9 @@ async fn objects_are_searched_and_paged_by_name(store: Store) {
         .list_objects("acme", &search("ou=people"))
         .await
         .unwrap();
-    assert_eq!(found.len(), 6, "the DN is searched");
+    assert_eq!(found.len(), 6, "a text with = is looked for in DNs");
+    let found = store.list_objects("acme", &search("people")).await.unwrap();
+    assert!(found.is_empty(), "DNs are searched only for a text with =");
 
     let mut by_id = ObjectQuery::all(ObjectKind::User);
     by_id.anchors = vec![page[1].record.anchor.to_string(), "no-such-id".into()];

@@ -644,15 +644,13 @@ async function wizardPage(id) {
         if (v.password) body.password = v.password;
         r = await call('IntegrationService', 'UpdateIntegration', { integration: existing.id, ...body });
       } else {
-        r = await call('IntegrationService', 'CreateIntegration', { ...body, password: v.password || 'x' });
-        if (!v.password) return { fields: { password: 'is required (the bind account\'s password)' }, warnings: r.warnings || [] };
+        r = await call('IntegrationService', 'CreateIntegration', { ...body, password: v.password });
       }
       return { fields: {}, warnings: r.warnings || [] };
     } catch (e) {
       if (!(e instanceof ApiError) || !e.fields.length) throw e;
       const fields = {};
       for (const f of e.fields) fields[f.field] = fields[f.field] ? `${fields[f.field]}; ${f.description}` : f.description;
-      if (!editing && !v.password) fields.password = fields.password || 'is required (the bind account\'s password)';
       return { fields, warnings: [] };
     }
   };
@@ -953,7 +951,7 @@ async function directoryPage(kind, params) {
   const spec = LISTS[kind];
   const main = layout(spec.title, []);
   const q = params.get('q') || '';
-  const search = h('input', { id: 'dir-search', type: 'search', value: q, placeholder: 'Name, address or DN', autocomplete: 'off' });
+  const search = h('input', { id: 'dir-search', type: 'search', value: q, placeholder: 'Name or address; part of a DN with =, e.g. ou=london', autocomplete: 'off' });
   const form = h('form', { class: 'search', role: 'search' }, h('label', { for: 'dir-search' }, `Search ${spec.noun}`), search, h('button', { type: 'submit', class: 'btn' }, 'Search'));
   const body = h('div', {});
   main.append(form, body);

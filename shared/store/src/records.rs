@@ -159,8 +159,9 @@ pub struct SessionRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectQuery {
     pub kind: ObjectKind,
-    /// Case-insensitive text the display name, primary address or DN
-    /// contains; empty: every object.
+    /// Case-insensitive text the display name or primary address contains
+    /// (or the DN, when the text holds `=`, e.g. `ou=london`); empty:
+    /// every object.
     pub search: String,
     /// Only these anchors; empty: any.
     pub anchors: Vec<String>,

@@ -238,7 +238,7 @@ pub struct SqlApply<DB: sqlx::Database> {
 }
 
 macro_rules! store_impl {
-    ($store:ident, $db:ty, $collate:literal) => {
+    ($store:ident, $db:ty, $collate:literal, $fold:literal) => {
         impl $store {
             /// Starts the transaction's `touched_addresses`: the addresses
             /// whose owner [`Self::resolve_addresses`] works out again, and
@@ -1903,13 +1903,19 @@ macro_rules! store_impl {
                 qb.push_bind(query.kind.as_str().to_owned());
                 let search = query.search.trim().to_lowercase();
                 if !search.is_empty() {
+                    // Addresses are stored lower-cased; display names and
+                    // DNs are folded ($fold). The DN only when the text
+                    // looks like part of one (`ou=london`): a scan of
+                    // every DN would double the search's cost.
                     let pattern = format!("%{}%", like_escaped(&search));
-                    qb.push(" AND (lower(display_name) LIKE ");
+                    qb.push(concat!(" AND (", $fold, "(display_name) LIKE "));
                     qb.push_bind(pattern.clone());
-                    qb.push(" ESCAPE '\\' OR lower(primary_address) LIKE ");
+                    qb.push(" ESCAPE '\\' OR primary_address LIKE ");
                     qb.push_bind(pattern.clone());
-                    qb.push(" ESCAPE '\\' OR lower(dn) LIKE ");
-                    qb.push_bind(pattern);
+                    if search.contains('=') {
+                        qb.push(concat!(" ESCAPE '\\' OR ", $fold, "(dn) LIKE "));
+                        qb.push_bind(pattern);
+                    }
                     qb.push(" ESCAPE '\\')");
                 }
                 if !query.anchors.is_empty() {
@@ -2193,5 +2199,7 @@ macro_rules! store_impl {
     };
 }
 
-store_impl!(PgStore, sqlx::Postgres, " COLLATE \"C\"");
-store_impl!(SqliteStore, sqlx::Sqlite, "");
+// `$fold`: the case folding of a search. SQLite's LIKE already ignores
+// ASCII case (and its lower() folds ASCII only).
+store_impl!(PgStore, sqlx::Postgres, " COLLATE \"C\"", "lower");
+store_impl!(SqliteStore, sqlx::Sqlite, "", "");

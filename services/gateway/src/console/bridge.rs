@@ -171,10 +171,16 @@ fn json_of<M: Message>(desc: &MessageDescriptor, msg: &M) -> serde_json::Value {
         })
 }
 
-fn principal_request<Req>(principal: ConsolePrincipal, req: Req) -> Request<Req> {
-    let mut request = Request::new(req);
+/// The handler's request: the message read from `body`, acting as the
+/// session's account.
+fn prepared<Req: Message + Default>(
+    principal: ConsolePrincipal,
+    m: &MethodDescriptor,
+    body: &[u8],
+) -> Result<Request<Req>, Status> {
+    let mut request = Request::new(request::<Req>(m, body)?);
     request.extensions_mut().insert(principal);
-    request
+    Ok(request)
 }
 
 async fn unary<Req, Resp, F, Fut>(
@@ -190,11 +196,11 @@ where
     F: FnOnce(Gateway, Request<Req>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
 {
-    let req = match request::<Req>(m, body) {
+    let req = match prepared::<Req>(principal, m, body) {
         Ok(r) => r,
         Err(status) => return status_response(&status),
     };
-    match handler(gw, principal_request(principal, req)).await {
+    match handler(gw, req).await {
         Ok(answer) => json_response(StatusCode::OK, &json_of(&m.output(), answer.get_ref())),
         Err(status) => status_response(&status),
     }
@@ -216,11 +222,11 @@ where
     F: FnOnce(Gateway, Request<Req>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<S>, Status>>,
 {
-    let req = match request::<Req>(m, body) {
+    let req = match prepared::<Req>(principal, m, body) {
         Ok(r) => r,
         Err(status) => return status_response(&status),
     };
-    let stream = match handler(gw, principal_request(principal, req)).await {
+    let stream = match handler(gw, req).await {
         Ok(answer) => answer.into_inner(),
         Err(status) => return status_response(&status),
     };
