@@ -131,6 +131,24 @@ try {
     await page.getByRole('row', { name: /HQ AD/ }).waitFor();
   });
 
+  await step('edit: the password is never shown, left empty it is kept', async () => {
+    await page.getByRole('link', { name: 'Edit: HQ AD' }).click();
+    await page.getByRole('heading', { name: 'Edit integration' }).waitFor();
+    await page.getByLabel('Description').fill('Head office domain (London)');
+    await page.getByRole('button', { name: 'Next' }).click();
+    const pw = page.getByLabel('User password (leave empty to keep)');
+    await pw.waitFor();
+    assert.equal(await pw.inputValue(), '', 'the password field is pre-filled');
+    assert.ok(!(await page.content()).includes(ad.password), 'the password is on the page');
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByRole('heading', { name: 'Options' }).waitFor();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByText('All checks passed.').waitFor();
+    assert.match(await page.locator('table.summary').innerText(), /User password\s+unchanged/);
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('row', { name: /Head office domain \(London\)/ }).waitFor();
+  });
+
   await step('Sync now, watched live to the end', async () => {
     const row = page.getByRole('row', { name: /HQ AD/ });
     await row.getByRole('button', { name: 'Sync now: HQ AD' }).click();

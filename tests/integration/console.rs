@@ -106,6 +106,7 @@ async fn the_admin_guides_flow_runs_in_the_console() {
         (fx.root_dn.as_str(), api::EncryptionMode::Relaxed as i32)
     );
     assert!(settings.include_contacts && made.password_set);
+    assert_eq!(settings.description, "Head office domain (London)");
     let account = client
         .accounts
         .get_account(api::GetAccountRequest::default())
@@ -126,11 +127,7 @@ async fn the_admin_guides_flow_runs_in_the_console() {
 #[tokio::test(flavor = "multi_thread")]
 async fn console_sessions_are_scoped_and_guarded() {
     let fx = Fixture::seed();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = dirsync_tests::free_port();
     let stack = Distributed::start_env(
         &[None],
         60,

@@ -110,11 +110,7 @@ async fn metrics_count_what_runs_did() {
     use dirsync_tests::{Embedded, FIXTURE_PASSWORD, Fixture, create_integration, sync};
 
     let fx = Fixture::seed();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = dirsync_tests::free_port();
     let stack =
         Embedded::start_with(|cfg| cfg.metrics_listen = Some(format!("127.0.0.1:{port}"))).await;
     let mut client = stack.client("acme").await;

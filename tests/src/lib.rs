@@ -39,6 +39,15 @@ pub fn env(name: &str) -> String {
     })
 }
 
+/// A loopback port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A short random lower-case tag.
 pub fn tag() -> String {
     let mut rng = rand::rng();
