@@ -43,8 +43,10 @@ function dnText(dn) {
 
 function toast(text, kind = 'info') {
   const t = h('div', { class: `toast toast-${kind}` }, text);
-  document.getElementById('toasts').append(t);
-  setTimeout(() => t.remove(), 6000);
+  const box = document.getElementById('toasts');
+  box.append(t);
+  while (box.children.length > 3) box.firstChild.remove();
+  setTimeout(() => t.remove(), 5000);
 }
 
 let fieldSeq = 0;
@@ -890,7 +892,8 @@ async function runPage(id) {
       h('dt', {}, 'Host'), h('dd', {}, r.host || '—'),
       h('dt', {}, 'Counts'), h('dd', {}, countsText(r.counts))),
     r.error ? h('div', { class: 'alert alert-error' }, r.error) : null,
-    r.hold_reason ? h('div', { class: 'alert alert-warn' }, r.hold_reason) : null,
+    r.hold_reason && r.state === 'RUN_STATE_BLOCKED' ? h('div', { class: 'alert alert-warn' }, r.hold_reason) : null,
+    r.hold_reason && r.state !== 'RUN_STATE_BLOCKED' ? h('div', { class: 'alert alert-info' }, `Removals were held: ${r.hold_reason}. The change log says what became of them.`) : null,
     notes(r).length ? h('div', {}, h('h2', {}, 'Warnings'), h('ul', { class: 'warnings-list' }, notes(r).map((w) => h('li', {}, w)))) : null);
   drawSummary(run);
   main.append(summary);

@@ -369,6 +369,7 @@ migrations!(
     16 "entry digests" "0016_entry_digests.sql",
     17 "staged lz4 blocks" "0017_staged_lz4_blocks.sql",
     18 "console sessions" "0018_console_sessions.sql",
+    19 "search by address" "0019_search_by_address.sql",
 );
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {
