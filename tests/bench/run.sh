@@ -120,12 +120,15 @@ raw_read() {
   echo "$(echo "$t1 - $t0" | bc) $n"
 }
 
-# start SHAPE: starts dirsync; sets gateway, token, store.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start SHAPE: starts dirsync; sets gateway, console, token, store.
 start() {
-  local shape=$1 port key="$work/master.key"
+  local shape=$1 port cport key="$work/master.key"
   rm -f "$key"; "$bin" key generate "$key" >/dev/null
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  port=$(free_port); cport=$(free_port)
   gateway="http://127.0.0.1:$port"
+  console="http://127.0.0.1:$cport"
   pids=()
   if [ "$shape" = distributed ]; then
     db="dirsync_bench_$RANDOM"
@@ -133,7 +136,8 @@ start() {
     store="${pg%/*}/$db"
     local prefix="bench_$RANDOM"
     for role in gateway scheduler collector reconciler; do
-      DIRSYNC_ROLES=$role DIRSYNC_LISTEN=127.0.0.1:$port DIRSYNC_DATABASE_URL=$store \
+      DIRSYNC_ROLES=$role DIRSYNC_LISTEN=127.0.0.1:$port DIRSYNC_CONSOLE_LISTEN=127.0.0.1:$cport \
+        DIRSYNC_DATABASE_URL=$store \
         DIRSYNC_NATS_URL=nats://127.0.0.1:4222 DIRSYNC_SUBJECT_PREFIX=$prefix \
         DIRSYNC_MASTER_KEY_FILE=$key DIRSYNC_LOG=warn "$bin" serve 2>>"$work/$role.log" &
       pids+=($!)
@@ -141,7 +145,8 @@ start() {
     done
   else
     store="sqlite://$work/bench-$RANDOM.db"
-    DIRSYNC_LISTEN=127.0.0.1:$port DIRSYNC_DATABASE_URL=$store DIRSYNC_MASTER_KEY_FILE=$key \
+    DIRSYNC_LISTEN=127.0.0.1:$port DIRSYNC_CONSOLE_LISTEN=127.0.0.1:$cport \
+      DIRSYNC_DATABASE_URL=$store DIRSYNC_MASTER_KEY_FILE=$key \
       DIRSYNC_LOG=warn "$bin" serve 2>>"$work/all.log" &
     pids+=($!)
   fi
@@ -243,6 +248,33 @@ settle_store() {
   log "VACUUM ANALYZE and checkpoint after the full sync: $(echo "$(now) - $t0" | bc)s"
 }
 
+# console_pages: the admin console's directory pages on the synced store,
+# as a browser asks for them (HTTP, a session, JSON): median and max of 10
+# answers each, in ms, of the first page of 50 users, the next page, a
+# search naming one user and a search matching a tenth of them.
+console_pages() {
+  local jar="$work/cookies" csrf out=() name body i t ts
+  csrf=$(curl -sf -c "$jar" -H 'content-type: application/json' \
+    -d "{\"token\": \"$token\"}" "$console/api/session" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["csrf_token"])') \
+    || { log "cannot sign in to the console at $console"; return 1; }
+  ask() {
+    curl -sf -o "$work/page.json" -w '%{time_total}\n' -b "$jar" -H "x-csrf-token: $csrf" \
+      -H 'content-type: application/json' -d "$1" "$console/api/DirectoryService/ListUsers"
+  }
+  ask '{"page_size": 50}' >/dev/null
+  local next
+  next=$(python3 -c 'import json; print(json.load(open("'"$work/page.json"'"))["next_page_token"])')
+  for body in '{"page_size": 50}' "{\"page_size\": 50, \"page_token\": \"$next\"}" \
+      "{\"page_size\": 50, \"query\": \"u$(printf '%07d' $((users / 2)))@\"}" \
+      '{"page_size": 50, "query": "7"}'; do
+    ts=()
+    for i in 1 2 3 4 5 6 7 8 9 10; do t=$(ask "$body"); ts+=("$(echo "$t * 1000" | bc)"); done
+    out+=("$(printf '%s\n' "${ts[@]}" | median | xargs printf '%.0f') / $(printf '%s\n' "${ts[@]}" | sort -n | tail -1 | xargs printf '%.0f') ms")
+  done
+  echo "| ${out[0]} | ${out[1]} | ${out[2]} | ${out[3]} |"
+}
+
 # Changes the display name of every 100th user.
 change_one_percent() {
   local i stamp
@@ -256,6 +288,7 @@ change_one_percent() {
 rows=()
 reads=()
 floors=()
+pages=()
 for d in "${dirs[@]}"; do
   use "$d"
   times=(); objects=0
@@ -280,6 +313,10 @@ for d in "${dirs[@]}"; do
           read -r ft fb < <(store_floor)
           floors+=("| $d | $shape | $objects | ${t}s | ${ft}s | $(echo "scale=2; $ft / $raw" | bc)× | $(echo "scale=2; ($ft + $raw) / $raw" | bc)× | $fb |")
           log "$d $shape: the store loads the rows of the full sync in ${ft}s (WAL $fb bytes)"
+          if p=$(console_pages); then
+            pages+=("| $d | $shape | $users $p")
+            log "$d $shape: console pages (median / max ms): $p"
+          fi
         fi
         [ "$(echo "$t > 60" | bc)" = 1 ] && break
       done
@@ -305,7 +342,10 @@ table=$(printf '%s\n' \
 floor_table=$(printf '%s\n' \
   "| directory | shape | objects | full sync (first run) | the store's own load of its rows | load × raw read | (raw read + load) × raw read | load's WAL bytes |" \
   "|---|---|---|---|---|---|---|---|" "${floors[@]}")
-echo "$reads_table"; echo; echo "$table"; echo; echo "$floor_table"
+pages_table=$(printf '%s\n' \
+  "| directory | shape | users | first page of 50 | next page | search: one user | search: a tenth of them |" \
+  "|---|---|---|---|---|---|---|" "${pages[@]}")
+echo "$reads_table"; echo; echo "$table"; echo; echo "$floor_table"; echo; echo "$pages_table"
 {
   echo "# Benchmarks"
   echo
@@ -319,6 +359,10 @@ echo "$reads_table"; echo; echo "$table"; echo; echo "$floor_table"
   echo "What the store alone takes to write a full sync's rows: they are copied, after the first full sync, into empty tables of the same schema in one transaction (PostgreSQL: binary COPY from files; SQLite: INSERT … SELECT from the synced database). A full sync cannot take less than the load, nor, unless the two overlap, less than the read and the load."
   echo
   echo "$floor_table"
+  echo
+  echo "The admin console's directory pages after the first full sync: a browser's request (HTTP on loopback, a session cookie, JSON) to the gateway's console, timed by curl from sending it to the last byte of the answer; median / max of 10 answers each."
+  echo
+  echo "$pages_table"
 } > "$work/BENCHMARKS.md"
 if [ -f BENCHMARKS.md ] && grep -q '^## Findings' BENCHMARKS.md; then
   sed -n '/^## Findings/,$p' BENCHMARKS.md > "$work/findings"
