@@ -158,6 +158,14 @@ try {
     await shot(page, 'integrations');
   });
 
+  await step('preview a sync: nothing would change, nothing is applied', async () => {
+    await page.getByRole('link', { name: 'Runs: HQ AD' }).click();
+    await page.getByRole('heading', { name: 'Runs — HQ AD' }).waitFor();
+    await page.getByRole('button', { name: 'Preview a sync' }).click();
+    await page.getByText('A sync now would change nothing.').waitFor({ timeout: 60_000 });
+    await page.getByRole('heading', { name: /nothing was applied/ }).waitFor();
+  });
+
   await step('browse users, search, and a group with a nested group', async () => {
     await page.getByRole('link', { name: 'Users' }).click();
     await page.getByRole('link', { name: 'Alice Anders' }).first().waitFor();

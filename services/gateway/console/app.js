@@ -511,8 +511,24 @@ function testPane(request, title) {
     h('div', { class: 'pane-head' }, h('h2', { id: 'pane-title' }, `Test Connection — ${title}`), closeBtn),
     status, checks);
   const wrap = h('div', { class: 'pane-wrap', onclick: (e) => { if (e.target === wrap) close(); } }, pane);
-  const onKey = (e) => { if (e.key === 'Escape') close(); };
-  function close() { ctl.abort(); wrap.remove(); document.removeEventListener('keydown', onKey); }
+  const opener = document.activeElement;
+  // Escape closes; Tab stays within the pane while it is open.
+  const onKey = (e) => {
+    if (e.key === 'Escape') { close(); return; }
+    if (e.key !== 'Tab') return;
+    const focusable = [...pane.querySelectorAll('button, a[href], input, select, [tabindex]:not([tabindex="-1"])')];
+    const first = focusable[0];
+    const last = focusable[focusable.length - 1];
+    if (e.shiftKey && document.activeElement === first) { e.preventDefault(); last.focus(); }
+    else if (!e.shiftKey && document.activeElement === last) { e.preventDefault(); first.focus(); }
+    else if (!pane.contains(document.activeElement)) { e.preventDefault(); first.focus(); }
+  };
+  function close() {
+    ctl.abort();
+    wrap.remove();
+    document.removeEventListener('keydown', onKey);
+    if (opener && opener.isConnected) opener.focus();
+  }
   document.addEventListener('keydown', onKey);
   document.body.append(wrap);
   requestAnimationFrame(() => wrap.classList.add('open'));
@@ -837,7 +853,14 @@ async function wizardPage(id) {
 // ---------------------------------------------------------------- runs
 
 async function runsPage(id) {
-  const main = layout('Runs', [h('a', { class: 'btn', href: '#/integrations' }, 'Back to integrations')]);
+  const preview = button('Preview a sync', null, '', { title: 'Collect and plan like Sync now; log what would change, apply nothing' });
+  const main = layout('Runs', [preview, h('a', { class: 'btn', href: '#/integrations' }, 'Back to integrations')]);
+  preview.addEventListener('click', () => busy(preview, async () => {
+    try {
+      const run = await call('SyncService', 'PreviewSync', { integration: id });
+      location.hash = `#/runs/${run.id}`;
+    } catch (e) { toast(explain(e), 'error'); }
+  }));
   try {
     const i = await call('IntegrationService', 'GetIntegration', { integration: id });
     state.integrations.set(i.id, i);
@@ -928,11 +951,14 @@ async function runPage(id) {
     } catch (e) { box.append(errorBox(e)); }
   }
 
-  const log = h('section', {}, h('h2', {}, 'Change log'));
+  const preview = run.trigger === 'RUN_TRIGGER_PREVIEW';
+  const log = h('section', {}, h('h2', {}, preview ? 'What a sync would change (nothing was applied)' : 'Change log'));
   main.append(log);
+  if (ACTIVE.has(run.state)) return;
   try {
     const ch = await call('SyncService', 'ListChanges', { run_id: run.id, limit: 500 });
-    log.append(ch.changes.length ? table(['When', 'Change', 'Kind', 'DN', 'Fields', 'Why'], changeRows(ch.changes), 'Change log') : empty('This run changed nothing.'));
+    const none = preview ? 'A sync now would change nothing.' : 'This run changed nothing.';
+    log.append(ch.changes.length ? table(['When', 'Change', 'Kind', 'DN', 'Fields', 'Why'], changeRows(ch.changes), 'Change log') : empty(none));
   } catch (e) { log.append(errorBox(e)); }
 }
 
