@@ -307,18 +307,54 @@ impl Deps {
     }
 }
 
+/// Where the roles of a process listen.
+#[derive(Default)]
+pub struct Listeners {
+    /// The gRPC API (the gateway role).
+    pub gateway: Option<TcpListener>,
+    /// The admin console (the gateway role).
+    pub console: Option<TcpListener>,
+    pub health: Option<TcpListener>,
+    pub metrics: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds what `cfg` asks for.
+    pub async fn bind(cfg: &ServeConfig) -> anyhow::Result<Self> {
+        let gateway = cfg
+            .roles
+            .contains(&Role::Gateway)
+            .then_some(cfg.listen.as_str());
+        Ok(Self {
+            gateway: bind(gateway, "the gRPC API").await?,
+            console: bind(cfg.console_addr(), "the admin console").await?,
+            health: bind(cfg.health_listen.as_deref(), "health checks").await?,
+            metrics: bind(cfg.metrics_listen.as_deref(), "metrics").await?,
+        })
+    }
+
+    fn url(listener: Option<&TcpListener>, path: &str) -> anyhow::Result<Option<String>> {
+        Ok(match listener {
+            Some(l) => Some(format!("http://{}{path}", l.local_addr()?)),
+            None => None,
+        })
+    }
+}
+
 /// Runs `roles` until `shutdown` is cancelled or one of them fails.
-#[allow(clippy::too_many_arguments)]
 pub async fn run(
     roles: BTreeSet<Role>,
     deps: Deps,
-    mut listener: Option<TcpListener>,
-    mut console: Option<TcpListener>,
-    health: Option<TcpListener>,
-    metrics: Option<TcpListener>,
+    listeners: Listeners,
     partition: Option<String>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let Listeners {
+        gateway: mut listener,
+        mut console,
+        health,
+        metrics,
+    } = listeners;
     let mut tasks = JoinSet::new();
     if let Some(metrics) = metrics {
         let stop = shutdown.clone();
@@ -418,25 +454,15 @@ impl InProcess {
             .clone()
             .context("the embedded shape needs the store")?;
         let clock = deps.clock.clone();
-        let listener = TcpListener::bind(&cfg.listen)
-            .await
-            .with_context(|| format!("listening on {}", cfg.listen))?;
-        let gateway = format!("http://{}", listener.local_addr()?);
-        let console = bind(cfg.console_addr(), "the admin console").await?;
-        let console_url = match &console {
-            Some(l) => Some(format!("http://{}/", l.local_addr()?)),
-            None => None,
-        };
-        let health = bind(cfg.health_listen.as_deref(), "health checks").await?;
-        let metrics = bind(cfg.metrics_listen.as_deref(), "metrics").await?;
+        let listeners = Listeners::bind(cfg).await?;
+        let gateway = Listeners::url(listeners.gateway.as_ref(), "")?
+            .context("the embedded shape runs the gateway role")?;
+        let console_url = Listeners::url(listeners.console.as_ref(), "/")?;
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(run(
             cfg.roles.clone(),
             deps,
-            Some(listener),
-            console,
-            health,
-            metrics,
+            listeners,
             cfg.partition.clone(),
             shutdown.clone(),
         ));
@@ -460,28 +486,14 @@ impl InProcess {
 /// `dirsync serve`: opens the dependencies, binds the listener, runs.
 pub async fn serve(cfg: ServeConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let deps = Deps::open(&cfg).await?;
-    let listener = if cfg.roles.contains(&Role::Gateway) {
-        Some(
-            TcpListener::bind(&cfg.listen)
-                .await
-                .with_context(|| format!("listening on {}", cfg.listen))?,
-        )
-    } else {
-        None
-    };
-    let console = bind(cfg.console_addr(), "the admin console").await?;
-    if let Some(l) = &console {
-        tracing::info!("admin console: http://{}/", l.local_addr()?);
+    let listeners = Listeners::bind(&cfg).await?;
+    if let Some(url) = Listeners::url(listeners.console.as_ref(), "/")? {
+        tracing::info!("admin console: {url}");
     }
-    let health = bind(cfg.health_listen.as_deref(), "health checks").await?;
-    let metrics = bind(cfg.metrics_listen.as_deref(), "metrics").await?;
     run(
         cfg.roles.clone(),
         deps,
-        listener,
-        console,
-        health,
-        metrics,
+        listeners,
         cfg.partition.clone(),
         shutdown,
     )

@@ -14,6 +14,18 @@ pub struct NewToken {
 }
 
 /// A new API token.
+impl NewToken {
+    /// The secret part of the token.
+    pub fn secret(&self) -> &str {
+        use secrecy::ExposeSecret;
+        self.token
+            .expose_secret()
+            .rsplit('_')
+            .next()
+            .unwrap_or_default()
+    }
+}
+
 pub fn generate() -> NewToken {
     generate_with("dst")
 }
@@ -90,6 +102,7 @@ mod tests {
         assert_eq!((id, hash(secret)), (s.id.as_str(), s.secret_hash.clone()));
         assert!(parse(s.token.expose_secret()).is_none());
         assert!(parse_session(generate().token.expose_secret()).is_none());
+        assert_eq!(s.secret(), secret);
         assert_ne!(csrf_of(secret), csrf_of("other"));
         assert_ne!(
             csrf_of(secret),

@@ -1,7 +1,8 @@
 //! The web admin console: a browser front end over the same services as
 //! the gRPC API.
 //!
-//! The console's pages (`assets/`, embedded in the binary) call the gRPC
+//! The console's pages (`services/gateway/console/`, embedded in the
+//! binary by `assets`) call the gRPC
 //! services' own handlers through a thin JSON layer (`bridge`): `POST
 //! /api/<Service>/<Method>` with the request message in proto3 JSON runs
 //! that RPC's handler in this process, with its validation, tenancy and
@@ -445,11 +446,8 @@ async fn sign_in(State(c): State<Console>, headers: HeaderMap, body: Bytes) -> R
     }
     tracing::info!(account = %record.account_id, session = %record.id, token = %record.token_id, "console session opened");
     let value = new.token.expose_secret();
-    let Some((_, secret)) = token::parse_session(value) else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "session");
-    };
     let session = Session {
-        csrf: token::csrf_of(secret),
+        csrf: token::csrf_of(new.secret()),
         record,
     };
     let mut response = json_response(StatusCode::OK, &session_json(&session));
