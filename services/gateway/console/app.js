@@ -645,6 +645,22 @@ async function wizardPage(id) {
     delete_users: v.delete_users, enabled: v.enabled, schedule: v.schedule, partition: v.partition,
     ldap_schema: v.type === 'DIRECTORY_TYPE_LDAP' ? ldapSchema || {} : null,
   });
+  // Creates or updates the integration (only checks it, validateOnly);
+  // on edit an empty password keeps the stored one.
+  const save = (validateOnly) => {
+    const body = { settings: settings(), validate_only: validateOnly };
+    if (!editing) return call('IntegrationService', 'CreateIntegration', { ...body, password: v.password });
+    if (v.password) body.password = v.password;
+    return call('IntegrationService', 'UpdateIntegration', { integration: existing.id, ...body });
+  };
+  // Test Connection of the settings as they stand, not saved; on edit
+  // without a new password, with the stored one.
+  const testRequest = () => {
+    const req = { settings: settings() };
+    if (v.password) req.password = v.password;
+    if (editing) req.integration = existing.id;
+    return req;
+  };
   const numbersOk = () => {
     const bad = {};
     if (!/^\d*$/.test(v.port)) bad['settings.port'] = 'must be a number, e.g. 636 (LDAPS) or 389 (LDAP)';
@@ -655,15 +671,8 @@ async function wizardPage(id) {
   const validate = async () => {
     const bad = numbersOk();
     if (Object.keys(bad).length) return { fields: bad, warnings: [] };
-    const body = { settings: settings(), validate_only: true };
     try {
-      let r;
-      if (editing) {
-        if (v.password) body.password = v.password;
-        r = await call('IntegrationService', 'UpdateIntegration', { integration: existing.id, ...body });
-      } else {
-        r = await call('IntegrationService', 'CreateIntegration', { ...body, password: v.password });
-      }
+      const r = await save(true);
       return { fields: {}, warnings: r.warnings || [] };
     } catch (e) {
       if (!(e instanceof ApiError) || !e.fields.length) throw e;
@@ -731,10 +740,7 @@ async function wizardPage(id) {
       const pw = h('input', { type: 'password', autocomplete: 'new-password', value: '', placeholder: editing ? 'Leave empty to keep the stored password' : '' });
       pw.addEventListener('input', () => { v.password = pw.value; onInput('password'); });
       const testBtn = button('Test these settings', () => {
-        const req = { settings: settings() };
-        if (v.password) req.password = v.password;
-        if (editing) req.integration = existing.id;
-        testPane(req, v.name || 'unsaved settings');
+        testPane(testRequest(), v.name || 'unsaved settings');
       });
       return [
         text('host', 'Hostname / IP address', 'The domain controller, e.g. dc1.corp.example.com. It must accept LDAP(S) from dirsync.', { required: true }),
@@ -776,10 +782,7 @@ async function wizardPage(id) {
       ];
       const checks = h('div', { class: 'checks' });
       const status = h('p', { class: 'muted' }, 'Running the automatic test…');
-      const req = { settings: st };
-      if (v.password) req.password = v.password;
-      if (editing) req.integration = existing.id;
-      testRun = runChecks(req, checks, status);
+      testRun = runChecks(testRequest(), checks, status);
       return [
         h('div', { class: 'table-wrap' }, h('table', { class: 'summary' }, h('caption', {}, 'Review the integration'),
           h('tbody', {}, rows.map(([k, val]) => h('tr', {}, h('th', { scope: 'row' }, k), h('td', {}, String(val))))))),
@@ -832,14 +835,7 @@ async function wizardPage(id) {
     // Create or save, once the automatic test has run.
     if (testRun) await testRun;
     try {
-      const body = { settings: settings() };
-      let saved;
-      if (editing) {
-        if (v.password) body.password = v.password;
-        saved = await call('IntegrationService', 'UpdateIntegration', { integration: existing.id, ...body });
-      } else {
-        saved = await call('IntegrationService', 'CreateIntegration', { ...body, password: v.password });
-      }
+      const saved = await save(false);
       v.password = '';
       toast(editing ? `Saved ${saved.settings.name}.` : `Created ${saved.settings.name}.`, 'ok');
       location.hash = '#/integrations';
