@@ -220,6 +220,7 @@ async fn health_and_sync_now_twice_returns_one_run() {
     let req = || pb::SyncNowRequest {
         account_id: "acme".into(),
         integration: i.id.clone(),
+        ..Default::default()
     };
     let first = client.sync.sync_now(req()).await.unwrap().into_inner();
     let second = client.sync.sync_now(req()).await.unwrap().into_inner();

@@ -8,6 +8,7 @@ mod auth;
 mod cli;
 mod collector;
 mod console;
+mod delta;
 mod health;
 mod ldap;
 mod reconciler;

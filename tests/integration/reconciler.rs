@@ -325,6 +325,7 @@ async fn preview_shows_what_the_next_run_does_and_the_log_explains_it() {
     let req = || pb::SyncNowRequest {
         account_id: "acme".into(),
         integration: i.id.clone(),
+        ..Default::default()
     };
     let preview = client.sync.preview_sync(req()).await.unwrap().into_inner();
     let preview = client.wait(&preview.id).await.unwrap();
@@ -606,6 +607,7 @@ impl FakeCollector {
             bus::collector_event::Event::Started(bus::CollectionStarted {
                 host: "dc.example.com".into(),
                 memberships_unavailable: false,
+                ..Default::default()
             }),
         )
         .await;

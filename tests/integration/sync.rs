@@ -282,6 +282,7 @@ async fn jobs_are_routed_to_their_partition() {
             .sync_now(pb::SyncNowRequest {
                 account_id: account.to_owned(),
                 integration: i.id,
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -771,11 +771,21 @@ pub fn assert_succeeded(run: &api::Run) {
 
 /// Sync now, without waiting: the queued run.
 pub async fn start_sync(client: &mut Client, integration: &str) -> api::Run {
+    start_sync_kind(client, integration, api::RunKind::Full).await
+}
+
+/// Sync now of `kind`, without waiting: the queued run.
+pub async fn start_sync_kind(
+    client: &mut Client,
+    integration: &str,
+    kind: api::RunKind,
+) -> api::Run {
     client
         .sync
         .sync_now(api::SyncNowRequest {
             account_id: client.account.clone(),
             integration: integration.to_owned(),
+            kind: kind as i32,
         })
         .await
         .expect("SyncNow")
@@ -784,7 +794,16 @@ pub async fn start_sync(client: &mut Client, integration: &str) -> api::Run {
 
 /// Sync now and wait for the run to settle (at most 60 s).
 pub async fn sync(client: &mut Client, integration: &str) -> api::Run {
-    let run = start_sync(client, integration).await;
+    sync_kind(client, integration, api::RunKind::Full).await
+}
+
+/// A delta sync now, waited for (at most 60 s).
+pub async fn sync_delta(client: &mut Client, integration: &str) -> api::Run {
+    sync_kind(client, integration, api::RunKind::Delta).await
+}
+
+async fn sync_kind(client: &mut Client, integration: &str, kind: api::RunKind) -> api::Run {
+    let run = start_sync_kind(client, integration, kind).await;
     tokio::time::timeout(Duration::from_secs(60), client.wait(&run.id))
         .await
         .expect("the run did not settle within 60 s")

@@ -16,6 +16,7 @@ use tracing::Instrument;
 use dirsync_bus::{Bus, Delivery, Topic};
 use dirsync_core::secret::password_aad;
 use dirsync_core::{DirectorySchema, Dn, EncryptionMode, MasterKey, SealedSecret};
+use dirsync_ldap::delta::DirSyncMode;
 use dirsync_ldap::{LdapError, Target, Timeouts};
 use dirsync_proto::bus::{self, collector_event::Event};
 
@@ -35,6 +36,14 @@ pub fn split_entry(mut e: bus::DirectoryEntry, part_bytes: usize) -> Vec<bus::Di
     if e.encoded_len() <= part_bytes || e.member_dns.len() < 2 {
         return vec![e];
     }
+    // A delta's member GUIDs follow their DNs into the same parts.
+    let with_guids = e.member_guids.len() == e.member_dns.len();
+    let mut guids = if with_guids {
+        std::mem::take(&mut e.member_guids)
+    } else {
+        Vec::new()
+    }
+    .into_iter();
     let mut members = std::mem::take(&mut e.member_dns).into_iter().peekable();
     let mut parts = Vec::new();
     let mut current = e;
@@ -45,15 +54,20 @@ pub fn split_entry(mut e: bus::DirectoryEntry, part_bytes: usize) -> Vec<bus::Di
         // and a field tag of at most two bytes.
         let mut size = current.encoded_len();
         while let Some(m) = members.peek() {
-            let grows = m.len() + prost::length_delimiter_len(m.len()) + 2;
+            let mut grows = m.len() + prost::length_delimiter_len(m.len()) + 2;
+            if with_guids {
+                grows += 36 + 1 + 2;
+            }
             if !current.member_dns.is_empty() && size + grows > part_bytes {
                 break;
             }
             size += grows;
             current.member_dns.extend(members.next());
+            current.member_guids.extend(guids.next());
         }
         let guid = current.object_guid.clone();
         let kind = current.kind;
+        let delta = current.delta;
         parts.push(current);
         if members.peek().is_none() {
             return parts;
@@ -63,6 +77,7 @@ pub fn split_entry(mut e: bus::DirectoryEntry, part_bytes: usize) -> Vec<bus::Di
             kind,
             object_guid: guid,
             member_part: part,
+            delta,
             ..Default::default()
         };
     }
@@ -85,6 +100,25 @@ pub struct Collector {
 struct Scope {
     directory: DirectorySchema,
     include_contacts: bool,
+}
+
+/// Changes a delta holds in memory, at most: beyond, a full read is
+/// cheaper than re-reading each changed object.
+pub const MAX_DELTA_ENTRIES: usize = 50_000;
+
+/// What a collection reads: what changed, read ahead of publishing, or
+/// the whole Root DN.
+enum Reading {
+    Delta {
+        entries: Vec<bus::DirectoryEntry>,
+        summary: dirsync_ldap::CollectionSummary,
+    },
+    Full {
+        /// Why a delta job reads in full.
+        reason: String,
+        /// What the run should say about its deltas.
+        notes: Vec<String>,
+    },
 }
 
 /// Restarts on another host within one delivery of a job.
@@ -299,7 +333,22 @@ impl Collector {
     ) -> Result<(), CollectError> {
         let host = session.host.clone();
         let memberships_unavailable = scope.directory.is_global_catalog(target.port);
-        tracing::info!(%host, attempt, "bound; collecting");
+        let delta_job = bus::JobKind::try_from(job.kind) == Ok(bus::JobKind::Delta);
+        let (reading, cursor) = self
+            .plan_reading(
+                job,
+                &mut session,
+                root_dn,
+                scope,
+                delta_job,
+                memberships_unavailable,
+            )
+            .await?;
+        let kind = match reading {
+            Reading::Delta { .. } => bus::JobKind::Delta,
+            Reading::Full { .. } => bus::JobKind::Full,
+        };
+        tracing::info!(%host, attempt, kind = kind.as_str_name(), "bound; collecting");
         self.publish(
             job,
             attempt,
@@ -307,6 +356,7 @@ impl Collector {
             Event::Started(bus::CollectionStarted {
                 host: host.clone(),
                 memberships_unavailable,
+                kind: kind as i32,
             }),
         )
         .await?;
@@ -369,23 +419,39 @@ impl Collector {
                 }
             }
         };
+        let mut full_reason = String::new();
+        let mut full_notes = Vec::new();
         let reader = async {
-            let summary = session
-                .collect(
-                    root_dn,
-                    &scope.directory,
-                    scope.include_contacts,
-                    PAGE_SIZE,
-                    |e| {
-                        let tx = tx.clone();
-                        async move {
-                            tx.send(e)
-                                .await
-                                .map_err(|_| LdapError::Search("the batcher stopped".into()))
+            let summary = match reading {
+                Reading::Delta { entries, summary } => {
+                    for e in entries {
+                        if tx.send(e).await.is_err() {
+                            break;
                         }
-                    },
-                )
-                .await;
+                    }
+                    Ok(summary)
+                }
+                Reading::Full { reason, notes } => {
+                    full_reason = reason;
+                    full_notes = notes;
+                    session
+                        .collect(
+                            root_dn,
+                            &scope.directory,
+                            scope.include_contacts,
+                            PAGE_SIZE,
+                            |e| {
+                                let tx = tx.clone();
+                                async move {
+                                    tx.send(e).await.map_err(|_| {
+                                        LdapError::Search("the batcher stopped".into())
+                                    })
+                                }
+                            },
+                        )
+                        .await
+                }
+            };
             drop(tx);
             summary
         };
@@ -408,10 +474,186 @@ impl Collector {
             host,
             referrals: summary.referrals,
             memberships_unavailable,
+            kind: kind as i32,
+            full_reason,
+            cursor,
+            warnings: summary.notes.into_iter().chain(full_notes).collect(),
         };
         self.publish(job, attempt, "end", Event::End(end)).await?;
         Ok(())
     }
+}
+
+impl Collector {
+    /// Decides what the collection reads, and reads a delta ahead: a
+    /// delta job reads what changed since the cursor of the domain
+    /// controller it reached, and in full when there is none or the
+    /// directory refuses it. A full read of Active Directory takes a
+    /// DirSync cookie first, where the next delta starts: a change made
+    /// during the read is then in that delta too.
+    async fn plan_reading(
+        &self,
+        job: &bus::SyncJob,
+        session: &mut dirsync_ldap::Session,
+        root_dn: &Dn,
+        scope: &Scope,
+        delta_job: bool,
+        memberships_unavailable: bool,
+    ) -> Result<(Reading, Option<bus::Cursor>), CollectError> {
+        let full = |reason: String| Reading::Full {
+            reason,
+            notes: Vec::new(),
+        };
+        if !matches!(scope.directory, DirectorySchema::ActiveDirectory) {
+            let reason = if delta_job {
+                "delta reads of generic LDAP directories are not available yet; the run read in full".to_owned()
+            } else {
+                String::new()
+            };
+            return Ok((full(reason), None));
+        }
+        if memberships_unavailable {
+            // A Global Catalog port: no DirSync over it, and a full run
+            // keeps stored members anyway.
+            let reason = if delta_job {
+                "a Global Catalog port offers no delta reads; the run read in full".to_owned()
+            } else {
+                String::new()
+            };
+            return Ok((full(reason), None));
+        }
+        let dc = match session.domain_controller().await {
+            Ok(dc) => dc,
+            Err(e) if e.is_connection_failure() => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(error = %e, "the domain controller cannot be identified; no delta cursor");
+                let reason = if delta_job {
+                    format!(
+                        "the domain controller could not be identified for a delta ({e}); the run read in full"
+                    )
+                } else {
+                    String::new()
+                };
+                return Ok((full(reason), None));
+            }
+        };
+        if !delta_job {
+            return baseline(session, &dc, String::new()).await;
+        }
+        let found = job.cursors.iter().find_map(|c| {
+            let mode = DirSyncMode::from_source(&c.source)?;
+            (c.server == dc.invocation_id).then_some((mode, c))
+        });
+        let Some((mode, stored)) = found else {
+            let reason = if job.cursors.is_empty() {
+                "no delta cursor is stored (no full sync since the settings changed, or delta reads were refused); the run read in full".to_owned()
+            } else {
+                format!(
+                    "the delta cursor was taken on another domain controller than {} (invocationId {}); the run read in full",
+                    session.host, dc.invocation_id
+                )
+            };
+            return baseline(session, &dc, reason).await;
+        };
+        let mut entries = Vec::new();
+        let mut too_many = false;
+        let read = session
+            .collect_delta(
+                mode,
+                root_dn,
+                &dc.naming_context,
+                scope.include_contacts,
+                &stored.value,
+                |e| {
+                    let over = entries.len() >= MAX_DELTA_ENTRIES;
+                    too_many |= over;
+                    if !over {
+                        entries.push(e);
+                    }
+                    std::future::ready(if over {
+                        Err(LdapError::Search("too many changes".into()))
+                    } else {
+                        Ok(())
+                    })
+                },
+            )
+            .await;
+        match read {
+            _ if too_many => {
+                baseline(
+                    session,
+                    &dc,
+                    format!(
+                        "more than {MAX_DELTA_ENTRIES} objects changed: a full read is cheaper; the run read in full"
+                    ),
+                )
+                .await
+            }
+            Ok(mut delta) => {
+                if mode == DirSyncMode::ObjectSecurity {
+                    delta
+                        .summary
+                        .notes
+                        .push(dirsync_ldap::delta::OBJECT_SECURITY_NOTE.to_owned());
+                }
+                Ok((
+                    Reading::Delta {
+                        entries,
+                        summary: delta.summary,
+                    },
+                    Some(bus::Cursor {
+                        source: mode.source().to_owned(),
+                        server: dc.invocation_id.clone(),
+                        value: delta.cookie,
+                    }),
+                ))
+            }
+            Err(dirsync_ldap::delta::DeltaError::Ldap(e)) => Err(e.into()),
+            Err(
+                dirsync_ldap::delta::DeltaError::Unavailable(why)
+                | dirsync_ldap::delta::DeltaError::NotPermitted(why),
+            ) => {
+                tracing::warn!(reason = %why, "delta unavailable; reading in full");
+                baseline(session, &dc, format!("{why}; the run read in full")).await
+            }
+        }
+    }
+}
+
+/// A full read, with the DirSync cookie taken before it (none when the
+/// directory refuses one: delta syncs then do not run).
+async fn baseline(
+    session: &mut dirsync_ldap::Session,
+    dc: &dirsync_ldap::delta::DomainController,
+    reason: String,
+) -> Result<(Reading, Option<bus::Cursor>), CollectError> {
+    let cursor = match session.dirsync_baseline(&dc.naming_context).await {
+        Ok((mode, cookie)) => Some(bus::Cursor {
+            source: mode.source().to_owned(),
+            server: dc.invocation_id.clone(),
+            value: cookie,
+        }),
+        Err(dirsync_ldap::delta::DeltaError::Ldap(e)) if e.is_connection_failure() => {
+            return Err(e.into());
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no DirSync cookie: delta syncs will not run");
+            return Ok((
+                Reading::Full {
+                    reason,
+                    notes: vec![format!("delta syncs cannot run: {e}")],
+                },
+                None,
+            ));
+        }
+    };
+    let notes = match &cursor {
+        Some(c) if c.source == DirSyncMode::ObjectSecurity.source() => {
+            vec![dirsync_ldap::delta::OBJECT_SECURITY_NOTE.to_owned()]
+        }
+        _ => Vec::new(),
+    };
+    Ok((Reading::Full { reason, notes }, cursor))
 }
 
 #[cfg(test)]

@@ -121,6 +121,10 @@ pub enum SyncCmd {
         /// Wait for the run to finish, showing its progress.
         #[arg(long)]
         wait: bool,
+        /// Read only what changed since the last applied run (AD: DirSync),
+        /// not the whole Root DN.
+        #[arg(long)]
+        delta: bool,
     },
     /// A dry run: show what a sync would change, change nothing.
     Preview { integration: String },
@@ -243,6 +247,8 @@ pub struct IntegrationFile {
     /// Own times of day, e.g. "06:00,18:00"; empty: the account's.
     #[serde(default)]
     pub schedule: String,
+    /// Minutes between delta syncs; absent: 5; 0: none.
+    pub delta_interval_minutes: Option<u32>,
     /// "active_directory" (the default) or "ldap" (OpenLDAP and the like).
     #[serde(default, rename = "type")]
     pub directory_type: Option<String>,
@@ -315,6 +321,7 @@ impl IntegrationFile {
             enabled: self.enabled,
             partition: self.partition.clone(),
             schedule: self.schedule.clone(),
+            delta_interval_minutes: self.delta_interval_minutes,
         })
     }
 }
@@ -442,8 +449,12 @@ pub fn state_name(s: RunState) -> &'static str {
 pub fn print_run(run: &api::Run) {
     let c = run.counts.unwrap_or_default();
     let state = RunState::try_from(run.state).unwrap_or(RunState::Unspecified);
+    let kind = match api::RunKind::try_from(run.kind) {
+        Ok(api::RunKind::Delta) => "delta",
+        _ => "full",
+    };
     println!(
-        "{}  {:<11} collected {:>5}  added {:>5}  updated {:>5}  removed {:>5}  unchanged {:>5}  {}",
+        "{}  {:<11} {kind:<5}  collected {:>5}  added {:>5}  updated {:>5}  removed {:>5}  unchanged {:>5}  {}",
         run.id,
         state_name(state),
         c.collected,
@@ -455,6 +466,9 @@ pub fn print_run(run: &api::Run) {
     );
     if !run.error.is_empty() {
         println!("  error: {}", run.error);
+    }
+    if !run.full_reason.is_empty() {
+        println!("  read in full: {}", run.full_reason);
     }
     if c.pending > 0 {
         println!(
@@ -558,8 +572,13 @@ pub fn print_integration(i: &api::Integration) {
         let last = st.last_run.as_ref().map_or("none".to_owned(), |r| {
             state_name(RunState::try_from(r.state).unwrap_or(RunState::Unspecified)).to_owned()
         });
+        let deltas = match i.settings.as_ref().and_then(|s| s.delta_interval_minutes) {
+            Some(0) => "off".to_owned(),
+            Some(n) => format!("every {n} min"),
+            None => "every 5 min".to_owned(),
+        };
         println!(
-            "  last run {last}; last success {}; next run {}",
+            "  last run {last}; last success {}; next run {}; delta syncs {deltas}",
             when(&st.last_success_at),
             when(&st.next_run_at)
         );

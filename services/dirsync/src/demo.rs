@@ -130,6 +130,7 @@ async fn drive(args: &DemoArgs, gateway: &str, token: String) -> anyhow::Result<
         .sync_now(api::SyncNowRequest {
             account_id: client.account.clone(),
             integration: integration.id.clone(),
+            ..Default::default()
         })
         .await?
         .into_inner();

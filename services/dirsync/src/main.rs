@@ -363,12 +363,21 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 .await?;
             println!("deleted {integration}");
         }
-        Command::Sync(SyncCmd::Now { integration, wait }) => {
+        Command::Sync(SyncCmd::Now {
+            integration,
+            wait,
+            delta,
+        }) => {
             let run = client
                 .sync
                 .sync_now(api::SyncNowRequest {
                     account_id: account,
                     integration,
+                    kind: if delta {
+                        api::RunKind::Delta
+                    } else {
+                        api::RunKind::Full
+                    } as i32,
                 })
                 .await?
                 .into_inner();
@@ -438,6 +447,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 .preview_sync(api::SyncNowRequest {
                     account_id: account.clone(),
                     integration,
+                    ..Default::default()
                 })
                 .await?
                 .into_inner();

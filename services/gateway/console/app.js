@@ -150,6 +150,12 @@ const RUN_STATES = {
   RUN_STATE_SUCCEEDED: 'Succeeded', RUN_STATE_FAILED: 'Failed', RUN_STATE_BLOCKED: 'Blocked',
 };
 const ACTIVE = new Set(['RUN_STATE_QUEUED', 'RUN_STATE_COLLECTING', 'RUN_STATE_RECONCILING']);
+// Full or delta, with how the run was started: "Delta, Scheduled".
+function runKind(r) {
+  const kind = r.kind === 'RUN_KIND_DELTA' ? 'Delta' : 'Full';
+  return TRIGGERS[r.trigger] ? `${kind}, ${TRIGGERS[r.trigger]}` : kind;
+}
+
 const TRIGGERS = {
   RUN_TRIGGER_SYNC_NOW: 'Sync now', RUN_TRIGGER_SYNC_ALL: 'Sync All', RUN_TRIGGER_SCHEDULE: 'Scheduled',
   RUN_TRIGGER_PREVIEW: 'Preview',
@@ -385,7 +391,7 @@ function lastRunCell(run) {
   return h('div', { class: 'lastrun' },
     h('a', { href: `#/runs/${run.id}` }, stateBadge(run.state)),
     ' ', h('span', { class: 'counts' }, ACTIVE.has(run.state) ? progressText(run) : countsText(run.counts)),
-    h('div', { class: 'muted small' }, run.finished_at ? `${TRIGGERS[run.trigger] || ''}, ${ago(run.finished_at)}` : `${TRIGGERS[run.trigger] || ''}, started ${ago(run.started_at || run.created_at)}`));
+    h('div', { class: 'muted small' }, run.finished_at ? `${runKind(run)}, ${ago(run.finished_at)}` : `${runKind(run)}, started ${ago(run.started_at || run.created_at)}`));
 }
 
 function progressText(run) {
@@ -600,14 +606,14 @@ const FIELDS = {
   'settings.acknowledge_disabled_accounts': 'Acknowledge disabled accounts', 'settings.filter_email_domains': 'Filter email domains',
   'settings.include_contacts': 'Include contacts', 'settings.maximum_sync_deletions': 'Maximum sync deletions',
   'settings.delete_users': 'Delete users', 'settings.enabled': 'Enabled', 'settings.schedule': 'Schedule',
-  'settings.partition': 'Partition',
+  'settings.delta_interval_minutes': 'Delta sync interval', 'settings.partition': 'Partition',
 };
 function fieldLabel(f) { return FIELDS[f] || f; }
 
 const STEPS = [
   { title: 'General', fields: ['settings.name', 'settings.description', 'settings.type'] },
   { title: 'Settings', fields: ['settings.host', 'settings.alternate_host', 'settings.encrypt', 'settings.encryption_mode', 'settings.port', 'settings.user_dn', 'password', 'settings.root_dn'] },
-  { title: 'Options', fields: ['settings.acknowledge_disabled_accounts', 'settings.filter_email_domains', 'settings.include_contacts', 'settings.maximum_sync_deletions', 'settings.delete_users', 'settings.enabled', 'settings.schedule', 'settings.partition'] },
+  { title: 'Options', fields: ['settings.acknowledge_disabled_accounts', 'settings.filter_email_domains', 'settings.include_contacts', 'settings.maximum_sync_deletions', 'settings.delete_users', 'settings.enabled', 'settings.schedule', 'settings.delta_interval_minutes', 'settings.partition'] },
   { title: 'Summary', fields: [] },
 ];
 
@@ -628,6 +634,7 @@ async function wizardPage(id) {
     filter_email_domains: s.filter_email_domains || '', include_contacts: Boolean(s.include_contacts),
     maximum_sync_deletions: existing ? String(s.maximum_sync_deletions) : '100', delete_users: Boolean(s.delete_users),
     enabled: s.enabled !== false, schedule: s.schedule || '', partition: s.partition || '',
+    delta_interval_minutes: s.delta_interval_minutes === undefined || s.delta_interval_minutes === null ? '5' : String(s.delta_interval_minutes),
   };
   const ldapSchema = s.ldap_schema || null;
   let step = 0;
@@ -643,6 +650,7 @@ async function wizardPage(id) {
     acknowledge_disabled_accounts: v.acknowledge_disabled_accounts, filter_email_domains: v.filter_email_domains,
     include_contacts: v.include_contacts, maximum_sync_deletions: v.maximum_sync_deletions === '' ? 0 : Number(v.maximum_sync_deletions),
     delete_users: v.delete_users, enabled: v.enabled, schedule: v.schedule, partition: v.partition,
+    delta_interval_minutes: v.delta_interval_minutes === '' ? 5 : Number(v.delta_interval_minutes),
     ldap_schema: v.type === 'DIRECTORY_TYPE_LDAP' ? ldapSchema || {} : null,
   });
   // Creates or updates the integration (only checks it, validateOnly);
@@ -765,6 +773,7 @@ async function wizardPage(id) {
       check('delete_users', 'Delete users', 'Delete accounts no longer in the sync result. Off: they are kept as unmanaged accounts ("created by message in transit").'),
       check('enabled', 'Enabled', 'Scheduled syncs and Sync All include this integration.'),
       text('schedule', 'Schedule', 'Optional: times of day (HH:MM, comma separated) in the account\'s time zone. Empty: the account\'s schedule.'),
+      text('delta_interval_minutes', 'Delta sync interval', 'Minutes between delta syncs, which read only what changed since the last run (Active Directory). 0: only the scheduled full syncs.', { inputmode: 'numeric' }),
       text('partition', 'Partition', 'Optional: the collectors that take this integration\'s jobs. Empty: the Root DN\'s domain.'),
     ],
     () => {
@@ -779,6 +788,7 @@ async function wizardPage(id) {
         ['Filter email domains', st.filter_email_domains || 'All domains'], ['Include contacts', st.include_contacts ? 'Yes' : 'No'],
         ['Maximum sync deletions', st.maximum_sync_deletions], ['Delete users', st.delete_users ? 'Yes' : 'No (kept unmanaged)'],
         ['Enabled', st.enabled ? 'Yes' : 'No'], ['Schedule', st.schedule || 'The account\'s schedule'],
+        ['Delta syncs', st.delta_interval_minutes ? `Every ${st.delta_interval_minutes} minutes` : 'Off'],
       ];
       const checks = h('div', { class: 'checks' });
       const status = h('p', { class: 'muted' }, 'Running the automatic test…');
@@ -868,11 +878,12 @@ async function runsPage(id) {
         const c = run.counts || {};
         return h('tr', {},
           h('td', {}, h('a', { href: `#/runs/${run.id}` }, when(run.started_at || run.created_at))),
-          h('td', {}, TRIGGERS[run.trigger] || '', n(run.attempt) > 1 ? h('span', { class: 'muted small' }, ` attempt ${run.attempt}`) : null),
+          h('td', {}, runKind(run), n(run.attempt) > 1 ? h('span', { class: 'muted small' }, ` attempt ${run.attempt}`) : null),
           h('td', {}, stateBadge(run.state)),
           [c.collected, c.added, c.updated, c.removed, c.unchanged, c.pending].map((x) => h('td', { class: 'num' }, n(x))),
           h('td', {}, run.host || '—'),
           h('td', { class: 'notes' }, run.error ? h('div', { class: 'reason' }, run.error) : null,
+            run.full_reason ? h('div', { class: 'muted small' }, `Read in full: ${run.full_reason}`) : null,
             notes(run).length ? h('div', { class: 'warn small' }, `${notes(run).length} warning${notes(run).length === 1 ? '' : 's'}`) : null,
             run.hold_reason ? h('div', { class: 'reason' }, run.hold_reason) : null));
       }), 'Runs'));
@@ -905,7 +916,8 @@ async function runPage(id) {
   const drawSummary = (r) => clear(summary,
     h('dl', { class: 'facts' },
       h('dt', {}, 'State'), h('dd', {}, stateBadge(r.state), ACTIVE.has(r.state) ? ` ${progressText(r)}` : ''),
-      h('dt', {}, 'Kind'), h('dd', {}, `${TRIGGERS[r.trigger] || ''}${n(r.attempt) > 1 ? `, attempt ${r.attempt}` : ''}`),
+      h('dt', {}, 'Kind'), h('dd', {}, `${runKind(r)}${n(r.attempt) > 1 ? `, attempt ${r.attempt}` : ''}`),
+      ...(r.full_reason ? [h('dt', {}, 'Read in full'), h('dd', {}, r.full_reason)] : []),
       h('dt', {}, 'Started'), h('dd', {}, when(r.started_at || r.created_at)),
       h('dt', {}, 'Finished'), h('dd', {}, when(r.finished_at)),
       h('dt', {}, 'Host'), h('dd', {}, r.host || '—'),

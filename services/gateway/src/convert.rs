@@ -1,6 +1,6 @@
 //! Store records → API messages.
 
-use dirsync_core::{GroupScope, ObjectKind, RunState, Trigger, UnixMillis};
+use dirsync_core::{GroupScope, ObjectKind, RunKind, RunState, Trigger, UnixMillis};
 use dirsync_proto::api;
 use dirsync_store::{IntegrationRecord, RunRecord, StoredObject};
 
@@ -59,6 +59,11 @@ pub fn run(r: &RunRecord) -> api::Run {
         started_at: r.started_at.map(timestamp),
         finished_at: r.finished_at.map(timestamp),
         hold_reason: r.hold_reason.clone(),
+        kind: match r.kind {
+            RunKind::Full => api::RunKind::Full,
+            RunKind::Delta => api::RunKind::Delta,
+        } as i32,
+        full_reason: r.full_reason.clone(),
     }
 }
 

@@ -6,7 +6,7 @@ use tracing::Instrument;
 
 use dirsync_bus::Topic;
 use dirsync_core::plan::RemovalAction;
-use dirsync_core::{EmailAddress, Trigger};
+use dirsync_core::{EmailAddress, RunKind, Trigger};
 use dirsync_proto::api::{self, sync_service_server::SyncService};
 use dirsync_proto::bus;
 use dirsync_store::{RunRecord, StoreError};
@@ -21,6 +21,7 @@ impl Gateway {
         account: &str,
         integration: &str,
         trigger: Trigger,
+        kind: RunKind,
     ) -> Result<Response<api::Run>, Status> {
         let which = required("integration", integration)?;
         let integration = self
@@ -39,13 +40,16 @@ impl Gateway {
             return Ok(Response::new(active));
         }
         let now = self.clock.now();
-        let run = RunRecord::new(
-            uuid::Uuid::new_v4().to_string(),
-            account.to_owned(),
-            integration.id.clone(),
-            trigger,
-            now,
-        );
+        let run = RunRecord {
+            kind,
+            ..RunRecord::new(
+                uuid::Uuid::new_v4().to_string(),
+                account.to_owned(),
+                integration.id.clone(),
+                trigger,
+                now,
+            )
+        };
         match self.store.create_run(&run).await {
             Ok(()) => {}
             // Another request started one in between.
@@ -204,7 +208,8 @@ impl SyncService for Gateway {
         let span =
             tracing::info_span!("sync_now", account = %account, integration = %req.integration);
         dirsync_telemetry::set_parent(&span, &parent);
-        self.start_run(&account, &req.integration, Trigger::SyncNow)
+        let kind = run_kind(req.kind)?;
+        self.start_run(&account, &req.integration, Trigger::SyncNow, kind)
             .instrument(span)
             .await
     }
@@ -222,7 +227,9 @@ impl SyncService for Gateway {
             .map_err(status_of)?;
         let mut runs = Vec::new();
         for i in integrations.iter().filter(|i| i.settings.enabled) {
-            let run = self.start_run(account, &i.id, Trigger::SyncAll).await?;
+            let run = self
+                .start_run(account, &i.id, Trigger::SyncAll, RunKind::Full)
+                .await?;
             runs.push(run.into_inner());
         }
         Ok(Response::new(api::SyncAllResponse { runs }))
@@ -233,7 +240,8 @@ impl SyncService for Gateway {
         request: Request<api::SyncNowRequest>,
     ) -> Result<Response<api::Run>, Status> {
         let (account, req) = self.authorize(request).await?;
-        self.start_run(&account, &req.integration, Trigger::Preview)
+        let kind = run_kind(req.kind)?;
+        self.start_run(&account, &req.integration, Trigger::Preview, kind)
             .await
     }
 
@@ -353,5 +361,16 @@ impl SyncService for Gateway {
         Ok(Response::new(api::ListRunsResponse {
             runs: runs.iter().map(convert::run).collect(),
         }))
+    }
+}
+
+/// The kind a SyncNow asks for: full unless it says delta.
+fn run_kind(kind: i32) -> Result<RunKind, Status> {
+    match api::RunKind::try_from(kind) {
+        Ok(api::RunKind::Unspecified | api::RunKind::Full) => Ok(RunKind::Full),
+        Ok(api::RunKind::Delta) => Ok(RunKind::Delta),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "kind: {kind} is not a run kind; use RUN_KIND_FULL (1) or RUN_KIND_DELTA (2)"
+        ))),
     }
 }

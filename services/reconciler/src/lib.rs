@@ -15,10 +15,11 @@ use tokio_util::sync::CancellationToken;
 use dirsync_bus::{Bus, Delivery, MAX_DELIVER, Topic};
 use dirsync_core::digest::EntryDigest;
 use dirsync_core::plan::{self, Completeness, Planner, Writes};
-use dirsync_core::{Clock, DirectoryObject, ObjectKind, ShortHash, Trigger, UnixMillis};
+use dirsync_core::{Clock, DirectoryObject, ObjectKind, RunKind, ShortHash, Trigger, UnixMillis};
 use dirsync_proto::bus::{self, collector_event::Event};
 use dirsync_store::{
-    Apply, ApplyOutcome, IntegrationRecord, SettledMark, StagedBatch, Store, StoreError,
+    Apply, ApplyOutcome, CursorRecord, IntegrationRecord, SettledMark, StagedBatch, Store,
+    StoreError,
 };
 use dirsync_telemetry::metrics::RunLabels;
 
@@ -170,7 +171,10 @@ impl Reconciler {
                     tracing::info!(run = %ev.run_id, attempt = ev.attempt, "stale start ignored");
                     return Ok(Settle::Ack);
                 }
-                self.begin_early(&ev, s.memberships_unavailable, now).await;
+                // A delta's entries are few and planned at its end.
+                if bus::JobKind::try_from(s.kind) != Ok(bus::JobKind::Delta) {
+                    self.begin_early(&ev, s.memberships_unavailable, now).await;
+                }
                 Ok(Settle::Ack)
             }
             Some(Event::Batch(b)) => {
@@ -326,6 +330,25 @@ impl Reconciler {
             Err(e) => return Err(e),
         };
 
+        let mut run = run;
+        run.attempt = ev.attempt;
+        let delta = bus::JobKind::try_from(end.kind) == Ok(bus::JobKind::Delta);
+        run.kind = if delta { RunKind::Delta } else { RunKind::Full };
+        run.full_reason = end.full_reason.clone();
+        let cursor = end.cursor.as_ref().map(|c| CursorRecord {
+            source: c.source.clone(),
+            server: c.server.clone(),
+            value: c.value.clone(),
+            run_id: run.id.clone(),
+            updated_at: now,
+        });
+        if delta {
+            drop(self.take_early(&ev.run_id, ev.attempt));
+            return self
+                .apply_delta(ev, &end, run, &integration, cursor, now)
+                .await;
+        }
+
         let mut reasons = end.incomplete_reasons.clone();
         if !end.complete && reasons.is_empty() {
             reasons.push("the collector marked the collection incomplete".to_owned());
@@ -368,8 +391,6 @@ impl Reconciler {
         if !planner.end_index() {
             skips.read_all();
         }
-        let mut run = run;
-        run.attempt = ev.attempt;
         let Some(mut apply) = self.store.begin_apply(&run, now).await? else {
             tracing::info!(run = %run.id, "run already settled; nothing applied");
             return Ok(Settle::Ack);
@@ -403,7 +424,14 @@ impl Reconciler {
             .store
             .paused_by(&ev.account_id, &ev.integration_id)
             .await?;
-        plan::hold_removals(&mut plan, &integration.settings, &paused_by);
+        plan::hold_removals(&mut plan, &integration.settings, &paused_by, 0);
+        if !run.full_reason.is_empty() {
+            plan.warnings.insert(0, run.full_reason.clone());
+        }
+        plan.warnings.extend(end.warnings.iter().cloned());
+        if let Some(cursor) = &cursor {
+            apply.set_cursor(cursor, true).await?;
+        }
         if end.referrals > 0 {
             plan.warnings.push(format!(
                 "{} referrals or continuation references were returned and not followed",
@@ -420,6 +448,113 @@ impl Reconciler {
                     removed = counts.removed,
                     unchanged = counts.unchanged,
                     pending = counts.pending,
+                    warnings = warnings.len(),
+                    "run applied"
+                );
+            }
+            ApplyOutcome::AlreadySettled => {
+                tracing::info!(run = %run.id, "run already settled; nothing applied");
+            }
+        }
+        Ok(Settle::Ack)
+    }
+
+    /// Plans and applies a delta run: its entries are few (the collector
+    /// bounds them), read whole from staging, planned against the stored
+    /// records they name, and applied with the cursor in one transaction.
+    /// The cursor moves only when nothing is held back: held removals then
+    /// come back with the next delta, which reads the same changes again
+    /// (re-applying a change is a no-op).
+    async fn apply_delta(
+        &self,
+        ev: &bus::CollectorEvent,
+        end: &bus::CollectionEnd,
+        run: dirsync_store::RunRecord,
+        integration: &IntegrationRecord,
+        cursor: Option<CursorRecord>,
+        now: UnixMillis,
+    ) -> Result<Settle, StoreError> {
+        let mut reasons = end.incomplete_reasons.clone();
+        let mut warnings = Vec::new();
+        let mut entries = Vec::new();
+        let mut from = 0;
+        loop {
+            let page = self
+                .store
+                .staged_batches(&ev.run_id, ev.attempt, from, STAGED_PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            from = last.sequence + 1;
+            for staged in page {
+                match decode_staged(&staged) {
+                    Ok(batch) => entries.extend(batch.entries),
+                    Err(e) => {
+                        reasons.push(format!("batch {} cannot be read: {e}", staged.sequence))
+                    }
+                }
+            }
+        }
+        let changes = delta_changes(entries, &mut warnings, &mut reasons);
+        let referenced: Vec<_> = changes.iter().flat_map(|c| c.referenced()).collect();
+        let stored = self
+            .store
+            .delta_stored(&ev.account_id, &ev.integration_id, &referenced)
+            .await?;
+        let mut plan = dirsync_core::delta::plan_delta(&integration.settings, &stored, changes);
+        plan.warnings.extend(warnings);
+        plan.warnings.extend(end.warnings.iter().cloned());
+        if !reasons.is_empty() && !plan.removals.is_empty() {
+            plan.warnings.push(format!(
+                "{} objects left the sync but nothing was removed because the delta is incomplete: {}",
+                plan.removals.len(),
+                reasons.join("; ")
+            ));
+            plan.removals.clear();
+        }
+        let paused_by = self
+            .store
+            .paused_by(&ev.account_id, &ev.integration_id)
+            .await?;
+        let earlier = self
+            .store
+            .delta_removals_since_full(&ev.account_id, &ev.integration_id)
+            .await?;
+        plan::hold_removals(&mut plan, &integration.settings, &paused_by, earlier);
+        let Some(mut apply) = self.store.begin_apply(&run, now).await? else {
+            tracing::info!(run = %run.id, "run already settled; nothing applied");
+            return Ok(Settle::Ack);
+        };
+        let mut synced = Synced::default();
+        synced
+            .write(
+                Writes {
+                    adds: std::mem::take(&mut plan.adds),
+                    updates: std::mem::take(&mut plan.updates),
+                    entry_digests: Vec::new(),
+                },
+                apply.as_mut(),
+            )
+            .await?;
+        match &cursor {
+            Some(cursor) if plan.held.is_empty() && reasons.is_empty() => {
+                apply.set_cursor(cursor, false).await?;
+            }
+            Some(_) => plan.warnings.push(
+                "the delta cursor stays where it was: the next delta reads these changes again, with what was held back"
+                    .to_owned(),
+            ),
+            None => {}
+        }
+        match apply.finish(&plan, end.entries).await? {
+            ApplyOutcome::Applied { counts, warnings } => {
+                record_metrics(&run, &plan, &synced, now);
+                tracing::info!(
+                    run = %run.id,
+                    kind = "delta",
+                    added = counts.added,
+                    updated = counts.updated,
+                    removed = counts.removed,
+                    unchanged = counts.unchanged,
                     warnings = warnings.len(),
                     "run applied"
                 );
@@ -960,6 +1095,106 @@ impl Synced {
         apply.upserts(&writes.adds, &writes.updates).await?;
         apply.entry_digests(&writes.entry_digests).await
     }
+}
+
+/// A staged batch, decoded whole.
+fn decode_staged(staged: &StagedBatch) -> Result<bus::ObjectBatch, String> {
+    let bytes = if staged.lz4 {
+        dirsync_proto::lz4::decompress(&staged.payload).map_err(|e| e.to_string())?
+    } else {
+        staged.payload.clone()
+    };
+    bus::ObjectBatch::decode(bytes.as_slice()).map_err(|e| e.to_string())
+}
+
+/// A delta's entries as changes, a large group's parts joined. An entry
+/// that cannot be read is a warning (a changed object) or makes the delta
+/// incomplete (a removal it may stand for).
+fn delta_changes(
+    entries: Vec<bus::DirectoryEntry>,
+    warnings: &mut Vec<String>,
+    reasons: &mut Vec<String>,
+) -> Vec<dirsync_core::delta::DeltaChange> {
+    use dirsync_core::ObjectGuid;
+    use dirsync_core::delta::{ChangedObject, DeltaChange};
+    let guids = |list: &[String], reasons: &mut Vec<String>| -> Vec<ObjectGuid> {
+        list.iter()
+            .filter_map(|g| match g.parse() {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    reasons.push(format!("a linked objectGUID cannot be read: {e}"));
+                    None
+                }
+            })
+            .collect()
+    };
+    // Parts first: a continuation extends the entry before it.
+    let mut joined: Vec<(bus::DirectoryEntry, bool)> = Vec::with_capacity(entries.len());
+    for e in entries {
+        match joined.last_mut() {
+            Some((last, parts)) if e.member_part > 0 && last.object_guid == e.object_guid => {
+                last.member_dns.extend(e.member_dns);
+                last.member_guids.extend(e.member_guids);
+                *parts = true;
+            }
+            _ if e.member_part > 0 => reasons.push(format!(
+                "member part {} of object {} arrived without its entry",
+                e.member_part, e.object_guid
+            )),
+            _ => joined.push((e, false)),
+        }
+    }
+    let mut changes = Vec::with_capacity(joined.len());
+    for (mut e, parts) in joined {
+        let anchor: ObjectGuid = match e.object_guid.parse() {
+            Ok(a) => a,
+            Err(err) => {
+                reasons.push(format!("a delta entry's objectGUID cannot be read: {err}"));
+                continue;
+            }
+        };
+        match bus::DeltaChange::try_from(e.delta) {
+            Ok(bus::DeltaChange::Deleted) => changes.push(DeltaChange::Deleted(anchor)),
+            Ok(bus::DeltaChange::LeftScope) => changes.push(DeltaChange::LeftScope(anchor)),
+            Ok(bus::DeltaChange::Members) => changes.push(DeltaChange::Members {
+                group: anchor,
+                added: guids(&e.member_guids, reasons),
+                removed: guids(&e.removed_member_guids, reasons),
+            }),
+            Ok(bus::DeltaChange::Changed) => {
+                let members = guids(&std::mem::take(&mut e.member_guids), reasons);
+                let manager = Some(std::mem::take(&mut e.manager_guid))
+                    .filter(|m| !m.is_empty())
+                    .and_then(|m| guids(&[m], reasons).pop());
+                let member_of = guids(&std::mem::take(&mut e.member_of_guids), reasons);
+                let reports = guids(&std::mem::take(&mut e.direct_report_guids), reasons);
+                e.removed_member_guids.clear();
+                e.delta = 0;
+                // The digest a full read of the same entry gives (a large
+                // group's is of its parts: not known here).
+                let digest = (!parts).then(|| {
+                    let mut d = EntryDigest::new();
+                    d.update(&e.encode_to_vec());
+                    d.finish()
+                });
+                match DirectoryObject::try_from(e) {
+                    Ok(object) => changes.push(DeltaChange::Changed(Box::new(ChangedObject {
+                        object,
+                        digest,
+                        members,
+                        manager,
+                        member_of,
+                        reports,
+                    }))),
+                    Err(err) => warnings.push(format!("{err}; the change was not applied")),
+                }
+            }
+            _ => reasons.push(format!(
+                "object {anchor}: a full run's entry in a delta; the delta is incomplete"
+            )),
+        }
+    }
+    changes
 }
 
 /// Joins the parts of large groups (`member_part` > 0) to the entry they

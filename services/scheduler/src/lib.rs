@@ -7,6 +7,11 @@
 //! - Schedule: every tick, each enabled integration's latest due slot (in
 //!   its account's time zone) becomes a run, once: the store refuses a
 //!   second run for a slot, so any number of replicas may tick.
+//! - Delta: between the slots, each integration with a delta interval and
+//!   a stored cursor gets a delta run once the interval has passed since
+//!   its last run settled. One run per integration at a time (the store
+//!   refuses a second active run), so a delta never overlaps a full run;
+//!   none while the integration is blocked, waiting for an admin.
 //! - Stuck runs: runs active for longer than the maximum run duration fail
 //!   with the reason, and free their integration.
 //!
@@ -21,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use dirsync_bus::{Bus, Delivery, Topic};
 use dirsync_core::schedule::Schedule;
-use dirsync_core::{Clock, EncryptionMode, Trigger};
+use dirsync_core::{Clock, DirectorySchema, EncryptionMode, RunKind, RunState, Trigger};
 use dirsync_proto::bus;
 use dirsync_store::{IntegrationRecord, RunRecord, Store, StoreError};
 
@@ -58,6 +63,8 @@ pub struct Scheduler {
 pub struct TickReport {
     /// Runs started for due slots: (integration id, slot).
     pub started: Vec<(String, String)>,
+    /// Delta runs started: integration ids.
+    pub deltas: Vec<String>,
     /// Runs failed as stuck.
     pub failed_stuck: Vec<String>,
 }
@@ -129,12 +136,17 @@ impl Scheduler {
                     continue;
                 }
             };
-            let Some(slot) = schedule.latest_due(now, ms(self.timing.catch_up_horizon)) else {
+            let slot = schedule
+                .latest_due(now, ms(self.timing.catch_up_horizon))
+                // Not slots from before the integration existed.
+                .filter(|slot| slot.due >= integration.created_at);
+            let Some(slot) = slot else {
+                if self.delta_due(&integration, now).await? {
+                    self.start_delta(&integration, now).await?;
+                    report.deltas.push(integration.id.clone());
+                }
                 continue;
             };
-            if slot.due < integration.created_at {
-                continue; // slots from before the integration existed
-            }
             let run = RunRecord {
                 slot: Some(slot.id.clone()),
                 ..RunRecord::new(
@@ -149,14 +161,20 @@ impl Scheduler {
                 Ok(()) => {}
                 // Taken by another replica or an earlier tick, or a run is
                 // active (the slot runs when it ends, within the horizon).
-                Err(StoreError::Conflict(_)) => continue,
+                Err(StoreError::Conflict(_)) => {
+                    if self.delta_due(&integration, now).await? {
+                        self.start_delta(&integration, now).await?;
+                        report.deltas.push(integration.id.clone());
+                    }
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             }
             // The message id names the slot: a replayed slot is dropped by
             // JetStream inside its dedupe window, and by the store's unique
             // (integration, slot) index after it.
             let msg_id = format!("slot:{}:{}", integration.id, slot.id);
-            self.queue(&integration, &run.id, bus::Trigger::Schedule, &msg_id)
+            self.queue(&integration, &run, bus::Trigger::Schedule, &msg_id)
                 .await?;
             tracing::info!(integration = %integration.id, slot = %slot.id, run = %run.id, "scheduled run queued");
             report.started.push((integration.id.clone(), slot.id));
@@ -203,10 +221,83 @@ impl Scheduler {
             }
             Err(e) => return Err(e.into()),
         };
+        let run = match self.store.get_run(&req.account_id, &req.run_id).await {
+            Ok(run) => run,
+            Err(StoreError::NotFound(_)) => {
+                tracing::warn!(run = %req.run_id, "sync request for an unknown run dropped");
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
         let trigger = bus::Trigger::try_from(req.trigger).unwrap_or(bus::Trigger::SyncNow);
         let msg_id = format!("job:{}", req.run_id);
-        self.queue(&integration, &req.run_id, trigger, &msg_id)
-            .await
+        self.queue(&integration, &run, trigger, &msg_id).await
+    }
+
+    /// Whether the integration's next delta is due: deltas are on, a
+    /// cursor is stored, and the interval has passed since its last run
+    /// settled (none is active, and it is not blocked).
+    async fn delta_due(
+        &self,
+        integration: &IntegrationRecord,
+        now: dirsync_core::UnixMillis,
+    ) -> anyhow::Result<bool> {
+        let interval = integration.settings.delta_interval_minutes;
+        if interval == 0
+            || !matches!(
+                integration.settings.directory,
+                DirectorySchema::ActiveDirectory
+            )
+        {
+            return Ok(false);
+        }
+        let runs = self
+            .store
+            .list_runs(&integration.account_id, &integration.id, 1)
+            .await?;
+        let Some(last) = runs.first() else {
+            return Ok(false);
+        };
+        if last.state.is_active() || last.state == RunState::Blocked {
+            return Ok(false);
+        }
+        let since = last.finished_at.unwrap_or(last.created_at);
+        if now - since < i64::from(interval) * 60_000 {
+            return Ok(false);
+        }
+        Ok(!self
+            .store
+            .cursors(&integration.account_id, &integration.id)
+            .await?
+            .is_empty())
+    }
+
+    async fn start_delta(
+        &self,
+        integration: &IntegrationRecord,
+        now: dirsync_core::UnixMillis,
+    ) -> anyhow::Result<()> {
+        let run = RunRecord {
+            kind: RunKind::Delta,
+            ..RunRecord::new(
+                uuid_v4(),
+                integration.account_id.clone(),
+                integration.id.clone(),
+                Trigger::Schedule,
+                now,
+            )
+        };
+        match self.store.create_run(&run).await {
+            Ok(()) => {}
+            // Another replica's tick took it, or a run just started.
+            Err(StoreError::Conflict(_)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        let msg_id = format!("delta:{}", run.id);
+        self.queue(integration, &run, bus::Trigger::Schedule, &msg_id)
+            .await?;
+        tracing::debug!(integration = %integration.id, run = %run.id, "delta run queued");
+        Ok(())
     }
 
     /// Publishes the run's job under `msg_id`, so that a replayed request
@@ -214,11 +305,26 @@ impl Scheduler {
     async fn queue(
         &self,
         integration: &IntegrationRecord,
-        run_id: &str,
+        run: &RunRecord,
         trigger: bus::Trigger,
         msg_id: &str,
     ) -> anyhow::Result<()> {
-        let job = job_for(integration, run_id, trigger as i32);
+        let run_id = &run.id;
+        let mut job = job_for(integration, run_id, trigger as i32);
+        if run.kind == RunKind::Delta {
+            job.kind = bus::JobKind::Delta as i32;
+            job.cursors = self
+                .store
+                .cursors(&integration.account_id, &integration.id)
+                .await?
+                .into_iter()
+                .map(|c| bus::Cursor {
+                    source: c.source,
+                    server: c.server,
+                    value: c.value,
+                })
+                .collect();
+        }
         let partition = job.partition.clone();
         self.bus
             .publish(
@@ -265,5 +371,6 @@ pub fn job_for(integration: &IntegrationRecord, run_id: &str, trigger: i32) -> b
             ldap_schema,
         }),
         partition: s.partition(),
+        cursors: Vec::new(),
     }
 }

@@ -35,6 +35,18 @@ impl ObjectGuid {
         b[8..16].copy_from_slice(&raw[8..16]);
         Ok(Self(b))
     }
+
+    /// The 16 bytes as AD stores them: the inverse of
+    /// [`ObjectGuid::from_ad_bytes`].
+    pub fn to_ad_bytes(&self) -> [u8; 16] {
+        let b = self.0;
+        let mut raw = [0u8; 16];
+        raw[0..4].copy_from_slice(&[b[3], b[2], b[1], b[0]]);
+        raw[4..6].copy_from_slice(&[b[5], b[4]]);
+        raw[6..8].copy_from_slice(&[b[7], b[6]]);
+        raw[8..16].copy_from_slice(&b[8..16]);
+        raw
+    }
 }
 
 /// Where the dashes of the text form `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` are.

@@ -5,6 +5,7 @@
 
 pub mod change;
 pub mod clock;
+pub mod delta;
 pub mod digest;
 pub mod dn;
 pub mod email;
@@ -28,7 +29,7 @@ pub use object::{
     Attributes, ContentHash, DirectoryObject, EntryError, GroupScope, GroupType, ObjectKind,
     ObjectRecord, ShortHash,
 };
-pub use run::{RunCounts, RunState, Trigger};
+pub use run::{RunCounts, RunKind, RunState, Trigger};
 pub use schema::{DirectorySchema, LdapSchema};
 pub use secret::{MasterKey, SealedSecret, SecretError};
 pub use settings::{EncryptionMode, FieldError, IntegrationSettings};

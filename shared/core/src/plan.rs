@@ -207,11 +207,20 @@ pub fn guarded_accounts(removals: &[Removal]) -> u64 {
 /// The deletion guard and the account-wide pause: moves the plan's removals
 /// to `held` when they must not be applied. `paused_by` names the account's
 /// other integrations that are failing or blocked.
-pub fn hold_removals(plan: &mut Plan, settings: &IntegrationSettings, paused_by: &[String]) {
+///
+/// `earlier`: accounts that delta runs removed since the integration's last
+/// full sync. They count against the limit with this run's, so a burst of
+/// small deltas cannot remove more than one full sync could.
+pub fn hold_removals(
+    plan: &mut Plan,
+    settings: &IntegrationSettings,
+    paused_by: &[String],
+    earlier: u64,
+) {
     if plan.removals.is_empty() {
         return;
     }
-    let accounts = guarded_accounts(&plan.removals);
+    let accounts = guarded_accounts(&plan.removals) + earlier;
     let hold = if accounts > settings.maximum_sync_deletions {
         Hold::Guard {
             limit: settings.maximum_sync_deletions,
@@ -536,8 +545,11 @@ impl Planner {
         h.update(b"\0");
         h.update(env!("CARGO_PKG_VERSION"));
         h.update(b"\0");
-        // Serialising settings (strings, numbers, lists) cannot fail.
-        let _ = serde_json::to_writer(&mut h, &*self.settings);
+        // Serialising settings (strings, numbers, lists) cannot fail. How
+        // often deltas run does not change a record.
+        let mut settings = (*self.settings).clone();
+        settings.delta_interval_minutes = crate::settings::DEFAULT_DELTA_INTERVAL_MINUTES;
+        let _ = serde_json::to_writer(&mut h, &settings);
         h.update(self.dn_sum.to_le_bytes());
         Some(crate::digest::short(h))
     }
@@ -583,22 +595,7 @@ impl Planner {
             .ok()
             .and_then(|m| self.by_dn.get(m.key()))
             .map(|id| *Anchors::anchor(&self.current.objects, &self.anchors.fresh, id));
-        let mut aliases = obj.aliases;
-        aliases.retain(|a| self.settings.domain_in_scope(a.domain()));
-        let record = ObjectRecord {
-            anchor: obj.anchor,
-            kind: obj.kind,
-            dn: obj.dn.to_string(),
-            disabled: obj.kind == ObjectKind::User
-                && self.settings.acknowledge_disabled_accounts
-                && obj.ad_disabled,
-            attributes: obj.attributes,
-            primary_address: obj.primary_address,
-            aliases,
-            members,
-            group_type: obj.group_type,
-            manager,
-        };
+        let record = record_of(&self.settings, obj, members, manager);
         // Diff against the store.
         let (json, hash) = record.json_and_hash();
         let rows = 1
@@ -705,26 +702,11 @@ impl Planner {
                 out.removals = gone
                     .into_iter()
                     .map(|c| {
-                        let action = if c.kind == ObjectKind::User && !settings.delete_users {
-                            RemovalAction::Demote
-                        } else {
-                            RemovalAction::Delete
-                        };
                         let why = match out_of_scope_reason.get(&c.anchor) {
                             Some(r) => format!("out of scope: {r}"),
                             None => "no longer in the directory result (deleted in AD, moved out of the Root DN, or not readable by the bind account)".to_owned(),
                         };
-                        let policy = match (action, c.kind) {
-                            (RemovalAction::Demote, _) => "; delete users is off, so the account is kept unmanaged",
-                            (RemovalAction::Delete, ObjectKind::User) => "; delete users is on",
-                            (RemovalAction::Delete, _) => "",
-                        };
-                        Removal {
-                            anchor: c.anchor,
-                            kind: c.kind,
-                            action,
-                            reason: format!("{why}{policy}"),
-                        }
+                        removal_of(&settings, c.anchor, c.kind, &why)
                     })
                     .collect();
             }
@@ -739,6 +721,57 @@ impl Planner {
             }
         }
         out
+    }
+}
+
+/// The record of an object in scope, its members and manager resolved.
+pub(crate) fn record_of(
+    settings: &IntegrationSettings,
+    obj: DirectoryObject,
+    members: Vec<ObjectGuid>,
+    manager: Option<ObjectGuid>,
+) -> ObjectRecord {
+    let mut aliases = obj.aliases;
+    aliases.retain(|a| settings.domain_in_scope(a.domain()));
+    ObjectRecord {
+        anchor: obj.anchor,
+        kind: obj.kind,
+        dn: obj.dn.to_string(),
+        disabled: obj.kind == ObjectKind::User
+            && settings.acknowledge_disabled_accounts
+            && obj.ad_disabled,
+        attributes: obj.attributes,
+        primary_address: obj.primary_address,
+        aliases,
+        members,
+        group_type: obj.group_type,
+        manager,
+    }
+}
+
+/// A stored object leaving directory management, `why` in words: deleted,
+/// or demoted to unmanaged as "delete users" says.
+pub(crate) fn removal_of(
+    settings: &IntegrationSettings,
+    anchor: ObjectGuid,
+    kind: ObjectKind,
+    why: &str,
+) -> Removal {
+    let action = if kind == ObjectKind::User && !settings.delete_users {
+        RemovalAction::Demote
+    } else {
+        RemovalAction::Delete
+    };
+    let policy = match (action, kind) {
+        (RemovalAction::Demote, _) => "; delete users is off, so the account is kept unmanaged",
+        (RemovalAction::Delete, ObjectKind::User) => "; delete users is on",
+        (RemovalAction::Delete, _) => "",
+    };
+    Removal {
+        anchor,
+        kind,
+        action,
+        reason: format!("{why}{policy}"),
     }
 }
 
@@ -858,7 +891,7 @@ impl DnIndex {
 const SKIPPED_EXAMPLES: usize = 5;
 
 /// One warning per skip reason: the count and a few DNs.
-fn summarize_skipped(skipped: &[(String, String)], warnings: &mut Vec<String>) {
+pub(crate) fn summarize_skipped(skipped: &[(String, String)], warnings: &mut Vec<String>) {
     let mut by_reason: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (dn, reason) in skipped {
         by_reason.entry(reason).or_default().push(dn);
@@ -882,7 +915,10 @@ fn summarize_skipped(skipped: &[(String, String)], warnings: &mut Vec<String>) {
     }
 }
 
-fn out_of_scope(settings: &IntegrationSettings, obj: &DirectoryObject) -> Option<String> {
+pub(crate) fn out_of_scope(
+    settings: &IntegrationSettings,
+    obj: &DirectoryObject,
+) -> Option<String> {
     if obj.kind == ObjectKind::Contact && !settings.include_contacts {
         return Some("contacts are not included".to_owned());
     }
@@ -1199,14 +1235,14 @@ mod tests {
     #[test]
     fn the_guard_holds_removals_over_the_maximum() {
         let (s, mut p) = removing(3); // two removals: at the limit
-        hold_removals(&mut p, &s, &[]);
+        hold_removals(&mut p, &s, &[], 0);
         assert_eq!(
             (p.removals.len(), p.held.len(), p.hold.clone()),
             (2, 0, None)
         );
 
         let (s, mut p) = removing(4); // three removals: over
-        hold_removals(&mut p, &s, &[]);
+        hold_removals(&mut p, &s, &[], 0);
         assert_eq!((p.removals.len(), p.held.len()), (0, 3));
         assert_eq!(
             p.hold,
@@ -1225,13 +1261,13 @@ mod tests {
     #[test]
     fn another_failing_integration_pauses_removals() {
         let (s, mut p) = removing(2);
-        hold_removals(&mut p, &s, &["Resource forest".to_owned()]);
+        hold_removals(&mut p, &s, &["Resource forest".to_owned()], 0);
         assert!(p.removals.is_empty());
         assert_eq!(p.held.len(), 1);
         assert!(matches!(p.hold, Some(Hold::Paused { .. })));
         // Nothing to remove: nothing held, no warning.
         let mut empty = Plan::default();
-        hold_removals(&mut empty, &s, &["x".to_owned()]);
+        hold_removals(&mut empty, &s, &["x".to_owned()], 0);
         assert!(empty.hold.is_none() && empty.warnings.is_empty());
     }
 

@@ -239,7 +239,7 @@ proptest! {
 
         // The guard: over the maximum, nothing is removed and all is held.
         let mut guarded = p.clone();
-        hold_removals(&mut guarded, &s, &[]);
+        hold_removals(&mut guarded, &s, &[], 0);
         if guarded_accounts(&p.removals) > s.maximum_sync_deletions {
             prop_assert!(guarded.removals.is_empty());
             prop_assert_eq!(guarded.held.len(), p.removals.len());

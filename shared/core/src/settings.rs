@@ -50,6 +50,19 @@ pub struct IntegrationSettings {
     /// Active Directory, or a generic LDAP directory and its mapping.
     #[serde(default)]
     pub directory: DirectorySchema,
+    /// Minutes between delta syncs; 0: none.
+    #[serde(default = "default_delta_interval")]
+    pub delta_interval_minutes: u32,
+}
+
+/// Minutes between delta syncs unless an integration says otherwise.
+pub const DEFAULT_DELTA_INTERVAL_MINUTES: u32 = 5;
+/// The longest delta interval: a day, the longest a schedule leaves
+/// between full syncs.
+pub const MAX_DELTA_INTERVAL_MINUTES: u32 = 1440;
+
+fn default_delta_interval() -> u32 {
+    DEFAULT_DELTA_INTERVAL_MINUTES
 }
 
 /// A setting that is not acceptable, named by its API field.
@@ -271,6 +284,18 @@ impl IntegrationSettings {
             },
         };
 
+        let delta_interval_minutes = s
+            .delta_interval_minutes
+            .unwrap_or(DEFAULT_DELTA_INTERVAL_MINUTES);
+        if delta_interval_minutes > MAX_DELTA_INTERVAL_MINUTES {
+            errors.push(FieldError::new(
+                "settings.delta_interval_minutes",
+                format!(
+                    "{delta_interval_minutes} minutes is longer than a day; use 1 to {MAX_DELTA_INTERVAL_MINUTES}, or 0 for no delta syncs"
+                ),
+            ));
+        }
+
         match (user_dn, root_dn) {
             (Some(user_dn), Some(root_dn)) if errors.is_empty() => Ok(Self {
                 name,
@@ -290,6 +315,7 @@ impl IntegrationSettings {
                 partition,
                 schedule,
                 directory,
+                delta_interval_minutes,
             }),
             _ => Err(errors),
         }
@@ -333,7 +359,27 @@ impl IntegrationSettings {
             enabled: Some(self.enabled),
             partition: self.partition.clone().unwrap_or_default(),
             schedule: self.schedule.clone().unwrap_or_default(),
+            delta_interval_minutes: Some(self.delta_interval_minutes),
         }
+    }
+
+    /// Whether a run under `other` reads the same objects and derives the
+    /// same records as under these settings: what may change between a
+    /// full run and the deltas that build on it.
+    pub fn reads_as(&self, other: &Self) -> bool {
+        let scope = |s: &Self| {
+            let mut s = s.clone();
+            s.name.clear();
+            s.description.clear();
+            s.schedule = None;
+            s.delta_interval_minutes = 0;
+            s.enabled = true;
+            s.maximum_sync_deletions = 0;
+            s.delete_users = false;
+            s.partition = None;
+            s
+        };
+        scope(self) == scope(other)
     }
 
     /// Warnings that do not make the settings invalid.

@@ -522,6 +522,7 @@ fn from_ad(e: RawEntry) -> Result<Option<DirectoryEntry>, String> {
         disabled: false,
         member_part: 0,
         dn,
+        ..DirectoryEntry::default()
     }))
 }
 

@@ -2,6 +2,7 @@
 //! the alternate host as fallback), bind, and page through a Root DN.
 //! Every LDAP call of dirsync is in this crate.
 
+pub mod delta;
 pub mod diagnose;
 mod entry;
 pub mod tls;
@@ -359,6 +360,8 @@ pub struct CollectionSummary {
     pub referrals: u32,
     /// Empty when every object was read.
     pub incomplete_reasons: Vec<String>,
+    /// What the run should say about how it read.
+    pub notes: Vec<String>,
 }
 
 /// Values per `member;range=` request, below every server's cap.
@@ -379,10 +382,6 @@ impl Session {
         F: FnMut(DirectoryEntry) -> Fut,
         Fut: std::future::Future<Output = Result<(), LdapError>>,
     {
-        let mut summary = CollectionSummary::default();
-        let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(PagedResults::new(page_size))];
-        let op_timeout = self.timeouts.operation;
-        let mut ranged = self.ldap.clone();
         let (filter, attrs) = match directory {
             DirectorySchema::ActiveDirectory => {
                 // Ask for members in ranges from the start: Windows AD caps
@@ -406,19 +405,73 @@ impl Session {
                 schema.requested_attributes(),
             ),
         };
-        let mut stream = self
-            .ldap
-            .with_timeout(op_timeout)
-            .streaming_search_with(
-                adapters,
+        let reader = EntryReader::new(directory);
+        let mut skipped = Vec::new();
+        let mut entries = 0;
+        let mut summary = self
+            .search_entries(
                 root_dn.as_str(),
-                Scope::Subtree,
-                filter.as_str(),
+                &filter,
                 attrs,
+                false,
+                page_size,
+                |entry| {
+                    let read = match reader.read(entry) {
+                        Ok(Some(e)) => {
+                            entries += 1;
+                            Some(sink(e))
+                        }
+                        Ok(None) => None,
+                        Err(reason) => {
+                            tracing::warn!(%reason, "directory entry skipped");
+                            skipped.push(reason);
+                            None
+                        }
+                    };
+                    async move {
+                        match read {
+                            Some(sent) => sent.await,
+                            None => Ok(()),
+                        }
+                    }
+                },
             )
+            .await?;
+        summary.entries = entries;
+        summary.incomplete_reasons.extend(skipped);
+        Ok(summary)
+    }
+
+    /// Pages through `base` for `filter`, with each entry's member ranges
+    /// completed (and, `extended_dn`, DN values as `<GUID=…>;…;DN`), and
+    /// hands each entry to `sink`. What could not be read is in the
+    /// summary's reasons; its entry count is left to the caller.
+    pub(crate) async fn search_entries<F, Fut>(
+        &mut self,
+        base: &str,
+        filter: &str,
+        attrs: Vec<String>,
+        extended_dn: bool,
+        page_size: i32,
+        mut sink: F,
+    ) -> Result<CollectionSummary, LdapError>
+    where
+        F: FnMut(RawEntry) -> Fut,
+        Fut: std::future::Future<Output = Result<(), LdapError>>,
+    {
+        let mut summary = CollectionSummary::default();
+        let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(PagedResults::new(page_size))];
+        let op_timeout = self.timeouts.operation;
+        let mut ranged = self.ldap.clone();
+        let mut ldap = self.ldap.clone();
+        let search = ldap.with_timeout(op_timeout);
+        if extended_dn {
+            search.with_controls(vec![delta::extended_dn_control()]);
+        }
+        let mut stream = search
+            .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs)
             .await
             .map_err(|e| op_error(e, op_timeout))?;
-        let reader = EntryReader::new(directory);
         loop {
             let next = tokio::time::timeout(op_timeout, stream.next())
                 .await
@@ -440,23 +493,20 @@ impl Session {
                     continue;
                 }
             };
-            complete_member_ranges(&mut ranged, &mut entry, op_timeout, &mut summary).await?;
-            match reader.read(entry) {
-                Ok(Some(e)) => {
-                    summary.entries += 1;
-                    sink(e).await?;
-                }
-                Ok(None) => {}
-                Err(reason) => {
-                    tracing::warn!(%reason, "directory entry skipped");
-                    summary.incomplete_reasons.push(reason);
-                }
-            }
+            complete_member_ranges(
+                &mut ranged,
+                &mut entry,
+                op_timeout,
+                extended_dn,
+                &mut summary,
+            )
+            .await?;
+            sink(entry).await?;
         }
         let res = stream.finish().await;
         match res.rc {
             0 => {}
-            32 => return Err(LdapError::RootDnNotFound(root_dn.to_string())),
+            32 => return Err(LdapError::RootDnNotFound(base.to_owned())),
             3 => summary
                 .incomplete_reasons
                 .push("the directory's time limit ended the search (timeLimitExceeded)".into()),
@@ -495,6 +545,7 @@ async fn complete_member_ranges(
     ldap: &mut Ldap,
     entry: &mut RawEntry,
     timeout: Duration,
+    extended_dn: bool,
     summary: &mut CollectionSummary,
 ) -> Result<(), LdapError> {
     let ranged = |(k, _): &(String, Vec<Vec<u8>>)| k.starts_with("member;range=");
@@ -504,10 +555,13 @@ async fn complete_member_ranges(
     let (mut key, mut values) = entry.attrs.swap_remove(at);
     while let Some(next) = next_range_start(&key) {
         let attr = format!("member;range={next}-{}", next + MEMBER_RANGE - 1);
-        let (results, _) = ldap
-            .with_timeout(timeout)
+        let search = ldap.with_timeout(timeout);
+        if extended_dn {
+            search.with_controls(vec![delta::extended_dn_control()]);
+        }
+        let (results, _) = search
             .search(
-                &entry.dn,
+                delta::split_extended_dn(&entry.dn).1,
                 Scope::Base,
                 "(objectClass=*)",
                 vec![attr.as_str()],

@@ -19,12 +19,12 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
-use dirsync_core::UnixMillis;
 use dirsync_core::plan::{Current, Plan, Removal, Upsert};
+use dirsync_core::{ObjectGuid, UnixMillis};
 
 pub use records::{
-    AccountRecord, ApplyOutcome, ChangeRecord, IntegrationRecord, ObjectQuery, RunRecord,
-    SessionRecord, SettledMark, StagedBatch, StoredObject, TokenRecord,
+    AccountRecord, ApplyOutcome, ChangeRecord, CursorRecord, IntegrationRecord, ObjectQuery,
+    RunRecord, SessionRecord, SettledMark, StagedBatch, StoredObject, TokenRecord,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -186,6 +186,25 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
     /// `None` when the run is settled or this attempt superseded.
     async fn begin_apply(&self, run: &RunRecord, now: UnixMillis)
     -> Result<Option<Box<dyn Apply>>>;
+    /// The integration's cursors, one per source and domain controller.
+    async fn cursors(&self, account_id: &str, integration_id: &str) -> Result<Vec<CursorRecord>>;
+    /// What a delta plan reads of the store (see
+    /// [`dirsync_core::delta::Stored`]): the integration's objects among
+    /// `anchors`, and those of its objects that link to them (groups with
+    /// them as members, objects they manage).
+    async fn delta_stored(
+        &self,
+        account_id: &str,
+        integration_id: &str,
+        anchors: &[ObjectGuid],
+    ) -> Result<dirsync_core::delta::Stored>;
+    /// Accounts that delta runs of the integration removed since its last
+    /// applied full run: what the deletion guard counts with a delta's own.
+    async fn delta_removals_since_full(
+        &self,
+        account_id: &str,
+        integration_id: &str,
+    ) -> Result<u64>;
     /// Applies a plan held whole, logs its changes and settles the run, in
     /// one transaction. Settled runs and stale attempts are left alone
     /// (`ApplyOutcome::AlreadySettled`).
@@ -264,6 +283,11 @@ pub trait Apply: Send {
     /// warnings; its adds and updates count only as far as they went
     /// through [`Apply::upserts`].
     async fn finish(self: Box<Self>, plan: &Plan, collected: u64) -> Result<ApplyOutcome>;
+    /// Moves the integration's cursor for the cursor's source and server
+    /// to `cursor`, in the apply's transaction: it moves only if the run
+    /// applies. A full run's cursor replaces every other of the
+    /// integration (they predate it).
+    async fn set_cursor(&mut self, cursor: &CursorRecord, full: bool) -> Result<()>;
 }
 
 /// Opens the store at `url` (`postgres://…` or `sqlite://…`) and runs its
@@ -370,6 +394,7 @@ migrations!(
     17 "staged lz4 blocks" "0017_staged_lz4_blocks.sql",
     18 "console sessions" "0018_console_sessions.sql",
     19 "search by address" "0019_search_by_address.sql",
+    20 "delta sync" "0020_delta_sync.sql",
 );
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {

@@ -1,8 +1,8 @@
 //! What the store returns.
 
 use dirsync_core::{
-    IntegrationSettings, ObjectKind, ObjectRecord, RunCounts, RunState, SealedSecret, Trigger,
-    UnixMillis,
+    IntegrationSettings, ObjectKind, ObjectRecord, RunCounts, RunKind, RunState, SealedSecret,
+    Trigger, UnixMillis,
 };
 
 #[derive(Debug, Clone)]
@@ -34,6 +34,10 @@ pub struct RunRecord {
     pub finished_at: Option<UnixMillis>,
     /// The schedule slot of a scheduled run (`2026-07-01T08:00`).
     pub slot: Option<String>,
+    /// Full or delta: what was read (a delta that could not be read runs
+    /// in full, `full_reason` saying why).
+    pub kind: RunKind,
+    pub full_reason: String,
 }
 
 impl RunRecord {
@@ -60,8 +64,24 @@ impl RunRecord {
             started_at: None,
             finished_at: None,
             slot: None,
+            kind: RunKind::Full,
+            full_reason: String::new(),
         }
     }
+}
+
+/// Where an integration's last applied run left a directory's change
+/// stream, on one domain controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorRecord {
+    /// `dirsync`.
+    pub source: String,
+    /// The domain controller's invocationId.
+    pub server: String,
+    pub value: Vec<u8>,
+    /// The run that applied up to it.
+    pub run_id: String,
+    pub updated_at: UnixMillis,
 }
 
 /// A directory object as the store holds it.

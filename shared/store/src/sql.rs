@@ -10,16 +10,16 @@ use dirsync_core::plan::{
     Current, CurrentObject, Hold, Plan, Removal, RemovalAction, Upsert, claim_rank,
 };
 use dirsync_core::{
-    IntegrationSettings, ObjectGuid, ObjectKind, ObjectRecord, RunCounts, RunState, SealedSecret,
-    ShortHash, Trigger, UnixMillis,
+    IntegrationSettings, ObjectGuid, ObjectKind, ObjectRecord, RunCounts, RunKind, RunState,
+    SealedSecret, ShortHash, Trigger, UnixMillis,
 };
 
 use crate::bulk::{Bulk, Cell, ROWS_PER_WRITE, Rows};
 use crate::sieve::AddressSieve;
 use crate::{
-    AccountRecord, ApplyOutcome, ChangeRecord, DirectoryStore, IntegrationRecord, ObjectQuery,
-    Result, RunRecord, SessionRecord, SettledMark, StagedBatch, StoreError, StoredObject,
-    TokenRecord,
+    AccountRecord, ApplyOutcome, ChangeRecord, CursorRecord, DirectoryStore, IntegrationRecord,
+    ObjectQuery, Result, RunRecord, SessionRecord, SettledMark, StagedBatch, StoreError,
+    StoredObject, TokenRecord,
 };
 
 #[derive(Debug)]
@@ -34,7 +34,7 @@ pub struct SqliteStore {
 
 const RUN_COLUMNS: &str = "id, account_id, integration_id, state, trigger, attempt, host, error, \
      warnings, collected, added, updated, removed, unchanged, created_at, started_at, finished_at, \
-     hold_reason, pending, slot";
+     hold_reason, pending, slot, kind, full_reason";
 
 fn i64_of(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -89,8 +89,11 @@ fn run_from_parts(
     created_at: i64,
     started_at: Option<i64>,
     finished_at: Option<i64>,
+    (kind, full_reason): (&str, String),
 ) -> Result<RunRecord> {
     Ok(RunRecord {
+        kind: RunKind::parse(kind).ok_or_else(|| corrupt("run kind", kind))?,
+        full_reason,
         state: RunState::parse(state).ok_or_else(|| corrupt("run state", state))?,
         trigger: Trigger::parse(trigger).ok_or_else(|| corrupt("run trigger", trigger))?,
         attempt: u32::try_from(attempt).map_err(|e| corrupt("run attempt", e))?,
@@ -874,7 +877,7 @@ macro_rules! store_impl {
                 sqlx::query(
                     "UPDATE runs SET state = $9, collected = $2, added = $3, updated = $4, \
                      removed = $5, unchanged = $6, warnings = $7, finished_at = $8, \
-                     pending = $10, hold_reason = $11 WHERE id = $1",
+                     pending = $10, hold_reason = $11, kind = $12, full_reason = $13 WHERE id = $1",
                 )
                 .bind(&run.id)
                 .bind(i64_of(counts.collected))
@@ -887,6 +890,8 @@ macro_rules! store_impl {
                 .bind(state.as_str())
                 .bind(i64_of(counts.pending))
                 .bind(hold_reason)
+                .bind(run.kind.as_str())
+                .bind(&run.full_reason)
                 .execute(&mut **tx)
                 .await?;
                 sqlx::query("DELETE FROM staged_batches WHERE run_id = $1")
@@ -943,6 +948,7 @@ macro_rules! store_impl {
                             r.try_get("created_at")?,
                             r.try_get("started_at")?,
                             r.try_get("finished_at")?,
+                            (&r.try_get::<String, _>("kind")?, r.try_get("full_reason")?),
                         )
                     })
                     .collect()
@@ -1275,6 +1281,26 @@ macro_rules! store_impl {
             }
 
             async fn update_integration(&self, rec: &IntegrationRecord) -> Result<()> {
+                // Settings that change what a run reads or how it derives
+                // records make the next run a full one: a delta applies
+                // changes to records derived under the old settings.
+                let before: Option<String> = sqlx::query_scalar(
+                    "SELECT settings FROM integrations WHERE account_id = $1 AND id = $2",
+                )
+                .bind(&rec.account_id)
+                .bind(&rec.id)
+                .fetch_optional(&self.pool)
+                .await?;
+                let rescope = before
+                    .and_then(|b| serde_json::from_str::<IntegrationSettings>(&b).ok())
+                    .is_none_or(|b| !b.reads_as(&rec.settings));
+                if rescope {
+                    sqlx::query("DELETE FROM sync_cursors WHERE account_id = $1 AND integration_id = $2")
+                        .bind(&rec.account_id)
+                        .bind(&rec.id)
+                        .execute(&self.pool)
+                        .await?;
+                }
                 let pw = rec.password.as_ref();
                 let done = sqlx::query(
                     "UPDATE integrations SET name = $3, settings = $4, password_key_id = $5, \
@@ -1328,6 +1354,11 @@ macro_rules! store_impl {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+                sqlx::query("DELETE FROM sync_cursors WHERE account_id = $1 AND integration_id = $2")
+                    .bind(account_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query("DELETE FROM runs WHERE account_id = $1 AND integration_id = $2")
                     .bind(account_id)
                     .bind(id)
@@ -1360,8 +1391,8 @@ macro_rules! store_impl {
 
             async fn create_run(&self, run: &RunRecord) -> Result<()> {
                 sqlx::query(
-                    "INSERT INTO runs (id, account_id, integration_id, state, trigger, attempt, created_at, slot) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    "INSERT INTO runs (id, account_id, integration_id, state, trigger, attempt, created_at, slot, kind) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(&run.id)
                 .bind(&run.account_id)
@@ -1371,6 +1402,7 @@ macro_rules! store_impl {
                 .bind(i64::from(run.attempt))
                 .bind(run.created_at)
                 .bind(&run.slot)
+                .bind(run.kind.as_str())
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -1622,6 +1654,135 @@ macro_rules! store_impl {
                     members.sort();
                 }
                 Ok(current)
+            }
+
+            async fn cursors(&self, account_id: &str, integration_id: &str) -> Result<Vec<CursorRecord>> {
+                let rows = sqlx::query(
+                    "SELECT source, server, value, run_id, updated_at FROM sync_cursors \
+                     WHERE account_id = $1 AND integration_id = $2 ORDER BY updated_at DESC",
+                )
+                .bind(account_id)
+                .bind(integration_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(CursorRecord {
+                            source: r.try_get("source")?,
+                            server: r.try_get("server")?,
+                            value: r.try_get("value")?,
+                            run_id: r.try_get("run_id")?,
+                            updated_at: r.try_get("updated_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn delta_stored(
+                &self,
+                account_id: &str,
+                integration_id: &str,
+                anchors: &[ObjectGuid],
+            ) -> Result<dirsync_core::delta::Stored> {
+                // Anchors are written into the statements: their text is hex
+                // digits and dashes only.
+                let mut wanted: Vec<ObjectGuid> = anchors.to_vec();
+                wanted.sort();
+                wanted.dedup();
+                let mut all: HashSet<ObjectGuid> = wanted.iter().copied().collect();
+                for chunk in wanted.chunks(200) {
+                    let list = chunk.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(",");
+                    // Groups with them as members.
+                    let groups = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT DISTINCT m.group_anchor FROM members m \
+                         JOIN objects o ON o.account_id = m.account_id AND o.anchor = m.group_anchor \
+                         WHERE m.account_id = $1 AND o.integration_id = $2 AND m.member_anchor IN ({list})"
+                    )))
+                    .bind(account_id)
+                    .bind(integration_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    for g in &groups {
+                        let g: String = g.try_get("group_anchor")?;
+                        all.insert(g.parse().map_err(|e| corrupt("group anchor", e))?);
+                    }
+                    // Objects they manage: the manager is in the record.
+                    let managed = chunk
+                        .iter()
+                        .map(|a| format!("record LIKE '%\"manager\":\"{a}\"%'"))
+                        .collect::<Vec<_>>()
+                        .join(" OR ");
+                    let reports = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT anchor FROM objects WHERE account_id = $1 AND integration_id = $2 \
+                         AND kind <> 'group' AND ({managed})"
+                    )))
+                    .bind(account_id)
+                    .bind(integration_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    for r in &reports {
+                        let a: String = r.try_get("anchor")?;
+                        all.insert(a.parse().map_err(|e| corrupt("object anchor", e))?);
+                    }
+                }
+                let mut all: Vec<ObjectGuid> = all.into_iter().collect();
+                all.sort();
+                let mut stored = dirsync_core::delta::Stored::new();
+                for chunk in all.chunks(200) {
+                    let list = chunk.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(",");
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT anchor, kind, substr(content_hash, 1, 32) AS content_hash, managed, \
+                         entry_digest, record FROM objects \
+                         WHERE account_id = $1 AND integration_id = $2 AND anchor IN ({list})"
+                    )))
+                    .bind(account_id)
+                    .bind(integration_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    for r in &rows {
+                        let anchor: ObjectGuid = r
+                            .try_get::<String, _>("anchor")?
+                            .parse()
+                            .map_err(|e| corrupt("object anchor", e))?;
+                        let kind: String = r.try_get("kind")?;
+                        let hash: String = r.try_get("content_hash")?;
+                        let digest: Option<String> = r.try_get("entry_digest")?;
+                        let record: String = r.try_get("record")?;
+                        let current = CurrentObject {
+                            anchor,
+                            kind: ObjectKind::parse(&kind).ok_or_else(|| corrupt("object kind", &kind))?,
+                            content_hash: hash.parse().map_err(|e| corrupt("content hash", e))?,
+                            managed: r.try_get("managed")?,
+                            entry_digest: digest
+                                .map(|d| d.parse().map_err(|e| corrupt("entry digest", e)))
+                                .transpose()?,
+                        };
+                        let record: ObjectRecord =
+                            serde_json::from_str(&record).map_err(|e| corrupt("object record", e))?;
+                        stored.insert(anchor, dirsync_core::delta::StoredEntry { current, record });
+                    }
+                }
+                Ok(stored)
+            }
+
+            async fn delta_removals_since_full(
+                &self,
+                account_id: &str,
+                integration_id: &str,
+            ) -> Result<u64> {
+                let removed: Option<i64> = sqlx::query_scalar(
+                    "SELECT SUM(r.removed) FROM runs r WHERE r.account_id = $1 AND r.integration_id = $2 \
+                     AND r.kind = 'delta' AND r.trigger <> 'preview' AND r.state IN ('succeeded', 'blocked') \
+                     AND r.created_at > COALESCE((SELECT MAX(f.created_at) FROM runs f \
+                         WHERE f.account_id = r.account_id AND f.integration_id = r.integration_id \
+                         AND f.kind = 'full' AND f.trigger <> 'preview' \
+                         AND f.state IN ('succeeded', 'blocked')), 0)",
+                )
+                .bind(account_id)
+                .bind(integration_id)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(u64_of(removed.unwrap_or(0)))
             }
 
             async fn begin_apply(
@@ -2077,6 +2238,35 @@ macro_rules! store_impl {
                     qb.push_bind(self.run.integration_id.clone());
                     qb.build().execute(&mut *self.tx).await?;
                 }
+                Ok(())
+            }
+
+            async fn set_cursor(&mut self, cursor: &CursorRecord, full: bool) -> Result<()> {
+                if self.preview {
+                    return Ok(());
+                }
+                if full {
+                    sqlx::query("DELETE FROM sync_cursors WHERE account_id = $1 AND integration_id = $2")
+                        .bind(&self.run.account_id)
+                        .bind(&self.run.integration_id)
+                        .execute(&mut *self.tx)
+                        .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO sync_cursors (account_id, integration_id, source, server, value, run_id, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (integration_id, source, server) DO UPDATE SET \
+                     value = excluded.value, run_id = excluded.run_id, updated_at = excluded.updated_at",
+                )
+                .bind(&self.run.account_id)
+                .bind(&self.run.integration_id)
+                .bind(&cursor.source)
+                .bind(&cursor.server)
+                .bind(&cursor.value)
+                .bind(&cursor.run_id)
+                .bind(cursor.updated_at)
+                .execute(&mut *self.tx)
+                .await?;
                 Ok(())
             }
 

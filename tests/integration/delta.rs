@@ -1,0 +1,383 @@
+//! Delta sync against the Samba AD DC: each kind of change through a delta
+//! (DirSync), the store after the deltas equal to the store a full sync
+//! leaves, the deletion guard across deltas, and the fallbacks to a full
+//! read (no cursor, a cookie the DC refuses, a bind account without
+//! replication rights).
+
+use std::collections::HashSet;
+
+use dirsync_proto::api;
+use dirsync_tests::{
+    Embedded, Fixture, assert_succeeded, counts, create_integration, env, snapshot, sync,
+    sync_delta,
+};
+
+fn kind(run: &api::Run) -> api::RunKind {
+    api::RunKind::try_from(run.kind).unwrap()
+}
+
+async fn add(ldap: &mut ldap3::Ldap, dn: &str, attrs: Vec<(&str, Vec<&str>)>) {
+    let attrs: Vec<(&str, HashSet<&str>)> = attrs
+        .into_iter()
+        .map(|(k, v)| (k, v.into_iter().collect()))
+        .collect();
+    ldap.add(dn, attrs)
+        .await
+        .unwrap()
+        .success()
+        .unwrap_or_else(|e| panic!("adding {dn}: {e}"));
+}
+
+async fn modify(ldap: &mut ldap3::Ldap, dn: &str, mods: Vec<ldap3::Mod<&str>>) {
+    ldap.modify(dn, mods)
+        .await
+        .unwrap()
+        .success()
+        .unwrap_or_else(|e| panic!("modifying {dn}: {e}"));
+}
+
+fn set<'a>(values: &[&'a str]) -> HashSet<&'a str> {
+    values.iter().copied().collect()
+}
+
+/// An integration of the fixture that binds as the domain administrator
+/// (who holds "Replicating Directory Changes"), deltas off the schedule.
+fn admin_settings(fx: &Fixture, name: &str) -> api::IntegrationSettings {
+    api::IntegrationSettings {
+        user_dn: env("DIRSYNC_TEST_AD_ADMIN_DN"),
+        delta_interval_minutes: Some(0),
+        ..fx.settings(name)
+    }
+}
+
+#[tokio::test]
+async fn deltas_apply_every_kind_of_change_as_a_full_sync_would() {
+    let fx = Fixture::seed();
+    let ds = Embedded::start().await;
+    let mut client = ds.client("acme").await;
+    let i = create_integration(
+        &mut client,
+        admin_settings(&fx, "Delta"),
+        &env("DIRSYNC_TEST_AD_ADMIN_PASSWORD"),
+    )
+    .await;
+
+    // The first sync reads in full, whatever was asked: no cursor yet.
+    let first = sync_delta(&mut client, &i.id).await;
+    assert_succeeded(&first);
+    assert_eq!(kind(&first), api::RunKind::Full, "{first:?}");
+    assert!(
+        first.full_reason.contains("no delta cursor"),
+        "{}",
+        first.full_reason
+    );
+    let (before, _) = snapshot(&mut client).await;
+
+    // Nothing changed: a delta that writes nothing.
+    let idle = sync_delta(&mut client, &i.id).await;
+    assert_succeeded(&idle);
+    assert_eq!(kind(&idle), api::RunKind::Delta, "{idle:?}");
+    // (Other tests change other OUs of the domain meanwhile: DirSync
+    // reports those too, and they change nothing here.)
+    let (_, added, updated, removed, _) = counts(&idle);
+    assert_eq!((added, updated, removed), (0, 0, 0), "{idle:?}");
+    assert!(idle.full_reason.is_empty());
+    assert_eq!(snapshot(&mut client).await.0, before);
+
+    // Every kind of change.
+    let people = format!("OU=People,{}", fx.root_dn);
+    let groups = format!("OU=Groups,{}", fx.root_dn);
+    let mut ldap = fx.admin().await;
+    let tag = &fx.ou[1..];
+    let frank = format!("CN=Frank Fresh,{people}");
+    add(
+        &mut ldap,
+        &frank,
+        vec![
+            ("objectClass", vec!["user"]),
+            ("sAMAccountName", vec![&format!("{tag}frank")]),
+            ("displayName", vec!["Frank Fresh"]),
+            ("mail", vec!["frank@example.com"]),
+        ],
+    )
+    .await;
+    let engineering = format!("CN=Engineering,{groups}");
+    let all_staff = format!("CN=All Staff,{groups}");
+    modify(
+        &mut ldap,
+        &engineering,
+        vec![
+            ldap3::Mod::Add("member", set(&[&frank])),
+            ldap3::Mod::Delete("member", set(&[&format!("CN=Carol Chen,{people}")])),
+        ],
+    )
+    .await;
+    // A rename, an attribute change, a disable.
+    let alice = format!("CN=Alice Anders,{people}");
+    modify(
+        &mut ldap,
+        &alice,
+        vec![ldap3::Mod::Replace("title", set(&["Chief Engineer"]))],
+    )
+    .await;
+    ldap.modifydn(&alice, "CN=Alice Anders-Lee", true, None)
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    modify(
+        &mut ldap,
+        &format!("CN=Smith\\, Erin,{people}"),
+        vec![ldap3::Mod::Replace("userAccountControl", set(&["514"]))],
+    )
+    .await;
+    // A deletion, and a move out of the Root DN.
+    ldap.delete(&format!("CN=Zoë Ærø,{people}"))
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    ldap.modifydn(
+        &format!("CN=Carol Chen,{people}"),
+        "CN=Carol Chen",
+        true,
+        Some(&format!("OU=Outside,{}", fx.base)),
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+    // A move into the Root DN, with its group memberships and reports.
+    ldap.modifydn(
+        &format!("CN=Oscar Outside,OU=Outside,{}", fx.base),
+        "CN=Oscar Outside",
+        true,
+        Some(&people),
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+    let _ = all_staff;
+
+    let delta = sync_delta(&mut client, &i.id).await;
+    assert_succeeded(&delta);
+    assert_eq!(kind(&delta), api::RunKind::Delta, "{delta:?}");
+    let (_, added, updated, removed, _) = counts(&delta);
+    // Frank and Oscar arrive; Zoë and Carol leave (kept unmanaged).
+    assert_eq!((added, removed), (2, 2), "{delta:?}");
+    assert!(updated >= 3, "{delta:?}");
+    let (after_delta, objects) = snapshot(&mut client).await;
+    assert_ne!(after_delta, before);
+    let alice = objects
+        .iter()
+        .find(|o| o.display_name == "Alice Anders")
+        .unwrap();
+    assert!(alice.dn.starts_with("CN=Alice Anders-Lee,"), "{}", alice.dn);
+    assert_eq!(alice.title, "Chief Engineer");
+    let erin = objects
+        .iter()
+        .find(|o| o.display_name == "Smith, Erin")
+        .unwrap();
+    assert!(erin.disabled);
+    // Erin's manager was renamed: her record names the new DN.
+    assert_eq!(erin.manager_id, alice.id);
+
+    // A full sync of the same directory finds nothing to change: the
+    // deltas left the store as it would.
+    let full = sync(&mut client, &i.id).await;
+    assert_succeeded(&full);
+    assert_eq!(kind(&full), api::RunKind::Full);
+    let (_, added, updated, removed, _) = counts(&full);
+    assert_eq!((added, updated, removed), (0, 0, 0), "{full:?}");
+    assert_eq!(snapshot(&mut client).await.0, after_delta);
+
+    // The change log names the delta's changes; the runs list each kind.
+    let runs = client
+        .sync
+        .list_runs(api::ListRunsRequest {
+            account_id: "acme".into(),
+            integration: i.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .runs;
+    let kinds: Vec<api::RunKind> = runs.iter().map(kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            api::RunKind::Full,
+            api::RunKind::Delta,
+            api::RunKind::Delta,
+            api::RunKind::Full
+        ]
+    );
+    ds.stop().await;
+}
+
+#[tokio::test]
+async fn the_deletion_guard_counts_removals_across_deltas() {
+    let fx = Fixture::seed();
+    let ds = Embedded::start().await;
+    let mut client = ds.client("acme").await;
+    let i = create_integration(
+        &mut client,
+        api::IntegrationSettings {
+            maximum_sync_deletions: 2,
+            delete_users: true,
+            ..admin_settings(&fx, "Guarded")
+        },
+        &env("DIRSYNC_TEST_AD_ADMIN_PASSWORD"),
+    )
+    .await;
+    assert_succeeded(&sync(&mut client, &i.id).await);
+    let people = format!("OU=People,{}", fx.root_dn);
+    let mut ldap = fx.admin().await;
+    let mut delete = async |cn: &str| {
+        ldap.delete(&format!("CN={cn},{people}"))
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+    };
+    // Two deltas of one deletion each: within the limit of 2.
+    delete("Zoë Ærø").await;
+    let one = sync_delta(&mut client, &i.id).await;
+    assert_succeeded(&one);
+    assert_eq!(counts(&one).3, 1, "{one:?}");
+    delete("Bob Brown").await;
+    let two = sync_delta(&mut client, &i.id).await;
+    assert_succeeded(&two);
+    assert_eq!(counts(&two).3, 1, "{two:?}");
+    // A third would make three since the full sync: held for approval.
+    delete("Alice Anders").await;
+    let three = sync_delta(&mut client, &i.id).await;
+    assert_eq!(three.state, api::RunState::Blocked as i32, "{three:?}");
+    assert_eq!(three.counts.unwrap().pending, 1);
+    assert!(
+        three.hold_reason.contains("3 accounts"),
+        "{}",
+        three.hold_reason
+    );
+    let approved = client
+        .sync
+        .approve_removals(api::ApproveRemovalsRequest {
+            account_id: "acme".into(),
+            run_id: three.id.clone(),
+            expected_count: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(approved.counts.unwrap().removed, 1, "{approved:?}");
+    // The next delta reads the held change again: nothing left to do.
+    let again = sync_delta(&mut client, &i.id).await;
+    assert_succeeded(&again);
+    assert_eq!(kind(&again), api::RunKind::Delta);
+    assert_eq!(counts(&again).3, 0, "{again:?}");
+    // A full sync starts the count again, and finds the store right.
+    let full = sync(&mut client, &i.id).await;
+    assert_succeeded(&full);
+    let (_, added, updated, removed, _) = counts(&full);
+    assert_eq!((added, updated, removed), (0, 0, 0), "{full:?}");
+    ds.stop().await;
+}
+
+#[tokio::test]
+async fn deltas_fall_back_to_full_reads_and_say_why() {
+    let fx = Fixture::seed();
+    let ds = Embedded::start().await;
+    let mut client = ds.client("acme").await;
+    // The fixture's reader lacks "Replicating Directory Changes": DirSync
+    // with object security, which does not see deletions.
+    let i = create_integration(
+        &mut client,
+        api::IntegrationSettings {
+            delta_interval_minutes: Some(0),
+            ..fx.settings("Reader")
+        },
+        "Dirsync-User-1!",
+    )
+    .await;
+    let full = sync(&mut client, &i.id).await;
+    assert_succeeded(&full);
+    assert!(
+        full.warnings
+            .iter()
+            .any(|w| w.contains("Replicating Directory Changes")),
+        "{:?}",
+        full.warnings
+    );
+    let people = format!("OU=People,{}", fx.root_dn);
+    let mut ldap = fx.admin().await;
+    modify(
+        &mut ldap,
+        &format!("CN=Bob Brown,{people}"),
+        vec![ldap3::Mod::Replace("title", set(&["Buyer"]))],
+    )
+    .await;
+    ldap.delete(&format!("CN=Zoë Ærø,{people}"))
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let delta = sync_delta(&mut client, &i.id).await;
+    assert_succeeded(&delta);
+    assert_eq!(kind(&delta), api::RunKind::Delta, "{delta:?}");
+    assert_eq!(counts(&delta).2, 1, "{delta:?}");
+    assert_eq!(counts(&delta).3, 0, "deletions wait for the full sync");
+    assert!(
+        delta.warnings.iter().any(|w| w.contains("object security")),
+        "{:?}",
+        delta.warnings
+    );
+    let full = sync(&mut client, &i.id).await;
+    assert_eq!(counts(&full).3, 1, "{full:?}");
+
+    // A cookie the DC refuses: the delta reads in full and says why.
+    let db = ds.dir.path().join("dirsync.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE sync_cursors SET value = X'4d534453'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let refused = sync_delta(&mut client, &i.id).await;
+    assert_succeeded(&refused);
+    assert_eq!(kind(&refused), api::RunKind::Full, "{refused:?}");
+    assert!(
+        refused.full_reason.contains("DirSync"),
+        "{}",
+        refused.full_reason
+    );
+    // Which took a new cookie: the next delta reads a delta again.
+    let next = sync_delta(&mut client, &i.id).await;
+    assert_eq!(kind(&next), api::RunKind::Delta, "{next:?}");
+
+    // Settings that change what is read make the next run a full one.
+    let mut changed = fx.settings("Reader");
+    changed.include_contacts = false;
+    changed.delta_interval_minutes = Some(0);
+    client
+        .integrations
+        .update_integration(api::UpdateIntegrationRequest {
+            account_id: "acme".into(),
+            integration: i.id.clone(),
+            settings: Some(changed),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let rescoped = sync_delta(&mut client, &i.id).await;
+    assert_succeeded(&rescoped);
+    assert_eq!(kind(&rescoped), api::RunKind::Full, "{rescoped:?}");
+    assert!(
+        rescoped.full_reason.contains("no delta cursor"),
+        "{}",
+        rescoped.full_reason
+    );
+    ds.stop().await;
+}
