@@ -5,11 +5,12 @@
 //! replication rights).
 
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use dirsync_proto::api;
 use dirsync_tests::{
-    Embedded, Fixture, assert_succeeded, counts, create_integration, env, snapshot, sync,
-    sync_delta,
+    Distributed, Embedded, Fixture, assert_succeeded, counts, create_integration, env, snapshot,
+    start_sync_kind, sync, sync_delta,
 };
 
 fn kind(run: &api::Run) -> api::RunKind {
@@ -380,4 +381,72 @@ async fn deltas_fall_back_to_full_reads_and_say_why() {
         rescoped.full_reason
     );
     ds.stop().await;
+}
+
+#[tokio::test]
+async fn a_delta_survives_a_killed_reconciler_in_the_distributed_shape() {
+    let fx = Fixture::seed();
+    let mut stack = Distributed::start_with(&[None], 3).await;
+    let mut client = stack.client("acme").await;
+    let i = create_integration(
+        &mut client,
+        admin_settings(&fx, "Delta"),
+        &env("DIRSYNC_TEST_AD_ADMIN_PASSWORD"),
+    )
+    .await;
+    assert_succeeded(&sync(&mut client, &i.id).await);
+    let people = format!("OU=People,{}", fx.root_dn);
+    let mut ldap = fx.admin().await;
+    add(
+        &mut ldap,
+        &format!("CN=Gina Green,{people}"),
+        vec![
+            ("objectClass", vec!["user"]),
+            ("sAMAccountName", vec![&format!("{}gina", &fx.ou[1..])]),
+            ("displayName", vec!["Gina Green"]),
+            ("mail", vec!["gina@example.com"]),
+        ],
+    )
+    .await;
+    ldap.delete(&format!("CN=Zoë Ærø,{people}"))
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+
+    // The reconciler dies as it applies the delta (before or after its
+    // commit, before or after the ack): redelivered, the delta applies
+    // once.
+    let run = start_sync_kind(&mut client, &i.id, api::RunKind::Delta).await;
+    let started = Instant::now();
+    while !stack.log("reconciler").contains("applying the delta") {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no delta applied"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    stack.kill("reconciler");
+    stack.restart("reconciler");
+    let run = tokio::time::timeout(Duration::from_secs(120), client.wait(&run.id))
+        .await
+        .expect("the delta did not settle after the restart")
+        .unwrap();
+    assert_succeeded(&run);
+    assert_eq!(kind(&run), api::RunKind::Delta, "{run:?}");
+    let (_, added, _, removed, _) = counts(&run);
+    assert_eq!((added, removed), (1, 1), "{run:?}");
+    let (snap, _) = snapshot(&mut client).await;
+    assert!(snap.users.iter().any(|u| u.0 == "Gina Green" && u.4));
+    assert!(snap.users.iter().any(|u| u.0 == "Zoë Ærø" && !u.4));
+
+    // Nothing left over, nothing applied twice.
+    let again = sync_delta(&mut client, &i.id).await;
+    assert_succeeded(&again);
+    assert_eq!(kind(&again), api::RunKind::Delta);
+    let (_, added, updated, removed, _) = counts(&again);
+    assert_eq!((added, updated, removed), (0, 0, 0), "{again:?}");
+    let full = sync(&mut client, &i.id).await;
+    let (_, added, updated, removed, _) = counts(&full);
+    assert_eq!((added, updated, removed), (0, 0, 0), "{full:?}");
 }

@@ -234,3 +234,128 @@ async fn after_downtime_one_catch_up_run() {
         1
     );
 }
+
+/// Settles `run` as the reconciler would, storing `cursor` with it; with
+/// `blocked`, its removals held by the deletion guard.
+async fn settle_with_cursor(
+    store: &Store,
+    run: &dirsync_store::RunRecord,
+    blocked: bool,
+    now: UnixMillis,
+) {
+    let mut apply = store.begin_apply(run, now).await.unwrap().unwrap();
+    apply
+        .set_cursor(
+            &dirsync_store::CursorRecord {
+                source: "dirsync".into(),
+                server: "5f1c0c8e-0000-4000-8000-000000000001".into(),
+                value: b"MSDS-cookie".to_vec(),
+                run_id: run.id.clone(),
+                updated_at: now,
+            },
+            run.kind == dirsync_core::RunKind::Full,
+        )
+        .await
+        .unwrap();
+    let plan = dirsync_core::plan::Plan {
+        hold: blocked.then_some(dirsync_core::plan::Hold::Guard {
+            limit: 0,
+            accounts: 1,
+        }),
+        ..Default::default()
+    };
+    apply.finish(&plan, 0).await.unwrap();
+}
+
+/// The kinds of the jobs waiting on the bus, and their cursors.
+async fn drain_job_kinds(setup: &Setup) -> Vec<(i32, usize)> {
+    use prost::Message;
+    let bus = setup.bus().await;
+    let mut sub = bus
+        .subscribe(&Topic::Jobs { partition: None })
+        .await
+        .unwrap();
+    let mut jobs = Vec::new();
+    while let Ok(Ok(Some(d))) = tokio::time::timeout(Duration::from_millis(500), sub.next()).await {
+        let job = dirsync_proto::bus::SyncJob::decode(d.payload.clone()).unwrap();
+        jobs.push((job.kind, job.cursors.len()));
+        d.ack().await.unwrap();
+    }
+    jobs
+}
+
+#[tokio::test]
+async fn deltas_run_between_slots_one_at_a_time_and_not_while_blocked() {
+    // 09:00 in London: the 08:00 slot is past, 13:00 is four hours away.
+    let start = ms("2026-07-01T08:00:00Z");
+    let setup = Setup::new(start).await;
+    let (a, b) = (setup.scheduler().await, setup.scheduler().await);
+    let id = integration(&a.store, "deltas", "Europe/London", start - 86_400_000).await;
+    // The 08:00 slot's run: a full sync, which stores a cursor.
+    let report = a.tick().await.unwrap();
+    assert_eq!(report.started.len(), 1);
+    assert!(report.deltas.is_empty(), "no delta without a run settled");
+    let full = a.store.active_run("deltas", &id).await.unwrap().unwrap();
+    assert_eq!(full.kind, dirsync_core::RunKind::Full);
+    settle_with_cursor(&a.store, &full, false, start + 60_000).await;
+
+    // Within the interval (5 minutes after it settled): nothing.
+    setup.clock.set(start + 60_000 + 4 * 60_000);
+    assert!(a.tick().await.unwrap().deltas.is_empty());
+    // Past it: one delta, however many replicas tick.
+    setup.clock.set(start + 60_000 + 5 * 60_000);
+    let (ra, rb) = tokio::join!(a.tick(), b.tick());
+    let deltas = ra.unwrap().deltas.len() + rb.unwrap().deltas.len();
+    assert_eq!(deltas, 1);
+    let delta = a.store.active_run("deltas", &id).await.unwrap().unwrap();
+    assert_eq!(delta.kind, dirsync_core::RunKind::Delta);
+    // While it runs, no other.
+    setup.clock.set(start + 20 * 60_000);
+    assert!(a.tick().await.unwrap().deltas.is_empty());
+    // Blocked by the deletion guard: no delta until an admin acts.
+    settle_with_cursor(&a.store, &delta, true, start + 20 * 60_000).await;
+    setup.clock.set(start + 60 * 60_000);
+    assert!(a.tick().await.unwrap().deltas.is_empty());
+
+    let jobs = drain_job_kinds(&setup).await;
+    assert_eq!(
+        jobs,
+        vec![
+            (dirsync_proto::bus::JobKind::Full as i32, 0),
+            (dirsync_proto::bus::JobKind::Delta as i32, 1)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn no_deltas_when_off_or_without_a_cursor() {
+    let start = ms("2026-07-01T08:00:00Z");
+    let setup = Setup::new(start).await;
+    let s = setup.scheduler().await;
+    let id = integration(&s.store, "nodelta", "Europe/London", start - 86_400_000).await;
+    s.tick().await.unwrap();
+    let full = s.store.active_run("nodelta", &id).await.unwrap().unwrap();
+    // Settled without a cursor (DirSync refused): no deltas.
+    let apply = s.store.begin_apply(&full, start).await.unwrap().unwrap();
+    apply
+        .finish(&dirsync_core::plan::Plan::default(), 0)
+        .await
+        .unwrap();
+    setup.clock.set(start + 30 * 60_000);
+    assert!(s.tick().await.unwrap().deltas.is_empty());
+    // With a cursor but deltas off: none either.
+    let mut rec = s.store.get_integration("nodelta", &id).await.unwrap();
+    rec.settings.delta_interval_minutes = 0;
+    s.store.update_integration(&rec).await.unwrap();
+    let run = dirsync_store::RunRecord::new(
+        "r-nodelta-2".into(),
+        "nodelta".into(),
+        id.clone(),
+        Trigger::SyncNow,
+        start + 30 * 60_000,
+    );
+    s.store.create_run(&run).await.unwrap();
+    settle_with_cursor(&s.store, &run, false, start + 31 * 60_000).await;
+    setup.clock.set(start + 60 * 60_000);
+    assert!(s.tick().await.unwrap().deltas.is_empty());
+}

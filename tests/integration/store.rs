@@ -63,6 +63,7 @@ on_both!(
         text_is_stored_as_the_directory_gave_it,
         objects_are_searched_and_paged_by_name,
         console_sessions_end_on_sign_out,
+        deltas_read_links_keep_cursors_and_count_removals,
     ]
 );
 
@@ -945,4 +946,167 @@ async fn console_sessions_end_on_sign_out(store: Store) {
         store.create_session(&session).await.is_err(),
         "a session id is never reused"
     );
+}
+
+/// A run of `kind` applied with `plan`, storing `cursor` (a full run's
+/// replaces the others).
+async fn apply_with_cursor(
+    store: &Store,
+    run: &RunRecord,
+    plan: &plan::Plan,
+    cursor: &dirsync_store::CursorRecord,
+) {
+    store.create_run(run).await.unwrap();
+    let mut apply = store
+        .begin_apply(run, run.created_at)
+        .await
+        .unwrap()
+        .unwrap();
+    apply.upserts(&plan.adds, &plan.updates).await.unwrap();
+    apply
+        .set_cursor(cursor, run.kind == dirsync_core::RunKind::Full)
+        .await
+        .unwrap();
+    apply.finish(plan, 0).await.unwrap();
+}
+
+async fn deltas_read_links_keep_cursors_and_count_removals(store: Store) {
+    use dirsync_core::RunKind;
+    use dirsync_core::delta::DeltaChange;
+    store.ensure_account("acme", 1).await.unwrap();
+    let rec = integration("i1", "HQ");
+    store.create_integration(&rec).await.unwrap();
+    let mut managed = user(2, "u2@example.com", "two@example.com");
+    managed.attributes.manager_dn = "CN=User 1,OU=People,DC=corp,DC=example,DC=test".into();
+    let full = plan::plan(
+        &rec.settings,
+        &Source::complete(),
+        &Default::default(),
+        vec![
+            user(1, "u1@example.com", "one@example.com"),
+            managed,
+            user(3, "u3@example.com", "three@example.com"),
+            group(&[1, 3]),
+        ],
+    );
+    let cursor = |server: &str, value: &[u8], run: &str, at: i64| dirsync_store::CursorRecord {
+        source: "dirsync".into(),
+        server: server.into(),
+        value: value.to_vec(),
+        run_id: run.into(),
+        updated_at: at,
+    };
+    let run = |id: &str, kind: RunKind, at: i64| RunRecord {
+        kind,
+        ..started_run(id, "i1", at)
+    };
+    apply_with_cursor(
+        &store,
+        &run("f1", RunKind::Full, 10),
+        &full,
+        &cursor("dc1", b"one", "f1", 10),
+    )
+    .await;
+    let cursors = store.cursors("acme", "i1").await.unwrap();
+    assert_eq!(cursors, vec![cursor("dc1", b"one", "f1", 10)]);
+    assert_eq!(
+        store.get_run("acme", "f1").await.unwrap().kind,
+        RunKind::Full
+    );
+
+    // What a delta about user 1 reads: user 1, the group it is in, and the
+    // user it manages; not user 3.
+    let anchor = |n: u8| full.adds[usize::from(n) - 1].record.anchor;
+    let stored = store
+        .delta_stored("acme", "i1", &[anchor(1)])
+        .await
+        .unwrap();
+    let mut read: Vec<_> = stored.keys().copied().collect();
+    read.sort();
+    let mut expected = vec![anchor(1), anchor(2), anchor(4)];
+    expected.sort();
+    assert_eq!(read, expected);
+    assert_eq!(stored[&anchor(4)].record.members.len(), 2);
+
+    // Deltas: user 1 deleted; the guard's count grows; cursors per DC.
+    let delta = dirsync_core::delta::plan_delta(
+        &rec.settings,
+        &stored,
+        vec![DeltaChange::Deleted(anchor(1))],
+    );
+    assert_eq!(delta.removals.len(), 1);
+    apply_with_cursor(
+        &store,
+        &run("d1", RunKind::Delta, 20),
+        &delta,
+        &cursor("dc1", b"two", "d1", 20),
+    )
+    .await;
+    apply_with_cursor(
+        &store,
+        &run("d2", RunKind::Delta, 30),
+        &plan::Plan::default(),
+        &cursor("dc2", b"other", "d2", 30),
+    )
+    .await;
+    assert_eq!(
+        store.delta_removals_since_full("acme", "i1").await.unwrap(),
+        1
+    );
+    let mut servers: Vec<_> = store
+        .cursors("acme", "i1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.server, c.value))
+        .collect();
+    servers.sort();
+    assert_eq!(
+        servers,
+        vec![
+            ("dc1".into(), b"two".to_vec()),
+            ("dc2".into(), b"other".to_vec())
+        ]
+    );
+    let after = store
+        .delta_stored("acme", "i1", &[anchor(2)])
+        .await
+        .unwrap();
+    assert_eq!(
+        after[&anchor(2)].record.manager,
+        None,
+        "the manager left with the delta"
+    );
+    assert_eq!(
+        store.get_run("acme", "d1").await.unwrap().kind,
+        RunKind::Delta
+    );
+
+    // A full run starts the count again and replaces every cursor; a
+    // change of what is read drops them.
+    apply_with_cursor(
+        &store,
+        &run("f2", RunKind::Full, 40),
+        &plan::Plan::default(),
+        &cursor("dc2", b"three", "f2", 40),
+    )
+    .await;
+    assert_eq!(
+        store.delta_removals_since_full("acme", "i1").await.unwrap(),
+        0
+    );
+    assert_eq!(store.cursors("acme", "i1").await.unwrap().len(), 1);
+    let mut renamed = rec.clone();
+    renamed.settings.name = "HQ 2".into();
+    renamed.settings.delta_interval_minutes = 10;
+    store.update_integration(&renamed).await.unwrap();
+    assert_eq!(
+        store.cursors("acme", "i1").await.unwrap().len(),
+        1,
+        "a rename reads the same"
+    );
+    let mut rescoped = renamed.clone();
+    rescoped.settings.include_contacts = !rescoped.settings.include_contacts;
+    store.update_integration(&rescoped).await.unwrap();
+    assert!(store.cursors("acme", "i1").await.unwrap().is_empty());
 }

@@ -520,6 +520,7 @@ impl Reconciler {
             .delta_removals_since_full(&ev.account_id, &ev.integration_id)
             .await?;
         plan::hold_removals(&mut plan, &integration.settings, &paused_by, earlier);
+        tracing::info!(run = %run.id, attempt = run.attempt, changes = end.entries, "applying the delta");
         let Some(mut apply) = self.store.begin_apply(&run, now).await? else {
             tracing::info!(run = %run.id, "run already settled; nothing applied");
             return Ok(Settle::Ack);

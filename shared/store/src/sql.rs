@@ -1770,8 +1770,8 @@ macro_rules! store_impl {
                 account_id: &str,
                 integration_id: &str,
             ) -> Result<u64> {
-                let removed: Option<i64> = sqlx::query_scalar(
-                    "SELECT SUM(r.removed) FROM runs r WHERE r.account_id = $1 AND r.integration_id = $2 \
+                let removed: i64 = sqlx::query_scalar(
+                    "SELECT CAST(COALESCE(SUM(r.removed), 0) AS BIGINT) FROM runs r WHERE r.account_id = $1 AND r.integration_id = $2 \
                      AND r.kind = 'delta' AND r.trigger <> 'preview' AND r.state IN ('succeeded', 'blocked') \
                      AND r.created_at > COALESCE((SELECT MAX(f.created_at) FROM runs f \
                          WHERE f.account_id = r.account_id AND f.integration_id = r.integration_id \
@@ -1782,7 +1782,7 @@ macro_rules! store_impl {
                 .bind(integration_id)
                 .fetch_one(&self.pool)
                 .await?;
-                Ok(u64_of(removed.unwrap_or(0)))
+                Ok(u64_of(removed))
             }
 
             async fn begin_apply(
