@@ -2,7 +2,7 @@
 
 use dirsync::cli::Client;
 use dirsync_proto::api::{self as pb, TestCheck as C, TestOutcome as O};
-use dirsync_tests::{Embedded, FIXTURE_PASSWORD, Fixture, create_integration};
+use dirsync_tests::{Embedded, FIXTURE_PASSWORD, Fixture, create_integration, env};
 
 type Seen = Vec<(C, O, String, String, String)>;
 
@@ -51,7 +51,9 @@ async fn test_connection_steps_and_hints() {
     let mut client = stack.client("acme").await;
     let good = || fx.settings("Fixture AD");
 
-    // Everything right (unsaved settings): five passes, sample addresses.
+    // Everything right (unsaved settings): five passes, sample addresses;
+    // the fixture's reader lacks replication rights: deltas without
+    // deletions, and the right to grant.
     let seen = test(&mut client, good(), FIXTURE_PASSWORD).await;
     assert_eq!(
         outcomes(&seen),
@@ -61,9 +63,22 @@ async fn test_connection_steps_and_hints() {
             (C::Certificate, O::Passed),
             (C::Authentication, O::Passed),
             (C::SampleAddresses, O::Passed),
+            (C::DeltaSync, O::Warning),
         ],
         "{seen:?}"
     );
+    let (_, _, detail, hint) = step(&seen, C::DeltaSync);
+    assert!(detail.contains("object security"), "{detail}");
+    assert!(hint.contains("Replicating Directory Changes"), "{hint}");
+    // The domain administrator holds the right.
+    let admin = pb::IntegrationSettings {
+        user_dn: env("DIRSYNC_TEST_AD_ADMIN_DN"),
+        ..good()
+    };
+    let seen = test(&mut client, admin, &env("DIRSYNC_TEST_AD_ADMIN_PASSWORD")).await;
+    let (outcome, _, detail, _) = step(&seen, C::DeltaSync);
+    assert_eq!(outcome, O::Passed, "{seen:?}");
+    assert!(detail.contains("DirSync reads every change"), "{detail}");
     assert!(
         step(&seen, C::Certificate).2.contains("Relaxed"),
         "{seen:?}"
@@ -175,18 +190,20 @@ async fn test_connection_steps_and_hints() {
         .await
         .unwrap()
         .into_inner();
-    let mut last = None;
+    let mut all = Vec::new();
     while let Some(s) = stream.message().await.unwrap() {
-        last = Some(s);
+        all.push(s);
     }
-    let last = last.unwrap();
-    assert_eq!(
-        (last.check, last.outcome),
-        (C::SampleAddresses as i32, O::Passed as i32)
-    );
+    let last = all.last().unwrap().clone();
+    assert_eq!(last.check, C::DeltaSync as i32, "{last:?}");
+    let samples = all
+        .iter()
+        .find(|s| s.check == C::SampleAddresses as i32)
+        .unwrap();
+    assert_eq!(samples.outcome, O::Passed as i32);
     assert!(
-        last.samples.iter().any(|s| s.ends_with("@example.com")),
-        "{last:?}"
+        samples.samples.iter().any(|s| s.ends_with("@example.com")),
+        "{samples:?}"
     );
     stack.stop().await;
 }

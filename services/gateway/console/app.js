@@ -164,6 +164,7 @@ const CHECKS = {
   TEST_CHECK_HOSTNAME: 'Hostname / IP address', TEST_CHECK_CONNECTIVITY: 'Connectivity',
   TEST_CHECK_CERTIFICATE: 'Certificate', TEST_CHECK_AUTHENTICATION: 'Authentication',
   TEST_CHECK_SAMPLE_ADDRESSES: 'Sample addresses',
+  TEST_CHECK_DELTA_SYNC: 'Delta sync',
 };
 const CHECK_ORDER = Object.keys(CHECKS);
 const OUTCOMES = {
@@ -576,8 +577,9 @@ async function runChecks(request, container, status, signal) {
     const tested = [...hosts.keys()];
     const last = tested[tested.length - 1];
     if (!steps.some((st) => st.outcome === 'TEST_OUTCOME_FAILED')) {
-      status.textContent = 'All checks passed.';
-      status.className = 'alert alert-ok';
+      const warned = steps.filter((st) => st.outcome === 'TEST_OUTCOME_WARNING').length;
+      status.textContent = warned ? `All checks passed. ${warned === 1 ? 'One warning' : `${warned} warnings`}: see the hints below.` : 'All checks passed.';
+      status.className = warned ? 'alert alert-warn' : 'alert alert-ok';
     } else if (tested.length > 1 && !failedOn(last)) {
       status.textContent = `The primary host failed; all checks passed on the alternate host ${last}, which syncs will use while the primary cannot be reached.`;
       status.className = 'alert alert-warn';

@@ -27,6 +27,7 @@ fn step(s: Step) -> api::TestStep {
             Check::Certificate => api::TestCheck::Certificate,
             Check::Authentication => api::TestCheck::Authentication,
             Check::SampleAddresses => api::TestCheck::SampleAddresses,
+            Check::DeltaSync => api::TestCheck::DeltaSync,
         } as i32,
         host: s.host,
         outcome: match s.outcome {

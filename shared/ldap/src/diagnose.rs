@@ -1,6 +1,6 @@
 //! Test Connection: the admin console's checks — hostname, connectivity,
-//! certificate, authentication, sample addresses — each with a hint when it
-//! fails. When a host cannot be reached, the checks go on with the
+//! certificate, authentication, sample addresses, delta sync — each with a
+//! hint when it fails. When a host cannot be reached, the checks go on with the
 //! alternate host; the later checks use the host that works.
 
 use std::time::{Duration, Instant};
@@ -19,6 +19,7 @@ pub enum Check {
     Certificate,
     Authentication,
     SampleAddresses,
+    DeltaSync,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -414,7 +415,69 @@ pub async fn run(
         },
     };
     let _ = r.tx.send(step).await;
+    let started = Instant::now();
+    let (outcome, detail, hint) = delta_capability(&mut session, directory, gc).await;
+    r.send(Check::DeltaSync, &host, outcome, detail, hint, started)
+        .await;
     session.unbind().await;
+}
+
+/// Grant the bind account the right DirSync needs to see every change.
+const REPLICATION_HINT: &str = "grant the bind account \"Replicating Directory Changes\" on the domain (Active Directory Users and Computers → the domain → Properties → Security), so that delta syncs see deletions within minutes";
+
+/// Whether delta syncs can read the directory's changes, and how.
+async fn delta_capability(
+    session: &mut crate::Session,
+    directory: &DirectorySchema,
+    global_catalog: bool,
+) -> (Outcome, String, String) {
+    use crate::delta::DirSyncMode;
+    if !matches!(directory, DirectorySchema::ActiveDirectory) {
+        return (
+            Outcome::Skipped,
+            "delta syncs of generic LDAP directories are not available yet: every run reads in full".into(),
+            String::new(),
+        );
+    }
+    if global_catalog {
+        return (
+            Outcome::Skipped,
+            "a Global Catalog port offers no delta reads: every run reads in full".into(),
+            "use port 636 (or 389 with StartTLS)".into(),
+        );
+    }
+    let dc = match session.domain_controller().await {
+        Ok(dc) => dc,
+        Err(e) => {
+            return (
+                Outcome::Warning,
+                format!(
+                    "the domain controller cannot be identified ({e}): every run reads in full"
+                ),
+                String::new(),
+            );
+        }
+    };
+    match session.dirsync_baseline(&dc.naming_context).await {
+        Ok((DirSyncMode::Replication, _)) => (
+            Outcome::Passed,
+            format!(
+                "DirSync reads every change of {} (domain controller {})",
+                dc.naming_context, dc.invocation_id
+            ),
+            String::new(),
+        ),
+        Ok((DirSyncMode::ObjectSecurity, _)) => (
+            Outcome::Warning,
+            "the bind account lacks \"Replicating Directory Changes\": delta syncs read with object security and do not see deletions, which wait for the next full sync".into(),
+            REPLICATION_HINT.into(),
+        ),
+        Err(e) => (
+            Outcome::Warning,
+            format!("delta syncs cannot read changes ({e}): every run reads in full"),
+            REPLICATION_HINT.into(),
+        ),
+    }
 }
 
 fn chrono_date(secs: i64) -> String {
