@@ -450,3 +450,77 @@ async fn a_delta_survives_a_killed_reconciler_in_the_distributed_shape() {
     let (_, added, updated, removed, _) = counts(&full);
     assert_eq!((added, updated, removed), (0, 0, 0), "{full:?}");
 }
+
+#[tokio::test]
+async fn cursors_are_kept_per_domain_controller() {
+    let fx = Fixture::seed();
+    let ds = Embedded::start().await;
+    let mut client = ds.client("acme").await;
+    // The primary refuses connections: every run goes to the alternate.
+    let i = create_integration(
+        &mut client,
+        api::IntegrationSettings {
+            host: "127.0.0.9".into(),
+            alternate_host: fx.host.clone(),
+            ..admin_settings(&fx, "Failover")
+        },
+        &env("DIRSYNC_TEST_AD_ADMIN_PASSWORD"),
+    )
+    .await;
+    let full = sync(&mut client, &i.id).await;
+    assert_succeeded(&full);
+    assert_eq!(full.host, fx.host);
+    let people = format!("OU=People,{}", fx.root_dn);
+    let mut ldap = fx.admin().await;
+    let bob = format!("CN=Bob Brown,{people}");
+    modify(
+        &mut ldap,
+        &bob,
+        vec![ldap3::Mod::Replace("title", set(&["Buyer"]))],
+    )
+    .await;
+    let delta = sync_delta(&mut client, &i.id).await;
+    assert_succeeded(&delta);
+    assert_eq!(kind(&delta), api::RunKind::Delta, "{delta:?}");
+    assert_eq!(delta.host, fx.host);
+    assert_eq!(counts(&delta).2, 1, "{delta:?}");
+
+    // A cookie of another DC (as after a failover to a DC the last run
+    // did not read): no delta from it, a full read that says why.
+    let db = ds.dir.path().join("dirsync.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE sync_cursors SET server = '00000000-0000-4000-8000-00000000dc02'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    modify(
+        &mut ldap,
+        &bob,
+        vec![ldap3::Mod::Replace("title", set(&["Head buyer"]))],
+    )
+    .await;
+    let other = sync_delta(&mut client, &i.id).await;
+    assert_succeeded(&other);
+    assert_eq!(kind(&other), api::RunKind::Full, "{other:?}");
+    assert!(
+        other.full_reason.contains("another domain controller"),
+        "{}",
+        other.full_reason
+    );
+    assert_eq!(
+        counts(&other).2,
+        1,
+        "the full read has the change: {other:?}"
+    );
+    let cursors: Vec<(String,)> = sqlx::query_as("SELECT server FROM sync_cursors")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(cursors.len(), 1, "the full run's cursor replaced the other");
+    assert_ne!(cursors[0].0, "00000000-0000-4000-8000-00000000dc02");
+    let next = sync_delta(&mut client, &i.id).await;
+    assert_eq!(kind(&next), api::RunKind::Delta, "{next:?}");
+    ds.stop().await;
+}

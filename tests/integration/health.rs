@@ -152,9 +152,11 @@ async fn metrics_count_what_runs_did() {
         format!(
             r#"dirsync_objects_synced_total{{integration="{id}",kind="contact",operation="add"}} 1"#
         ),
-        format!(r#"dirsync_runs_total{{integration="{id}",outcome="succeeded"}} 2"#),
+        format!(
+            r#"dirsync_runs_total{{integration="{id}",outcome="succeeded",run_kind="full"}} 2"#
+        ),
         format!(r#"dirsync_entries_recognised_total{{integration="{id}"}} 8"#),
-        format!(r#"dirsync_runs_total{{integration="{id}",outcome="failed"}} 1"#),
+        format!(r#"dirsync_runs_total{{integration="{id}",outcome="failed",run_kind="full"}} 1"#),
         r#"dirsync_ldap_errors_total{code="bind_invalid_credentials"} 1"#.to_owned(),
     ] {
         assert!(text.contains(&line), "{line} missing from:\n{text}");

@@ -314,6 +314,7 @@ impl Collector {
         }
         let end = bus::CollectionEnd {
             error: failure.to_string(),
+            kind: job.kind,
             ..Default::default()
         };
         let attempt = attempt_number(delivery.delivered, pass);

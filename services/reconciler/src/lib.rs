@@ -198,6 +198,14 @@ impl Reconciler {
                         .get_or_create(&RunLabels {
                             integration: ev.integration_id.clone(),
                             outcome: "failed".to_owned(),
+                            run_kind:
+                                if bus::JobKind::try_from(end.kind) == Ok(bus::JobKind::Delta) {
+                                    RunKind::Delta
+                                } else {
+                                    RunKind::Full
+                                }
+                                .as_str()
+                                .to_owned(),
                         })
                         .inc();
                 }
@@ -1287,6 +1295,7 @@ fn record_metrics(
             .get_or_create(&RunLabels {
                 integration,
                 outcome: "previewed".to_owned(),
+                run_kind: run.kind.as_str().to_owned(),
             })
             .inc();
         return;
@@ -1313,6 +1322,7 @@ fn record_metrics(
     let labels = RunLabels {
         integration: integration.clone(),
         outcome: if blocked { "blocked" } else { "succeeded" }.to_owned(),
+        run_kind: run.kind.as_str().to_owned(),
     };
     m.runs.get_or_create(&labels).inc();
     m.run_duration_seconds

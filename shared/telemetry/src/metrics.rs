@@ -23,6 +23,8 @@ pub struct SyncLabels {
 pub struct RunLabels {
     pub integration: String,
     pub outcome: String,
+    /// `full` or `delta`.
+    pub run_kind: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
