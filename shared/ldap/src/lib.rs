@@ -170,23 +170,33 @@ pub async fn open(target: &Target, host: &str) -> Result<Session, LdapError> {
                     .map_err(LdapError::TlsConfig)?,
             )
             .set_starttls(url.starts_with("ldap://"));
-        if let Ok(ip) = host.parse::<Ipv6Addr>() {
+        if host.parse::<Ipv6Addr>().is_ok() {
             // ldap3 hands the URL's bracketed host to rustls, which refuses
-            // it: open the TCP connection here and name a placeholder.
-            let tcp = tokio::time::timeout(
-                target.timeouts.connect,
-                tokio::net::TcpStream::connect((ip, target.port)),
-            )
-            .await
-            .map_err(|_| LdapError::Timeout(target.timeouts.connect))?
-            .map_err(|e| connect_err(e.to_string()))?;
-            let std = tcp.into_std().map_err(|e| connect_err(e.to_string()))?;
-            settings = settings.set_std_stream(ldap3::StdStream::Tcp(std));
+            // it: name a placeholder (the TCP connection is opened here).
             ldap_url = url.replace(&format!("[{host}]"), IPV6_TRANSPORT_NAME);
         }
     }
+    // The TCP connection is opened here, with TCP_NODELAY: an LDAP request
+    // is written in more than one segment (TLS records, a bind after
+    // StartTLS), and with Nagle's algorithm the second waits for the DC's
+    // delayed ACK, ~40 ms per operation.
+    let deadline = tokio::time::Instant::now() + target.timeouts.connect;
+    let tcp = tokio::time::timeout_at(
+        deadline,
+        tokio::net::TcpStream::connect(match host.parse::<Ipv6Addr>() {
+            Ok(ip) => (std::net::IpAddr::V6(ip).to_string(), target.port),
+            Err(_) => (host.to_owned(), target.port),
+        }),
+    )
+    .await
+    .map_err(|_| LdapError::Timeout(target.timeouts.connect))?
+    .map_err(|e| connect_err(e.to_string()))?;
+    tcp.set_nodelay(true)
+        .map_err(|e| connect_err(e.to_string()))?;
+    let std = tcp.into_std().map_err(|e| connect_err(e.to_string()))?;
+    settings = settings.set_std_stream(ldap3::StdStream::Tcp(std));
     let connect = LdapConnAsync::with_settings(settings, &ldap_url);
-    let (conn, ldap) = tokio::time::timeout(target.timeouts.connect, connect)
+    let (conn, ldap) = tokio::time::timeout_at(deadline, connect)
         .await
         .map_err(|_| LdapError::Timeout(target.timeouts.connect))?
         .map_err(|e| match e {
