@@ -358,6 +358,23 @@ async fn deltas_fall_back_to_full_reads_and_say_why() {
     let next = sync_delta(&mut client, &i.id).await;
     assert_eq!(kind(&next), api::RunKind::Delta, "{next:?}");
 
+    // A cookie last applied longer ago than the domain keeps tombstones
+    // (Samba's tombstoneLifetime: 180 days) may have missed deletions.
+    sqlx::query("UPDATE sync_cursors SET updated_at = updated_at - 181 * 86400000")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let stale = sync_delta(&mut client, &i.id).await;
+    assert_succeeded(&stale);
+    assert_eq!(kind(&stale), api::RunKind::Full, "{stale:?}");
+    assert!(
+        stale.full_reason.contains("tombstone lifetime 180 days"),
+        "{}",
+        stale.full_reason
+    );
+    let next = sync_delta(&mut client, &i.id).await;
+    assert_eq!(kind(&next), api::RunKind::Delta, "{next:?}");
+
     // Settings that change what is read make the next run a full one.
     let mut changed = fx.settings("Reader");
     changed.include_contacts = false;
@@ -522,5 +539,227 @@ async fn cursors_are_kept_per_domain_controller() {
     assert_ne!(cursors[0].0, "00000000-0000-4000-8000-00000000dc02");
     let next = sync_delta(&mut client, &i.id).await;
     assert_eq!(kind(&next), api::RunKind::Delta, "{next:?}");
+    ds.stop().await;
+}
+
+#[tokio::test]
+async fn usn_changed_polling_reads_deltas_as_dirsync_does() {
+    let fx = Fixture::seed();
+    let ds = Embedded::start().await;
+    let mut client = ds.client("acme").await;
+    let polling = |settings: api::IntegrationSettings| api::IntegrationSettings {
+        delta_method: api::DeltaMethod::UsnChanged as i32,
+        ..settings
+    };
+    // As the administrator, who may read CN=Deleted Objects.
+    let i = create_integration(
+        &mut client,
+        polling(admin_settings(&fx, "Polling")),
+        &env("DIRSYNC_TEST_AD_ADMIN_PASSWORD"),
+    )
+    .await;
+    assert_eq!(
+        i.settings.as_ref().unwrap().delta_method,
+        api::DeltaMethod::UsnChanged as i32
+    );
+    let first = sync(&mut client, &i.id).await;
+    assert_succeeded(&first);
+    assert!(
+        !first
+            .warnings
+            .iter()
+            .any(|w| w.contains("uSNChanged") || w.contains("Deleted Objects")),
+        "{:?}",
+        first.warnings
+    );
+    let (before, _) = snapshot(&mut client).await;
+    let idle = sync_delta(&mut client, &i.id).await;
+    assert_succeeded(&idle);
+    assert_eq!(kind(&idle), api::RunKind::Delta, "{idle:?}");
+    let (_, added, updated, removed, _) = counts(&idle);
+    assert_eq!((added, updated, removed), (0, 0, 0), "{idle:?}");
+    assert_eq!(snapshot(&mut client).await.0, before);
+
+    let people = format!("OU=People,{}", fx.root_dn);
+    let groups = format!("OU=Groups,{}", fx.root_dn);
+    let mut ldap = fx.admin().await;
+    let tag = &fx.ou[1..];
+    let frank = format!("CN=Frank Fresh,{people}");
+    add(
+        &mut ldap,
+        &frank,
+        vec![
+            ("objectClass", vec!["user"]),
+            ("sAMAccountName", vec![&format!("{tag}frank")]),
+            ("displayName", vec!["Frank Fresh"]),
+            ("mail", vec!["frank@example.com"]),
+        ],
+    )
+    .await;
+    // Only the members of a group change: the group is read whole.
+    modify(
+        &mut ldap,
+        &format!("CN=Engineering,{groups}"),
+        vec![
+            ldap3::Mod::Add("member", set(&[&frank])),
+            ldap3::Mod::Delete("member", set(&[&format!("CN=Carol Chen,{people}")])),
+        ],
+    )
+    .await;
+    let alice = format!("CN=Alice Anders,{people}");
+    modify(
+        &mut ldap,
+        &alice,
+        vec![ldap3::Mod::Replace("title", set(&["Chief Engineer"]))],
+    )
+    .await;
+    ldap.modifydn(&alice, "CN=Alice Anders-Lee", true, None)
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    ldap.delete(&format!("CN=Zoë Ærø,{people}"))
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    ldap.modifydn(
+        &format!("CN=Carol Chen,{people}"),
+        "CN=Carol Chen",
+        true,
+        Some(&format!("OU=Outside,{}", fx.base)),
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+    ldap.modifydn(
+        &format!("CN=Oscar Outside,OU=Outside,{}", fx.base),
+        "CN=Oscar Outside",
+        true,
+        Some(&people),
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+
+    let delta = sync_delta(&mut client, &i.id).await;
+    assert_succeeded(&delta);
+    assert_eq!(kind(&delta), api::RunKind::Delta, "{delta:?}");
+    let (_, added, updated, removed, _) = counts(&delta);
+    // Frank and Oscar arrive; Zoë (a tombstone) and Carol leave.
+    assert_eq!((added, removed), (2, 2), "{delta:?}");
+    assert!(updated >= 2, "{delta:?}");
+    let (after_delta, objects) = snapshot(&mut client).await;
+    let alice = objects
+        .iter()
+        .find(|o| o.display_name == "Alice Anders")
+        .unwrap();
+    assert!(alice.dn.starts_with("CN=Alice Anders-Lee,"), "{}", alice.dn);
+    let full = sync(&mut client, &i.id).await;
+    assert_succeeded(&full);
+    let (_, added, updated, removed, _) = counts(&full);
+    assert_eq!((added, updated, removed), (0, 0, 0), "{full:?}");
+    assert_eq!(snapshot(&mut client).await.0, after_delta);
+    let cursors: Vec<(String, Vec<u8>)> = {
+        let db = ds.dir.path().join("dirsync.db");
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        sqlx::query_as("SELECT source, value FROM sync_cursors")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(cursors.len(), 1);
+    assert_eq!(cursors[0].0, "usn");
+    assert!(
+        std::str::from_utf8(&cursors[0].1)
+            .unwrap()
+            .parse::<u64>()
+            .is_ok(),
+        "{cursors:?}"
+    );
+
+    // The fixture's reader polls too; Test Connection says how deltas
+    // read, and whether they see deletions. (In another account: the two
+    // integrations read the same Root DN.)
+    let mut client = ds.client("globex").await;
+    let reader = create_integration(
+        &mut client,
+        polling(api::IntegrationSettings {
+            delta_interval_minutes: Some(0),
+            ..fx.settings("Polling reader")
+        }),
+        "Dirsync-User-1!",
+    )
+    .await;
+    let mut stream = client
+        .integrations
+        .test_connection(api::TestConnectionRequest {
+            account_id: "globex".into(),
+            integration: reader.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut delta_check = None;
+    while let Some(step) = stream.message().await.unwrap() {
+        if step.check == api::TestCheck::DeltaSync as i32 {
+            delta_check = Some(step);
+        }
+    }
+    let delta_check = delta_check.expect("a delta sync check");
+    assert!(
+        delta_check.detail.contains("poll uSNChanged"),
+        "{delta_check:?}"
+    );
+    // Samba lets the reader see CN=Deleted Objects, but not what is in it.
+    assert_eq!(
+        delta_check.outcome,
+        api::TestOutcome::Warning as i32,
+        "{delta_check:?}"
+    );
+    assert!(
+        delta_check.detail.contains("deletions wait"),
+        "{delta_check:?}"
+    );
+    assert!(
+        delta_check.hint.contains("CN=Deleted Objects"),
+        "{delta_check:?}"
+    );
+    let full = sync(&mut client, &reader.id).await;
+    assert_succeeded(&full);
+    assert!(
+        full.warnings
+            .iter()
+            .any(|w| w.contains("CN=Deleted Objects")),
+        "{:?}",
+        full.warnings
+    );
+    modify(
+        &mut ldap,
+        &format!("CN=Bob Brown,{people}"),
+        vec![ldap3::Mod::Replace("title", set(&["Buyer"]))],
+    )
+    .await;
+    ldap.delete(&frank).await.unwrap().success().unwrap();
+    let delta = sync_delta(&mut client, &reader.id).await;
+    assert_succeeded(&delta);
+    assert_eq!(kind(&delta), api::RunKind::Delta, "{delta:?}");
+    assert_eq!(counts(&delta).2, 1, "{delta:?}");
+    assert_eq!(counts(&delta).3, 0, "deletions wait for the full sync");
+    assert!(
+        delta
+            .warnings
+            .iter()
+            .any(|w| w.contains("CN=Deleted Objects")),
+        "{:?}",
+        delta.warnings
+    );
+    let full = sync(&mut client, &reader.id).await;
+    assert_eq!(counts(&full).3, 1, "{full:?}");
     ds.stop().await;
 }

@@ -84,6 +84,7 @@ impl Setup {
                 // No collector runs here: runs fail as stuck after an hour,
                 // which frees the integration for its next slot.
                 max_run_duration: Duration::from_secs(3600),
+                delta_interval: None,
             },
         }
     }
@@ -325,6 +326,38 @@ async fn deltas_run_between_slots_one_at_a_time_and_not_while_blocked() {
             (dirsync_proto::bus::JobKind::Delta as i32, 1)
         ]
     );
+}
+
+#[tokio::test]
+async fn a_deployment_wide_delta_interval_and_the_cursor_age_on_the_job() {
+    let start = ms("2026-07-01T08:00:00Z");
+    let setup = Setup::new(start).await;
+    let mut a = setup.scheduler().await;
+    a.timing.delta_interval = Some(Duration::from_secs(10));
+    let id = integration(&a.store, "fast", "Europe/London", start - 86_400_000).await;
+    a.tick().await.unwrap();
+    let full = a.store.active_run("fast", &id).await.unwrap().unwrap();
+    settle_with_cursor(&a.store, &full, false, start + 60_000).await;
+    // Ten seconds after it settled, not five minutes.
+    setup.clock.set(start + 60_000 + 9_000);
+    assert!(a.tick().await.unwrap().deltas.is_empty());
+    setup.clock.set(start + 60_000 + 10_000);
+    assert_eq!(a.tick().await.unwrap().deltas.len(), 1);
+    // The job says how long ago the cursor was applied.
+    use prost::Message;
+    let mut sub = setup
+        .bus()
+        .await
+        .subscribe(&Topic::Jobs { partition: None })
+        .await
+        .unwrap();
+    let mut ages = Vec::new();
+    while let Ok(Ok(Some(d))) = tokio::time::timeout(Duration::from_millis(500), sub.next()).await {
+        let job = dirsync_proto::bus::SyncJob::decode(d.payload.clone()).unwrap();
+        ages.extend(job.cursors.iter().map(|c| c.age_seconds));
+        d.ack().await.unwrap();
+    }
+    assert_eq!(ages, vec![10]);
 }
 
 #[tokio::test]

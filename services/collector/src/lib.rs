@@ -16,7 +16,7 @@ use tracing::Instrument;
 use dirsync_bus::{Bus, Delivery, Topic};
 use dirsync_core::secret::password_aad;
 use dirsync_core::{DirectorySchema, Dn, EncryptionMode, MasterKey, SealedSecret};
-use dirsync_ldap::delta::DirSyncMode;
+use dirsync_ldap::delta::{DeltaError, DirSyncMode, DomainController, USN_SOURCE};
 use dirsync_ldap::{LdapError, Target, Timeouts};
 use dirsync_proto::bus::{self, collector_event::Event};
 
@@ -100,6 +100,8 @@ pub struct Collector {
 struct Scope {
     directory: DirectorySchema,
     include_contacts: bool,
+    /// Active Directory: poll uSNChanged rather than DirSync.
+    poll_usn: bool,
 }
 
 /// Changes a delta holds in memory, at most: beyond, a full read is
@@ -237,6 +239,8 @@ impl Collector {
             Scope {
                 directory,
                 include_contacts: c.include_contacts,
+                poll_usn: bus::DeltaMethod::try_from(c.delta_method)
+                    == Ok(bus::DeltaMethod::UsnChanged),
             },
         ))
     }
@@ -539,51 +543,82 @@ impl Collector {
             }
         };
         if !delta_job {
-            return baseline(session, &dc, String::new()).await;
+            return baseline(session, &dc, scope.poll_usn, String::new()).await;
         }
-        let found = job.cursors.iter().find_map(|c| {
-            let mode = DirSyncMode::from_source(&c.source)?;
-            (c.server == dc.invocation_id).then_some((mode, c))
+        // Under uSNChanged polling, only its own cursors; under DirSync,
+        // also those of a fallback to polling.
+        let found = job.cursors.iter().find(|c| {
+            c.server == dc.invocation_id
+                && (c.source == USN_SOURCE
+                    || (!scope.poll_usn && DirSyncMode::from_source(&c.source).is_some()))
         });
-        let Some((mode, stored)) = found else {
+        let Some(stored) = found else {
             let reason = if job.cursors.is_empty() {
                 "no delta cursor is stored (no full sync since the settings changed, or delta reads were refused); the run read in full".to_owned()
+            } else if job.cursors.iter().any(|c| c.server == dc.invocation_id) {
+                "the stored delta cursor is DirSync's and the settings ask for uSNChanged polling; the run read in full".to_owned()
             } else {
                 format!(
                     "the delta cursor was taken on another domain controller than {} (invocationId {}); the run read in full",
                     session.host, dc.invocation_id
                 )
             };
-            return baseline(session, &dc, reason).await;
+            return baseline(session, &dc, scope.poll_usn, reason).await;
         };
+        if let Some(reason) = outlived_tombstones(session, &dc, stored).await? {
+            return baseline(session, &dc, scope.poll_usn, reason).await;
+        }
         let mut entries = Vec::new();
         let mut too_many = false;
-        let read = session
-            .collect_delta(
-                mode,
-                root_dn,
-                &dc.naming_context,
-                scope.include_contacts,
-                &stored.value,
-                |e| {
-                    let over = entries.len() >= MAX_DELTA_ENTRIES;
-                    too_many |= over;
-                    if !over {
-                        entries.push(e);
+        let sink = |e| {
+            let over = entries.len() >= MAX_DELTA_ENTRIES;
+            too_many |= over;
+            if !over {
+                entries.push(e);
+            }
+            std::future::ready(if over {
+                Err(LdapError::Search("too many changes".into()))
+            } else {
+                Ok(())
+            })
+        };
+        let mut notes = Vec::new();
+        let read = if stored.source == USN_SOURCE {
+            match dirsync_ldap::delta::usn_of(&stored.value) {
+                Some(since) => {
+                    if !session.sees_tombstones(&dc.naming_context).await {
+                        notes.push(dirsync_ldap::delta::USN_NO_TOMBSTONES_NOTE.to_owned());
                     }
-                    std::future::ready(if over {
-                        Err(LdapError::Search("too many changes".into()))
-                    } else {
-                        Ok(())
-                    })
-                },
-            )
-            .await;
+                    session
+                        .collect_usn_delta(root_dn, &dc, scope.include_contacts, since, sink)
+                        .await
+                }
+                None => Err(DeltaError::Unavailable(
+                    "the stored uSNChanged cursor is not a number".into(),
+                )),
+            }
+        } else {
+            let mode = DirSyncMode::from_source(&stored.source).unwrap_or(DirSyncMode::Replication);
+            if mode == DirSyncMode::ObjectSecurity {
+                notes.push(dirsync_ldap::delta::OBJECT_SECURITY_NOTE.to_owned());
+            }
+            session
+                .collect_delta(
+                    mode,
+                    root_dn,
+                    &dc.naming_context,
+                    scope.include_contacts,
+                    &stored.value,
+                    sink,
+                )
+                .await
+        };
         match read {
             _ if too_many => {
                 baseline(
                     session,
                     &dc,
+                    scope.poll_usn,
                     format!(
                         "more than {MAX_DELTA_ENTRIES} objects changed: a full read is cheaper; the run read in full"
                     ),
@@ -591,70 +626,113 @@ impl Collector {
                 .await
             }
             Ok(mut delta) => {
-                if mode == DirSyncMode::ObjectSecurity {
-                    delta
-                        .summary
-                        .notes
-                        .push(dirsync_ldap::delta::OBJECT_SECURITY_NOTE.to_owned());
-                }
+                delta.summary.notes.extend(notes);
                 Ok((
                     Reading::Delta {
                         entries,
                         summary: delta.summary,
                     },
                     Some(bus::Cursor {
-                        source: mode.source().to_owned(),
+                        source: stored.source.clone(),
                         server: dc.invocation_id.clone(),
                         value: delta.cookie,
+                        age_seconds: 0,
                     }),
                 ))
             }
-            Err(dirsync_ldap::delta::DeltaError::Ldap(e)) => Err(e.into()),
-            Err(
-                dirsync_ldap::delta::DeltaError::Unavailable(why)
-                | dirsync_ldap::delta::DeltaError::NotPermitted(why),
-            ) => {
+            Err(DeltaError::Ldap(e)) => Err(e.into()),
+            Err(DeltaError::Unavailable(why) | DeltaError::NotPermitted(why)) => {
                 tracing::warn!(reason = %why, "delta unavailable; reading in full");
-                baseline(session, &dc, format!("{why}; the run read in full")).await
+                baseline(
+                    session,
+                    &dc,
+                    scope.poll_usn,
+                    format!("{why}; the run read in full"),
+                )
+                .await
             }
         }
     }
 }
 
-/// A full read, with the DirSync cookie taken before it (none when the
-/// directory refuses one: delta syncs then do not run).
+/// Cursors last applied longer ago than this have the domain's tombstone
+/// lifetime (2 days at the least AD allows) read to judge them.
+const TOMBSTONE_CHECK_AFTER_SECS: i64 = 2 * 86_400;
+
+/// Why a cursor may no longer be read from: last applied longer ago than
+/// the domain keeps tombstones, it may have missed deletions.
+async fn outlived_tombstones(
+    session: &mut dirsync_ldap::Session,
+    dc: &DomainController,
+    cursor: &bus::Cursor,
+) -> Result<Option<String>, CollectError> {
+    if cursor.age_seconds < TOMBSTONE_CHECK_AFTER_SECS {
+        return Ok(None);
+    }
+    let days = match session.tombstone_lifetime_days(dc).await {
+        Ok(days) => days,
+        Err(e) if e.is_connection_failure() => return Err(e.into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "the tombstone lifetime cannot be read; taking Windows' default");
+            dirsync_ldap::delta::DEFAULT_TOMBSTONE_LIFETIME_DAYS
+        }
+    };
+    Ok((cursor.age_seconds >= i64::from(days) * 86_400).then(|| {
+        format!(
+            "the delta cursor was last applied {} days ago, longer than the domain keeps deleted objects (tombstone lifetime {days} days): deletions since may be gone; the run read in full",
+            cursor.age_seconds / 86_400
+        )
+    }))
+}
+
+/// A full read, with the cursor of the next delta taken before it: a
+/// DirSync cookie, or the DC's highestCommittedUSN under uSNChanged polling
+/// (`poll_usn`, or where the directory refuses DirSync). With neither,
+/// delta syncs do not run.
 async fn baseline(
     session: &mut dirsync_ldap::Session,
-    dc: &dirsync_ldap::delta::DomainController,
+    dc: &DomainController,
+    poll_usn: bool,
     reason: String,
 ) -> Result<(Reading, Option<bus::Cursor>), CollectError> {
-    let cursor = match session.dirsync_baseline(&dc.naming_context).await {
-        Ok((mode, cookie)) => Some(bus::Cursor {
-            source: mode.source().to_owned(),
-            server: dc.invocation_id.clone(),
-            value: cookie,
-        }),
-        Err(dirsync_ldap::delta::DeltaError::Ldap(e)) if e.is_connection_failure() => {
-            return Err(e.into());
+    let mut notes = Vec::new();
+    if !poll_usn {
+        match session.dirsync_baseline(&dc.naming_context).await {
+            Ok((mode, cookie)) => {
+                if mode == DirSyncMode::ObjectSecurity {
+                    notes.push(dirsync_ldap::delta::OBJECT_SECURITY_NOTE.to_owned());
+                }
+                let cursor = bus::Cursor {
+                    source: mode.source().to_owned(),
+                    server: dc.invocation_id.clone(),
+                    value: cookie,
+                    age_seconds: 0,
+                };
+                return Ok((Reading::Full { reason, notes }, Some(cursor)));
+            }
+            Err(DeltaError::Ldap(e)) if e.is_connection_failure() => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(error = %e, "DirSync refused: delta syncs poll uSNChanged");
+                notes.push(format!(
+                    "the domain controller refuses DirSync ({e}): delta syncs poll uSNChanged instead"
+                ));
+            }
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "no DirSync cookie: delta syncs will not run");
-            return Ok((
-                Reading::Full {
-                    reason,
-                    notes: vec![format!("delta syncs cannot run: {e}")],
-                },
-                None,
-            ));
-        }
+    }
+    let Some(usn) = dc.highest_committed_usn else {
+        notes.push("delta syncs cannot run: the rootDSE names no highestCommittedUSN".to_owned());
+        return Ok((Reading::Full { reason, notes }, None));
     };
-    let notes = match &cursor {
-        Some(c) if c.source == DirSyncMode::ObjectSecurity.source() => {
-            vec![dirsync_ldap::delta::OBJECT_SECURITY_NOTE.to_owned()]
-        }
-        _ => Vec::new(),
+    if !session.sees_tombstones(&dc.naming_context).await {
+        notes.push(dirsync_ldap::delta::USN_NO_TOMBSTONES_NOTE.to_owned());
+    }
+    let cursor = bus::Cursor {
+        source: USN_SOURCE.to_owned(),
+        server: dc.invocation_id.clone(),
+        value: usn.to_string().into_bytes(),
+        age_seconds: 0,
     };
-    Ok((Reading::Full { reason, notes }, cursor))
+    Ok((Reading::Full { reason, notes }, Some(cursor)))
 }
 
 #[cfg(test)]

@@ -249,6 +249,9 @@ pub struct IntegrationFile {
     pub schedule: String,
     /// Minutes between delta syncs; absent: 5; 0: none.
     pub delta_interval_minutes: Option<u32>,
+    /// Active Directory: "dirsync" (the default; uSNChanged polling where
+    /// the DC refuses DirSync) or "usn_changed".
+    pub delta_method: Option<String>,
     /// "active_directory" (the default) or "ldap" (OpenLDAP and the like).
     #[serde(default, rename = "type")]
     pub directory_type: Option<String>,
@@ -289,6 +292,12 @@ impl IntegrationFile {
             Some("relaxed") => api::EncryptionMode::Relaxed,
             Some(other) => bail!("encryption_mode: {other:?} is not strict or relaxed"),
         };
+        let delta_method = match self.delta_method.as_deref() {
+            None => api::DeltaMethod::Unspecified,
+            Some("dirsync") => api::DeltaMethod::Dirsync,
+            Some("usn_changed") => api::DeltaMethod::UsnChanged,
+            Some(other) => bail!("delta_method: {other:?} is not dirsync or usn_changed"),
+        };
         let directory_type = match self.directory_type.as_deref() {
             None | Some("active_directory") => api::DirectoryType::ActiveDirectory,
             Some("ldap") => api::DirectoryType::Ldap,
@@ -322,6 +331,7 @@ impl IntegrationFile {
             partition: self.partition.clone(),
             schedule: self.schedule.clone(),
             delta_interval_minutes: self.delta_interval_minutes,
+            delta_method: delta_method as i32,
         })
     }
 }
@@ -464,6 +474,13 @@ pub fn print_run(run: &api::Run) {
         c.unchanged,
         run.host
     );
+    if let (Some(from), Some(to)) = (&run.created_at, &run.finished_at) {
+        let ms = (to.seconds - from.seconds) * 1000 + i64::from(to.nanos - from.nanos) / 1_000_000;
+        println!(
+            "  took {:.3}s from the request to the end",
+            ms as f64 / 1000.0
+        );
+    }
     if !run.error.is_empty() {
         println!("  error: {}", run.error);
     }
@@ -576,6 +593,14 @@ pub fn print_integration(i: &api::Integration) {
             Some(0) => "off".to_owned(),
             Some(n) => format!("every {n} min"),
             None => "every 5 min".to_owned(),
+        };
+        let polls = i.settings.as_ref().is_some_and(|s| {
+            api::DeltaMethod::try_from(s.delta_method) == Ok(api::DeltaMethod::UsnChanged)
+        });
+        let deltas = if polls && deltas != "off" {
+            format!("{deltas} (uSNChanged polling)")
+        } else {
+            deltas
         };
         println!(
             "  last run {last}; last success {}; next run {}; delta syncs {deltas}",

@@ -128,6 +128,12 @@ pub struct ServeConfig {
     /// Scheduler: seconds between looks for due slots and stuck runs.
     #[arg(long, env = "DIRSYNC_SCHEDULE_TICK_SECONDS", default_value_t = 30)]
     pub schedule_tick_seconds: u64,
+    /// Scheduler: seconds between delta syncs of every integration with
+    /// deltas on, instead of each one's delta_interval_minutes (for
+    /// sub-minute freshness, with a tick as short); 0: each integration's
+    /// own.
+    #[arg(long, env = "DIRSYNC_DELTA_INTERVAL_SECONDS", default_value_t = 0)]
+    pub delta_interval_seconds: u64,
     /// Scheduler: a slot missed while no scheduler ran is run on start when
     /// it is at most this old.
     #[arg(long, env = "DIRSYNC_CATCH_UP_HORIZON_MINUTES", default_value_t = 360)]
@@ -185,6 +191,7 @@ impl ServeConfig {
             ldap_connect_timeout_seconds: 10,
             ldap_operation_timeout_seconds: 60,
             schedule_tick_seconds: 30,
+            delta_interval_seconds: 0,
             catch_up_horizon_minutes: 360,
             max_run_minutes: 120,
             health_listen: None,
@@ -290,6 +297,8 @@ impl Deps {
                 tick: Duration::from_secs(cfg.schedule_tick_seconds.max(1)),
                 catch_up_horizon: Duration::from_secs(cfg.catch_up_horizon_minutes * 60),
                 max_run_duration: Duration::from_secs(cfg.max_run_minutes.max(1) * 60),
+                delta_interval: (cfg.delta_interval_seconds > 0)
+                    .then(|| Duration::from_secs(cfg.delta_interval_seconds)),
             },
             ldap_timeouts: Timeouts {
                 connect: Duration::from_secs(cfg.ldap_connect_timeout_seconds.max(1)),

@@ -608,14 +608,14 @@ const FIELDS = {
   'settings.acknowledge_disabled_accounts': 'Acknowledge disabled accounts', 'settings.filter_email_domains': 'Filter email domains',
   'settings.include_contacts': 'Include contacts', 'settings.maximum_sync_deletions': 'Maximum sync deletions',
   'settings.delete_users': 'Delete users', 'settings.enabled': 'Enabled', 'settings.schedule': 'Schedule',
-  'settings.delta_interval_minutes': 'Delta sync interval', 'settings.partition': 'Partition',
+  'settings.delta_interval_minutes': 'Delta sync interval', 'settings.delta_method': 'Delta method', 'settings.partition': 'Partition',
 };
 function fieldLabel(f) { return FIELDS[f] || f; }
 
 const STEPS = [
   { title: 'General', fields: ['settings.name', 'settings.description', 'settings.type'] },
   { title: 'Settings', fields: ['settings.host', 'settings.alternate_host', 'settings.encrypt', 'settings.encryption_mode', 'settings.port', 'settings.user_dn', 'password', 'settings.root_dn'] },
-  { title: 'Options', fields: ['settings.acknowledge_disabled_accounts', 'settings.filter_email_domains', 'settings.include_contacts', 'settings.maximum_sync_deletions', 'settings.delete_users', 'settings.enabled', 'settings.schedule', 'settings.delta_interval_minutes', 'settings.partition'] },
+  { title: 'Options', fields: ['settings.acknowledge_disabled_accounts', 'settings.filter_email_domains', 'settings.include_contacts', 'settings.maximum_sync_deletions', 'settings.delete_users', 'settings.enabled', 'settings.schedule', 'settings.delta_interval_minutes', 'settings.delta_method', 'settings.partition'] },
   { title: 'Summary', fields: [] },
 ];
 
@@ -637,6 +637,7 @@ async function wizardPage(id) {
     maximum_sync_deletions: existing ? String(s.maximum_sync_deletions) : '100', delete_users: Boolean(s.delete_users),
     enabled: s.enabled !== false, schedule: s.schedule || '', partition: s.partition || '',
     delta_interval_minutes: s.delta_interval_minutes === undefined || s.delta_interval_minutes === null ? '5' : String(s.delta_interval_minutes),
+    delta_method: s.delta_method === 'DELTA_METHOD_USN_CHANGED' ? s.delta_method : 'DELTA_METHOD_DIRSYNC',
   };
   const ldapSchema = s.ldap_schema || null;
   let step = 0;
@@ -653,6 +654,7 @@ async function wizardPage(id) {
     include_contacts: v.include_contacts, maximum_sync_deletions: v.maximum_sync_deletions === '' ? 0 : Number(v.maximum_sync_deletions),
     delete_users: v.delete_users, enabled: v.enabled, schedule: v.schedule, partition: v.partition,
     delta_interval_minutes: v.delta_interval_minutes === '' ? 5 : Number(v.delta_interval_minutes),
+    delta_method: v.type === 'DIRECTORY_TYPE_LDAP' ? 'DELTA_METHOD_UNSPECIFIED' : v.delta_method,
     ldap_schema: v.type === 'DIRECTORY_TYPE_LDAP' ? ldapSchema || {} : null,
   });
   // Creates or updates the integration (only checks it, validateOnly);
@@ -776,6 +778,8 @@ async function wizardPage(id) {
       check('enabled', 'Enabled', 'Scheduled syncs and Sync All include this integration.'),
       text('schedule', 'Schedule', 'Optional: times of day (HH:MM, comma separated) in the account\'s time zone. Empty: the account\'s schedule.'),
       text('delta_interval_minutes', 'Delta sync interval', 'Minutes between delta syncs, which read only what changed since the last run (Active Directory). 0: only the scheduled full syncs.', { inputmode: 'numeric' }),
+      v.type === 'DIRECTORY_TYPE_LDAP' ? null : select('delta_method', 'Delta method', [['DELTA_METHOD_DIRSYNC', 'DirSync (recommended)'], ['DELTA_METHOD_USN_CHANGED', 'uSNChanged polling']],
+        'DirSync sees every change, deletions and single member edits included; the domain controller\'s refusal falls back to uSNChanged polling. uSNChanged polling needs no right beyond reading and sees deletions only where the bind account may read CN=Deleted Objects.'),
       text('partition', 'Partition', 'Optional: the collectors that take this integration\'s jobs. Empty: the Root DN\'s domain.'),
     ],
     () => {
@@ -790,7 +794,7 @@ async function wizardPage(id) {
         ['Filter email domains', st.filter_email_domains || 'All domains'], ['Include contacts', st.include_contacts ? 'Yes' : 'No'],
         ['Maximum sync deletions', st.maximum_sync_deletions], ['Delete users', st.delete_users ? 'Yes' : 'No (kept unmanaged)'],
         ['Enabled', st.enabled ? 'Yes' : 'No'], ['Schedule', st.schedule || 'The account\'s schedule'],
-        ['Delta syncs', st.delta_interval_minutes ? `Every ${st.delta_interval_minutes} minutes` : 'Off'],
+        ['Delta syncs', st.delta_interval_minutes ? `Every ${st.delta_interval_minutes} minutes${st.delta_method === 'DELTA_METHOD_USN_CHANGED' ? ', uSNChanged polling' : ''}` : 'Off'],
       ];
       const checks = h('div', { class: 'checks' });
       const status = h('p', { class: 'muted' }, 'Running the automatic test…');

@@ -102,9 +102,10 @@ impl Gateway {
         let now_secs = self.clock.now() / 1000;
         let root_dn = settings.root_dn.clone();
         let directory = settings.directory.clone();
-        tokio::spawn(
-            async move { diagnose::run(&target, &root_dn, &directory, now_secs, tx).await },
-        );
+        let delta_method = settings.delta_method;
+        tokio::spawn(async move {
+            diagnose::run(&target, &root_dn, &directory, delta_method, now_secs, tx).await
+        });
         Ok(Box::pin(ReceiverStream::new(rx).map(|s| Ok(step(s)))))
     }
 

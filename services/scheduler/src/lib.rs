@@ -26,7 +26,9 @@ use tokio_util::sync::CancellationToken;
 
 use dirsync_bus::{Bus, Delivery, Topic};
 use dirsync_core::schedule::Schedule;
-use dirsync_core::{Clock, DirectorySchema, EncryptionMode, RunKind, RunState, Trigger};
+use dirsync_core::{
+    Clock, DeltaMethod, DirectorySchema, EncryptionMode, RunKind, RunState, Trigger,
+};
 use dirsync_proto::bus;
 use dirsync_store::{IntegrationRecord, RunRecord, Store, StoreError};
 
@@ -39,6 +41,9 @@ pub struct Timing {
     pub catch_up_horizon: Duration,
     /// A run active for longer than this fails.
     pub max_run_duration: Duration,
+    /// Between delta syncs of every integration with deltas on, instead
+    /// of each one's interval.
+    pub delta_interval: Option<Duration>,
 }
 
 impl Default for Timing {
@@ -47,6 +52,7 @@ impl Default for Timing {
             tick: Duration::from_secs(30),
             catch_up_horizon: Duration::from_secs(6 * 3600),
             max_run_duration: Duration::from_secs(2 * 3600),
+            delta_interval: None,
         }
     }
 }
@@ -262,7 +268,11 @@ impl Scheduler {
             return Ok(false);
         }
         let since = last.finished_at.unwrap_or(last.created_at);
-        if now - since < i64::from(interval) * 60_000 {
+        let interval_ms = match self.timing.delta_interval {
+            Some(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            None => i64::from(interval) * 60_000,
+        };
+        if now - since < interval_ms {
             return Ok(false);
         }
         Ok(!self
@@ -312,6 +322,7 @@ impl Scheduler {
         let run_id = &run.id;
         let mut job = job_for(integration, run_id, trigger as i32);
         if run.kind == RunKind::Delta {
+            let now = self.clock.now();
             job.kind = bus::JobKind::Delta as i32;
             job.cursors = self
                 .store
@@ -322,6 +333,7 @@ impl Scheduler {
                     source: c.source,
                     server: c.server,
                     value: c.value,
+                    age_seconds: (now - c.updated_at).max(0) / 1000,
                 })
                 .collect();
         }
@@ -369,6 +381,10 @@ pub fn job_for(integration: &IntegrationRecord, run_id: &str, trigger: i32) -> b
             include_contacts: s.include_contacts,
             directory_type: directory_type as i32,
             ldap_schema,
+            delta_method: match s.delta_method {
+                DeltaMethod::DirSync => bus::DeltaMethod::Dirsync,
+                DeltaMethod::UsnChanged => bus::DeltaMethod::UsnChanged,
+            } as i32,
         }),
         partition: s.partition(),
         cursors: Vec::new(),

@@ -32,4 +32,4 @@ pub use object::{
 pub use run::{RunCounts, RunKind, RunState, Trigger};
 pub use schema::{DirectorySchema, LdapSchema};
 pub use secret::{MasterKey, SealedSecret, SecretError};
-pub use settings::{EncryptionMode, FieldError, IntegrationSettings};
+pub use settings::{DeltaMethod, EncryptionMode, FieldError, IntegrationSettings};

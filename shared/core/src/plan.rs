@@ -546,9 +546,10 @@ impl Planner {
         h.update(env!("CARGO_PKG_VERSION"));
         h.update(b"\0");
         // Serialising settings (strings, numbers, lists) cannot fail. How
-        // often deltas run does not change a record.
+        // often deltas run, and how they read, does not change a record.
         let mut settings = (*self.settings).clone();
         settings.delta_interval_minutes = crate::settings::DEFAULT_DELTA_INTERVAL_MINUTES;
+        settings.delta_method = crate::settings::DeltaMethod::default();
         let _ = serde_json::to_writer(&mut h, &settings);
         h.update(self.dn_sum.to_le_bytes());
         Some(crate::digest::short(h))

@@ -53,6 +53,26 @@ pub struct IntegrationSettings {
     /// Minutes between delta syncs; 0: none.
     #[serde(default = "default_delta_interval")]
     pub delta_interval_minutes: u32,
+    /// How delta syncs of Active Directory read the changes.
+    #[serde(default, skip_serializing_if = "DeltaMethod::is_default")]
+    pub delta_method: DeltaMethod,
+}
+
+/// How delta syncs of Active Directory read what changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeltaMethod {
+    /// The DirSync control, and uSNChanged polling where the domain
+    /// controller refuses it.
+    #[default]
+    DirSync,
+    /// uSNChanged polling only.
+    UsnChanged,
+}
+
+impl DeltaMethod {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// Minutes between delta syncs unless an integration says otherwise.
@@ -296,6 +316,30 @@ impl IntegrationSettings {
             ));
         }
 
+        let delta_method = match api::DeltaMethod::try_from(s.delta_method) {
+            Ok(api::DeltaMethod::Unspecified | api::DeltaMethod::Dirsync) => DeltaMethod::DirSync,
+            Ok(api::DeltaMethod::UsnChanged)
+                if api::DirectoryType::try_from(s.r#type) == Ok(api::DirectoryType::Ldap) =>
+            {
+                errors.push(FieldError::new(
+                    "settings.delta_method",
+                    "DELTA_METHOD_USN_CHANGED applies only to Active Directory; leave it unset for DIRECTORY_TYPE_LDAP",
+                ));
+                DeltaMethod::DirSync
+            }
+            Ok(api::DeltaMethod::UsnChanged) => DeltaMethod::UsnChanged,
+            Err(_) => {
+                errors.push(FieldError::new(
+                    "settings.delta_method",
+                    format!(
+                        "{} is not a known delta method; use DELTA_METHOD_DIRSYNC or DELTA_METHOD_USN_CHANGED",
+                        s.delta_method
+                    ),
+                ));
+                DeltaMethod::DirSync
+            }
+        };
+
         match (user_dn, root_dn) {
             (Some(user_dn), Some(root_dn)) if errors.is_empty() => Ok(Self {
                 name,
@@ -316,6 +360,7 @@ impl IntegrationSettings {
                 schedule,
                 directory,
                 delta_interval_minutes,
+                delta_method,
             }),
             _ => Err(errors),
         }
@@ -360,6 +405,10 @@ impl IntegrationSettings {
             partition: self.partition.clone().unwrap_or_default(),
             schedule: self.schedule.clone().unwrap_or_default(),
             delta_interval_minutes: Some(self.delta_interval_minutes),
+            delta_method: match self.delta_method {
+                DeltaMethod::DirSync => api::DeltaMethod::Unspecified,
+                DeltaMethod::UsnChanged => api::DeltaMethod::UsnChanged,
+            } as i32,
         }
     }
 
@@ -490,6 +539,46 @@ mod tests {
         assert!(!s.domain_in_scope("example.net"));
         let back = IntegrationSettings::from_api(&s.to_api()).expect("valid");
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn the_delta_method_is_checked_and_kept_out_of_stored_json_by_default() {
+        let polled = IntegrationSettings::from_api(&api::IntegrationSettings {
+            delta_method: api::DeltaMethod::UsnChanged as i32,
+            ..valid()
+        })
+        .expect("valid");
+        assert_eq!(polled.delta_method, DeltaMethod::UsnChanged);
+        assert_eq!(
+            IntegrationSettings::from_api(&polled.to_api()).expect("valid"),
+            polled
+        );
+        // Changing it changes how deltas read: cursors do not carry over.
+        let dirsync = IntegrationSettings::from_api(&valid()).expect("valid");
+        assert!(!polled.reads_as(&dirsync));
+        // Settings stored before the field existed read as DirSync, and
+        // DirSync's settings serialise as they did.
+        let json = serde_json::to_string(&dirsync).expect("settings serialise");
+        assert!(!json.contains("delta_method"), "{json}");
+        assert_eq!(
+            serde_json::from_str::<IntegrationSettings>(&json).expect("settings read back"),
+            dirsync
+        );
+        assert_eq!(
+            fields(api::IntegrationSettings {
+                delta_method: 7,
+                ..valid()
+            }),
+            ["settings.delta_method"]
+        );
+        assert_eq!(
+            fields(api::IntegrationSettings {
+                r#type: api::DirectoryType::Ldap as i32,
+                delta_method: api::DeltaMethod::UsnChanged as i32,
+                ..valid()
+            }),
+            ["settings.delta_method"]
+        );
     }
 
     #[test]

@@ -27,6 +27,10 @@ use crate::{CollectionSummary, LdapError, MEMBER_RANGE, Session, object_filter, 
 
 pub const DIRSYNC_OID: &str = "1.2.840.113556.1.4.841";
 pub const EXTENDED_DN_OID: &str = "1.2.840.113556.1.4.529";
+pub const SHOW_DELETED_OID: &str = "1.2.840.113556.1.4.417";
+/// The cursor source of uSNChanged polling: the value is the domain
+/// controller's highestCommittedUSN, in decimal digits.
+pub const USN_SOURCE: &str = "usn";
 /// LDAP_DIRSYNC_INCREMENTAL_VALUES.
 const INCREMENTAL_VALUES: u32 = 0x8000_0000;
 /// LDAP_DIRSYNC_OBJECT_SECURITY.
@@ -71,6 +75,11 @@ impl DirSyncMode {
 
 /// What a run says when DirSync reads with object security.
 pub const OBJECT_SECURITY_NOTE: &str = "the bind account lacks \"Replicating Directory Changes\" on the domain, so delta syncs read with object security (LDAP_DIRSYNC_OBJECT_SECURITY) and do not see deletions: objects deleted in AD are removed by the next full sync. Grant the right to the bind account to have deletions within minutes";
+/// What a run says when deltas poll uSNChanged and the bind account cannot
+/// read tombstones.
+pub const USN_NO_TOMBSTONES_NOTE: &str = "delta syncs poll uSNChanged and the bind account may not read CN=Deleted Objects, so they do not see deletions: objects deleted in AD are removed by the next full sync";
+/// The tombstone lifetime of a forest that sets none.
+pub const DEFAULT_TOMBSTONE_LIFETIME_DAYS: u32 = 60;
 /// Bytes a DirSync page may hold, at most: AD's own cap is 10 MB.
 const DIRSYNC_MAX_BYTES: i64 = 1 << 20;
 /// objectGUIDs per read of changed objects.
@@ -84,6 +93,11 @@ pub struct DomainController {
     pub naming_context: String,
     /// The DC's invocationId: a DirSync cookie is taken on one DC.
     pub invocation_id: String,
+    /// The configuration naming context, where the tombstone lifetime is.
+    pub configuration_context: Option<String>,
+    /// Its highestCommittedUSN when asked: every change it has committed
+    /// has a uSNChanged at most this.
+    pub highest_committed_usn: Option<u64>,
 }
 
 /// Why a delta could not be read, so that the run reads in full instead.
@@ -141,6 +155,16 @@ pub(crate) fn extended_dn_control() -> RawControl {
             ..Default::default()
         })],
     )
+}
+
+/// LDAP_SERVER_SHOW_DELETED_OID: tombstones are found too (where the bind
+/// account may read them).
+pub(crate) fn show_deleted_control() -> RawControl {
+    RawControl {
+        ctype: SHOW_DELETED_OID.to_owned(),
+        crit: false,
+        val: None,
+    }
 }
 
 fn encoded_control(oid: &str, crit: bool, inner: Vec<Tag>) -> RawControl {
@@ -305,6 +329,36 @@ fn classify(mut entry: RawEntry, root_dn: &Dn) -> Option<Reported> {
     })
 }
 
+/// Where an object found changed by uSNChanged is.
+#[derive(Debug, PartialEq, Eq)]
+enum Polled {
+    Deleted,
+    /// In the Root DN: read it whole.
+    InRoot,
+    Outside,
+}
+
+fn classify_polled(entry: &RawEntry, root_dn: &Dn) -> Option<(ObjectGuid, Polled)> {
+    let guid = guid_of(entry)?;
+    let deleted = entry.attrs.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("isdeleted") && v.iter().any(|v| v.eq_ignore_ascii_case(b"TRUE"))
+    });
+    let (_, dn) = split_extended_dn(&entry.dn);
+    let polled = if deleted {
+        Polled::Deleted
+    } else if Dn::parse(dn).is_ok_and(|dn| dn.is_within(root_dn)) {
+        Polled::InRoot
+    } else {
+        Polled::Outside
+    };
+    Some((guid, polled))
+}
+
+/// The USN a uSNChanged cursor holds.
+pub fn usn_of(value: &[u8]) -> Option<u64> {
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
 fn delta_entry(kind: bus::DeltaChange, guid: ObjectGuid) -> DirectoryEntry {
     DirectoryEntry {
         object_guid: guid.to_string(),
@@ -329,7 +383,15 @@ impl Session {
     /// `dsServiceName`).
     pub async fn domain_controller(&mut self) -> Result<DomainController, LdapError> {
         let root = self
-            .base_entry("", &["defaultNamingContext", "dsServiceName"])
+            .base_entry(
+                "",
+                &[
+                    "defaultNamingContext",
+                    "dsServiceName",
+                    "highestCommittedUSN",
+                    "configurationNamingContext",
+                ],
+            )
             .await?
             .ok_or_else(|| LdapError::Search("the rootDSE returned nothing".into()))?;
         let text = |e: &RawEntry, name: &str| {
@@ -357,10 +419,41 @@ impl Session {
             .and_then(|(_, v)| v.first())
             .and_then(|b| ObjectGuid::from_ad_bytes(b).ok())
             .ok_or_else(|| LdapError::Search(format!("{service} has no invocationId")))?;
+        let highest_committed_usn = text(&root, "highestCommittedUSN").and_then(|v| v.parse().ok());
         Ok(DomainController {
             naming_context,
             invocation_id: invocation_id.to_string(),
+            configuration_context: text(&root, "configurationNamingContext"),
+            highest_committed_usn,
         })
+    }
+
+    /// Days a deleted object stays readable as a tombstone in the forest
+    /// of `dc`: `tombstoneLifetime` (and `msDS-DeletedObjectLifetime`
+    /// where set, the shorter) of CN=Directory Service; unset, 60 days, as
+    /// Windows reads it.
+    pub async fn tombstone_lifetime_days(
+        &mut self,
+        dc: &DomainController,
+    ) -> Result<u32, LdapError> {
+        let configuration = dc.configuration_context.as_deref().ok_or_else(|| {
+            LdapError::Search("the rootDSE names no configurationNamingContext".into())
+        })?;
+        let dn = format!("CN=Directory Service,CN=Windows NT,CN=Services,{configuration}");
+        let entry = self
+            .base_entry(&dn, &["tombstoneLifetime", "msDS-DeletedObjectLifetime"])
+            .await?
+            .ok_or_else(|| LdapError::Search(format!("{dn} returned nothing")))?;
+        let days = |name: &str| {
+            entry
+                .attrs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .and_then(|(_, v)| v.first())
+                .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u32>().ok())
+        };
+        let lifetime = days("tombstoneLifetime").unwrap_or(DEFAULT_TOMBSTONE_LIFETIME_DAYS);
+        Ok(days("msDS-DeletedObjectLifetime").map_or(lifetime, |d| d.min(lifetime)))
     }
 
     async fn base_entry(
@@ -387,6 +480,106 @@ impl Session {
             .next()
             .map(|e| RawEntry::read(e.0).map_err(LdapError::Search))
             .transpose()
+    }
+
+    /// Whether the bind account may read tombstones: a child of CN=Deleted
+    /// Objects is found with the show-deleted control. (A domain where
+    /// nothing was ever deleted reads as not: deletions are then said to
+    /// wait for the full sync, which is the safe side.)
+    pub async fn sees_tombstones(&mut self, naming_context: &str) -> bool {
+        let timeout = self.timeouts.operation;
+        let base = format!("CN=Deleted Objects,{naming_context}");
+        self.ldap
+            .with_timeout(timeout)
+            .with_search_options(ldap3::SearchOptions::new().sizelimit(1))
+            .with_controls(vec![show_deleted_control()])
+            .search(
+                &base,
+                Scope::OneLevel,
+                "(objectClass=*)",
+                vec!["objectGUID"],
+            )
+            .await
+            .is_ok_and(|r| matches!(r.1.rc, 0 | 4) && !r.0.is_empty())
+    }
+
+    /// Reads what changed since highestCommittedUSN `since` by uSNChanged
+    /// (`(uSNChanged>=since+1)` over the naming context, tombstones
+    /// included where the bind account may read them) and hands each
+    /// change to `sink`, as [`Session::collect_delta`] does. The cookie is
+    /// the DC's highestCommittedUSN as `dc` read it, before this read: a
+    /// change committed during it is read again by the next delta, never
+    /// missed. Group member changes come as the group read whole.
+    pub async fn collect_usn_delta<F, Fut>(
+        &mut self,
+        root_dn: &Dn,
+        dc: &DomainController,
+        include_contacts: bool,
+        since: u64,
+        mut sink: F,
+    ) -> Result<DeltaSummary, DeltaError>
+    where
+        F: FnMut(DirectoryEntry) -> Fut,
+        Fut: std::future::Future<Output = Result<(), LdapError>>,
+    {
+        let high = dc.highest_committed_usn.ok_or_else(|| {
+            DeltaError::Unavailable("the rootDSE names no highestCommittedUSN".into())
+        })?;
+        let naming_context = dc.naming_context.as_str();
+        let filter = format!(
+            "(&(|(objectClass=user)(objectClass=group)(objectClass=contact))(uSNChanged>={}))",
+            since.saturating_add(1)
+        );
+        let mut reported = Vec::new();
+        let controls = crate::SearchControls {
+            extended_dn: true,
+            show_deleted: true,
+        };
+        let attrs = vec!["objectGUID".to_owned(), "isDeleted".to_owned()];
+        let mut out = DeltaSummary::default();
+        let part = self
+            .search_entries(naming_context, &filter, attrs, controls, 1000, |e| {
+                reported.push(e);
+                std::future::ready(Ok(()))
+            })
+            .await?;
+        if !part.incomplete_reasons.is_empty() {
+            // A poll that missed a page would skip its changes for good.
+            return Err(DeltaError::Unavailable(format!(
+                "the uSNChanged read was incomplete: {}",
+                part.incomplete_reasons.join("; ")
+            )));
+        }
+        let mut reread = Vec::new();
+        for e in reported {
+            let Some((guid, polled)) = classify_polled(&e, root_dn) else {
+                continue;
+            };
+            let change = match polled {
+                Polled::InRoot => {
+                    reread.push(guid);
+                    continue;
+                }
+                Polled::Deleted => bus::DeltaChange::Deleted,
+                Polled::Outside => bus::DeltaChange::LeftScope,
+            };
+            sink(delta_entry(change, guid)).await?;
+            out.summary.entries += 1;
+        }
+        reread.sort();
+        reread.dedup();
+        for chunk in reread.chunks(REREAD_CHUNK) {
+            self.reread(
+                root_dn,
+                include_contacts,
+                chunk,
+                &mut out.summary,
+                &mut sink,
+            )
+            .await?;
+        }
+        out.cookie = high.to_string().into_bytes();
+        Ok(out)
     }
 
     /// One DirSync request; (entries, more, cookie).
@@ -605,10 +798,20 @@ impl Session {
         let reader = EntryReader::new(&DirectorySchema::ActiveDirectory);
         let mut read = Vec::new();
         let part = self
-            .search_entries(root_dn.as_str(), &filter, attrs, true, 1000, |e| {
-                read.push(e);
-                std::future::ready(Ok(()))
-            })
+            .search_entries(
+                root_dn.as_str(),
+                &filter,
+                attrs,
+                crate::SearchControls {
+                    extended_dn: true,
+                    show_deleted: false,
+                },
+                1000,
+                |e| {
+                    read.push(e);
+                    std::future::ready(Ok(()))
+                },
+            )
             .await?;
         summary.referrals += part.referrals;
         summary.incomplete_reasons.extend(part.incomplete_reasons);

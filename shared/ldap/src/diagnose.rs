@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::ServerName;
 use tokio::sync::mpsc;
 
-use dirsync_core::{DirectorySchema, Dn, EncryptionMode};
+use dirsync_core::{DeltaMethod, DirectorySchema, Dn, EncryptionMode};
 
 use crate::{BindFailure, LdapError, Target, connect_host, open, tls};
 
@@ -79,6 +79,7 @@ pub async fn run(
     target: &Target,
     root_dn: &Dn,
     directory: &DirectorySchema,
+    delta_method: DeltaMethod,
     now_secs: i64,
     tx: mpsc::Sender<Step>,
 ) {
@@ -416,7 +417,7 @@ pub async fn run(
     };
     let _ = r.tx.send(step).await;
     let started = Instant::now();
-    let (outcome, detail, hint) = delta_capability(&mut session, directory, gc).await;
+    let (outcome, detail, hint) = delta_capability(&mut session, directory, delta_method, gc).await;
     r.send(Check::DeltaSync, &host, outcome, detail, hint, started)
         .await;
     session.unbind().await;
@@ -429,6 +430,7 @@ const REPLICATION_HINT: &str = "grant the bind account \"Replicating Directory C
 async fn delta_capability(
     session: &mut crate::Session,
     directory: &DirectorySchema,
+    delta_method: DeltaMethod,
     global_catalog: bool,
 ) -> (Outcome, String, String) {
     use crate::delta::DirSyncMode;
@@ -458,27 +460,75 @@ async fn delta_capability(
             );
         }
     };
-    match session.dirsync_baseline(&dc.naming_context).await {
-        Ok((DirSyncMode::Replication, _)) => (
+    let refused = match delta_method {
+        DeltaMethod::UsnChanged => None,
+        DeltaMethod::DirSync => match session.dirsync_baseline(&dc.naming_context).await {
+            Ok((DirSyncMode::Replication, _)) => {
+                return (
+                    Outcome::Passed,
+                    format!(
+                        "DirSync reads every change of {} (domain controller {})",
+                        dc.naming_context, dc.invocation_id
+                    ),
+                    String::new(),
+                );
+            }
+            Ok((DirSyncMode::ObjectSecurity, _)) => {
+                return (
+                    Outcome::Warning,
+                    "the bind account lacks \"Replicating Directory Changes\": delta syncs read with object security and do not see deletions, which wait for the next full sync".into(),
+                    REPLICATION_HINT.into(),
+                );
+            }
+            Err(e) => Some(e),
+        },
+    };
+    // uSNChanged polling: asked for, or where the DC refuses DirSync.
+    let Some(usn) = dc.highest_committed_usn else {
+        return (
+            Outcome::Warning,
+            "the rootDSE names no highestCommittedUSN: delta syncs cannot run, every run reads in full".into(),
+            String::new(),
+        );
+    };
+    let how = match &refused {
+        Some(e) => format!(
+            "the domain controller refuses DirSync ({e}): delta syncs poll uSNChanged instead"
+        ),
+        None => "delta syncs poll uSNChanged".to_owned(),
+    };
+    let how = format!(
+        "{how} on domain controller {} (highestCommittedUSN {usn})",
+        dc.invocation_id
+    );
+    let tombstones = session.sees_tombstones(&dc.naming_context).await;
+    match (refused, tombstones) {
+        (None, true) => (
             Outcome::Passed,
-            format!(
-                "DirSync reads every change of {} (domain controller {})",
-                dc.naming_context, dc.invocation_id
-            ),
+            format!("{how}; deletions are read from CN=Deleted Objects"),
             String::new(),
         ),
-        Ok((DirSyncMode::ObjectSecurity, _)) => (
+        (None, false) => (
             Outcome::Warning,
-            "the bind account lacks \"Replicating Directory Changes\": delta syncs read with object security and do not see deletions, which wait for the next full sync".into(),
-            REPLICATION_HINT.into(),
+            format!(
+                "{how}; the bind account may not read CN=Deleted Objects, so deletions wait for the next full sync"
+            ),
+            TOMBSTONES_HINT.into(),
         ),
-        Err(e) => (
+        (Some(_), tombstones) => (
             Outcome::Warning,
-            format!("delta syncs cannot read changes ({e}): every run reads in full"),
+            if tombstones {
+                how
+            } else {
+                format!("{how}; deletions wait for the next full sync")
+            },
             REPLICATION_HINT.into(),
         ),
     }
 }
+
+/// Let uSNChanged polling see deletions.
+const TOMBSTONES_HINT: &str = "let the bind account read CN=Deleted Objects (dsacls \"CN=Deleted Objects,DC=…\" /takeownership, then dsacls … /G DOMAIN\\account:LCRP), or use DirSync and grant \"Replicating Directory Changes\"";
 
 fn chrono_date(secs: i64) -> String {
     chrono::DateTime::from_timestamp(secs, 0)

@@ -363,6 +363,15 @@ pub fn object_filter(include_contacts: bool) -> &'static str {
     }
 }
 
+/// Controls of a paged search.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SearchControls {
+    /// DN values as `<GUID=…>;…;DN` (1.2.840.113556.1.4.529).
+    pub extended_dn: bool,
+    /// Tombstones too (1.2.840.113556.1.4.417).
+    pub show_deleted: bool,
+}
+
 /// How a collection ended.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CollectionSummary {
@@ -423,7 +432,7 @@ impl Session {
                 root_dn.as_str(),
                 &filter,
                 attrs,
-                false,
+                SearchControls::default(),
                 page_size,
                 |entry| {
                     let read = match reader.read(entry) {
@@ -452,16 +461,16 @@ impl Session {
         Ok(summary)
     }
 
-    /// Pages through `base` for `filter`, with each entry's member ranges
-    /// completed (and, `extended_dn`, DN values as `<GUID=…>;…;DN`), and
-    /// hands each entry to `sink`. What could not be read is in the
+    /// Pages through `base` for `filter` with `controls`, with each
+    /// entry's member ranges completed (DN values as `<GUID=…>;…;DN` with
+    /// the extended DN control), and hands each entry to `sink`. What could not be read is in the
     /// summary's reasons; its entry count is left to the caller.
     pub(crate) async fn search_entries<F, Fut>(
         &mut self,
         base: &str,
         filter: &str,
         attrs: Vec<String>,
-        extended_dn: bool,
+        controls: SearchControls,
         page_size: i32,
         mut sink: F,
     ) -> Result<CollectionSummary, LdapError>
@@ -475,8 +484,16 @@ impl Session {
         let mut ranged = self.ldap.clone();
         let mut ldap = self.ldap.clone();
         let search = ldap.with_timeout(op_timeout);
-        if extended_dn {
-            search.with_controls(vec![delta::extended_dn_control()]);
+        let extended_dn = controls.extended_dn;
+        let mut ctrls = Vec::new();
+        if controls.extended_dn {
+            ctrls.push(delta::extended_dn_control());
+        }
+        if controls.show_deleted {
+            ctrls.push(delta::show_deleted_control());
+        }
+        if !ctrls.is_empty() {
+            search.with_controls(ctrls);
         }
         let mut stream = search
             .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs)
