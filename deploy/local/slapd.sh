@@ -7,7 +7,8 @@
 #
 #   ldap://127.0.0.4:389  plain LDAP (StartTLS is not configured)
 #
-# Databases (back-mdb, each with room for a million AD-shaped users):
+# Databases (back-mdb, each with room for a million AD-shaped users, each
+# with the syncprov overlay for content synchronization, RFC 4533):
 #   dc=dirsync,dc=test    the tests' directory, written over LDAP
 #   dc=bench<N>,dc=test   benchmark directories (N in 10k 100k 1m), loaded
 #                         with slapadd
@@ -54,6 +55,52 @@ install_packages() {
   }
 }
 
+# Content synchronization (RFC 4533) for dirsync's delta syncs: the
+# syncprov overlay on every database, with a session log so that a
+# refresh from a cookie names deletions rather than every present entry,
+# and the indices its searches use.
+index_ldif() {
+  printf 'olcDbIndex: %s\n' "entryCSN eq" "member eq" "manager eq"
+}
+syncprov_ldif() { # DATABASE ({1}mdb)
+  cat <<EOF
+dn: olcOverlay=syncprov,olcDatabase=$1,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcSyncProvConfig
+olcOverlay: syncprov
+olcSpSessionlog: 100000
+olcSpCheckpoint: 1000 10
+EOF
+}
+ldapi_url() { echo "ldapi://$(printf %s "$dir/ldapi" | sed 's,/,%2F,g')/"; }
+
+# A server configured before syncprov was: adds it (and its indices) over
+# ldapi, in place, to each database that lacks it; databases are kept.
+add_syncprov() {
+  local config=(-Q -Y EXTERNAL -H "$(ldapi_url)") i=1 changes
+  changes=$(
+    ldapsearch "${config[@]}" -LLL -b 'cn=module{0},cn=config' -s base olcModuleLoad 2>/dev/null | grep -q 'syncprov' \
+      || printf 'dn: cn=module{0},cn=config\nchangetype: modify\nadd: olcModuleLoad\nolcModuleLoad: syncprov\n\n'
+    for _ in "${suffixes[@]}"; do
+      if ! ldapsearch "${config[@]}" -LLL -b "olcDatabase={$i}mdb,cn=config" -s one dn 2>/dev/null \
+          | grep -qi 'syncprov'; then
+        if ! ldapsearch "${config[@]}" -LLL -b "olcDatabase={$i}mdb,cn=config" -s base olcDbIndex \
+            2>/dev/null | grep -q 'entryCSN'; then
+          printf 'dn: olcDatabase={%s}mdb,cn=config\nchangetype: modify\nadd: olcDbIndex\n' "$i"
+          index_ldif
+          printf '\n'
+        fi
+        syncprov_ldif "{$i}mdb" | sed '1a changetype: add'
+        printf '\n'
+      fi
+      i=$((i + 1))
+    done
+  )
+  [ -n "$changes" ] || return 0
+  log "adding the syncprov overlay (content synchronization) where it is missing"
+  printf '%s\n' "$changes" | ldapmodify "${config[@]}" >/dev/null || die "adding syncprov over $(ldapi_url) failed"
+}
+
 db_dir() { # SUFFIX → its database directory
   local name=${1%%,*}
   echo "$dir/db/${name#dc=}"
@@ -82,6 +129,7 @@ cn: module{0}
 olcModulePath: /usr/lib/ldap
 olcModuleLoad: back_mdb
 olcModuleLoad: ppolicy
+olcModuleLoad: syncprov
 
 dn: cn=schema,cn=config
 objectClass: olcSchemaConfig
@@ -120,9 +168,12 @@ olcDbIndex: objectClass eq
 olcDbIndex: entryUUID eq
 olcDbIndex: mail eq,pres
 olcDbIndex: uid eq
+$(index_ldif)
 olcLimits: {0}dn.exact="cn=dirsync,$suffix" size=unlimited size.prtotal=unlimited time=unlimited
 olcAccess: {0}to attrs=userPassword by self =xw by anonymous auth by * none
 olcAccess: {1}to * by dn.exact="cn=dirsync,$suffix" read by self read by * none
+
+$(syncprov_ldif "{$i}mdb")
 
 EOF
       i=$((i + 1))
@@ -137,7 +188,7 @@ running() {
 
 start() {
   running && return 0
-  /usr/sbin/slapd -F "$dir/config" -h "$url/ ldapi://$(printf %s "$dir/ldapi" | sed 's,/,%2F,g')/" \
+  /usr/sbin/slapd -F "$dir/config" -h "$url/ $(ldapi_url)" \
     || die "slapd did not start (try: /usr/sbin/slapd -d 1 -F $dir/config -h $url/)"
   for _ in $(seq 1 50); do
     ldapsearch -x -LLL -o nettimeout=2 -H "$url" -b "" -s base namingContexts >/dev/null 2>&1 && return 0
@@ -186,11 +237,12 @@ up() {
     /usr/sbin/slapadd -n0 -F "$dir/config" -l "$dir/config.ldif" >/dev/null \
       || die "slapadd of the configuration failed"
     for suffix in "${suffixes[@]}"; do
-      base_ldif "$suffix" | /usr/sbin/slapadd -q -F "$dir/config" -b "$suffix" >/dev/null \
+      base_ldif "$suffix" | /usr/sbin/slapadd -q -w -F "$dir/config" -b "$suffix" >/dev/null \
         || die "slapadd of $suffix failed"
     done
   fi
   start
+  add_syncprov
   log "OpenLDAP is up on $url"
 }
 
@@ -204,7 +256,9 @@ load() { # SUFFIX LDIF
   up
   stop
   rm -f "$d"/*.mdb
-  { base_ldif "$suffix"; cat "$file"; } | /usr/sbin/slapadd -q -F "$dir/config" -b "$suffix" \
+  # -w: the suffix gets its contextCSN, where content synchronization
+  # starts.
+  { base_ldif "$suffix"; cat "$file"; } | /usr/sbin/slapadd -q -w -F "$dir/config" -b "$suffix" \
     || die "slapadd of $file into $suffix failed"
   start
 }

@@ -763,3 +763,158 @@ async fn usn_changed_polling_reads_deltas_as_dirsync_does() {
     assert_eq!(counts(&full).3, 1, "{full:?}");
     ds.stop().await;
 }
+
+#[tokio::test]
+async fn generic_ldap_deltas_through_content_synchronization() {
+    use dirsync_tests::LdapFixture;
+    let fx = LdapFixture::seed().await;
+    let ds = Embedded::start().await;
+    let mut client = ds.client("acme").await;
+    let settings = api::IntegrationSettings {
+        delta_interval_minutes: Some(0),
+        ..fx.settings("OpenLDAP deltas")
+    };
+    let i = create_integration(&mut client, settings, &LdapFixture::password()).await;
+    let mut stream = client
+        .integrations
+        .test_connection(api::TestConnectionRequest {
+            account_id: "acme".into(),
+            integration: i.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut delta_check = None;
+    while let Some(step) = stream.message().await.unwrap() {
+        if step.check == api::TestCheck::DeltaSync as i32 {
+            delta_check = Some(step);
+        }
+    }
+    let delta_check = delta_check.expect("a delta sync check");
+    assert_eq!(
+        delta_check.outcome,
+        api::TestOutcome::Passed as i32,
+        "{delta_check:?}"
+    );
+    assert!(delta_check.detail.contains("content synchronization"));
+
+    let first = sync_delta(&mut client, &i.id).await;
+    assert_succeeded(&first);
+    assert_eq!(kind(&first), api::RunKind::Full, "{first:?}");
+    let (before, _) = snapshot(&mut client).await;
+    let idle = sync_delta(&mut client, &i.id).await;
+    assert_succeeded(&idle);
+    assert_eq!(kind(&idle), api::RunKind::Delta, "{idle:?}");
+    let (_, added, updated, removed, _) = counts(&idle);
+    assert_eq!((added, updated, removed), (0, 0, 0), "{idle:?}");
+    assert_eq!(snapshot(&mut client).await.0, before);
+
+    // An add, a member added, an attribute change, a deletion, a rename
+    // (OpenLDAP here keeps the old DN in groups: no refint overlay) and a
+    // move out of the Root DN.
+    let people = fx.people();
+    let groups = format!("ou=groups,{}", fx.base);
+    let mut ldap = fx.admin().await;
+    let dave = format!("uid=dave,{people}");
+    add(
+        &mut ldap,
+        &dave,
+        vec![
+            ("objectClass", vec!["inetOrgPerson"]),
+            ("uid", vec!["dave"]),
+            ("cn", vec!["Dave Delta"]),
+            ("sn", vec!["Delta"]),
+            ("displayName", vec!["Dave Delta"]),
+            ("mail", vec!["dave@example.com"]),
+            ("manager", vec![&format!("uid=alice,{people}")]),
+        ],
+    )
+    .await;
+    modify(
+        &mut ldap,
+        &format!("cn=engineering,{groups}"),
+        vec![ldap3::Mod::Add("member", set(&[&dave]))],
+    )
+    .await;
+    modify(
+        &mut ldap,
+        &format!("uid=bob,{people}"),
+        vec![ldap3::Mod::Replace("title", set(&["Buyer"]))],
+    )
+    .await;
+    ldap.delete(&format!("uid=carol,{people}"))
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    ldap.modifydn(&format!("uid=alice,{people}"), "uid=alice2", true, None)
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    // (Out to the suffix, under a name of this test's own.)
+    let outside = format!("uid=bob-{}", &fx.base[3..fx.base.find(',').unwrap()]);
+    ldap.modifydn(
+        &format!("uid=bob,{people}"),
+        &outside,
+        true,
+        Some(&env("DIRSYNC_TEST_LDAP_SUFFIX")),
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+
+    let delta = sync_delta(&mut client, &i.id).await;
+    assert_succeeded(&delta);
+    assert_eq!(kind(&delta), api::RunKind::Delta, "{delta:?}");
+    let (_, added, updated, removed, _) = counts(&delta);
+    // Dave arrives; Carol (deleted) and Bob (moved out) leave.
+    assert_eq!((added, removed), (1, 2), "{delta:?}");
+    assert!(updated >= 2, "{delta:?}");
+    let (after_delta, objects) = snapshot(&mut client).await;
+    let alice = objects
+        .iter()
+        .find(|o| o.display_name.starts_with("Alice"))
+        .unwrap();
+    assert!(alice.dn.starts_with("uid=alice2,"), "{}", alice.dn);
+    // A full sync of the same directory finds nothing to change.
+    let full = sync(&mut client, &i.id).await;
+    assert_succeeded(&full);
+    let (_, added, updated, removed, _) = counts(&full);
+    assert_eq!((added, updated, removed), (0, 0, 0), "{full:?}");
+    assert_eq!(snapshot(&mut client).await.0, after_delta);
+
+    // Cookies that cannot be trusted read in full, and say why.
+    let db = ds.dir.path().join("dirsync.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    for (value, why) in [
+        // Older than the server's session log: a present phase.
+        (
+            "rid=000,csn=20000101000000.000000Z#000000#000#000000",
+            "present phase",
+        ),
+        // Newer than the server: restored from a backup.
+        (
+            "rid=000,csn=20991231000000.000000Z#000000#000#000000",
+            "restore from backup",
+        ),
+    ] {
+        sqlx::query("UPDATE sync_cursors SET value = ?")
+            .bind(value.as_bytes())
+            .execute(&pool)
+            .await
+            .unwrap();
+        let run = sync_delta(&mut client, &i.id).await;
+        assert_succeeded(&run);
+        assert_eq!(kind(&run), api::RunKind::Full, "{run:?}");
+        assert!(run.full_reason.contains(why), "{}", run.full_reason);
+        assert_eq!(counts(&run).1 + counts(&run).2 + counts(&run).3, 0);
+        let next = sync_delta(&mut client, &i.id).await;
+        assert_eq!(kind(&next), api::RunKind::Delta, "{next:?}");
+    }
+    ds.stop().await;
+}

@@ -17,6 +17,7 @@ use dirsync_bus::{Bus, Delivery, Topic};
 use dirsync_core::secret::password_aad;
 use dirsync_core::{DirectorySchema, Dn, EncryptionMode, MasterKey, SealedSecret};
 use dirsync_ldap::delta::{DeltaError, DirSyncMode, DomainController, USN_SOURCE};
+use dirsync_ldap::syncrepl::SYNCREPL_SOURCE;
 use dirsync_ldap::{LdapError, Target, Timeouts};
 use dirsync_proto::bus::{self, collector_event::Event};
 
@@ -509,13 +510,8 @@ impl Collector {
             reason,
             notes: Vec::new(),
         };
-        if !matches!(scope.directory, DirectorySchema::ActiveDirectory) {
-            let reason = if delta_job {
-                "delta reads of generic LDAP directories are not available yet; the run read in full".to_owned()
-            } else {
-                String::new()
-            };
-            return Ok((full(reason), None));
+        if let DirectorySchema::Ldap(schema) = &scope.directory {
+            return plan_ldap(job, session, root_dn, scope, schema, delta_job).await;
         }
         if memberships_unavailable {
             // A Global Catalog port: no DirSync over it, and a full run
@@ -570,18 +566,6 @@ impl Collector {
         }
         let mut entries = Vec::new();
         let mut too_many = false;
-        let sink = |e| {
-            let over = entries.len() >= MAX_DELTA_ENTRIES;
-            too_many |= over;
-            if !over {
-                entries.push(e);
-            }
-            std::future::ready(if over {
-                Err(LdapError::Search("too many changes".into()))
-            } else {
-                Ok(())
-            })
-        };
         let mut notes = Vec::new();
         let read = if stored.source == USN_SOURCE {
             match dirsync_ldap::delta::usn_of(&stored.value) {
@@ -590,7 +574,13 @@ impl Collector {
                         notes.push(dirsync_ldap::delta::USN_NO_TOMBSTONES_NOTE.to_owned());
                     }
                     session
-                        .collect_usn_delta(root_dn, &dc, scope.include_contacts, since, sink)
+                        .collect_usn_delta(
+                            root_dn,
+                            &dc,
+                            scope.include_contacts,
+                            since,
+                            hold(&mut entries, &mut too_many),
+                        )
                         .await
                 }
                 None => Err(DeltaError::Unavailable(
@@ -609,7 +599,7 @@ impl Collector {
                     &dc.naming_context,
                     scope.include_contacts,
                     &stored.value,
-                    sink,
+                    hold(&mut entries, &mut too_many),
                 )
                 .await
         };
@@ -651,6 +641,114 @@ impl Collector {
                 )
                 .await
             }
+        }
+    }
+}
+
+/// A delta's sink: holds its entries in memory, up to
+/// [`MAX_DELTA_ENTRIES`]; beyond, it says so in `too_many` and stops the
+/// read.
+fn hold<'a>(
+    entries: &'a mut Vec<bus::DirectoryEntry>,
+    too_many: &'a mut bool,
+) -> impl FnMut(bus::DirectoryEntry) -> std::future::Ready<Result<(), LdapError>> + 'a {
+    move |e| {
+        let over = entries.len() >= MAX_DELTA_ENTRIES;
+        *too_many |= over;
+        if !over {
+            entries.push(e);
+        }
+        std::future::ready(if over {
+            Err(LdapError::Search("too many changes".into()))
+        } else {
+            Ok(())
+        })
+    }
+}
+
+/// [`Collector::plan_reading`] of a generic LDAP directory: content
+/// synchronization (RFC 4533) from the cursor of the server this session
+/// reached, or a full read with a cookie taken before it.
+async fn plan_ldap(
+    job: &bus::SyncJob,
+    session: &mut dirsync_ldap::Session,
+    root_dn: &Dn,
+    scope: &Scope,
+    schema: &dirsync_core::LdapSchema,
+    delta_job: bool,
+) -> Result<(Reading, Option<bus::Cursor>), CollectError> {
+    let server = session.host.clone();
+    let found = job
+        .cursors
+        .iter()
+        .find(|c| c.source == SYNCREPL_SOURCE && c.server == server);
+    let reason = match (delta_job, found) {
+        (false, _) => String::new(),
+        (true, None) if job.cursors.is_empty() => "no delta cursor is stored (no full sync since the settings changed, or delta reads were refused); the run read in full".to_owned(),
+        (true, None) => format!(
+            "the delta cursor was taken on another server than {server}; the run read in full"
+        ),
+        (true, Some(stored)) => {
+            let mut entries = Vec::new();
+            let mut too_many = false;
+            let read = session
+                .collect_syncrepl(
+                    schema,
+                    root_dn,
+                    scope.include_contacts,
+                    &stored.value,
+                    hold(&mut entries, &mut too_many),
+                )
+                .await;
+            match read {
+                _ if too_many => format!(
+                    "more than {MAX_DELTA_ENTRIES} objects changed: a full read is cheaper; the run read in full"
+                ),
+                Ok(delta) => {
+                    return Ok((
+                        Reading::Delta {
+                            entries,
+                            summary: delta.summary,
+                        },
+                        Some(bus::Cursor {
+                            source: SYNCREPL_SOURCE.to_owned(),
+                            server,
+                            value: delta.cookie,
+                            age_seconds: 0,
+                        }),
+                    ));
+                }
+                Err(DeltaError::Ldap(e)) => return Err(e.into()),
+                Err(DeltaError::Unavailable(why) | DeltaError::NotPermitted(why)) => {
+                    tracing::warn!(reason = %why, "delta unavailable; reading in full");
+                    format!("{why}; the run read in full")
+                }
+            }
+        }
+    };
+    match session.syncrepl_baseline(root_dn).await {
+        Ok(cookie) => Ok((
+            Reading::Full {
+                reason,
+                notes: Vec::new(),
+            },
+            Some(bus::Cursor {
+                source: SYNCREPL_SOURCE.to_owned(),
+                server,
+                value: cookie,
+                age_seconds: 0,
+            }),
+        )),
+        Err(DeltaError::Ldap(e)) if e.is_connection_failure() => Err(e.into()),
+        Err(e) => {
+            tracing::info!(error = %e, "no content synchronization cookie: delta syncs will not run");
+            Ok((
+                Reading::Full {
+                    reason,
+                    notes: vec![format!("delta syncs cannot run: {e}")],
+                },
+                None,
+            ))
         }
     }
 }

@@ -777,7 +777,7 @@ async function wizardPage(id) {
       check('delete_users', 'Delete users', 'Delete accounts no longer in the sync result. Off: they are kept as unmanaged accounts ("created by message in transit").'),
       check('enabled', 'Enabled', 'Scheduled syncs and Sync All include this integration.'),
       text('schedule', 'Schedule', 'Optional: times of day (HH:MM, comma separated) in the account\'s time zone. Empty: the account\'s schedule.'),
-      text('delta_interval_minutes', 'Delta sync interval', 'Minutes between delta syncs, which read only what changed since the last run (Active Directory). 0: only the scheduled full syncs.', { inputmode: 'numeric' }),
+      text('delta_interval_minutes', 'Delta sync interval', 'Minutes between delta syncs, which read only what changed since the last run. 0: only the scheduled full syncs.', { inputmode: 'numeric' }),
       v.type === 'DIRECTORY_TYPE_LDAP' ? null : select('delta_method', 'Delta method', [['DELTA_METHOD_DIRSYNC', 'DirSync (recommended)'], ['DELTA_METHOD_USN_CHANGED', 'uSNChanged polling']],
         'DirSync sees every change, deletions and single member edits included; the domain controller\'s refusal falls back to uSNChanged polling. uSNChanged polling needs no right beyond reading and sees deletions only where the bind account may read CN=Deleted Objects.'),
       text('partition', 'Partition', 'Optional: the collectors that take this integration\'s jobs. Empty: the Root DN\'s domain.'),

@@ -26,9 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use dirsync_bus::{Bus, Delivery, Topic};
 use dirsync_core::schedule::Schedule;
-use dirsync_core::{
-    Clock, DeltaMethod, DirectorySchema, EncryptionMode, RunKind, RunState, Trigger,
-};
+use dirsync_core::{Clock, DeltaMethod, EncryptionMode, RunKind, RunState, Trigger};
 use dirsync_proto::bus;
 use dirsync_store::{IntegrationRecord, RunRecord, Store, StoreError};
 
@@ -147,8 +145,9 @@ impl Scheduler {
                 // Not slots from before the integration existed.
                 .filter(|slot| slot.due >= integration.created_at);
             let Some(slot) = slot else {
-                if self.delta_due(&integration, now).await? {
-                    self.start_delta(&integration, now).await?;
+                if self.delta_due(&integration, now).await?
+                    && self.start_delta(&integration, now).await?
+                {
                     report.deltas.push(integration.id.clone());
                 }
                 continue;
@@ -168,8 +167,9 @@ impl Scheduler {
                 // Taken by another replica or an earlier tick, or a run is
                 // active (the slot runs when it ends, within the horizon).
                 Err(StoreError::Conflict(_)) => {
-                    if self.delta_due(&integration, now).await? {
-                        self.start_delta(&integration, now).await?;
+                    if self.delta_due(&integration, now).await?
+                        && self.start_delta(&integration, now).await?
+                    {
                         report.deltas.push(integration.id.clone());
                     }
                     continue;
@@ -249,12 +249,7 @@ impl Scheduler {
         now: dirsync_core::UnixMillis,
     ) -> anyhow::Result<bool> {
         let interval = integration.settings.delta_interval_minutes;
-        if interval == 0
-            || !matches!(
-                integration.settings.directory,
-                DirectorySchema::ActiveDirectory
-            )
-        {
+        if interval == 0 {
             return Ok(false);
         }
         let runs = self
@@ -282,11 +277,12 @@ impl Scheduler {
             .is_empty())
     }
 
+    /// Starts a delta run; false when another replica or tick took it.
     async fn start_delta(
         &self,
         integration: &IntegrationRecord,
         now: dirsync_core::UnixMillis,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<bool> {
         let run = RunRecord {
             kind: RunKind::Delta,
             ..RunRecord::new(
@@ -300,14 +296,14 @@ impl Scheduler {
         match self.store.create_run(&run).await {
             Ok(()) => {}
             // Another replica's tick took it, or a run just started.
-            Err(StoreError::Conflict(_)) => return Ok(()),
+            Err(StoreError::Conflict(_)) => return Ok(false),
             Err(e) => return Err(e.into()),
         }
         let msg_id = format!("delta:{}", run.id);
         self.queue(integration, &run, bus::Trigger::Schedule, &msg_id)
             .await?;
         tracing::debug!(integration = %integration.id, run = %run.id, "delta run queued");
-        Ok(())
+        Ok(true)
     }
 
     /// Publishes the run's job under `msg_id`, so that a replayed request

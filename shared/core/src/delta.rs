@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use crate::guid::ObjectGuid;
 use crate::object::{DirectoryObject, ObjectKind, ObjectRecord, ShortHash};
 use crate::plan::{CurrentObject, Plan, Upsert, out_of_scope, record_of, removal_of};
+use crate::schema::DirectorySchema;
 use crate::settings::IntegrationSettings;
 
 /// An object a delta read whole, with its links as anchors.
@@ -194,6 +195,14 @@ pub fn plan_delta(
         compare(&mut out, stored.get(anchor), record, digest);
     }
 
+    // Active Directory keeps its links itself: a renamed or moved object
+    // is still the member and the manager it was. A generic LDAP server
+    // may keep a renamed object's old DN in the groups and entries that
+    // name it (no referential integrity), which a full read does not
+    // resolve: there a changed object belongs to exactly the groups that
+    // name it now, and manages exactly the entries that do.
+    let links_by_dn = matches!(settings.directory, DirectorySchema::Ldap(_));
+
     // Stored records that link to what changed.
     for (anchor, s) in stored {
         if !s.current.managed || leaving.contains_key(anchor) || changed.contains_key(anchor) {
@@ -202,6 +211,11 @@ pub fn plan_delta(
         let mut record = s.record.clone();
         if record.kind == ObjectKind::Group {
             record.members.retain(|m| !leaving.contains_key(m));
+            if links_by_dn {
+                record
+                    .members
+                    .retain(|m| changed.get(m).is_none_or(|c| c.member_of.contains(anchor)));
+            }
             if let Some((adds, removes)) = member_changes.get(anchor) {
                 record.members.retain(|m| !removes.contains(m));
                 record.members.extend(adds.iter().copied().filter(in_scope));
@@ -220,6 +234,12 @@ pub fn plan_delta(
                 // The directory drops a link to a deleted object.
                 record.attributes.manager_dn.clear();
             }
+        }
+        if links_by_dn
+            && let Some(m) = record.manager
+            && changed.get(&m).is_some_and(|c| !c.reports.contains(anchor))
+        {
+            record.manager = None;
         }
         if let Some(m) = managers_of.get(anchor) {
             record.manager = Some(*m);
@@ -504,5 +524,65 @@ mod tests {
         assert_eq!(r[&guid(1)].dn, "CN=ann2,DC=x");
         assert_eq!(r[&guid(3)].attributes.manager_dn, "CN=ann2,DC=x");
         assert_eq!(r[&guid(3)].manager, Some(guid(1)));
+    }
+
+    #[test]
+    fn a_generic_ldap_rename_without_referential_integrity_drops_the_old_links() {
+        let s = IntegrationSettings::from_api(&api::IntegrationSettings {
+            r#type: api::DirectoryType::Ldap as i32,
+            ..settings(false).to_api()
+        })
+        .expect("valid");
+        let mut sub = user(3, "cy");
+        sub.attributes.manager_dn = "CN=ann,DC=x".into();
+        let objects = vec![
+            user(1, "ann"),
+            sub.clone(),
+            with_members(group(9, "staff"), &["ann", "cy"]),
+        ];
+        let stored = stored_after_full(&s, objects);
+        assert_eq!(stored[&guid(9)].record.members, vec![guid(1), guid(3)]);
+        // ann renamed; the group and cy still name CN=ann,DC=x, so the
+        // server finds no group and no report of CN=ann2.
+        let mut renamed = user(1, "ann");
+        renamed.dn = crate::Dn::parse("CN=ann2,DC=x").expect("dn");
+        let plan = plan_delta(
+            &s,
+            &stored,
+            vec![DeltaChange::Changed(Box::new(changed(renamed.clone())))],
+        );
+        let r = records(&plan);
+        assert_eq!(r[&guid(9)].members, vec![guid(3)]);
+        assert_eq!(r[&guid(3)].manager, None);
+        assert_eq!(r[&guid(3)].attributes.manager_dn, "CN=ann,DC=x");
+        // What a full read of that directory gives.
+        let full = stored_after_full(
+            &s,
+            vec![
+                renamed,
+                sub,
+                with_members(group(9, "staff"), &["ann", "cy"]),
+            ],
+        );
+        assert_eq!(full[&guid(9)].record, r[&guid(9)]);
+        assert_eq!(full[&guid(3)].record, r[&guid(3)]);
+        // Active Directory keeps the links: the same change keeps them.
+        let ad = settings(false);
+        let stored = stored_after_full(
+            &ad,
+            vec![
+                user(1, "ann"),
+                user(3, "cy"),
+                with_members(group(9, "staff"), &["ann", "cy"]),
+            ],
+        );
+        let mut renamed = user(1, "ann");
+        renamed.dn = crate::Dn::parse("CN=ann2,DC=x").expect("dn");
+        let plan = plan_delta(
+            &ad,
+            &stored,
+            vec![DeltaChange::Changed(Box::new(changed(renamed)))],
+        );
+        assert!(!records(&plan).contains_key(&guid(9)), "staff unchanged");
     }
 }

@@ -22,6 +22,12 @@ impl ObjectGuid {
         &self.0
     }
 
+    /// From 16 bytes in the order of the text form (RFC 4122), as an LDAP
+    /// server sends an entryUUID in a control.
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(bytes)
+    }
+
     /// From the 16 bytes of the attribute as AD sends them (mixed endian:
     /// the first three fields little endian).
     pub fn from_ad_bytes(bytes: &[u8]) -> Result<Self, GuidError> {

@@ -417,7 +417,8 @@ pub async fn run(
     };
     let _ = r.tx.send(step).await;
     let started = Instant::now();
-    let (outcome, detail, hint) = delta_capability(&mut session, directory, delta_method, gc).await;
+    let (outcome, detail, hint) =
+        delta_capability(&mut session, root_dn, directory, delta_method, gc).await;
     r.send(Check::DeltaSync, &host, outcome, detail, hint, started)
         .await;
     session.unbind().await;
@@ -429,17 +430,27 @@ const REPLICATION_HINT: &str = "grant the bind account \"Replicating Directory C
 /// Whether delta syncs can read the directory's changes, and how.
 async fn delta_capability(
     session: &mut crate::Session,
+    root_dn: &Dn,
     directory: &DirectorySchema,
     delta_method: DeltaMethod,
     global_catalog: bool,
 ) -> (Outcome, String, String) {
     use crate::delta::DirSyncMode;
-    if !matches!(directory, DirectorySchema::ActiveDirectory) {
-        return (
-            Outcome::Skipped,
-            "delta syncs of generic LDAP directories are not available yet: every run reads in full".into(),
-            String::new(),
-        );
+    if let DirectorySchema::Ldap(_) = directory {
+        return match session.syncrepl_baseline(root_dn).await {
+            Ok(_) => (
+                Outcome::Passed,
+                format!(
+                    "content synchronization (RFC 4533) reads the changes of {root_dn}, deletions included"
+                ),
+                String::new(),
+            ),
+            Err(e) => (
+                Outcome::Warning,
+                format!("delta syncs cannot read changes ({e}): every run reads in full"),
+                SYNCPROV_HINT.into(),
+            ),
+        };
     }
     if global_catalog {
         return (
@@ -526,6 +537,9 @@ async fn delta_capability(
         ),
     }
 }
+
+/// Let a generic LDAP directory serve content synchronization.
+const SYNCPROV_HINT: &str = "OpenLDAP: load the syncprov overlay on the database (olcOverlay=syncprov) with a session log (olcSpSessionlog: 100000), so that delta syncs read only what changed and name deletions";
 
 /// Let uSNChanged polling see deletions.
 const TOMBSTONES_HINT: &str = "let the bind account read CN=Deleted Objects (dsacls \"CN=Deleted Objects,DC=…\" /takeownership, then dsacls … /G DOMAIN\\account:LCRP), or use DirSync and grant \"Replicating Directory Changes\"";

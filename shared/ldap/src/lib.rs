@@ -5,6 +5,7 @@
 pub mod delta;
 pub mod diagnose;
 mod entry;
+pub mod syncrepl;
 pub mod tls;
 
 use std::net::Ipv6Addr;
