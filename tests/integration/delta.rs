@@ -918,3 +918,106 @@ async fn generic_ldap_deltas_through_content_synchronization() {
     }
     ds.stop().await;
 }
+
+#[tokio::test]
+async fn a_user_restored_from_deleted_objects_gets_its_account_back() {
+    let fx = Fixture::seed();
+    let ds = Embedded::start().await;
+    let mut client = ds.client("acme").await;
+    let i = create_integration(
+        &mut client,
+        admin_settings(&fx, "Restore"),
+        &env("DIRSYNC_TEST_AD_ADMIN_PASSWORD"),
+    )
+    .await;
+    assert_succeeded(&sync(&mut client, &i.id).await);
+    let (before, objects) = snapshot(&mut client).await;
+    let carol_id = objects
+        .iter()
+        .find(|o| o.display_name == "Carol Chen")
+        .unwrap()
+        .id
+        .clone();
+
+    // Deleted in AD: the delta keeps her as an unmanaged account.
+    let people = format!("OU=People,{}", fx.root_dn);
+    let carol = format!("CN=Carol Chen,{people}");
+    let mut ldap = fx.admin().await;
+    ldap.delete(&carol).await.unwrap().success().unwrap();
+    let delta = sync_delta(&mut client, &i.id).await;
+    assert_eq!(kind(&delta), api::RunKind::Delta, "{delta:?}");
+    assert_eq!(counts(&delta).3, 1, "{delta:?}");
+    let (_, objects) = snapshot(&mut client).await;
+    let kept = objects.iter().find(|o| o.id == carol_id).unwrap();
+    assert!(!kept.managed);
+
+    // Restored by an administrator (tombstone reanimation: the same
+    // objectGUID; without the Recycle Bin the stripped attributes and the
+    // group membership are set again, after it: Samba refuses them in the
+    // reanimating modify).
+    let show_deleted = ldap3::controls::RawControl {
+        ctype: "1.2.840.113556.1.4.417".into(),
+        crit: true,
+        val: None,
+    };
+    let (found, _) = ldap
+        .with_controls(vec![show_deleted.clone()])
+        .search(
+            &format!("CN=Deleted Objects,{}", env("DIRSYNC_TEST_AD_BASE_DN")),
+            ldap3::Scope::OneLevel,
+            &format!("(sAMAccountName={}carol)", &fx.ou[1..]),
+            vec!["objectGUID"],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    assert_eq!(found.len(), 1, "one tombstone of Carol");
+    let tombstone = ldap3::SearchEntry::construct(found.into_iter().next().unwrap()).dn;
+    ldap.with_controls(vec![show_deleted])
+        .modify(
+            &tombstone,
+            vec![
+                ldap3::Mod::Delete("isDeleted", HashSet::new()),
+                ldap3::Mod::Replace("distinguishedName", set(&[&carol])),
+            ],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap_or_else(|e| panic!("reanimating {tombstone}: {e}"));
+    modify(
+        &mut ldap,
+        &carol,
+        vec![
+            ldap3::Mod::Replace("mail", set(&["carol@example.org"])),
+            ldap3::Mod::Replace("displayName", set(&["Carol Chen"])),
+            ldap3::Mod::Replace("givenName", set(&["Carol"])),
+            ldap3::Mod::Replace("sn", set(&["Chen"])),
+        ],
+    )
+    .await;
+    modify(
+        &mut ldap,
+        &format!("CN=Engineering,OU=Groups,{}", fx.root_dn),
+        vec![ldap3::Mod::Add("member", set(&[&carol]))],
+    )
+    .await;
+
+    let delta = sync_delta(&mut client, &i.id).await;
+    assert_succeeded(&delta);
+    assert_eq!(kind(&delta), api::RunKind::Delta, "{delta:?}");
+    let (after, objects) = snapshot(&mut client).await;
+    assert_eq!(after, before, "managed again, with her address and group");
+    let back = objects
+        .iter()
+        .filter(|o| o.display_name == "Carol Chen")
+        .collect::<Vec<_>>();
+    assert_eq!(back.len(), 1, "one account, not a second one");
+    assert_eq!(back[0].id, carol_id);
+    assert!(back[0].managed);
+    let full = sync(&mut client, &i.id).await;
+    let (_, added, updated, removed, _) = counts(&full);
+    assert_eq!((added, updated, removed), (0, 0, 0), "{full:?}");
+    ds.stop().await;
+}
