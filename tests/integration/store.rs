@@ -71,7 +71,10 @@ on_both!(
     urls_on_postgres,
     urls_on_sqlite,
     |url| url,
-    [owners_and_conflicts_survive_the_move_onto_claims,]
+    [
+        owners_and_conflicts_survive_the_move_onto_claims,
+        managers_stored_before_their_index_are_found_by_it,
+    ]
 );
 
 fn settings(name: &str) -> IntegrationSettings {
@@ -1109,4 +1112,46 @@ async fn deltas_read_links_keep_cursors_and_count_removals(store: Store) {
     rescoped.settings.include_contacts = !rescoped.settings.include_contacts;
     store.update_integration(&rescoped).await.unwrap();
     assert!(store.cursors("acme", "i1").await.unwrap().is_empty());
+}
+
+/// A store of version 20 (managers only inside the records) finds, once
+/// migrated, the objects a manager manages by the index of managers.
+async fn managers_stored_before_their_index_are_found_by_it(url: String) {
+    dirsync_store::migrate_to(&url, 20).await.unwrap();
+    let boss = user(1, "boss@example.com", "b@example.com");
+    let report = user(2, "report@example.com", "r@example.com");
+    let mut sql = String::new();
+    for (u, manager) in [(&boss, None), (&report, Some(boss.anchor))] {
+        let record = dirsync_core::ObjectRecord {
+            anchor: u.anchor,
+            kind: u.kind,
+            dn: u.dn.to_string(),
+            attributes: u.attributes.clone(),
+            primary_address: u.primary_address.clone(),
+            aliases: u.aliases.clone(),
+            disabled: false,
+            members: Vec::new(),
+            group_type: None,
+            manager,
+        };
+        sql += &format!(
+            "INSERT INTO objects (account_id, anchor, integration_id, kind, dn, display_name, \
+             primary_address, disabled, managed, record, content_hash, updated_at) VALUES \
+             ('acme', '{}', 'i1', 'user', '{}', '{}', '{}', FALSE, TRUE, '{}', '{}', 5);\n",
+            u.anchor,
+            u.dn,
+            u.attributes.display_name,
+            u.primary_address.as_ref().unwrap(),
+            serde_json::to_string(&record).unwrap().replace('\'', "''"),
+            record.content_hash(),
+        );
+    }
+    execute(&url, sql).await;
+    let store = dirsync_store::connect(&url).await.unwrap();
+    let stored = store
+        .delta_stored("acme", "i1", &[boss.anchor])
+        .await
+        .unwrap();
+    assert!(stored.contains_key(&report.anchor), "{:?}", stored.keys());
+    assert_eq!(stored[&report.anchor].record.manager, Some(boss.anchor));
 }

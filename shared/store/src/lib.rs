@@ -395,6 +395,7 @@ migrations!(
     18 "console sessions" "0018_console_sessions.sql",
     19 "search by address" "0019_search_by_address.sql",
     20 "delta sync" "0020_delta_sync.sql",
+    21 "manager anchor" "0021_manager_anchor.sql",
 );
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {

@@ -478,7 +478,7 @@ macro_rules! store_impl {
                     const OBJECT_COLUMNS: &[&str] = &[
                         "account_id", "anchor", "integration_id", "kind", "dn", "display_name",
                         "primary_address", "disabled", "managed", "record", "content_hash", "entry_digest",
-                        "updated_at",
+                        "updated_at", "manager_anchor",
                     ];
                     // Objects the store holds are updated in place; the others
                     // are copied in as they are (a first sync's, all of them).
@@ -508,6 +508,7 @@ macro_rules! store_impl {
                             upsert.content_hash.to_string().into(),
                             upsert.entry_digest.map(|d| d.to_string()).into(),
                             now.into(),
+                            rec.manager.map(|m| m.to_string()).into(),
                         ]);
                         for (address, is_primary) in rec.addresses() {
                             let address = address.to_string();
@@ -547,7 +548,8 @@ macro_rules! store_impl {
                          kind = excluded.kind, dn = excluded.dn, display_name = excluded.display_name, \
                          primary_address = excluded.primary_address, disabled = excluded.disabled, \
                          managed = TRUE, record = excluded.record, content_hash = excluded.content_hash, \
-                         entry_digest = excluded.entry_digest, updated_at = excluded.updated_at",
+                         entry_digest = excluded.entry_digest, updated_at = excluded.updated_at, \
+                         manager_anchor = excluded.manager_anchor",
                     )
                     .await?;
                     <$db as Bulk>::insert_rows(&mut **tx, &fresh, "").await?;
@@ -1706,15 +1708,10 @@ macro_rules! store_impl {
                         let g: String = g.try_get("group_anchor")?;
                         all.insert(g.parse().map_err(|e| corrupt("group anchor", e))?);
                     }
-                    // Objects they manage: the manager is in the record.
-                    let managed = chunk
-                        .iter()
-                        .map(|a| format!("record LIKE '%\"manager\":\"{a}\"%'"))
-                        .collect::<Vec<_>>()
-                        .join(" OR ");
+                    // Objects they manage, by the index of managers.
                     let reports = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "SELECT anchor FROM objects WHERE account_id = $1 AND integration_id = $2 \
-                         AND kind <> 'group' AND ({managed})"
+                         AND kind <> 'group' AND manager_anchor IN ({list})"
                     )))
                     .bind(account_id)
                     .bind(integration_id)
