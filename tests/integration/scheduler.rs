@@ -265,7 +265,10 @@ async fn settle_with_cursor(
         }),
         ..Default::default()
     };
-    apply.finish(&plan, 0).await.unwrap();
+    apply
+        .finish(&plan, 0, &dirsync_core::FixedClock::new(now))
+        .await
+        .unwrap();
 }
 
 /// The kinds of the jobs waiting on the bus, and their cursors.
@@ -371,7 +374,11 @@ async fn no_deltas_when_off_or_without_a_cursor() {
     // Settled without a cursor (DirSync refused): no deltas.
     let apply = s.store.begin_apply(&full, start).await.unwrap().unwrap();
     apply
-        .finish(&dirsync_core::plan::Plan::default(), 0)
+        .finish(
+            &dirsync_core::plan::Plan::default(),
+            0,
+            &dirsync_core::FixedClock::new(start),
+        )
         .await
         .unwrap();
     setup.clock.set(start + 30 * 60_000);

@@ -64,6 +64,7 @@ on_both!(
         objects_are_searched_and_paged_by_name,
         console_sessions_end_on_sign_out,
         deltas_read_links_keep_cursors_and_count_removals,
+        a_run_ends_when_its_apply_settles,
     ]
 );
 
@@ -764,7 +765,10 @@ async fn an_accounts_applies_take_turns_on_postgres() {
         !waiting.is_finished(),
         "the second apply began while the first was open"
     );
-    apply.finish(&first_plan, 1).await.unwrap();
+    apply
+        .finish(&first_plan, 1, &dirsync_core::FixedClock::new(20))
+        .await
+        .unwrap();
     let ApplyOutcome::Applied { warnings, .. } = waiting.await.unwrap().unwrap() else {
         panic!("the second run was not applied");
     };
@@ -970,7 +974,10 @@ async fn apply_with_cursor(
         .set_cursor(cursor, run.kind == dirsync_core::RunKind::Full)
         .await
         .unwrap();
-    apply.finish(plan, 0).await.unwrap();
+    apply
+        .finish(plan, 0, &dirsync_core::FixedClock::new(run.created_at))
+        .await
+        .unwrap();
 }
 
 async fn deltas_read_links_keep_cursors_and_count_removals(store: Store) {
@@ -1154,4 +1161,28 @@ async fn managers_stored_before_their_index_are_found_by_it(url: String) {
         .unwrap();
     assert!(stored.contains_key(&report.anchor), "{:?}", stored.keys());
     assert_eq!(stored[&report.anchor].record.manager, Some(boss.anchor));
+}
+
+/// A run's end is when its apply settled, by the clock `finish` is given,
+/// not when the reconciler began it: a long apply is in the run's time.
+async fn a_run_ends_when_its_apply_settles(store: Store) {
+    store.ensure_account("acme", 1).await.unwrap();
+    let rec = integration("i1", "HQ");
+    store.create_integration(&rec).await.unwrap();
+    let run = started_run("r1", "i1", 10);
+    store.create_run(&run).await.unwrap();
+    let plan = plan::plan(
+        &rec.settings,
+        &Source::complete(),
+        &Default::default(),
+        vec![user(1, "u1@example.com", "one@example.com")],
+    );
+    let clock = dirsync_core::FixedClock::new(20);
+    let mut apply = store.begin_apply(&run, 20).await.unwrap().unwrap();
+    apply.upserts(&plan.adds, &plan.updates).await.unwrap();
+    // The writes took 35 s.
+    clock.advance(35_000);
+    apply.finish(&plan, 1, &clock).await.unwrap();
+    let settled = store.get_run("acme", "r1").await.unwrap();
+    assert_eq!(settled.finished_at, Some(35_020));
 }

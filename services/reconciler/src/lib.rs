@@ -446,7 +446,10 @@ impl Reconciler {
                 end.referrals
             ));
         }
-        match apply.finish(&plan, end.entries).await? {
+        match apply
+            .finish(&plan, end.entries, self.clock.as_ref())
+            .await?
+        {
             ApplyOutcome::Applied { counts, warnings } => {
                 record_metrics(&run, &plan, &synced, now);
                 tracing::info!(
@@ -554,7 +557,10 @@ impl Reconciler {
             ),
             None => {}
         }
-        match apply.finish(&plan, end.entries).await? {
+        match apply
+            .finish(&plan, end.entries, self.clock.as_ref())
+            .await?
+        {
             ApplyOutcome::Applied { counts, warnings } => {
                 record_metrics(&run, &plan, &synced, now);
                 tracing::info!(

@@ -219,7 +219,9 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
             return Ok(ApplyOutcome::AlreadySettled);
         };
         apply.upserts(&plan.adds, &plan.updates).await?;
-        apply.finish(plan, collected).await
+        apply
+            .finish(plan, collected, &dirsync_core::FixedClock::new(now))
+            .await
     }
     /// Change log entries, newest first: of one run, of one object, or both.
     /// An object's history leaves out preview runs unless one is named.
@@ -281,8 +283,14 @@ pub trait Apply: Send {
     /// The rest of the plan: its removals (or the removals held for
     /// approval), its entry digests and context, the unchanged count and
     /// warnings; its adds and updates count only as far as they went
-    /// through [`Apply::upserts`].
-    async fn finish(self: Box<Self>, plan: &Plan, collected: u64) -> Result<ApplyOutcome>;
+    /// through [`Apply::upserts`]. The run's end (`finished_at`) is
+    /// `clock`'s now when the run settles, after the apply's writes.
+    async fn finish(
+        self: Box<Self>,
+        plan: &Plan,
+        collected: u64,
+        clock: &dyn dirsync_core::Clock,
+    ) -> Result<ApplyOutcome>;
     /// Moves the integration's cursor for the cursor's source and server
     /// to `cursor`, in the apply's transaction: it moves only if the run
     /// applies. A full run's cursor replaces every other of the

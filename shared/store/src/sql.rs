@@ -2267,7 +2267,12 @@ macro_rules! store_impl {
                 Ok(())
             }
 
-            async fn finish(self: Box<Self>, plan: &Plan, collected: u64) -> Result<ApplyOutcome> {
+            async fn finish(
+                self: Box<Self>,
+                plan: &Plan,
+                collected: u64,
+                clock: &dyn dirsync_core::Clock,
+            ) -> Result<ApplyOutcome> {
                 let mut this = *self;
                 let account = this.run.account_id.clone();
                 let before = $store::records_before(
@@ -2292,7 +2297,7 @@ macro_rules! store_impl {
                 warnings.append(&mut this.warnings);
                 let hold_reason = plan.hold.as_ref().map(Hold::describe).unwrap_or_default();
                 if this.preview {
-                    $store::settle(&mut this.tx, &this.run, RunState::Succeeded, &counts, &warnings, &hold_reason, this.now)
+                    $store::settle(&mut this.tx, &this.run, RunState::Succeeded, &counts, &warnings, &hold_reason, clock.now())
                         .await?;
                     this.tx.commit().await?;
                     return Ok(ApplyOutcome::Applied { counts, warnings });
@@ -2378,7 +2383,7 @@ macro_rules! store_impl {
                     .bind(&this.run.integration_id)
                     .execute(&mut *this.tx)
                     .await?;
-                $store::settle(&mut this.tx, &this.run, state, &counts, &warnings, &hold_reason, this.now).await?;
+                $store::settle(&mut this.tx, &this.run, state, &counts, &warnings, &hold_reason, clock.now()).await?;
                 this.tx.commit().await?;
                 Ok(ApplyOutcome::Applied { counts, warnings })
             }
