@@ -2356,7 +2356,7 @@ macro_rules! store_impl {
                     // after the commit gathers those.
                     $store::on_postgres(
                         &mut this.tx,
-                        "ANALYZE objects (account_id, anchor, integration_id, kind, managed), \
+                        "ANALYZE objects (account_id, anchor, integration_id, kind, managed, manager_anchor), \
                          address_claims (account_id, address, anchor, owner, contested), \
                          members (account_id, group_anchor, member_anchor)",
                     )
