@@ -75,6 +75,7 @@ on_both!(
     [
         owners_and_conflicts_survive_the_move_onto_claims,
         managers_stored_before_their_index_are_found_by_it,
+        a_large_first_sync_leaves_planner_statistics,
     ]
 );
 
@@ -1185,4 +1186,45 @@ async fn a_run_ends_when_its_apply_settles(store: Store) {
     apply.finish(&plan, 1, &clock).await.unwrap();
     let settled = store.get_run("acme", "r1").await.unwrap();
     assert_eq!(settled.finished_at, Some(35_020));
+}
+
+/// A first sync past ANALYZE_AFTER objects leaves statistics, SQLite's
+/// too: without them SQLite walks an index of the whole account for a
+/// delta's few anchors.
+async fn a_large_first_sync_leaves_planner_statistics(url: String) {
+    let store = dirsync_store::connect(&url).await.unwrap();
+    store.ensure_account("acme", 1).await.unwrap();
+    let rec = integration("i1", "HQ");
+    store.create_integration(&rec).await.unwrap();
+    let users: Vec<DirectoryObject> = (0..6000u32)
+        .map(|n| {
+            DirectoryObject::try_from(bus::DirectoryEntry {
+                kind: bus::ObjectKind::User as i32,
+                object_guid: format!("00000000-0000-0000-0000-{n:012x}"),
+                dn: format!("CN=User {n},OU=People,DC=corp,DC=example,DC=test"),
+                display_name: format!("User {n}"),
+                mail: format!("u{n}@example.com"),
+                user_account_control: Some(512),
+                ..Default::default()
+            })
+            .unwrap()
+        })
+        .collect();
+    sync(&store, &rec, "r1", 10, users).await;
+    let analyzed: i64 = if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_stat1 WHERE tbl = 'objects'")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    } else {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stats WHERE tablename = 'objects' AND attname = 'anchor'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    assert!(analyzed > 0, "no statistics on objects");
 }
