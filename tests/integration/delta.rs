@@ -1021,3 +1021,56 @@ async fn a_user_restored_from_deleted_objects_gets_its_account_back() {
     assert_eq!((added, updated, removed), (0, 0, 0), "{full:?}");
     ds.stop().await;
 }
+
+#[tokio::test]
+async fn generic_ldap_deltas_in_the_distributed_shape() {
+    use dirsync_tests::LdapFixture;
+    let fx = LdapFixture::seed().await;
+    let stack = Distributed::start().await;
+    let mut client = stack.client("acme").await;
+    let settings = api::IntegrationSettings {
+        delta_interval_minutes: Some(0),
+        ..fx.settings("OpenLDAP deltas")
+    };
+    let i = create_integration(&mut client, settings, &LdapFixture::password()).await;
+    let first = sync_delta(&mut client, &i.id).await;
+    assert_succeeded(&first);
+    assert_eq!(kind(&first), api::RunKind::Full, "{first:?}");
+    let people = fx.people();
+    let mut ldap = fx.admin().await;
+    add(
+        &mut ldap,
+        &format!("uid=erin,{people}"),
+        vec![
+            ("objectClass", vec!["inetOrgPerson"]),
+            ("uid", vec!["erin"]),
+            ("cn", vec!["Erin Early"]),
+            ("sn", vec!["Early"]),
+            ("mail", vec!["erin@example.com"]),
+        ],
+    )
+    .await;
+    modify(
+        &mut ldap,
+        &format!("uid=bob,{people}"),
+        vec![ldap3::Mod::Replace("title", set(&["Buyer"]))],
+    )
+    .await;
+    ldap.delete(&format!("uid=carol,{people}"))
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let delta = sync_delta(&mut client, &i.id).await;
+    assert_succeeded(&delta);
+    assert_eq!(kind(&delta), api::RunKind::Delta, "{delta:?}");
+    let (_, added, updated, removed, _) = counts(&delta);
+    // Erin in; Bob changed, and Engineering without Carol; Carol out.
+    assert_eq!((added, updated, removed), (1, 2, 1), "{delta:?}");
+    let (after_delta, _) = snapshot(&mut client).await;
+    let full = sync(&mut client, &i.id).await;
+    assert_succeeded(&full);
+    let (_, added, updated, removed, _) = counts(&full);
+    assert_eq!((added, updated, removed), (0, 0, 0), "{full:?}");
+    assert_eq!(snapshot(&mut client).await.0, after_delta);
+}
