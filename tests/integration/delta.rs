@@ -51,6 +51,85 @@ fn admin_settings(fx: &Fixture, name: &str) -> api::IntegrationSettings {
     }
 }
 
+/// Every kind of change, in the fixture's AD directory: Frank added to
+/// People and Engineering, Carol out of Engineering; Alice's title and
+/// name, Erin disabled; Zoë deleted; Carol moved out of the Root DN and
+/// Oscar into it. Frank's DN.
+async fn every_kind_of_change(fx: &Fixture, ldap: &mut ldap3::Ldap) -> String {
+    let people = format!("OU=People,{}", fx.root_dn);
+    let groups = format!("OU=Groups,{}", fx.root_dn);
+    let tag = &fx.ou[1..];
+    let frank = format!("CN=Frank Fresh,{people}");
+    add(
+        ldap,
+        &frank,
+        vec![
+            ("objectClass", vec!["user"]),
+            ("sAMAccountName", vec![&format!("{tag}frank")]),
+            ("displayName", vec!["Frank Fresh"]),
+            ("mail", vec!["frank@example.com"]),
+        ],
+    )
+    .await;
+    let engineering = format!("CN=Engineering,{groups}");
+    modify(
+        ldap,
+        &engineering,
+        vec![
+            ldap3::Mod::Add("member", set(&[&frank])),
+            ldap3::Mod::Delete("member", set(&[&format!("CN=Carol Chen,{people}")])),
+        ],
+    )
+    .await;
+    // A rename, an attribute change, a disable.
+    let alice = format!("CN=Alice Anders,{people}");
+    modify(
+        ldap,
+        &alice,
+        vec![ldap3::Mod::Replace("title", set(&["Chief Engineer"]))],
+    )
+    .await;
+    ldap.modifydn(&alice, "CN=Alice Anders-Lee", true, None)
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    modify(
+        ldap,
+        &format!("CN=Smith\\, Erin,{people}"),
+        vec![ldap3::Mod::Replace("userAccountControl", set(&["514"]))],
+    )
+    .await;
+    // A deletion, and a move out of the Root DN.
+    ldap.delete(&format!("CN=Zoë Ærø,{people}"))
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    ldap.modifydn(
+        &format!("CN=Carol Chen,{people}"),
+        "CN=Carol Chen",
+        true,
+        Some(&format!("OU=Outside,{}", fx.base)),
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+    // A move into the Root DN, with its group memberships and reports.
+    ldap.modifydn(
+        &format!("CN=Oscar Outside,OU=Outside,{}", fx.base),
+        "CN=Oscar Outside",
+        true,
+        Some(&people),
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+    frank
+}
+
 #[tokio::test]
 async fn deltas_apply_every_kind_of_change_as_a_full_sync_would() {
     let fx = Fixture::seed();
@@ -86,80 +165,8 @@ async fn deltas_apply_every_kind_of_change_as_a_full_sync_would() {
     assert_eq!(snapshot(&mut client).await.0, before);
 
     // Every kind of change.
-    let people = format!("OU=People,{}", fx.root_dn);
-    let groups = format!("OU=Groups,{}", fx.root_dn);
     let mut ldap = fx.admin().await;
-    let tag = &fx.ou[1..];
-    let frank = format!("CN=Frank Fresh,{people}");
-    add(
-        &mut ldap,
-        &frank,
-        vec![
-            ("objectClass", vec!["user"]),
-            ("sAMAccountName", vec![&format!("{tag}frank")]),
-            ("displayName", vec!["Frank Fresh"]),
-            ("mail", vec!["frank@example.com"]),
-        ],
-    )
-    .await;
-    let engineering = format!("CN=Engineering,{groups}");
-    let all_staff = format!("CN=All Staff,{groups}");
-    modify(
-        &mut ldap,
-        &engineering,
-        vec![
-            ldap3::Mod::Add("member", set(&[&frank])),
-            ldap3::Mod::Delete("member", set(&[&format!("CN=Carol Chen,{people}")])),
-        ],
-    )
-    .await;
-    // A rename, an attribute change, a disable.
-    let alice = format!("CN=Alice Anders,{people}");
-    modify(
-        &mut ldap,
-        &alice,
-        vec![ldap3::Mod::Replace("title", set(&["Chief Engineer"]))],
-    )
-    .await;
-    ldap.modifydn(&alice, "CN=Alice Anders-Lee", true, None)
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
-    modify(
-        &mut ldap,
-        &format!("CN=Smith\\, Erin,{people}"),
-        vec![ldap3::Mod::Replace("userAccountControl", set(&["514"]))],
-    )
-    .await;
-    // A deletion, and a move out of the Root DN.
-    ldap.delete(&format!("CN=Zoë Ærø,{people}"))
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
-    ldap.modifydn(
-        &format!("CN=Carol Chen,{people}"),
-        "CN=Carol Chen",
-        true,
-        Some(&format!("OU=Outside,{}", fx.base)),
-    )
-    .await
-    .unwrap()
-    .success()
-    .unwrap();
-    // A move into the Root DN, with its group memberships and reports.
-    ldap.modifydn(
-        &format!("CN=Oscar Outside,OU=Outside,{}", fx.base),
-        "CN=Oscar Outside",
-        true,
-        Some(&people),
-    )
-    .await
-    .unwrap()
-    .success()
-    .unwrap();
-    let _ = all_staff;
+    every_kind_of_change(&fx, &mut ldap).await;
 
     let delta = sync_delta(&mut client, &i.id).await;
     assert_succeeded(&delta);
@@ -580,69 +587,11 @@ async fn usn_changed_polling_reads_deltas_as_dirsync_does() {
     assert_eq!((added, updated, removed), (0, 0, 0), "{idle:?}");
     assert_eq!(snapshot(&mut client).await.0, before);
 
+    // The changes the DirSync test makes; only the members of a group
+    // change: the group is read whole.
     let people = format!("OU=People,{}", fx.root_dn);
-    let groups = format!("OU=Groups,{}", fx.root_dn);
     let mut ldap = fx.admin().await;
-    let tag = &fx.ou[1..];
-    let frank = format!("CN=Frank Fresh,{people}");
-    add(
-        &mut ldap,
-        &frank,
-        vec![
-            ("objectClass", vec!["user"]),
-            ("sAMAccountName", vec![&format!("{tag}frank")]),
-            ("displayName", vec!["Frank Fresh"]),
-            ("mail", vec!["frank@example.com"]),
-        ],
-    )
-    .await;
-    // Only the members of a group change: the group is read whole.
-    modify(
-        &mut ldap,
-        &format!("CN=Engineering,{groups}"),
-        vec![
-            ldap3::Mod::Add("member", set(&[&frank])),
-            ldap3::Mod::Delete("member", set(&[&format!("CN=Carol Chen,{people}")])),
-        ],
-    )
-    .await;
-    let alice = format!("CN=Alice Anders,{people}");
-    modify(
-        &mut ldap,
-        &alice,
-        vec![ldap3::Mod::Replace("title", set(&["Chief Engineer"]))],
-    )
-    .await;
-    ldap.modifydn(&alice, "CN=Alice Anders-Lee", true, None)
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
-    ldap.delete(&format!("CN=Zoë Ærø,{people}"))
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
-    ldap.modifydn(
-        &format!("CN=Carol Chen,{people}"),
-        "CN=Carol Chen",
-        true,
-        Some(&format!("OU=Outside,{}", fx.base)),
-    )
-    .await
-    .unwrap()
-    .success()
-    .unwrap();
-    ldap.modifydn(
-        &format!("CN=Oscar Outside,OU=Outside,{}", fx.base),
-        "CN=Oscar Outside",
-        true,
-        Some(&people),
-    )
-    .await
-    .unwrap()
-    .success()
-    .unwrap();
+    let frank = every_kind_of_change(&fx, &mut ldap).await;
 
     let delta = sync_delta(&mut client, &i.id).await;
     assert_succeeded(&delta);

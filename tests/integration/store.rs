@@ -654,29 +654,9 @@ async fn owners_and_conflicts_survive_the_move_onto_claims(url: String) {
     ];
     let mut sql = String::new();
     for u in &users {
-        let record = dirsync_core::ObjectRecord {
-            anchor: u.anchor,
-            kind: u.kind,
-            dn: u.dn.to_string(),
-            attributes: u.attributes.clone(),
-            primary_address: u.primary_address.clone(),
-            aliases: u.aliases.clone(),
-            disabled: false,
-            members: Vec::new(),
-            group_type: None,
-            manager: None,
-        };
+        let (record, insert) = user_row(u, None);
         let anchor = u.anchor.to_string();
-        sql += &format!(
-            "INSERT INTO objects (account_id, anchor, integration_id, kind, dn, display_name, \
-             primary_address, disabled, managed, record, content_hash, updated_at) VALUES \
-             ('acme', '{anchor}', 'i1', 'user', '{}', '{}', '{}', FALSE, TRUE, '{}', '{}', 5);\n",
-            u.dn,
-            u.attributes.display_name,
-            u.primary_address.as_ref().unwrap(),
-            serde_json::to_string(&record).unwrap().replace('\'', "''"),
-            record.content_hash(),
-        );
+        sql += &insert;
         for (address, is_primary) in record.addresses() {
             let rank = plan::claim_rank(is_primary, false, 1_000, "i1");
             sql += &format!(
@@ -1122,6 +1102,39 @@ async fn deltas_read_links_keep_cursors_and_count_removals(store: Store) {
     assert!(store.cursors("acme", "i1").await.unwrap().is_empty());
 }
 
+/// User `u` of integration i1 (managed by `manager`) as its record and
+/// the INSERT of its row written straight into a store of an earlier
+/// version (the columns every version since has).
+fn user_row(
+    u: &DirectoryObject,
+    manager: Option<dirsync_core::ObjectGuid>,
+) -> (dirsync_core::ObjectRecord, String) {
+    let record = dirsync_core::ObjectRecord {
+        anchor: u.anchor,
+        kind: u.kind,
+        dn: u.dn.to_string(),
+        attributes: u.attributes.clone(),
+        primary_address: u.primary_address.clone(),
+        aliases: u.aliases.clone(),
+        disabled: false,
+        members: Vec::new(),
+        group_type: None,
+        manager,
+    };
+    let insert = format!(
+        "INSERT INTO objects (account_id, anchor, integration_id, kind, dn, display_name, \
+         primary_address, disabled, managed, record, content_hash, updated_at) VALUES \
+         ('acme', '{}', 'i1', 'user', '{}', '{}', '{}', FALSE, TRUE, '{}', '{}', 5);\n",
+        u.anchor,
+        u.dn,
+        u.attributes.display_name,
+        u.primary_address.as_ref().unwrap(),
+        serde_json::to_string(&record).unwrap().replace('\'', "''"),
+        record.content_hash(),
+    );
+    (record, insert)
+}
+
 /// A store of version 20 (managers only inside the records) finds, once
 /// migrated, the objects a manager manages by the index of managers.
 async fn managers_stored_before_their_index_are_found_by_it(url: String) {
@@ -1130,29 +1143,7 @@ async fn managers_stored_before_their_index_are_found_by_it(url: String) {
     let report = user(2, "report@example.com", "r@example.com");
     let mut sql = String::new();
     for (u, manager) in [(&boss, None), (&report, Some(boss.anchor))] {
-        let record = dirsync_core::ObjectRecord {
-            anchor: u.anchor,
-            kind: u.kind,
-            dn: u.dn.to_string(),
-            attributes: u.attributes.clone(),
-            primary_address: u.primary_address.clone(),
-            aliases: u.aliases.clone(),
-            disabled: false,
-            members: Vec::new(),
-            group_type: None,
-            manager,
-        };
-        sql += &format!(
-            "INSERT INTO objects (account_id, anchor, integration_id, kind, dn, display_name, \
-             primary_address, disabled, managed, record, content_hash, updated_at) VALUES \
-             ('acme', '{}', 'i1', 'user', '{}', '{}', '{}', FALSE, TRUE, '{}', '{}', 5);\n",
-            u.anchor,
-            u.dn,
-            u.attributes.display_name,
-            u.primary_address.as_ref().unwrap(),
-            serde_json::to_string(&record).unwrap().replace('\'', "''"),
-            record.content_hash(),
-        );
+        sql += &user_row(u, manager).1;
     }
     execute(&url, sql).await;
     let store = dirsync_store::connect(&url).await.unwrap();

@@ -550,7 +550,7 @@ impl Collector {
         });
         let Some(stored) = found else {
             let reason = if job.cursors.is_empty() {
-                "no delta cursor is stored (no full sync since the settings changed, or delta reads were refused); the run read in full".to_owned()
+                NO_CURSOR.to_owned()
             } else if job.cursors.iter().any(|c| c.server == dc.invocation_id) {
                 "the stored delta cursor is DirSync's and the settings ask for uSNChanged polling; the run read in full".to_owned()
             } else {
@@ -604,17 +604,7 @@ impl Collector {
                 .await
         };
         match read {
-            _ if too_many => {
-                baseline(
-                    session,
-                    &dc,
-                    scope.poll_usn,
-                    format!(
-                        "more than {MAX_DELTA_ENTRIES} objects changed: a full read is cheaper; the run read in full"
-                    ),
-                )
-                .await
-            }
+            _ if too_many => baseline(session, &dc, scope.poll_usn, too_many_changes()).await,
             Ok(mut delta) => {
                 delta.summary.notes.extend(notes);
                 Ok((
@@ -643,6 +633,16 @@ impl Collector {
             }
         }
     }
+}
+
+/// Why a delta job reads in full when it finds no cursor of its own.
+const NO_CURSOR: &str = "no delta cursor is stored (no full sync since the settings changed, or delta reads were refused); the run read in full";
+
+/// Why a delta job reads in full past [`MAX_DELTA_ENTRIES`] changes.
+fn too_many_changes() -> String {
+    format!(
+        "more than {MAX_DELTA_ENTRIES} objects changed: a full read is cheaper; the run read in full"
+    )
 }
 
 /// A delta's sink: holds its entries in memory, up to
@@ -684,7 +684,7 @@ async fn plan_ldap(
         .find(|c| c.source == SYNCREPL_SOURCE && c.server == server);
     let reason = match (delta_job, found) {
         (false, _) => String::new(),
-        (true, None) if job.cursors.is_empty() => "no delta cursor is stored (no full sync since the settings changed, or delta reads were refused); the run read in full".to_owned(),
+        (true, None) if job.cursors.is_empty() => NO_CURSOR.to_owned(),
         (true, None) => format!(
             "the delta cursor was taken on another server than {server}; the run read in full"
         ),
@@ -701,9 +701,7 @@ async fn plan_ldap(
                 )
                 .await;
             match read {
-                _ if too_many => format!(
-                    "more than {MAX_DELTA_ENTRIES} objects changed: a full read is cheaper; the run read in full"
-                ),
+                _ if too_many => too_many_changes(),
                 Ok(delta) => {
                     return Ok((
                         Reading::Delta {

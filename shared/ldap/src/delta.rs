@@ -82,6 +82,10 @@ pub const USN_NO_TOMBSTONES_NOTE: &str = "delta syncs poll uSNChanged and the bi
 pub const DEFAULT_TOMBSTONE_LIFETIME_DAYS: u32 = 60;
 /// Bytes a DirSync page may hold, at most: AD's own cap is 10 MB.
 const DIRSYNC_MAX_BYTES: i64 = 1 << 20;
+/// The objects a delta asks the domain about. Tombstones keep objectClass
+/// but lose objectCategory: computers (objectClass user) are told apart
+/// when read whole.
+const CHANGED_CLASSES: &str = "(|(objectClass=user)(objectClass=group)(objectClass=contact))";
 /// objectGUIDs per read of changed objects.
 const REREAD_CHUNK: usize = 100;
 
@@ -167,7 +171,7 @@ pub(crate) fn show_deleted_control() -> RawControl {
     }
 }
 
-fn encoded_control(oid: &str, crit: bool, inner: Vec<Tag>) -> RawControl {
+pub(crate) fn encoded_control(oid: &str, crit: bool, inner: Vec<Tag>) -> RawControl {
     let value = Tag::Sequence(Sequence {
         inner,
         ..Default::default()
@@ -254,11 +258,16 @@ fn take_links(entry: &mut RawEntry, name: &str) -> Vec<ObjectGuid> {
 
 fn guid_of(entry: &RawEntry) -> Option<ObjectGuid> {
     entry
-        .attrs
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("objectguid"))
-        .and_then(|(_, v)| v.first())
+        .values("objectGUID")
+        .next()
         .and_then(|b| ObjectGuid::from_ad_bytes(b).ok())
+}
+
+/// Whether a DirSync or uSNChanged entry is a tombstone.
+fn is_deleted(entry: &RawEntry) -> bool {
+    entry
+        .values("isDeleted")
+        .any(|v| v.eq_ignore_ascii_case(b"TRUE"))
 }
 
 /// What one DirSync entry says.
@@ -280,10 +289,7 @@ const ALWAYS: &[&str] = &["objectguid", "instancetype", "parentguid"];
 
 fn classify(mut entry: RawEntry, root_dn: &Dn) -> Option<Reported> {
     let guid = guid_of(&entry)?;
-    let deleted = entry.attrs.iter().any(|(k, v)| {
-        k.eq_ignore_ascii_case("isdeleted") && v.iter().any(|v| v.eq_ignore_ascii_case(b"TRUE"))
-    });
-    if deleted {
+    if is_deleted(&entry) {
         return Some(Reported::Deleted(guid));
     }
     let (_, dn) = split_extended_dn(&entry.dn);
@@ -340,11 +346,8 @@ enum Polled {
 
 fn classify_polled(entry: &RawEntry, root_dn: &Dn) -> Option<(ObjectGuid, Polled)> {
     let guid = guid_of(entry)?;
-    let deleted = entry.attrs.iter().any(|(k, v)| {
-        k.eq_ignore_ascii_case("isdeleted") && v.iter().any(|v| v.eq_ignore_ascii_case(b"TRUE"))
-    });
     let (_, dn) = split_extended_dn(&entry.dn);
-    let polled = if deleted {
+    let polled = if is_deleted(entry) {
         Polled::Deleted
     } else if Dn::parse(dn).is_ok_and(|dn| dn.is_within(root_dn)) {
         Polled::InRoot
@@ -394,36 +397,30 @@ impl Session {
             )
             .await?
             .ok_or_else(|| LdapError::Search("the rootDSE returned nothing".into()))?;
-        let text = |e: &RawEntry, name: &str| {
-            e.attrs
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .and_then(|(_, v)| v.first())
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-        };
-        let naming_context = text(&root, "defaultNamingContext").ok_or_else(|| {
+        let naming_context = root.first_text("defaultNamingContext").ok_or_else(|| {
             LdapError::Search(
                 "the rootDSE names no defaultNamingContext: not Active Directory".into(),
             )
         })?;
-        let service = text(&root, "dsServiceName")
+        let service = root
+            .first_text("dsServiceName")
             .ok_or_else(|| LdapError::Search("the rootDSE names no dsServiceName".into()))?;
         let ntds = self
             .base_entry(&service, &["invocationId"])
             .await?
             .ok_or_else(|| LdapError::Search(format!("{service} returned nothing")))?;
         let invocation_id = ntds
-            .attrs
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("invocationid"))
-            .and_then(|(_, v)| v.first())
+            .values("invocationId")
+            .next()
             .and_then(|b| ObjectGuid::from_ad_bytes(b).ok())
             .ok_or_else(|| LdapError::Search(format!("{service} has no invocationId")))?;
-        let highest_committed_usn = text(&root, "highestCommittedUSN").and_then(|v| v.parse().ok());
+        let highest_committed_usn = root
+            .first_text("highestCommittedUSN")
+            .and_then(|v| v.parse().ok());
         Ok(DomainController {
             naming_context,
             invocation_id: invocation_id.to_string(),
-            configuration_context: text(&root, "configurationNamingContext"),
+            configuration_context: root.first_text("configurationNamingContext"),
             highest_committed_usn,
         })
     }
@@ -444,19 +441,12 @@ impl Session {
             .base_entry(&dn, &["tombstoneLifetime", "msDS-DeletedObjectLifetime"])
             .await?
             .ok_or_else(|| LdapError::Search(format!("{dn} returned nothing")))?;
-        let days = |name: &str| {
-            entry
-                .attrs
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .and_then(|(_, v)| v.first())
-                .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u32>().ok())
-        };
+        let days = |name: &str| entry.first_text(name)?.parse::<u32>().ok();
         let lifetime = days("tombstoneLifetime").unwrap_or(DEFAULT_TOMBSTONE_LIFETIME_DAYS);
         Ok(days("msDS-DeletedObjectLifetime").map_or(lifetime, |d| d.min(lifetime)))
     }
 
-    async fn base_entry(
+    pub(crate) async fn base_entry(
         &mut self,
         dn: &str,
         attrs: &[&str],
@@ -527,27 +517,23 @@ impl Session {
         })?;
         let naming_context = dc.naming_context.as_str();
         let filter = format!(
-            "(&(|(objectClass=user)(objectClass=group)(objectClass=contact))(uSNChanged>={}))",
+            "(&{CHANGED_CLASSES}(uSNChanged>={}))",
             since.saturating_add(1)
         );
-        let mut reported = Vec::new();
         let controls = crate::SearchControls {
             extended_dn: true,
             show_deleted: true,
         };
         let attrs = vec!["objectGUID".to_owned(), "isDeleted".to_owned()];
         let mut out = DeltaSummary::default();
-        let part = self
-            .search_entries(naming_context, &filter, attrs, controls, 1000, |e| {
-                reported.push(e);
-                std::future::ready(Ok(()))
-            })
+        let (reported, incomplete) = self
+            .search_all(naming_context, &filter, attrs, controls)
             .await?;
-        if !part.incomplete_reasons.is_empty() {
+        if !incomplete.is_empty() {
             // A poll that missed a page would skip its changes for good.
             return Err(DeltaError::Unavailable(format!(
                 "the uSNChanged read was incomplete: {}",
-                part.incomplete_reasons.join("; ")
+                incomplete.join("; ")
             )));
         }
         let mut reread = Vec::new();
@@ -566,18 +552,14 @@ impl Session {
             sink(delta_entry(change, guid)).await?;
             out.summary.entries += 1;
         }
-        reread.sort();
-        reread.dedup();
-        for chunk in reread.chunks(REREAD_CHUNK) {
-            self.reread(
-                root_dn,
-                include_contacts,
-                chunk,
-                &mut out.summary,
-                &mut sink,
-            )
-            .await?;
-        }
+        self.reread(
+            root_dn,
+            include_contacts,
+            reread,
+            &mut out.summary,
+            &mut sink,
+        )
+        .await?;
         out.cookie = high.to_string().into_bytes();
         Ok(out)
     }
@@ -702,9 +684,7 @@ impl Session {
         F: FnMut(DirectoryEntry) -> Fut,
         Fut: std::future::Future<Output = Result<(), LdapError>>,
     {
-        // Tombstones keep objectClass but lose objectCategory: computers
-        // (objectClass user) are told apart when read whole.
-        let filter = "(|(objectClass=user)(objectClass=group)(objectClass=contact))";
+        let filter = CHANGED_CLASSES;
         let mut attrs: Vec<String> = ATTRIBUTES.iter().map(|a| (*a).to_owned()).collect();
         attrs.push("isDeleted".to_owned());
         // A move or rename changes `name` (and nothing else that is
@@ -742,18 +722,14 @@ impl Session {
                     Some(Reported::Changed(g)) => reread.push(g),
                 }
             }
-            reread.sort();
-            reread.dedup();
-            for chunk in reread.chunks(REREAD_CHUNK) {
-                self.reread(
-                    root_dn,
-                    include_contacts,
-                    chunk,
-                    &mut out.summary,
-                    &mut sink,
-                )
-                .await?;
-            }
+            self.reread(
+                root_dn,
+                include_contacts,
+                reread,
+                &mut out.summary,
+                &mut sink,
+            )
+            .await?;
             cookie = next;
             if !more {
                 break;
@@ -763,8 +739,30 @@ impl Session {
         Ok(out)
     }
 
-    /// Reads `guids` whole under `root_dn`; those not found left the scope.
+    /// Reads `guids` whole under `root_dn`, a chunk per search; those not
+    /// found left the scope.
     async fn reread<F, Fut>(
+        &mut self,
+        root_dn: &Dn,
+        include_contacts: bool,
+        mut guids: Vec<ObjectGuid>,
+        summary: &mut CollectionSummary,
+        sink: &mut F,
+    ) -> Result<(), LdapError>
+    where
+        F: FnMut(DirectoryEntry) -> Fut,
+        Fut: std::future::Future<Output = Result<(), LdapError>>,
+    {
+        guids.sort();
+        guids.dedup();
+        for chunk in guids.chunks(REREAD_CHUNK) {
+            self.reread_chunk(root_dn, include_contacts, chunk, summary, sink)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn reread_chunk<F, Fut>(
         &mut self,
         root_dn: &Dn,
         include_contacts: bool,

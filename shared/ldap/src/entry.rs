@@ -42,6 +42,21 @@ pub struct RawEntry {
 }
 
 impl RawEntry {
+    /// The values of attribute `name` (any case), in every part it came in.
+    pub fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.attrs
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v.iter().map(Vec::as_slice))
+    }
+
+    /// The first value of attribute `name`, as text.
+    pub fn first_text(&self, name: &str) -> Option<String> {
+        self.values(name)
+            .next()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
     /// Reads a SearchResultEntry (RFC 4511 4.5.2): `[APPLICATION 4]
     /// SEQUENCE { objectName, attributes SEQUENCE OF SEQUENCE { type,
     /// vals SET OF value } }`.

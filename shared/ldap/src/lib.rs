@@ -462,6 +462,25 @@ impl Session {
         Ok(summary)
     }
 
+    /// Every entry `filter` finds under `base`, and why the search did not
+    /// end complete, if it did not.
+    pub(crate) async fn search_all(
+        &mut self,
+        base: &str,
+        filter: &str,
+        attrs: Vec<String>,
+        controls: SearchControls,
+    ) -> Result<(Vec<RawEntry>, Vec<String>), LdapError> {
+        let mut found = Vec::new();
+        let summary = self
+            .search_entries(base, filter, attrs, controls, 1000, |e| {
+                found.push(e);
+                std::future::ready(Ok(()))
+            })
+            .await?;
+        Ok((found, summary.incomplete_reasons))
+    }
+
     /// Pages through `base` for `filter` with `controls`, with each
     /// entry's member ranges completed (DN values as `<GUID=…>;…;DN` with
     /// the extended DN control), and hands each entry to `sink`. What could not be read is in the

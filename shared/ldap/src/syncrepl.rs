@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 
 use ldap3::Scope;
-use ldap3::asn1::{ASNTag, Enumerated, OctetString, PL, Sequence, StructureTag, Tag};
+use ldap3::asn1::{Enumerated, OctetString, PL, StructureTag, Tag};
 use ldap3::asn1::{TagClass, Types};
 use ldap3::controls::RawControl;
 
@@ -51,18 +51,7 @@ fn sync_request(cookie: Option<&[u8]>) -> RawControl {
             ..Default::default()
         }));
     }
-    let value = Tag::Sequence(Sequence {
-        inner,
-        ..Default::default()
-    })
-    .into_structure();
-    let mut buf = bytes::BytesMut::new();
-    ldap3::asn1::write::encode_into(&mut buf, value).expect("a control value encodes");
-    RawControl {
-        ctype: SYNC_REQUEST_OID.to_owned(),
-        crit: true,
-        val: Some(buf.to_vec()),
-    }
+    crate::delta::encoded_control(SYNC_REQUEST_OID, true, inner)
 }
 
 fn universal(tag: &StructureTag, ty: Types) -> bool {
@@ -288,7 +277,7 @@ impl Session {
     /// nothing, taken before a full read so that what changes during it
     /// is in the next delta.
     pub async fn syncrepl_baseline(&mut self, root_dn: &Dn) -> Result<Vec<u8>, DeltaError> {
-        let (_, cookie, _) = self
+        let (_, cookie) = self
             .refresh(
                 root_dn,
                 "(entryUUID=00000000-0000-0000-0000-000000000000)",
@@ -305,7 +294,7 @@ impl Session {
     }
 
     /// One refreshOnly search: hands each message to `sink` as it comes;
-    /// (whether the server named deletions, the last cookie, entries).
+    /// (whether the server named deletions, the last cookie).
     async fn refresh<F, Fut>(
         &mut self,
         base: &Dn,
@@ -313,7 +302,7 @@ impl Session {
         attrs: Vec<String>,
         cookie: Option<&[u8]>,
         mut sink: F,
-    ) -> Result<(bool, Option<Vec<u8>>, u64), DeltaError>
+    ) -> Result<(bool, Option<Vec<u8>>), DeltaError>
     where
         F: FnMut(Refreshed) -> Fut,
         Fut: std::future::Future<Output = Result<(), DeltaError>>,
@@ -327,7 +316,6 @@ impl Session {
             .await
             .map_err(|e| DeltaError::Ldap(op_error(e, timeout)))?;
         let mut last_cookie = None;
-        let mut entries = 0;
         let mut failed = None;
         loop {
             let next = tokio::time::timeout(timeout, stream.next())
@@ -369,7 +357,6 @@ impl Session {
                     .and_then(parse_sync_state);
                 match state {
                     Some((EntryState::Add | EntryState::Modify, _)) => {
-                        entries += 1;
                         match RawEntry::read(msg.0) {
                             Ok(e) => Refreshed::Changed(e),
                             Err(reason) => {
@@ -444,26 +431,29 @@ impl Session {
                 DeltaError::Unavailable("the Sync Done control cannot be read".into())
             })?;
         let (done_cookie, deletes) = done;
-        Ok((deletes, done_cookie.or(last_cookie), entries))
+        Ok((deletes, done_cookie.or(last_cookie)))
     }
 
-    /// The contextCSN of the naming context that holds `root_dn`.
+    /// The contextCSN of the naming context that holds `root_dn`. None
+    /// read (no such context, or one the bind account may not read) is
+    /// an empty list: the cookie then reads as ahead of the server, and
+    /// the delta in full, saying why.
     async fn context_csns(&mut self, root_dn: &Dn) -> Result<Vec<String>, LdapError> {
-        let timeout = self.timeouts.operation;
-        let ldap3::SearchResult(entries, _) = self
-            .ldap
-            .with_timeout(timeout)
-            .search("", Scope::Base, "(objectClass=*)", vec!["namingContexts"])
-            .await
-            .map_err(|e| op_error(e, timeout))?;
-        let contexts: Vec<String> = entries
-            .into_iter()
-            .filter_map(|e| RawEntry::read(e.0).ok())
-            .flat_map(|e| e.attrs)
-            .filter(|(k, _)| k.eq_ignore_ascii_case("namingContexts"))
-            .flat_map(|(_, v)| v)
-            .map(|v| String::from_utf8_lossy(&v).into_owned())
-            .collect();
+        let texts = |e: Option<RawEntry>, name: &str| -> Vec<String> {
+            e.map(|e| {
+                e.values(name)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+        // An LDAP result other than success; the rest are errors.
+        let read = |r: Result<Option<RawEntry>, LdapError>| match r {
+            Err(LdapError::Search(_)) => Ok(None),
+            other => other,
+        };
+        let root = read(self.base_entry("", &["namingContexts"]).await)?;
+        let contexts = texts(root, "namingContexts");
         let Some(context) = contexts
             .iter()
             .filter(|c| Dn::parse(c).is_ok_and(|c| root_dn.is_within(&c)))
@@ -471,20 +461,8 @@ impl Session {
         else {
             return Ok(Vec::new());
         };
-        let ldap3::SearchResult(entries, _) = self
-            .ldap
-            .with_timeout(timeout)
-            .search(context, Scope::Base, "(objectClass=*)", vec!["contextCSN"])
-            .await
-            .map_err(|e| op_error(e, timeout))?;
-        Ok(entries
-            .into_iter()
-            .filter_map(|e| RawEntry::read(e.0).ok())
-            .flat_map(|e| e.attrs)
-            .filter(|(k, _)| k.eq_ignore_ascii_case("contextCSN"))
-            .flat_map(|(_, v)| v)
-            .map(|v| String::from_utf8_lossy(&v).into_owned())
-            .collect())
+        let entry = read(self.base_entry(context, &["contextCSN"]).await)?;
+        Ok(texts(entry, "contextCSN"))
     }
 
     /// Reads what changed under `root_dn` since `cookie` and hands each
@@ -510,7 +488,7 @@ impl Session {
         let reader = EntryReader::new(&directory);
         let mut changed = Vec::new();
         let mut deleted = Vec::new();
-        let (deletes, next, _) = self
+        let (deletes, next) = self
             .refresh(
                 root_dn,
                 &schema.filter(include_contacts),
@@ -659,39 +637,25 @@ impl Session {
     ) -> Result<Vec<(Dn, String, Vec<String>)>, LdapError> {
         let mut attrs = vec!["entryUUID".to_owned()];
         attrs.extend(extra.iter().map(|a| (*a).to_owned()));
-        let mut found = Vec::new();
-        let summary = self
-            .search_entries(
-                root_dn.as_str(),
-                filter,
-                attrs,
-                crate::SearchControls::default(),
-                1000,
-                |e| {
-                    found.push(e);
-                    std::future::ready(Ok(()))
-                },
-            )
+        let (found, incomplete) = self
+            .search_all(root_dn.as_str(), filter, attrs, Default::default())
             .await?;
-        if !summary.incomplete_reasons.is_empty() {
+        if !incomplete.is_empty() {
             return Err(LdapError::Search(format!(
                 "resolving a delta's links: {}",
-                summary.incomplete_reasons.join("; ")
+                incomplete.join("; ")
             )));
         }
-        let value = |e: &RawEntry, name: &str| -> Vec<String> {
-            e.attrs
-                .iter()
-                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-                .flat_map(|(_, v)| v.iter().map(|v| String::from_utf8_lossy(v).into_owned()))
-                .collect()
-        };
         Ok(found
             .into_iter()
             .filter_map(|e| {
                 let dn = Dn::parse(&e.dn).ok()?;
-                let uuid = value(&e, "entryUUID").pop()?.to_lowercase();
-                Some((dn, uuid, value(&e, "objectClass")))
+                let uuid = e.first_text("entryUUID")?.to_lowercase();
+                let classes = e
+                    .values("objectClass")
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .collect();
+                Some((dn, uuid, classes))
             })
             .collect())
     }
@@ -701,7 +665,7 @@ impl Session {
 mod tests {
     use super::*;
     use bytes::BytesMut;
-    use ldap3::asn1::Boolean;
+    use ldap3::asn1::{ASNTag, Boolean, Sequence};
 
     fn encode(tag: Tag) -> Vec<u8> {
         let mut buf = BytesMut::new();
