@@ -12,6 +12,10 @@
 #   dc=dirsync,dc=test    the tests' directory, written over LDAP
 #   dc=bench<N>,dc=test   benchmark directories (N in 10k 100k 1m), loaded
 #                         with slapadd
+# and one without syncprov, as many servers are, whose delta syncs poll
+# modifyTimestamp:
+#   dc=plain,dc=test      a tests' directory without content synchronization
+# cn=Monitor (back-monitor) tells the sync accounts the server's time.
 #
 # Accounts: cn=admin,<suffix> (rootdn; password $admin_pass) and
 # cn=dirsync,<suffix> (read-only sync account with no size limits on paged
@@ -32,6 +36,8 @@ url="ldap://$host:389"
 admin_pass='Dirsync-Ldap-Admin-1!'
 sync_pass='Dirsync-Ldap-Sync-1!'
 suffixes=("dc=dirsync,dc=test" "dc=bench10k,dc=test" "dc=bench100k,dc=test" "dc=bench1m,dc=test")
+# Its database comes after those of $suffixes, without syncprov.
+plain_suffix="dc=plain,dc=test"
 
 log() { printf 'slapd: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -101,6 +107,61 @@ add_syncprov() {
   printf '%s\n' "$changes" | ldapmodify "${config[@]}" >/dev/null || die "adding syncprov over $(ldapi_url) failed"
 }
 
+# A back-mdb database of SUFFIX: the admin as rootdn, the read-only sync
+# account with no size limits.
+database_ldif() { # DATABASE ({1}mdb) SUFFIX ADMIN_HASH
+  cat <<EOF
+dn: olcDatabase=$1,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcMdbConfig
+olcDatabase: $1
+olcSuffix: $2
+olcDbDirectory: $(db_dir "$2")
+olcDbMaxSize: 21474836480
+olcDbNoSync: TRUE
+olcRootDN: cn=admin,$2
+olcRootPW: $3
+olcDbIndex: objectClass eq
+olcDbIndex: entryUUID eq
+olcDbIndex: mail eq,pres
+olcDbIndex: uid eq
+olcDbIndex: modifyTimestamp eq
+$(index_ldif)
+olcLimits: {0}dn.exact="cn=dirsync,$2" size=unlimited size.prtotal=unlimited time=unlimited
+olcAccess: {0}to attrs=userPassword by self =xw by anonymous auth by * none
+olcAccess: {1}to * by dn.exact="cn=dirsync,$2" read by self read by * none
+EOF
+}
+
+# cn=Monitor, readable by the sync accounts: the server's clock
+# (cn=Current,cn=Time,cn=Monitor), which modifyTimestamp polling reads.
+monitor_ldif() {
+  cat <<EOF
+dn: olcDatabase=monitor,cn=config
+objectClass: olcDatabaseConfig
+olcDatabase: monitor
+olcAccess: {0}to dn.subtree="cn=Monitor" by dn.regex="^cn=dirsync,dc=[^,]+,dc=test\$" read by * none
+EOF
+}
+
+# A server configured before the plain database and cn=Monitor were: adds
+# them over ldapi, in place; the other databases are kept.
+add_plain_and_monitor() {
+  local config=(-Q -Y EXTERNAL -H "$(ldapi_url)")
+  if ! ldapsearch "${config[@]}" -LLL -b cn=config "(olcSuffix=$plain_suffix)" dn 2>/dev/null | grep -q '^dn:'; then
+    log "adding the database $plain_suffix (no content synchronization)"
+    mkdir -p "$(db_dir "$plain_suffix")"
+    database_ldif mdb "$plain_suffix" "$(hash_of "$admin_pass")" | ldapadd "${config[@]}" >/dev/null \
+      || die "adding the database $plain_suffix over $(ldapi_url) failed"
+    base_ldif "$plain_suffix" | ldapadd -x -H "$url" -D "cn=admin,$plain_suffix" -w "$admin_pass" >/dev/null \
+      || die "adding the base entries of $plain_suffix failed"
+  fi
+  if ! ldapsearch "${config[@]}" -LLL -b cn=config '(olcDatabase=monitor)' dn 2>/dev/null | grep -q '^dn:'; then
+    log "adding cn=Monitor (the server's clock, for modifyTimestamp polling)"
+    monitor_ldif | ldapadd "${config[@]}" >/dev/null || die "adding cn=Monitor over $(ldapi_url) failed"
+  fi
+}
+
 db_dir() { # SUFFIX → its database directory
   local name=${1%%,*}
   echo "$dir/db/${name#dc=}"
@@ -153,31 +214,15 @@ olcAccess: {0}to * by dn.exact=gidNumber=$(id -g)+uidNumber=$(id -u),cn=peercred
 
 EOF
     for suffix in "${suffixes[@]}"; do
-      cat <<EOF
-dn: olcDatabase={$i}mdb,cn=config
-objectClass: olcDatabaseConfig
-objectClass: olcMdbConfig
-olcDatabase: {$i}mdb
-olcSuffix: $suffix
-olcDbDirectory: $(db_dir "$suffix")
-olcDbMaxSize: 21474836480
-olcDbNoSync: TRUE
-olcRootDN: cn=admin,$suffix
-olcRootPW: $admin_hash
-olcDbIndex: objectClass eq
-olcDbIndex: entryUUID eq
-olcDbIndex: mail eq,pres
-olcDbIndex: uid eq
-$(index_ldif)
-olcLimits: {0}dn.exact="cn=dirsync,$suffix" size=unlimited size.prtotal=unlimited time=unlimited
-olcAccess: {0}to attrs=userPassword by self =xw by anonymous auth by * none
-olcAccess: {1}to * by dn.exact="cn=dirsync,$suffix" read by self read by * none
-
-$(syncprov_ldif "{$i}mdb")
-
-EOF
+      database_ldif "{$i}mdb" "$suffix" "$admin_hash"
+      printf '\n'
+      syncprov_ldif "{$i}mdb"
+      printf '\n'
       i=$((i + 1))
     done
+    database_ldif "{$i}mdb" "$plain_suffix" "$admin_hash"
+    printf '\n'
+    monitor_ldif
   } > "$dir/config.ldif"
   printf '%s\n' "$sync_hash" > "$dir/sync.hash"
 }
@@ -232,17 +277,18 @@ up() {
     log "configuring a private slapd in $dir"
     rm -rf "$dir"
     mkdir -p "$dir/config"
-    for suffix in "${suffixes[@]}"; do mkdir -p "$(db_dir "$suffix")"; done
+    for suffix in "${suffixes[@]}" "$plain_suffix"; do mkdir -p "$(db_dir "$suffix")"; done
     write_config
     /usr/sbin/slapadd -n0 -F "$dir/config" -l "$dir/config.ldif" >/dev/null \
       || die "slapadd of the configuration failed"
-    for suffix in "${suffixes[@]}"; do
+    for suffix in "${suffixes[@]}" "$plain_suffix"; do
       base_ldif "$suffix" | /usr/sbin/slapadd -q -w -F "$dir/config" -b "$suffix" >/dev/null \
         || die "slapadd of $suffix failed"
     done
   fi
   start
   add_syncprov
+  add_plain_and_monitor
   log "OpenLDAP is up on $url"
 }
 
@@ -268,6 +314,7 @@ print_env() {
 DIRSYNC_LDAP_URL=$url
 DIRSYNC_LDAP_HOST=$host
 DIRSYNC_LDAP_SUFFIX=dc=dirsync,dc=test
+DIRSYNC_LDAP_PLAIN_SUFFIX=$plain_suffix
 DIRSYNC_LDAP_ADMIN_DN=cn=admin,dc=dirsync,dc=test
 DIRSYNC_LDAP_ADMIN_PASSWORD=$admin_pass
 DIRSYNC_LDAP_SYNC_DN=cn=dirsync,dc=dirsync,dc=test

@@ -7,10 +7,11 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use dirsync::cli::Client;
 use dirsync_proto::api;
 use dirsync_tests::{
-    Distributed, Embedded, Fixture, assert_succeeded, counts, create_integration, env, snapshot,
-    start_sync_kind, sync, sync_delta,
+    Distributed, Embedded, Fixture, LdapFixture, Snapshot, assert_succeeded, counts,
+    create_integration, env, snapshot, start_sync_kind, sync, sync_delta,
 };
 
 fn kind(run: &api::Run) -> api::RunKind {
@@ -808,7 +809,7 @@ async fn generic_ldap_deltas_through_content_synchronization() {
         &format!("uid=bob,{people}"),
         &outside,
         true,
-        Some(&env("DIRSYNC_TEST_LDAP_SUFFIX")),
+        Some(&fx.suffix),
     )
     .await
     .unwrap()
@@ -1022,4 +1023,203 @@ async fn generic_ldap_deltas_in_the_distributed_shape() {
     let (_, added, updated, removed, _) = counts(&full);
     assert_eq!((added, updated, removed), (0, 0, 0), "{full:?}");
     assert_eq!(snapshot(&mut client).await.0, after_delta);
+}
+
+/// The Test Connection step of `check` on the saved settings.
+async fn test_step(client: &mut Client, integration: &str, check: api::TestCheck) -> api::TestStep {
+    let mut stream = client
+        .integrations
+        .test_connection(api::TestConnectionRequest {
+            account_id: client.account.clone(),
+            integration: integration.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut found = None;
+    while let Some(step) = stream.message().await.unwrap() {
+        if step.check == check as i32 {
+            found = Some(step);
+        }
+    }
+    found.unwrap_or_else(|| panic!("no {check:?} step"))
+}
+
+/// `snapshot` without the users whose display names start with `gone`,
+/// as members too.
+fn without(mut s: Snapshot, gone: &[&str]) -> Snapshot {
+    let left = |name: &String| !gone.iter().any(|g| name.starts_with(g));
+    s.users.retain(|u| left(&u.0));
+    for g in &mut s.groups {
+        g.2.retain(left);
+    }
+    s
+}
+
+/// A generic LDAP directory without content synchronization (no
+/// syncprov): deltas read what changed by modifyTimestamp, on the
+/// directory's clock (cn=Monitor); deletions and moves out wait for the
+/// full sync, and every run says so.
+async fn modify_timestamp_polling(client: &mut Client) {
+    let fx = LdapFixture::seed_plain().await;
+    let tag = fx.base[3..fx.base.find(',').unwrap()].to_owned();
+    let people = fx.people();
+    let mut ldap = fx.admin().await;
+    // Outside the Root DN for now; moved in later.
+    let erin_outside = format!("uid=erin-{tag},{}", fx.suffix);
+    add(
+        &mut ldap,
+        &erin_outside,
+        vec![
+            ("objectClass", vec!["inetOrgPerson"]),
+            ("uid", vec!["erin"]),
+            ("cn", vec!["Erin Early"]),
+            ("sn", vec!["Early"]),
+            ("displayName", vec!["Erin Early"]),
+            ("mail", vec!["erin@example.com"]),
+        ],
+    )
+    .await;
+    let settings = api::IntegrationSettings {
+        delta_interval_minutes: Some(0),
+        ..fx.settings("OpenLDAP without syncprov")
+    };
+    let i = create_integration(client, settings, &LdapFixture::password()).await;
+    let check = test_step(client, &i.id, api::TestCheck::DeltaSync).await;
+    assert_eq!(check.outcome, api::TestOutcome::Warning as i32, "{check:?}");
+    assert!(
+        check.detail.contains("modifyTimestamp") && check.detail.contains("directory's clock"),
+        "{check:?}"
+    );
+    assert!(check.hint.contains("syncprov"), "{check:?}");
+
+    let first = sync_delta(client, &i.id).await;
+    assert_succeeded(&first);
+    assert_eq!(kind(&first), api::RunKind::Full, "{first:?}");
+    let says_why = |run: &api::Run| {
+        run.warnings
+            .iter()
+            .any(|w| w.contains("modifyTimestamp") && w.contains("next full sync"))
+    };
+    assert!(says_why(&first), "{:?}", first.warnings);
+    let (before, _) = snapshot(client).await;
+    let idle = sync_delta(client, &i.id).await;
+    assert_succeeded(&idle);
+    assert_eq!(kind(&idle), api::RunKind::Delta, "{idle:?}");
+    // (It reads the fixture again: written within the cursor's overlap.)
+    let (_, added, updated, removed, _) = counts(&idle);
+    assert_eq!((added, updated, removed), (0, 0, 0), "{idle:?}");
+    assert!(says_why(&idle), "{:?}", idle.warnings);
+    assert_eq!(snapshot(client).await.0, before);
+
+    // An add (with a manager, into a group), an attribute change, a
+    // rename, a move into the Root DN; a deletion and a move out, which
+    // wait for the full sync.
+    let dave = format!("uid=dave,{people}");
+    add(
+        &mut ldap,
+        &dave,
+        vec![
+            ("objectClass", vec!["inetOrgPerson"]),
+            ("uid", vec!["dave"]),
+            ("cn", vec!["Dave Delta"]),
+            ("sn", vec!["Delta"]),
+            ("displayName", vec!["Dave Delta"]),
+            ("mail", vec!["dave@example.com"]),
+            ("manager", vec![&format!("uid=alice,{people}")]),
+        ],
+    )
+    .await;
+    modify(
+        &mut ldap,
+        &format!("cn=engineering,ou=groups,{}", fx.base),
+        vec![ldap3::Mod::Add("member", set(&[&dave]))],
+    )
+    .await;
+    modify(
+        &mut ldap,
+        &format!("uid=alice,{people}"),
+        vec![ldap3::Mod::Replace("title", set(&["Principal Engineer"]))],
+    )
+    .await;
+    ldap.modifydn(&erin_outside, "uid=erin", true, Some(&people))
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    ldap.modifydn(&format!("uid=alice,{people}"), "uid=alice2", true, None)
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    ldap.delete(&format!("uid=carol,{people}"))
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    ldap.modifydn(
+        &format!("uid=bob,{people}"),
+        &format!("uid=bob-{tag}"),
+        true,
+        Some(&fx.suffix),
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+
+    let delta = sync_delta(client, &i.id).await;
+    assert_succeeded(&delta);
+    assert_eq!(kind(&delta), api::RunKind::Delta, "{delta:?}");
+    assert!(says_why(&delta), "{:?}", delta.warnings);
+    let (_, added, updated, removed, _) = counts(&delta);
+    // Dave and Erin arrive; Alice and Engineering change; nothing leaves.
+    assert_eq!((added, removed), (2, 0), "{delta:?}");
+    assert!(updated >= 2, "{delta:?}");
+    let (after_delta, objects) = snapshot(client).await;
+    let alice = objects
+        .iter()
+        .find(|o| o.display_name.starts_with("Alice"))
+        .unwrap();
+    assert!(alice.dn.starts_with("uid=alice2,"), "{}", alice.dn);
+    assert!(
+        objects.iter().any(|o| o.display_name == "Erin Early"),
+        "moved in: {objects:?}"
+    );
+    // The next delta reads the last minute's changes again (the cursor's
+    // overlap) and finds nothing to write.
+    let again = sync_delta(client, &i.id).await;
+    assert_succeeded(&again);
+    assert_eq!(kind(&again), api::RunKind::Delta, "{again:?}");
+    let (_, added, updated, removed, _) = counts(&again);
+    assert_eq!((added, updated, removed), (0, 0, 0), "{again:?}");
+
+    // The full sync removes Carol (deleted) and Bob (moved out), and
+    // finds nothing else the deltas missed.
+    let full = sync(client, &i.id).await;
+    assert_succeeded(&full);
+    let (_, added, _, removed, _) = counts(&full);
+    assert_eq!((added, removed), (0, 2), "{full:?}");
+    let (after_full, _) = snapshot(client).await;
+    let gone = ["Bob", "Carol"];
+    assert_eq!(without(after_full, &gone), without(after_delta, &gone));
+    let full = sync(client, &i.id).await;
+    let (_, added, updated, removed, _) = counts(&full);
+    assert_eq!((added, updated, removed), (0, 0, 0), "{full:?}");
+}
+
+#[tokio::test]
+async fn generic_ldap_without_syncprov_polls_modify_timestamp() {
+    let ds = Embedded::start().await;
+    let mut client = ds.client("acme").await;
+    modify_timestamp_polling(&mut client).await;
+    ds.stop().await;
+}
+
+#[tokio::test]
+async fn generic_ldap_without_syncprov_polls_modify_timestamp_distributed() {
+    let stack = Distributed::start().await;
+    let mut client = stack.client("acme").await;
+    modify_timestamp_polling(&mut client).await;
 }

@@ -9,7 +9,8 @@
 //! `DIRSYNC_TEST_NATS_URL`, and for the private OpenLDAP server
 //! (deploy/local/slapd.sh) `DIRSYNC_TEST_LDAP_HOST`, `DIRSYNC_TEST_LDAP_SUFFIX`,
 //! `DIRSYNC_TEST_LDAP_ADMIN_DN`, `DIRSYNC_TEST_LDAP_ADMIN_PASSWORD`,
-//! `DIRSYNC_TEST_LDAP_SYNC_DN`, `DIRSYNC_TEST_LDAP_SYNC_PASSWORD`. Each test
+//! `DIRSYNC_TEST_LDAP_SYNC_DN`, `DIRSYNC_TEST_LDAP_SYNC_PASSWORD`,
+//! `DIRSYNC_TEST_LDAP_PLAIN_SUFFIX` (a database without syncprov). Each test
 //! gets its own OU, database and NATS subject prefix.
 
 #![allow(clippy::unwrap_used)]
@@ -180,12 +181,26 @@ impl Fixture {
 pub struct LdapFixture {
     /// `ou=t<tag>,<suffix>`, the Root DN.
     pub base: String,
+    /// The database's suffix: its admin and sync accounts are
+    /// `cn=admin,<suffix>` and `cn=dirsync,<suffix>`.
+    pub suffix: String,
 }
 
 impl LdapFixture {
+    /// In the database with content synchronization (syncprov).
     pub async fn seed() -> Self {
-        let base = format!("ou=t{},{}", tag(), env("DIRSYNC_TEST_LDAP_SUFFIX"));
-        let fx = Self { base };
+        Self::seed_in(env("DIRSYNC_TEST_LDAP_SUFFIX")).await
+    }
+
+    /// In the database without content synchronization, as many servers
+    /// are: delta syncs poll modifyTimestamp.
+    pub async fn seed_plain() -> Self {
+        Self::seed_in(env("DIRSYNC_TEST_LDAP_PLAIN_SUFFIX")).await
+    }
+
+    async fn seed_in(suffix: String) -> Self {
+        let base = format!("ou=t{},{suffix}", tag());
+        let fx = Self { base, suffix };
         let b = &fx.base;
         let people = format!("ou=people,{b}");
         let groups = format!("ou=groups,{b}");
@@ -295,7 +310,7 @@ impl LdapFixture {
             host: env("DIRSYNC_TEST_LDAP_HOST"),
             encrypt: Some(false),
             port: 389,
-            user_dn: env("DIRSYNC_TEST_LDAP_SYNC_DN"),
+            user_dn: format!("cn=dirsync,{}", self.suffix),
             root_dn: self.base.clone(),
             acknowledge_disabled_accounts: true,
             include_contacts: true,
@@ -315,7 +330,7 @@ impl LdapFixture {
             .expect("connecting to the private OpenLDAP server");
         ldap3::drive!(conn);
         ldap.simple_bind(
-            &env("DIRSYNC_TEST_LDAP_ADMIN_DN"),
+            &format!("cn=admin,{}", self.suffix),
             &env("DIRSYNC_TEST_LDAP_ADMIN_PASSWORD"),
         )
         .await

@@ -15,9 +15,10 @@ use tracing::Instrument;
 
 use dirsync_bus::{Bus, Delivery, Topic};
 use dirsync_core::secret::password_aad;
-use dirsync_core::{DirectorySchema, Dn, EncryptionMode, MasterKey, SealedSecret};
+use dirsync_core::{Clock, DirectorySchema, Dn, EncryptionMode, MasterKey, SealedSecret};
 use dirsync_ldap::delta::{DeltaError, DirSyncMode, DomainController, USN_SOURCE};
 use dirsync_ldap::syncrepl::SYNCREPL_SOURCE;
+use dirsync_ldap::timestamp::TIMESTAMP_SOURCE;
 use dirsync_ldap::{LdapError, Target, Timeouts};
 use dirsync_proto::bus::{self, collector_event::Event};
 
@@ -95,6 +96,9 @@ pub struct Collector {
     pub timeouts: Timeouts,
     /// CA certificates trusted in Strict mode besides the system's.
     pub extra_roots: Vec<CertificateDer<'static>>,
+    /// Where modifyTimestamp polling takes its time when the directory
+    /// tells none, and how long its reads take.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// What a job reads under its Root DN.
@@ -511,7 +515,16 @@ impl Collector {
             notes: Vec::new(),
         };
         if let DirectorySchema::Ldap(schema) = &scope.directory {
-            return plan_ldap(job, session, root_dn, scope, schema, delta_job).await;
+            return plan_ldap(
+                job,
+                session,
+                root_dn,
+                scope,
+                schema,
+                delta_job,
+                self.clock.as_ref(),
+            )
+            .await;
         }
         if memberships_unavailable {
             // A Global Catalog port: no DirSync over it, and a full run
@@ -668,7 +681,8 @@ fn hold<'a>(
 
 /// [`Collector::plan_reading`] of a generic LDAP directory: content
 /// synchronization (RFC 4533) from the cursor of the server this session
-/// reached, or a full read with a cookie taken before it.
+/// reached, or modifyTimestamp polling where the directory offers none; a
+/// full read with the next delta's cursor taken before it.
 async fn plan_ldap(
     job: &bus::SyncJob,
     session: &mut dirsync_ldap::Session,
@@ -676,12 +690,12 @@ async fn plan_ldap(
     scope: &Scope,
     schema: &dirsync_core::LdapSchema,
     delta_job: bool,
+    clock: &dyn Clock,
 ) -> Result<(Reading, Option<bus::Cursor>), CollectError> {
     let server = session.host.clone();
-    let found = job
-        .cursors
-        .iter()
-        .find(|c| c.source == SYNCREPL_SOURCE && c.server == server);
+    let found = job.cursors.iter().find(|c| {
+        (c.source == SYNCREPL_SOURCE || c.source == TIMESTAMP_SOURCE) && c.server == server
+    });
     let reason = match (delta_job, found) {
         (false, _) => String::new(),
         (true, None) if job.cursors.is_empty() => NO_CURSOR.to_owned(),
@@ -691,15 +705,29 @@ async fn plan_ldap(
         (true, Some(stored)) => {
             let mut entries = Vec::new();
             let mut too_many = false;
-            let read = session
-                .collect_syncrepl(
-                    schema,
-                    root_dn,
-                    scope.include_contacts,
-                    &stored.value,
-                    hold(&mut entries, &mut too_many),
-                )
-                .await;
+            let read = if stored.source == TIMESTAMP_SOURCE {
+                session
+                    .collect_modified(
+                        schema,
+                        root_dn,
+                        scope.include_contacts,
+                        &stored.value,
+                        clock,
+                        MAX_DELTA_ENTRIES,
+                        hold(&mut entries, &mut too_many),
+                    )
+                    .await
+            } else {
+                session
+                    .collect_syncrepl(
+                        schema,
+                        root_dn,
+                        scope.include_contacts,
+                        &stored.value,
+                        hold(&mut entries, &mut too_many),
+                    )
+                    .await
+            };
             match read {
                 _ if too_many => too_many_changes(),
                 Ok(delta) => {
@@ -709,7 +737,7 @@ async fn plan_ldap(
                             summary: delta.summary,
                         },
                         Some(bus::Cursor {
-                            source: SYNCREPL_SOURCE.to_owned(),
+                            source: stored.source.clone(),
                             server,
                             value: delta.cookie,
                             age_seconds: 0,
@@ -724,30 +752,46 @@ async fn plan_ldap(
             }
         }
     };
-    match session.syncrepl_baseline(root_dn).await {
-        Ok(cookie) => Ok((
-            Reading::Full {
+    let cursor = |source: &str, value: Vec<u8>| bus::Cursor {
+        source: source.to_owned(),
+        server: server.clone(),
+        value,
+        age_seconds: 0,
+    };
+    let refused = match session.syncrepl_baseline(root_dn).await {
+        Ok(cookie) => {
+            let full = Reading::Full {
                 reason,
                 notes: Vec::new(),
-            },
-            Some(bus::Cursor {
-                source: SYNCREPL_SOURCE.to_owned(),
-                server,
-                value: cookie,
-                age_seconds: 0,
-            }),
-        )),
-        Err(DeltaError::Ldap(e)) if e.is_connection_failure() => Err(e.into()),
-        Err(e) => {
-            tracing::info!(error = %e, "no content synchronization cookie: delta syncs will not run");
+            };
+            return Ok((full, Some(cursor(SYNCREPL_SOURCE, cookie))));
+        }
+        Err(DeltaError::Ldap(e)) if e.is_connection_failure() => return Err(e.into()),
+        Err(e) => e,
+    };
+    // No content synchronization: deltas poll modifyTimestamp.
+    tracing::info!(error = %refused, "no content synchronization cookie: delta syncs poll modifyTimestamp");
+    match session.timestamp_baseline(clock.now()).await {
+        Ok(baseline) => {
+            let mut notes = vec![format!(
+                "content synchronization is unavailable ({refused})"
+            )];
+            notes.extend(baseline.notes);
             Ok((
-                Reading::Full {
-                    reason,
-                    notes: vec![format!("delta syncs cannot run: {e}")],
-                },
-                None,
+                Reading::Full { reason, notes },
+                Some(cursor(TIMESTAMP_SOURCE, baseline.cursor)),
             ))
         }
+        Err(e) if e.is_connection_failure() => Err(e.into()),
+        Err(e) => Ok((
+            Reading::Full {
+                reason,
+                notes: vec![format!(
+                    "delta syncs cannot run: content synchronization is unavailable ({refused}) and the directory's time cannot be read ({e})"
+                )],
+            },
+            None,
+        )),
     }
 }
 

@@ -418,6 +418,7 @@ pub async fn run(
                     partition: partition.clone(),
                     timeouts: deps.ldap_timeouts,
                     extra_roots: deps.extra_roots.clone(),
+                    clock: deps.clock.clone(),
                 };
                 tasks.spawn(async move { ("collector", c.run(stop).await) });
             }

@@ -445,11 +445,27 @@ async fn delta_capability(
                 ),
                 String::new(),
             ),
-            Err(e) => (
-                Outcome::Warning,
-                format!("delta syncs cannot read changes ({e}): every run reads in full"),
-                SYNCPROV_HINT.into(),
-            ),
+            Err(refused) => match session.directory_time().await {
+                Ok(clock) => (
+                    Outcome::Warning,
+                    format!(
+                        "content synchronization is unavailable ({refused}): delta syncs read the entries whose modifyTimestamp changed, by {}, and deletions and moves out of the Root DN wait for the next full sync",
+                        if clock.is_some() {
+                            "the directory's clock"
+                        } else {
+                            "dirsync's clock (the directory tells no time: no currentTime in its rootDSE, no cn=Monitor the bind account may read)"
+                        }
+                    ),
+                    SYNCPROV_HINT.into(),
+                ),
+                Err(e) => (
+                    Outcome::Warning,
+                    format!(
+                        "delta syncs cannot read changes ({refused}; {e}): every run reads in full"
+                    ),
+                    SYNCPROV_HINT.into(),
+                ),
+            },
         };
     }
     if global_catalog {

@@ -6,6 +6,7 @@ pub mod delta;
 pub mod diagnose;
 mod entry;
 pub mod syncrepl;
+pub mod timestamp;
 pub mod tls;
 
 use std::net::Ipv6Addr;

@@ -556,7 +556,7 @@ impl Session {
     /// (those not under `root_dn`, or not found, stay unresolved, as in a
     /// full read), and finds the groups that list each and the entries it
     /// manages.
-    async fn resolve_links(
+    pub(crate) async fn resolve_links(
         &mut self,
         schema: &LdapSchema,
         root_dn: &Dn,
