@@ -189,7 +189,7 @@ pub(crate) fn encoded_control(oid: &str, crit: bool, inner: Vec<Tag>) -> RawCont
 /// The DirSync response value: `SEQUENCE { moreResults INTEGER, unused
 /// INTEGER, cookie OCTET STRING }`. `None` when it is not that.
 pub fn parse_dirsync_response(value: &[u8]) -> Option<(bool, Vec<u8>)> {
-    let (_, tag) = ldap3::asn1::parse_tag(value).ok()?;
+    let tag = crate::entry::parse_ber(value)?;
     let StructureTag {
         class: TagClass::Universal,
         payload: PL::C(parts),

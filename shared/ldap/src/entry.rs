@@ -152,6 +152,17 @@ impl RawEntry {
     }
 }
 
+/// A control's or an intermediate response's value as a tree of tags;
+/// `None` when it is not BER, or nests deeper than an LDAP value does
+/// (the parser recurses once per level: a hostile server's value would
+/// overflow the stack).
+pub(crate) fn parse_ber(value: &[u8]) -> Option<StructureTag> {
+    if !ldap3::asn1::ber_within_depth(value, ldap3::asn1::MAX_DEPTH) {
+        return None;
+    }
+    ldap3::asn1::parse_tag(value).ok().map(|(_, tag)| tag)
+}
+
 /// BER elements read one after another from bytes (definite lengths, as
 /// LDAP sends them: RFC 4511 5.1).
 struct Ber<'a>(&'a [u8]);

@@ -5,6 +5,8 @@
 pub mod delta;
 pub mod diagnose;
 mod entry;
+#[cfg(test)]
+mod hostile;
 pub mod syncrepl;
 pub mod timestamp;
 pub mod tls;

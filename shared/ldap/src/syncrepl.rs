@@ -85,7 +85,7 @@ pub enum EntryState {
 /// OCTET STRING (16), cookie OCTET STRING OPTIONAL }`. `None` when it is
 /// not that.
 pub fn parse_sync_state(value: &[u8]) -> Option<(EntryState, ObjectGuid)> {
-    let (_, tag) = ldap3::asn1::parse_tag(value).ok()?;
+    let tag = crate::entry::parse_ber(value)?;
     let PL::C(parts) = tag.payload else {
         return None;
     };
@@ -111,7 +111,7 @@ pub fn parse_sync_state(value: &[u8]) -> Option<(EntryState, ObjectGuid)> {
 /// The Sync Done control: `SEQUENCE { cookie OCTET STRING OPTIONAL,
 /// refreshDeletes BOOLEAN DEFAULT FALSE }`: (cookie, refreshDeletes).
 pub fn parse_sync_done(value: &[u8]) -> Option<(Option<Vec<u8>>, bool)> {
-    let (_, tag) = ldap3::asn1::parse_tag(value).ok()?;
+    let tag = crate::entry::parse_ber(value)?;
     let PL::C(parts) = tag.payload else {
         return None;
     };
@@ -147,7 +147,7 @@ pub enum SyncInfo {
 /// The value of a Sync Info message (the intermediate response's
 /// responseValue). `None` when it is not one.
 pub fn parse_sync_info(value: &[u8]) -> Option<SyncInfo> {
-    let (_, tag) = ldap3::asn1::parse_tag(value).ok()?;
+    let tag = crate::entry::parse_ber(value)?;
     if tag.class != TagClass::Context {
         return None;
     }

@@ -143,8 +143,25 @@ pub mod asn1 {
     };
     pub use lber::universal::Types;
     pub use lber::write;
+
+    /// dirsync: whether BER nests at most `max` levels deep (iterative);
+    /// check before `parse_tag`, which recurses once per level.
+    pub use crate::hardening::{MAX_DEPTH, ber_within_depth};
 }
 mod conn;
+mod hardening;
+
+/// The decoder of the connection's incoming messages: one message from the
+/// front of `buf`, `None` while it is incomplete. Public for dirsync's fuzz
+/// targets (tests/fuzz), which feed it a hostile server's bytes.
+#[doc(hidden)]
+#[allow(clippy::type_complexity)]
+pub fn decode_message(
+    buf: &mut bytes::BytesMut,
+) -> std::io::Result<Option<(RequestId, (asn1::Tag, Vec<controls::Control>))>> {
+    protocol::decode_inner(buf)
+}
+
 pub mod controls {
     //! Control construction and parsing.
     //!

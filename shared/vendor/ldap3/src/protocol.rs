@@ -5,6 +5,7 @@ use std::sync::RwLock;
 use std::sync::{Arc, Mutex};
 
 use crate::RequestId;
+use crate::hardening;
 use crate::controls::{Control, RawControl};
 use crate::controls_impl::{build_tag, parse_controls};
 use crate::search::SearchItem;
@@ -123,19 +124,32 @@ fn decode_raw_entry(buf: &mut BytesMut) -> FastPath {
 }
 
 #[allow(clippy::type_complexity)]
-fn decode_inner(buf: &mut BytesMut) -> Result<Option<(RequestId, (Tag, Vec<Control>))>, io::Error> {
+pub(crate) fn decode_inner(buf: &mut BytesMut) -> Result<Option<(RequestId, (Tag, Vec<Control>))>, io::Error> {
+    // dirsync: a message is bounded in size and depth before it is
+    // buffered whole or parsed (src/hardening.rs).
+    let Some(extent) = hardening::message_extent(buf)? else {
+        return Ok(None);
+    };
+    if buf.len() < extent {
+        return Ok(None);
+    }
     match decode_raw_entry(buf) {
         FastPath::Entry(id, tag) => return Ok(Some((id, (tag, vec![])))),
         FastPath::Incomplete => return Ok(None),
         FastPath::Other => {}
     }
-    let decoding_error = io::Error::new(io::ErrorKind::Other, "decoding error");
+    if !hardening::ber_within_depth(&buf[..extent], hardening::MAX_DEPTH) {
+        return Err(hardening::malformed(format!(
+            "it nests deeper than {} levels, or its lengths do not add up",
+            hardening::MAX_DEPTH
+        )));
+    }
     let mut parser = lber::Parser::new();
     // The parsed tag owns its bytes: it is moved out, and the buffer
     // advanced past it, without copying the tree.
     let (consumed, tag) = match parser.parse(buf) {
         Err(e) if e.is_incomplete() => return Ok(None),
-        Err(_e) => return Err(decoding_error),
+        Err(_e) => return Err(hardening::malformed("it is not BER")),
         Ok((i, tag)) => (buf.len() - i.len(), tag),
     };
     buf.advance(consumed);
@@ -143,10 +157,10 @@ fn decode_inner(buf: &mut BytesMut) -> Result<Option<(RequestId, (Tag, Vec<Contr
         .match_id(Types::Sequence as u64)
         .and_then(|t| t.expect_constructed())
     {
-        Some(tags) => tags,
-        None => return Err(decoding_error),
+        Some(tags) if (2..=3).contains(&tags.len()) => tags,
+        _ => return Err(hardening::malformed("it is not a SEQUENCE of an ID, an operation and controls")),
     };
-    let mut maybe_controls = tags.pop().expect("element");
+    let mut maybe_controls = tags.pop().ok_or_else(|| hardening::malformed("it is empty"))?;
     let has_controls = match maybe_controls {
         StructureTag {
             id,
@@ -154,7 +168,7 @@ fn decode_inner(buf: &mut BytesMut) -> Result<Option<(RequestId, (Tag, Vec<Contr
             ref payload,
         } if class == TagClass::Context && id == 0 => match *payload {
             PL::C(_) => true,
-            PL::P(_) => return Err(decoding_error),
+            PL::P(_) => return Err(hardening::malformed("its controls are not a SEQUENCE")),
         },
         StructureTag { id, class, .. } if class == TagClass::Context && id == 10 => {
             // Active Directory bug workaround
@@ -164,31 +178,35 @@ fn decode_inner(buf: &mut BytesMut) -> Result<Option<(RequestId, (Tag, Vec<Contr
             // but AD puts it outside, where the optional controls belong. This confuses
             // our parser, which doesn't expect the extra sequence element at the end
             // and crashes. This match arm thus ignores the element.
-            maybe_controls = tags.pop().expect("element");
+            maybe_controls = tags.pop().ok_or_else(|| hardening::malformed("it has no operation"))?;
             false
         }
         _ => false,
     };
     let (protoop, controls) = if has_controls {
-        (tags.pop().expect("element"), Some(maybe_controls))
+        (
+            tags.pop().ok_or_else(|| hardening::malformed("it has no operation"))?,
+            Some(maybe_controls),
+        )
     } else {
         (maybe_controls, None)
     };
+    let id_tag = tags.pop().ok_or_else(|| hardening::malformed("it has no message ID"))?;
+    if !tags.is_empty() {
+        return Err(hardening::malformed("it has more elements than a message has"));
+    }
+    hardening::check_message_id(&id_tag)?;
+    hardening::check_op(&protoop)?;
+    if let Some(c) = &controls {
+        hardening::check_controls(c)?;
+    }
     let controls = match controls {
         Some(controls) => parse_controls(controls),
         None => vec![],
     };
-    let msgid = match parse_uint(
-        tags.pop()
-            .expect("element")
-            .match_class(TagClass::Universal)
-            .and_then(|t| t.match_id(Types::Integer as u64))
-            .and_then(|t| t.expect_primitive())
-            .expect("message id")
-            .as_slice(),
-    ) {
+    let msgid = match parse_uint(id_tag.expect_primitive().unwrap_or_default().as_slice()) {
         Ok((_, id)) => id as i32,
-        _ => return Err(decoding_error),
+        _ => return Err(hardening::malformed("its message ID is not an INTEGER")),
     };
     Ok(Some((msgid, (Tag::StructureTag(protoop), controls))))
 }
