@@ -437,6 +437,26 @@ impl Embedded {
             inner.stop().await.unwrap();
         }
     }
+
+    /// Stops, and starts again on the same store and directory with the
+    /// configuration of a fresh start changed by `f`; the start's error,
+    /// if it fails (the store stays, stopped, for another try).
+    pub async fn reopen(&mut self, f: impl FnOnce(&mut ServeConfig)) -> Result<(), String> {
+        if let Some(inner) = self.inner.take() {
+            inner.stop().await.unwrap();
+        }
+        let mut cfg = ServeConfig::embedded(
+            format!("sqlite://{}", self.dir.path().join("dirsync.db").display()),
+            self.dir.path().join("master.key"),
+        );
+        f(&mut cfg);
+        let inner = InProcess::start(&cfg).await.map_err(|e| format!("{e:#}"))?;
+        self.gateway = inner.gateway.clone();
+        self.console = inner.console.clone();
+        self.store = inner.store.clone();
+        self.inner = Some(inner);
+        Ok(())
+    }
 }
 
 /// Waits for a gateway to accept connections.
@@ -607,6 +627,33 @@ impl Distributed {
             .spawn()
             .unwrap();
         self.children.push((name.to_owned(), child));
+    }
+
+    /// Sets (or, with `None`, removes) variables of every process's
+    /// environment, and restarts every process with them, the gateway
+    /// first.
+    pub async fn reconfigure(&mut self, vars: &[(&'static str, Option<String>)]) {
+        for (name, value) in vars {
+            self.env.retain(|(k, _)| k != name);
+            if let Some(v) = value {
+                self.env.push((name, v.clone()));
+            }
+        }
+        let names: Vec<String> = self.children.iter().map(|(n, _)| n.clone()).collect();
+        for n in &names {
+            self.terminate(n, Duration::from_secs(30));
+        }
+        for n in &names {
+            self.restart(n);
+            if n == "gateway" {
+                wait_for_gateway(&self.gateway).await;
+            }
+        }
+    }
+
+    /// The environment every process of the stack runs with.
+    pub fn env(&self) -> &[(&'static str, String)] {
+        &self.env
     }
 
     /// Starts a killed process again (e.g. `reconciler`, `collector-0`),

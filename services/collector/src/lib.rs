@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use dirsync_bus::{Bus, Delivery, Topic};
 use dirsync_core::secret::password_aad;
-use dirsync_core::{Clock, DirectorySchema, Dn, EncryptionMode, MasterKey, SealedSecret};
+use dirsync_core::{Clock, DirectorySchema, Dn, EncryptionMode, Keyring, SealedSecret};
 use dirsync_ldap::delta::{DeltaError, DirSyncMode, DomainController, USN_SOURCE};
 use dirsync_ldap::syncrepl::SYNCREPL_SOURCE;
 use dirsync_ldap::timestamp::TIMESTAMP_SOURCE;
@@ -90,7 +90,8 @@ pub const PAGE_SIZE: i32 = 1000;
 
 pub struct Collector {
     pub bus: Bus,
-    pub master_key: Arc<MasterKey>,
+    /// Opens the jobs' bind passwords.
+    pub keys: Arc<Keyring>,
     /// `None`: every partition.
     pub partition: Option<String>,
     pub timeouts: Timeouts,
@@ -215,7 +216,7 @@ impl Collector {
             .ok_or_else(|| CollectError::Job("the integration has no bind password".into()))?
             .into();
         let password = self
-            .master_key
+            .keys
             .open(&sealed, &password_aad(&job.account_id, &job.integration_id))
             .map_err(|e| CollectError::Job(format!("the bind password cannot be opened: {e}")))?;
         let root_dn = Dn::parse(&c.root_dn)

@@ -11,8 +11,9 @@ use dirsync::cli::{
     TokenCmd,
 };
 use dirsync::demo::{self, DemoArgs};
+use dirsync::keys::KeyCmd;
 use dirsync::serve::{self, ServeConfig};
-use dirsync_core::{Clock, MasterKey};
+use dirsync_core::Clock;
 use dirsync_proto::api;
 
 #[derive(Debug, Parser)]
@@ -107,12 +108,6 @@ enum Command {
     },
 }
 
-#[derive(Debug, Subcommand)]
-enum KeyCmd {
-    /// Write a new random master key to FILE (mode 0600).
-    Generate { file: PathBuf },
-}
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
@@ -204,11 +199,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             }
             return Ok(ok);
         }
-        Command::Key(KeyCmd::Generate { file }) => {
-            write_key(&file)?;
-            println!("master key written to {}", file.display());
-            return Ok(ok);
-        }
+        Command::Key(cmd) => return dirsync::keys::run(cmd).await,
         _ => {}
     }
     let mut client = Client::connect(&cli.target).await?;
@@ -590,19 +581,6 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Serve(_) | Command::Demo(_) | Command::Key(_) | Command::Token { .. } => {}
     }
     Ok(ok)
-}
-
-fn write_key(file: &std::path::Path) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(file)
-        .with_context(|| format!("creating {} (it must not exist yet)", file.display()))?;
-    writeln!(f, "{}", MasterKey::generate_hex())?;
-    Ok(())
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {

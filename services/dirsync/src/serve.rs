@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use dirsync_bus::Bus;
 use dirsync_collector::Collector;
-use dirsync_core::{Clock, MasterKey, SystemClock};
+use dirsync_core::{Clock, Keyring, SystemClock};
 use dirsync_gateway::{ConsoleConfig, Gateway};
 use dirsync_ldap::Timeouts;
 use dirsync_reconciler::Reconciler;
@@ -106,6 +106,15 @@ pub struct ServeConfig {
     /// bind passwords.
     #[arg(long, env = "DIRSYNC_MASTER_KEY_FILE")]
     pub master_key_file: PathBuf,
+    /// Files of earlier master keys, which open what they sealed until
+    /// `dirsync key rotate` has re-sealed it under the current key
+    /// (comma-separated in the environment).
+    #[arg(
+        long = "previous-master-key-file",
+        env = "DIRSYNC_PREVIOUS_MASTER_KEY_FILES",
+        value_delimiter = ','
+    )]
+    pub previous_master_key_files: Vec<PathBuf>,
     /// Seconds a delivered message may stay unsettled before the bus
     /// delivers it again (a collector that died mid-run).
     #[arg(long, env = "DIRSYNC_ACK_WAIT_SECONDS", default_value_t = 60)]
@@ -187,6 +196,7 @@ impl ServeConfig {
             nats_credentials_file: None,
             subject_prefix: "dirsync".to_owned(),
             master_key_file,
+            previous_master_key_files: Vec::new(),
             ack_wait_seconds: 60,
             ldap_connect_timeout_seconds: 10,
             ldap_operation_timeout_seconds: 60,
@@ -226,15 +236,17 @@ pub struct Deps {
     pub ldap_timeouts: Timeouts,
     pub extra_roots: Vec<CertificateDer<'static>>,
     pub bus: Bus,
-    pub master_key: Arc<MasterKey>,
+    pub keys: Arc<Keyring>,
     pub clock: Arc<dyn Clock>,
     pub console: ConsoleConfig,
 }
 
 impl Deps {
     pub async fn open(cfg: &ServeConfig) -> anyhow::Result<Self> {
-        let master_key =
-            Arc::new(MasterKey::from_file(&cfg.master_key_file).context("loading the master key")?);
+        let keys = Arc::new(
+            Keyring::from_files(&cfg.master_key_file, &cfg.previous_master_key_files)
+                .context("loading the master keys")?,
+        );
         let bus = match &cfg.nats_url {
             Some(url) => {
                 Bus::nats(
@@ -267,19 +279,21 @@ impl Deps {
                 None => cfg.database_url.clone(),
             };
             let store = dirsync_store::connect(&url).await?;
-            // A wrong master key stops start-up, before any run fails on it.
+            // A missing master key stops start-up, before any run fails
+            // on it: a key is retired only once nothing sealed under it
+            // remains.
             let foreign: Vec<String> = store
                 .password_key_ids()
                 .await?
                 .into_iter()
-                .filter(|id| id != master_key.id())
+                .filter(|id| !keys.holds(id))
                 .collect();
             if !foreign.is_empty() {
                 bail!(
-                    "the master key in {} (key id {}) is not the key the stored bind passwords were sealed with (key id {}); load that key",
+                    "stored bind passwords are sealed with master key {}, which none of the keys loaded is ({}: {}); load it with --previous-master-key-file until `dirsync key rotate` has re-sealed them",
+                    foreign.join(", "),
                     cfg.master_key_file.display(),
-                    master_key.id(),
-                    foreign.join(", ")
+                    keys.ids().join(", ")
                 );
             }
             Some(store)
@@ -306,7 +320,7 @@ impl Deps {
             },
             extra_roots,
             bus,
-            master_key,
+            keys,
             clock: Arc::new(SystemClock),
             console: ConsoleConfig {
                 secure_cookies: cfg.console_secure_cookies,
@@ -384,7 +398,7 @@ pub async fn run(
                 let gw = Gateway {
                     store: store()?,
                     bus: deps.bus.clone(),
-                    master_key: deps.master_key.clone(),
+                    keys: deps.keys.clone(),
                     clock: deps.clock.clone(),
                     extra_roots: deps.extra_roots.clone(),
                     ldap_timeouts: deps.ldap_timeouts,
@@ -414,7 +428,7 @@ pub async fn run(
             Role::Collector => {
                 let c = Collector {
                     bus: deps.bus.clone(),
-                    master_key: deps.master_key.clone(),
+                    keys: deps.keys.clone(),
                     partition: partition.clone(),
                     timeouts: deps.ldap_timeouts,
                     extra_roots: deps.extra_roots.clone(),

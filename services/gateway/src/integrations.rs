@@ -24,7 +24,7 @@ fn seal_password(
         ));
     }
     let secret = secrecy::SecretString::from(password);
-    gw.master_key
+    gw.keys
         .seal(&secret, &password_aad(account, integration))
         .map_err(|e| {
             tracing::error!(error = %e, "sealing a password failed");
@@ -169,6 +169,21 @@ impl IntegrationService for Gateway {
             .map_err(status_of)?;
         if let Some(password) = req.password {
             rec.password = Some(seal_password(self, account, &rec.id, password)?);
+        } else if let Some(kept) = &rec.password
+            && kept.key_id != self.keys.id()
+        {
+            // A kept password is written back under the current key: an
+            // edit racing `dirsync key rotate` never restores the old seal.
+            rec.password = Some(
+                self.keys
+                    .reseal(kept, &password_aad(account, &rec.id))
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "re-sealing a kept password failed");
+                        Status::internal(
+                            "the stored password cannot be decrypted with the loaded master keys",
+                        )
+                    })?,
+            );
         }
         rec.settings = settings;
         rec.updated_at = self.clock.now();

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use dirsync_bus::Bus;
-use dirsync_core::{Clock, MasterKey};
+use dirsync_core::{Clock, Keyring};
 use dirsync_proto::api::account_service_server::AccountServiceServer;
 use dirsync_proto::api::auth_service_server::AuthServiceServer;
 use dirsync_proto::api::directory_service_server::DirectoryServiceServer;
@@ -40,7 +40,8 @@ pub use error::status_of;
 pub struct Gateway {
     pub store: Store,
     pub bus: Bus,
-    pub master_key: Arc<MasterKey>,
+    /// Seals new bind passwords, opens stored ones.
+    pub keys: Arc<Keyring>,
     pub clock: Arc<dyn Clock>,
     /// CA certificates trusted in Strict mode besides the system's, and
     /// LDAP timeouts: for Test Connection.

@@ -115,12 +115,12 @@ impl Gateway {
             .password
             .clone()
             .ok_or_else(|| Status::failed_precondition("the integration has no stored password"))?;
-        self.master_key
+        self.keys
             .open(&sealed, &password_aad(&rec.account_id, &rec.id))
             .map_err(|e| {
                 tracing::error!(error = %e, "a stored password does not open");
                 Status::internal(
-                    "the stored password cannot be decrypted with the loaded master key",
+                    "the stored password cannot be decrypted with the loaded master keys",
                 )
             })
     }

@@ -31,5 +31,5 @@ pub use object::{
 };
 pub use run::{RunCounts, RunKind, RunState, Trigger};
 pub use schema::{DirectorySchema, LdapSchema};
-pub use secret::{MasterKey, SealedSecret, SecretError};
+pub use secret::{Keyring, MasterKey, SealedSecret, SecretError};
 pub use settings::{DeltaMethod, EncryptionMode, FieldError, IntegrationSettings};

@@ -25,9 +25,11 @@ pub enum SecretError {
     )]
     Format { path: String },
     #[error(
-        "the secret was sealed with key {found}, but the master key loaded is {expected}; load the key it was sealed with"
+        "the secret was sealed with master key {found}, which is not among the keys loaded ({expected}); load the key it was sealed with"
     )]
     WrongKey { expected: String, found: String },
+    #[error("the master key files {0} and {1} hold the same key")]
+    DuplicateKey(String, String),
     #[error("the secret does not decrypt: it was tampered with, or belongs to another integration")]
     Decrypt,
     #[error("the secret could not be encrypted")]
@@ -146,6 +148,120 @@ impl MasterKey {
     }
 }
 
+/// The master keys a process holds: the current key seals every new
+/// secret, and each key opens what it sealed. A rotation loads the new key
+/// as current and the old one as previous until `dirsync key rotate` has
+/// re-sealed every secret under the new one.
+pub struct Keyring {
+    current: MasterKey,
+    previous: Vec<MasterKey>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring")
+            .field("current", &self.current.id)
+            .field(
+                "previous",
+                &self
+                    .previous
+                    .iter()
+                    .map(|k| k.id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl From<MasterKey> for Keyring {
+    fn from(current: MasterKey) -> Self {
+        Self {
+            current,
+            previous: Vec::new(),
+        }
+    }
+}
+
+impl Keyring {
+    /// The current key and the previous ones; a key given twice is an
+    /// error (a previous key file naming the current key is a mistake).
+    pub fn new(current: MasterKey, previous: Vec<MasterKey>) -> Result<Self, SecretError> {
+        let mut seen = vec![current.id.clone()];
+        for k in &previous {
+            if seen.contains(&k.id) {
+                return Err(SecretError::DuplicateKey(k.id.clone(), k.id.clone()));
+            }
+            seen.push(k.id.clone());
+        }
+        Ok(Self { current, previous })
+    }
+
+    /// Reads the current key file and the previous ones.
+    pub fn from_files(current: &Path, previous: &[impl AsRef<Path>]) -> Result<Self, SecretError> {
+        let current_key = MasterKey::from_file(current)?;
+        let mut keys: Vec<MasterKey> = Vec::with_capacity(previous.len());
+        let mut paths = vec![current.display().to_string()];
+        for p in previous {
+            let key = MasterKey::from_file(p.as_ref())?;
+            let path = p.as_ref().display().to_string();
+            if let Some(i) = std::iter::once(&current_key)
+                .chain(&keys)
+                .position(|k| k.id == key.id)
+            {
+                return Err(SecretError::DuplicateKey(paths[i].clone(), path));
+            }
+            paths.push(path);
+            keys.push(key);
+        }
+        Ok(Self {
+            current: current_key,
+            previous: keys,
+        })
+    }
+
+    /// The id of the key that seals.
+    pub fn id(&self) -> &str {
+        &self.current.id
+    }
+
+    /// Every key's id, the current one first.
+    pub fn ids(&self) -> Vec<&str> {
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .map(|k| k.id.as_str())
+            .collect()
+    }
+
+    pub fn holds(&self, key_id: &str) -> bool {
+        self.ids().contains(&key_id)
+    }
+
+    pub fn seal(&self, plaintext: &SecretString, aad: &str) -> Result<SealedSecret, SecretError> {
+        self.current.seal(plaintext, aad)
+    }
+
+    /// Opens a secret with the key that sealed it.
+    pub fn open(&self, sealed: &SealedSecret, aad: &str) -> Result<SecretString, SecretError> {
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|k| k.id == sealed.key_id)
+            .ok_or_else(|| SecretError::WrongKey {
+                expected: self.ids().join(", "),
+                found: sealed.key_id.clone(),
+            })?
+            .open(sealed, aad)
+    }
+
+    /// The secret sealed under the current key: itself when it already
+    /// is, otherwise opened and sealed again (a new nonce).
+    pub fn reseal(&self, sealed: &SealedSecret, aad: &str) -> Result<SealedSecret, SecretError> {
+        if sealed.key_id == self.current.id {
+            return Ok(sealed.clone());
+        }
+        self.seal(&self.open(sealed, aad)?, aad)
+    }
+}
+
 /// Associated data for an integration's bind password.
 pub fn password_aad(account_id: &str, integration_id: &str) -> String {
     format!("dirsync/bind-password/{account_id}/{integration_id}")
@@ -200,6 +316,42 @@ mod tests {
             Err(SecretError::WrongKey { .. })
         ));
         assert!(!format!("{key:?}{sealed:?}").contains("Pa55"));
+    }
+
+    #[test]
+    fn a_keyring_opens_with_every_key_and_seals_with_the_current() {
+        let old = MasterKey::from_hex(&MasterKey::generate_hex()).expect("key");
+        let old_id = old.id().to_owned();
+        let secret = SecretString::from("Pa55word!".to_owned());
+        let sealed_old = old.seal(&secret, "a/1").expect("seal");
+        let new = MasterKey::from_hex(&MasterKey::generate_hex()).expect("key");
+        let ring = Keyring::new(new, vec![old]).expect("ring");
+        assert_eq!(ring.ids()[1], old_id);
+        assert_eq!(
+            ring.open(&sealed_old, "a/1").expect("open").expose_secret(),
+            "Pa55word!"
+        );
+        let resealed = ring.reseal(&sealed_old, "a/1").expect("reseal");
+        assert_eq!(resealed.key_id, ring.id());
+        assert_ne!(resealed.nonce, sealed_old.nonce);
+        assert_eq!(ring.reseal(&resealed, "a/1").expect("same"), resealed);
+        // The AAD still binds: a re-seal for another integration fails.
+        assert!(matches!(
+            ring.reseal(&sealed_old, "a/2"),
+            Err(SecretError::Decrypt)
+        ));
+        // A secret of a key not loaded names both sides.
+        let stranger = MasterKey::from_hex(&MasterKey::generate_hex()).expect("key");
+        let foreign = stranger.seal(&secret, "a/1").expect("seal");
+        let e = ring.open(&foreign, "a/1").expect_err("not loaded");
+        assert!(e.to_string().contains(stranger.id()) && e.to_string().contains(ring.id()));
+        // The same key twice is a mistake.
+        let hex = MasterKey::generate_hex();
+        let twice = Keyring::new(
+            MasterKey::from_hex(&hex).expect("key"),
+            vec![MasterKey::from_hex(&hex).expect("key")],
+        );
+        assert!(matches!(twice, Err(SecretError::DuplicateKey(..))));
     }
 
     #[test]

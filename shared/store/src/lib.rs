@@ -20,7 +20,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 use dirsync_core::plan::{Current, Plan, Removal, Upsert};
-use dirsync_core::{ObjectGuid, UnixMillis};
+use dirsync_core::{ObjectGuid, SealedSecret, UnixMillis};
 
 pub use records::{
     AccountRecord, ApplyOutcome, ChangeRecord, CursorRecord, IntegrationRecord, ObjectQuery,
@@ -80,6 +80,21 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
     async fn end_session(&self, id: &str, now: UnixMillis) -> Result<()>;
     /// Ids of the master keys stored passwords are sealed with.
     async fn password_key_ids(&self) -> Result<Vec<String>>;
+    /// How many stored passwords each master key seals, by key id.
+    async fn password_key_counts(&self) -> Result<Vec<(String, u64)>>;
+    /// The integrations whose password is sealed with a key other than
+    /// `key_id`: what a key rotation re-seals.
+    async fn passwords_not_sealed_with(&self, key_id: &str) -> Result<Vec<IntegrationRecord>>;
+    /// Replaces an integration's sealed password with `to` while it is
+    /// still `from` (an edit since wins, and is left as it is); whether it
+    /// was replaced. Settings and times are not touched.
+    async fn reseal_password(
+        &self,
+        account_id: &str,
+        integration_id: &str,
+        from: &SealedSecret,
+        to: &SealedSecret,
+    ) -> Result<bool>;
     async fn get_account(&self, account_id: &str) -> Result<AccountRecord>;
     /// Sets the account's time zone and default schedule (creating the
     /// account when needed).

@@ -1160,6 +1160,54 @@ macro_rules! store_impl {
                     .collect()
             }
 
+            async fn password_key_counts(&self) -> Result<Vec<(String, u64)>> {
+                let rows = sqlx::query(
+                    "SELECT password_key_id, COUNT(*) AS n FROM integrations \
+                     WHERE password_key_id IS NOT NULL GROUP BY password_key_id ORDER BY password_key_id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        let n: i64 = r.try_get("n")?;
+                        Ok((r.try_get("password_key_id")?, u64::try_from(n).unwrap_or_default()))
+                    })
+                    .collect()
+            }
+
+            async fn passwords_not_sealed_with(&self, key_id: &str) -> Result<Vec<IntegrationRecord>> {
+                self.integration_rows(
+                    "SELECT * FROM integrations WHERE password_key_id IS NOT NULL \
+                     AND password_key_id <> $1 ORDER BY account_id, id",
+                    &[key_id],
+                )
+                .await
+            }
+
+            async fn reseal_password(
+                &self,
+                account_id: &str,
+                integration_id: &str,
+                from: &SealedSecret,
+                to: &SealedSecret,
+            ) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE integrations SET password_key_id = $3, password_nonce = $4, \
+                     password_ciphertext = $5 WHERE account_id = $1 AND id = $2 \
+                     AND password_key_id = $6 AND password_nonce = $7",
+                )
+                .bind(account_id)
+                .bind(integration_id)
+                .bind(&to.key_id)
+                .bind(&to.nonce)
+                .bind(&to.ciphertext)
+                .bind(&from.key_id)
+                .bind(&from.nonce)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn get_account(&self, account_id: &str) -> Result<AccountRecord> {
                 let row = sqlx::query(
                     "SELECT id, time_zone, schedule, ldap_sign_in FROM accounts WHERE id = $1",
