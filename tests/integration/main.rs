@@ -10,6 +10,7 @@ mod collector;
 mod console;
 mod delta;
 mod health;
+mod hostile;
 mod keys;
 mod ldap;
 mod reconciler;

@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod hostile;
+
 use rand::Rng;
 use rustls::pki_types::ServerName;
 
@@ -701,6 +703,22 @@ impl Distributed {
         child.wait().unwrap();
     }
 
+    /// The peak resident memory of a running process (VmHWM), in bytes.
+    pub fn peak_rss(&self, name: &str) -> u64 {
+        let (_, child) = self
+            .children
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no process {name}"));
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmHWM")
+            * 1024
+    }
+
     /// The log of one process.
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
@@ -992,5 +1010,63 @@ pub fn expected_fixture() -> Snapshot {
             ),
         ],
         contacts: vec![(s("Vendor Contact"), s("vendor@partner.example.net"))],
+    }
+}
+
+/// One line of RELIABILITY.md: a fault or a bad input a test injected,
+/// and what held. Written by the test that ran it, to
+/// `target/reliability/<scenario>.json`, from which
+/// `tests/reliability/report.py` writes the table.
+#[derive(Debug, Clone, Default)]
+pub struct Reliability {
+    /// What was tried, e.g. "PostgreSQL restarted mid-apply".
+    pub scenario: String,
+    /// How it was injected.
+    pub injected: String,
+    /// How many times.
+    pub times: u32,
+    /// Runs that settled (succeeded, failed or blocked) of those started.
+    pub runs_settled: (u32, u32),
+    /// Objects compared with the expected directory at the end.
+    pub objects_compared: usize,
+    /// Objects stored twice (or changes applied twice).
+    pub duplicates: usize,
+    /// Objects, edges or changes lost.
+    pub lost: usize,
+    /// Seconds from the fault to the next settled run, the longest.
+    pub recovery_seconds: f64,
+    /// What held, in words.
+    pub held: String,
+}
+
+impl Reliability {
+    /// Records the scenario (and prints it with the test's output).
+    pub fn record(&self) {
+        let json = serde_json::json!({
+            "scenario": self.scenario,
+            "injected": self.injected,
+            "times": self.times,
+            "runs_settled": [self.runs_settled.0, self.runs_settled.1],
+            "objects_compared": self.objects_compared,
+            "duplicates": self.duplicates,
+            "lost": self.lost,
+            "recovery_seconds": (self.recovery_seconds * 10.0).round() / 10.0,
+            "held": self.held,
+        });
+        println!("reliability: {json}");
+        let dir = repo_root().join("target/reliability");
+        std::fs::create_dir_all(&dir).unwrap();
+        let name: String = self
+            .scenario
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        std::fs::write(dir.join(format!("{name}.json")), json.to_string()).unwrap();
     }
 }

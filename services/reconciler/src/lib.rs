@@ -399,6 +399,9 @@ impl Reconciler {
         if !planner.end_index() {
             skips.read_all();
         }
+        if !reasons.is_empty() {
+            planner.collection_incomplete();
+        }
         let Some(mut apply) = self.store.begin_apply(&run, now).await? else {
             tracing::info!(run = %run.id, "run already settled; nothing applied");
             return Ok(Settle::Ack);

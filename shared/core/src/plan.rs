@@ -271,6 +271,9 @@ pub fn plan_entries(
         .map(|(obj, digest)| planner.index(obj, *digest))
         .collect();
     let skip = planner.end_index();
+    if matches!(source.completeness, Completeness::Incomplete(_)) {
+        planner.collection_incomplete();
+    }
     for ((obj, digest), same) in collected.into_iter().zip(same) {
         if !(skip && same) {
             planner.add(obj, digest);
@@ -316,6 +319,11 @@ pub struct Planner {
     /// Set by [`Planner::end_index`]: whether the second pass may leave
     /// out the entries the first found unchanged.
     skip: Option<bool>,
+    /// Set by [`Planner::collection_incomplete`].
+    incomplete: bool,
+    /// Stored objects kept as stored because they link to what the run
+    /// may not have read.
+    kept_for_links: usize,
 }
 
 /// The anchors a plan meets, each known by a 32-bit id: an index in
@@ -438,7 +446,18 @@ impl Planner {
             pending_rows: 0,
             dn_sum: 0,
             skip: None,
+            incomplete: false,
+            kept_for_links: 0,
         }
+    }
+
+    /// Says, before the second pass, that the collection is incomplete (an
+    /// entry could not be read, a page is missing): a stored object whose
+    /// members or manager name a DN the run did not read then keeps its
+    /// stored record, rather than losing a link to an object that may
+    /// only have been skipped.
+    pub fn collection_incomplete(&mut self) {
+        self.incomplete = true;
     }
 
     /// The settings it plans with.
@@ -596,6 +615,19 @@ impl Planner {
             .ok()
             .and_then(|m| self.by_dn.get(m.key()))
             .map(|id| *Anchors::anchor(&self.current.objects, &self.anchors.fresh, id));
+        if self.incomplete && stored.is_some() {
+            let unread = |dn: &Dn| self.by_dn.get(dn.key()).is_none();
+            let links_unread = (self.memberships_unavailable.is_none()
+                && obj.member_dns.iter().any(unread))
+                || Dn::parse(&obj.attributes.manager_dn)
+                    .ok()
+                    .is_some_and(|m| unread(&m));
+            if links_unread {
+                self.kept_for_links += 1;
+                self.out.unchanged += 1;
+                return;
+            }
+        }
         let record = record_of(&self.settings, obj, members, manager);
         // Diff against the store.
         let (json, hash) = record.json_and_hash();
@@ -667,9 +699,15 @@ impl Planner {
             indexed,
             out_of_scope_reason,
             mut out,
+            kept_for_links,
             ..
         } = self;
         summarize_skipped(&out.skipped, &mut out.warnings);
+        if kept_for_links > 0 {
+            out.warnings.push(format!(
+                "{kept_for_links} objects link (members, manager) to entries this incomplete run may not have read: they keep their stored records until a complete run"
+            ));
+        }
         if let Some(reason) = &memberships_unavailable {
             out.warnings.push(format!(
                 "group memberships were not read ({reason}); stored members are kept as they are"
@@ -1174,6 +1212,33 @@ mod tests {
             vec![user(1, "a@example.com", 512)],
         );
         assert!(p.removals.iter().all(|r| r.action == RemovalAction::Delete));
+    }
+
+    #[test]
+    fn an_incomplete_read_keeps_the_links_to_what_it_did_not_read() {
+        let s = settings(|_| {});
+        let all = vec![
+            user(1, "a@example.com", 512),
+            user(2, "b@example.com", 512),
+            group(9, &[1, 2]),
+        ];
+        let first = plan(&s, &Source::complete(), &Current::default(), all);
+        assert_eq!(first.adds.len(), 3);
+        let cur = current_of(&first);
+        // User 2 could not be read: the group keeps both members.
+        let incomplete = Source::incomplete(vec!["an entry could not be read".into()]);
+        let read = vec![user(1, "a@example.com", 512), group(9, &[1, 2])];
+        let p = plan(&s, &incomplete, &cur, read.clone());
+        assert!(p.updates.is_empty() && p.removals.is_empty(), "{p:?}");
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.contains("keep their stored records"))
+        );
+        // A complete read of the same: user 2 is gone, the group changes.
+        let p = plan(&s, &Source::complete(), &cur, read);
+        assert_eq!(p.updates.len(), 1);
+        assert_eq!(p.removals.len(), 1);
     }
 
     #[test]

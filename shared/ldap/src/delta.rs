@@ -23,7 +23,7 @@ use dirsync_core::{DirectorySchema, Dn, ObjectGuid};
 use dirsync_proto::bus::{self, DirectoryEntry};
 
 use crate::entry::{ATTRIBUTES, EntryReader, RawEntry};
-use crate::{CollectionSummary, LdapError, MEMBER_RANGE, Session, object_filter, op_error};
+use crate::{CollectionSummary, LdapError, MEMBER_RANGE, Session, object_filter};
 
 pub const DIRSYNC_OID: &str = "1.2.840.113556.1.4.841";
 pub const EXTENDED_DN_OID: &str = "1.2.840.113556.1.4.529";
@@ -457,7 +457,7 @@ impl Session {
             .with_timeout(timeout)
             .search(dn, Scope::Base, "(objectClass=*)", attrs.to_vec())
             .await
-            .map_err(|e| op_error(e, timeout))?;
+            .map_err(|e| self.link.error(e, timeout))?;
         if res.rc != 0 {
             return Err(LdapError::Search(format!(
                 "reading {dn:?}: LDAP result {}: {}",
@@ -583,7 +583,7 @@ impl Session {
             ])
             .search(naming_context, Scope::Subtree, filter, attrs)
             .await
-            .map_err(|e| match op_error(e, timeout) {
+            .map_err(|e| match self.link.error(e, timeout) {
                 e if e.is_connection_failure() => DeltaError::Ldap(e),
                 e => DeltaError::Unavailable(format!("the DirSync read failed: {e}")),
             })?;

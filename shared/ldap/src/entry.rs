@@ -104,9 +104,11 @@ impl RawEntry {
                 .ok_or_else(|| bad(format!("{dn}: attribute {name} has no value set")))?
                 .into_iter()
                 .map(|v| {
-                    v.expect_primitive().ok_or_else(|| {
+                    let v = v.expect_primitive().ok_or_else(|| {
                         bad(format!("{dn}: a value of {name} is not an octet string"))
-                    })
+                    })?;
+                    check_value_size(&dn, &name, &v).map_err(bad)?;
+                    Ok::<_, String>(v)
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             attrs.push((name, values));
@@ -144,12 +146,29 @@ impl RawEntry {
                 let value = set
                     .primitive()
                     .map_err(|e| format!("{dn}: a value of {name} is not an octet string: {e}"))?;
+                check_value_size(&dn, &name, value)?;
                 values.push(value.to_vec());
             }
             attrs.push((name, values));
         }
         Ok(Self { dn, attrs })
     }
+}
+
+/// The longest attribute value dirsync reads. Every attribute it asks for
+/// is short (names, addresses, GUIDs, SIDs, DNs: Active Directory caps a
+/// display name at 256 characters); a longer value is a broken or hostile
+/// directory, and its entry is skipped, saying so, rather than stored.
+pub const MAX_VALUE_BYTES: usize = 64 << 10;
+
+fn check_value_size(dn: &str, name: &str, value: &[u8]) -> Result<(), String> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(format!(
+            "{dn}: a value of {name} is {} bytes, more than the {MAX_VALUE_BYTES} dirsync reads",
+            value.len()
+        ));
+    }
+    Ok(())
 }
 
 /// A control's or an intermediate response's value as a tree of tags;
@@ -345,8 +364,22 @@ impl<'a> EntryReader<'a> {
         }
     }
 
-    /// See [`to_directory_entry`].
+    /// See [`to_directory_entry`]. An entry with a text value that is
+    /// not UTF-8 is an error: a directory's text is UTF-8 (RFC 4517), and
+    /// a value mangled into replacement characters would overwrite what
+    /// the store holds.
     pub fn read(&self, e: RawEntry) -> Result<Option<DirectoryEntry>, String> {
+        // objectGUID and objectSid are binary; everything else is text.
+        let binary: &[&str] = match self {
+            Self::ActiveDirectory => &["objectguid", "objectsid"],
+            Self::Ldap(_) => &[],
+        };
+        if let Some((name, _)) = e.attrs.iter().find(|(name, values)| {
+            !binary.contains(&name.as_str())
+                && values.iter().any(|v| std::str::from_utf8(v).is_err())
+        }) {
+            return Err(format!("{}: a value of {name} is not UTF-8 text", e.dn));
+        }
         match self {
             Self::ActiveDirectory => from_ad(e),
             Self::Ldap(reader) => reader.read(e),

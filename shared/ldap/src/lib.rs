@@ -139,6 +139,60 @@ pub struct Session {
     ldap: Ldap,
     pub host: String,
     timeouts: Timeouts,
+    link: Link,
+}
+
+/// Why a connection's driver stopped, once it has: a failed operation
+/// then says what went wrong with the connection (the directory closed
+/// it, or sent a message that cannot be read) instead of "the result
+/// channel closed".
+#[derive(Clone, Default)]
+struct Link(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl Link {
+    /// Drives the connection until it ends, keeping why it ended.
+    fn drive(&self, conn: LdapConnAsync, host: &str) {
+        let slot = self.clone();
+        let host = host.to_owned();
+        tokio::spawn(async move {
+            let why = match conn.drive().await {
+                Ok(_) => "the directory closed the connection".to_owned(),
+                Err(ldap3::LdapError::Io { source })
+                    if source.to_string().contains("bytes remaining on stream") =>
+                {
+                    "the directory closed the connection in the middle of a message".to_owned()
+                }
+                Err(ldap3::LdapError::Io { source }) => source.to_string(),
+                Err(e) => e.to_string(),
+            };
+            tracing::debug!(%host, reason = %why, "LDAP connection ended");
+            if let Ok(mut s) = slot.0.lock() {
+                s.get_or_insert(why);
+            }
+        });
+    }
+
+    fn reason(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|s| s.clone())
+    }
+
+    /// An operation's error, in dirsync's words.
+    fn error(&self, e: ldap3::LdapError, timeout: Duration) -> LdapError {
+        match e {
+            ldap3::LdapError::Timeout { .. } => LdapError::Timeout(timeout),
+            ldap3::LdapError::Io { source } => LdapError::Connection(source.to_string()),
+            // The connection's driver is gone: say why.
+            ldap3::LdapError::EndOfStream
+            | ldap3::LdapError::OpSend { .. }
+            | ldap3::LdapError::ResultRecv { .. }
+            | ldap3::LdapError::IdScrubSend { .. }
+            | ldap3::LdapError::MiscSend { .. } => LdapError::Connection(
+                self.reason()
+                    .unwrap_or_else(|| "the directory closed the connection".to_owned()),
+            ),
+            other => LdapError::Search(other.to_string()),
+        }
+    }
 }
 
 fn url_of(host: &str, port: u16, encryption: Option<EncryptionMode>) -> String {
@@ -207,11 +261,13 @@ pub async fn open(target: &Target, host: &str) -> Result<Session, LdapError> {
             ldap3::LdapError::Timeout { .. } => LdapError::Timeout(target.timeouts.connect),
             e => connect_err(describe_connect_error(&e)),
         })?;
-    ldap3::drive!(conn);
+    let link = Link::default();
+    link.drive(conn, host);
     Ok(Session {
         ldap,
         host: host.to_owned(),
         timeouts: target.timeouts,
+        link,
     })
 }
 
@@ -239,7 +295,7 @@ impl Session {
             .with_timeout(timeout)
             .simple_bind(dn, password)
             .await
-            .map_err(|e| op_error(e, timeout))?;
+            .map_err(|e| self.link.error(e, timeout))?;
         if bind.rc != 0 {
             let (failure, message) = describe_bind_failure(bind.rc, &bind.text, dn);
             return Err(LdapError::Bind { failure, message });
@@ -271,7 +327,7 @@ impl Session {
             .with_search_options(ldap3::SearchOptions::new().sizelimit(n))
             .search(root_dn.as_str(), Scope::Subtree, &filter, vec![mail])
             .await
-            .map_err(|e| op_error(e, timeout))?;
+            .map_err(|e| self.link.error(e, timeout))?;
         match res.rc {
             0 | 4 => {}
             32 => return Err(LdapError::RootDnNotFound(root_dn.to_string())),
@@ -303,14 +359,6 @@ fn describe_connect_error(e: &ldap3::LdapError) -> String {
             }
         }
         other => other.to_string(),
-    }
-}
-
-fn op_error(e: ldap3::LdapError, timeout: Duration) -> LdapError {
-    match e {
-        ldap3::LdapError::Timeout { .. } => LdapError::Timeout(timeout),
-        ldap3::LdapError::Io { source } => LdapError::Connection(source.to_string()),
-        other => LdapError::Search(other.to_string()),
     }
 }
 
@@ -521,12 +569,12 @@ impl Session {
         let mut stream = search
             .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs)
             .await
-            .map_err(|e| op_error(e, op_timeout))?;
+            .map_err(|e| self.link.error(e, op_timeout))?;
         loop {
             let next = tokio::time::timeout(op_timeout, stream.next())
                 .await
                 .map_err(|_| LdapError::Timeout(op_timeout))?
-                .map_err(|e| op_error(e, op_timeout))?;
+                .map_err(|e| self.link.error(e, op_timeout))?;
             let Some(raw) = next else { break };
             if raw.is_ref() {
                 summary.referrals += 1;
@@ -545,6 +593,7 @@ impl Session {
             };
             complete_member_ranges(
                 &mut ranged,
+                &self.link,
                 &mut entry,
                 op_timeout,
                 extended_dn,
@@ -593,6 +642,7 @@ impl Session {
 /// (`member;range=0-1499` on Windows AD).
 async fn complete_member_ranges(
     ldap: &mut Ldap,
+    link: &Link,
     entry: &mut RawEntry,
     timeout: Duration,
     extended_dn: bool,
@@ -617,9 +667,9 @@ async fn complete_member_ranges(
                 vec![attr.as_str()],
             )
             .await
-            .map_err(|e| op_error(e, timeout))?
+            .map_err(|e| link.error(e, timeout))?
             .success()
-            .map_err(|e| op_error(e, timeout))?;
+            .map_err(|e| link.error(e, timeout))?;
         let part = match results.into_iter().next().map(|r| RawEntry::read(r.0)) {
             Some(Ok(part)) => part,
             Some(Err(reason)) => {

@@ -28,7 +28,7 @@ use dirsync_proto::bus::{self, DirectoryEntry};
 
 use crate::delta::{DeltaError, DeltaSummary};
 use crate::entry::{EntryReader, RawEntry};
-use crate::{LdapError, Session, op_error};
+use crate::{LdapError, Session};
 
 pub const SYNC_REQUEST_OID: &str = "1.3.6.1.4.1.4203.1.9.1.1";
 pub const SYNC_STATE_OID: &str = "1.3.6.1.4.1.4203.1.9.1.2";
@@ -314,14 +314,14 @@ impl Session {
             .with_controls(vec![sync_request(cookie)])
             .streaming_search(base.as_str(), Scope::Subtree, filter, attrs)
             .await
-            .map_err(|e| DeltaError::Ldap(op_error(e, timeout)))?;
+            .map_err(|e| DeltaError::Ldap(self.link.error(e, timeout)))?;
         let mut last_cookie = None;
         let mut failed = None;
         loop {
             let next = tokio::time::timeout(timeout, stream.next())
                 .await
                 .map_err(|_| DeltaError::Ldap(LdapError::Timeout(timeout)))?
-                .map_err(|e| DeltaError::Ldap(op_error(e, timeout)))?;
+                .map_err(|e| DeltaError::Ldap(self.link.error(e, timeout)))?;
             let Some(msg) = next else { break };
             if failed.is_some() || msg.is_ref() {
                 continue;
