@@ -33,6 +33,9 @@ if ! port_open 4222; then
   wait_port 4222 || die "nats-server did not start on 127.0.0.1:4222 (see /var/log/nats-server.log)"
 fi
 
+# The fault tests run a nats-server of their own, which they kill and start.
+command -v nats-server >/dev/null || apt_install nats-server
+
 # --- PostgreSQL ----------------------------------------------------------------
 if ! port_open 5432; then
   if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
@@ -47,6 +50,11 @@ if ! port_open 5432; then
   as_root pg_ctlcluster --skip-systemctl-redirect "$ver" main start
   wait_port 5432 || die "PostgreSQL did not start on 127.0.0.1:5432"
 fi
+# The fault tests run a cluster of their own (initdb, pg_ctl as postgres).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
+command -v runuser >/dev/null || die "runuser is missing (Debian package util-linux)"
+# The backup tests: pg_dump/pg_restore (postgresql-client) and sqlite3.
+command -v sqlite3 >/dev/null || apt_install sqlite3
 pg_url=${DIRSYNC_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 command -v psql >/dev/null || die "psql is missing (Debian package postgresql-client)"
 psql "$pg_url" -Atqc 'select 1' >/dev/null || die "cannot connect to PostgreSQL as $pg_url"

@@ -372,7 +372,7 @@ async fn a_wrong_master_key_stops_start_up() {
         .err()
         .expect("wrong key refused");
     assert!(
-        format!("{err:#}").contains("not the key the stored bind passwords were sealed with"),
+        format!("{err:#}").contains("which none of the keys loaded is"),
         "{err:#}"
     );
     let missing = dirsync::serve::ServeConfig {

@@ -5,10 +5,12 @@
 
 mod api;
 mod auth;
+mod backup;
 mod cli;
 mod collector;
 mod console;
 mod delta;
+mod faults;
 mod health;
 mod hostile;
 mod keys;

@@ -399,3 +399,144 @@ async fn no_deltas_when_off_or_without_a_cursor() {
     setup.clock.set(start + 60 * 60_000);
     assert!(s.tick().await.unwrap().deltas.is_empty());
 }
+
+/// Ticks every five minutes from `from` to `to`, each run settling as soon
+/// as it starts (as a quick sync would), the scheduler replaced by a new
+/// one (a restart) at `restart_at`; the slots started.
+async fn tick_through(
+    setup: &Setup,
+    account: &str,
+    id: &str,
+    (from, to): (UnixMillis, UnixMillis),
+    restart_at: UnixMillis,
+) -> Vec<String> {
+    let mut scheduler = setup.scheduler().await;
+    let mut restarted = false;
+    let mut slots = Vec::new();
+    let mut now = from;
+    while now <= to {
+        if !restarted && now >= restart_at {
+            scheduler = setup.scheduler().await;
+            restarted = true;
+        }
+        setup.clock.set(now);
+        let report = scheduler.tick().await.unwrap();
+        slots.extend(report.started.into_iter().map(|(_, slot)| slot));
+        if let Some(run) = scheduler.store.active_run(account, id).await.unwrap() {
+            scheduler
+                .store
+                .fail_run(&run.id, 0, "settled by the test", now)
+                .await
+                .unwrap();
+        }
+        now += 5 * 60_000;
+    }
+    slots
+}
+
+#[tokio::test]
+async fn a_scheduler_restarted_across_dst_and_clock_jumps_emits_each_slot_once() {
+    let setup = Setup::new(ms("2026-03-01T00:00:00Z")).await;
+    let store = setup.scheduler().await.store;
+    store
+        .update_account(
+            &AccountRecord {
+                id: "dst".into(),
+                time_zone: "Europe/London".into(),
+                schedule: "01:30,08:00".into(),
+                ldap_sign_in: false,
+            },
+            ms("2026-03-01T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    let id = integration(&store, "dst", "Europe/London", ms("2026-03-01T00:00:00Z")).await;
+    let mut rec = store.get_integration("dst", &id).await.unwrap();
+    rec.settings.delta_interval_minutes = 0;
+    rec.settings.schedule = Some("01:30,08:00".into());
+    store.update_integration(&rec).await.unwrap();
+
+    // Spring forward (29 March, 01:00 GMT → 02:00 BST): 01:30 does not
+    // exist and runs once, at 02:00 BST; restarted inside the gap.
+    let spring = tick_through(
+        &setup,
+        "dst",
+        &id,
+        (ms("2026-03-28T22:00:00Z"), ms("2026-03-29T09:00:00Z")),
+        ms("2026-03-29T00:55:00Z"),
+    )
+    .await;
+    assert_eq!(spring, ["2026-03-29T01:30", "2026-03-29T08:00"]);
+    // Fall back (25 October, 02:00 BST → 01:00 GMT): 01:30 happens twice
+    // and runs once; restarted between its two occurrences.
+    let autumn = tick_through(
+        &setup,
+        "dst",
+        &id,
+        (ms("2026-10-24T22:00:00Z"), ms("2026-10-25T09:00:00Z")),
+        ms("2026-10-25T01:00:00Z"),
+    )
+    .await;
+    assert_eq!(autumn, ["2026-10-25T01:30", "2026-10-25T08:00"]);
+
+    // Wall-clock jumps: forward five hours past the 08:00 slot (one
+    // catch-up run), back two (NTP correcting it; restarted meanwhile):
+    // the slot is not run again; forward again: the next day's slots.
+    let forward = tick_through(
+        &setup,
+        "dst",
+        &id,
+        (ms("2026-11-01T06:55:00Z"), ms("2026-11-01T06:55:00Z")),
+        i64::MAX,
+    )
+    .await;
+    // (The night's 01:30, caught up within the horizon.)
+    assert_eq!(forward, ["2026-11-01T01:30"]);
+    let jumped = tick_through(
+        &setup,
+        "dst",
+        &id,
+        (ms("2026-11-01T12:00:00Z"), ms("2026-11-01T12:10:00Z")),
+        i64::MAX,
+    )
+    .await;
+    assert_eq!(jumped, ["2026-11-01T08:00"]);
+    let back = tick_through(
+        &setup,
+        "dst",
+        &id,
+        (ms("2026-11-01T07:55:00Z"), ms("2026-11-01T09:00:00Z")),
+        ms("2026-11-01T08:00:00Z"),
+    )
+    .await;
+    assert!(back.is_empty(), "{back:?}");
+    let next_day = tick_through(
+        &setup,
+        "dst",
+        &id,
+        (ms("2026-11-02T01:00:00Z"), ms("2026-11-02T09:00:00Z")),
+        i64::MAX,
+    )
+    .await;
+    assert_eq!(next_day, ["2026-11-02T01:30", "2026-11-02T08:00"]);
+
+    let runs = store.list_runs("dst", &id, 100).await.unwrap();
+    let slots: Vec<String> = runs.iter().filter_map(|r| r.slot.clone()).collect();
+    let distinct: std::collections::HashSet<&String> = slots.iter().collect();
+    assert_eq!(slots.len(), 8);
+    assert_eq!(distinct.len(), slots.len(), "a slot ran twice: {slots:?}");
+    // One job per run on the bus.
+    assert_eq!(setup.drain_jobs().await, runs.len());
+    dirsync_tests::Reliability {
+        scenario: "Scheduler restarted across DST changes and wall-clock jumps".into(),
+        injected: "a controlled clock through spring forward and fall back (Europe/London, slots 01:30 and 08:00), a restart inside each; the clock jumped 5 h forward, 4 h back (a restart), and forward again".into(),
+        times: 4,
+        runs_settled: (runs.len() as u32, runs.len() as u32),
+        objects_compared: slots.len(),
+        duplicates: slots.len() - distinct.len(),
+        lost: 0,
+        recovery_seconds: 0.0,
+        held: "each slot emitted once: the skipped 01:30 at 02:00 BST, the repeated 01:30 at its first occurrence, one catch-up run after the forward jump, none again after the backward one".into(),
+    }
+    .record();
+}

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod faults;
 pub mod hostile;
 
 use rand::Rng;
@@ -440,6 +441,13 @@ impl Embedded {
         }
     }
 
+    /// Stops dirsync, keeping its store and directory (for [`Embedded::reopen`]).
+    pub async fn halt(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            inner.stop().await.unwrap();
+        }
+    }
+
     /// Stops, and starts again on the same store and directory with the
     /// configuration of a fresh start changed by `f`; the start's error,
     /// if it fails (the store stays, stopped, for another try).
@@ -561,10 +569,27 @@ impl Distributed {
         level: &str,
         extra: Vec<(&'static str, String)>,
     ) -> Self {
+        Self::start_on(collectors, ack_wait_seconds, level, extra, None, None).await
+    }
+
+    /// As [`Distributed::start_env`], on the store at `database` and the
+    /// NATS server at `nats` (default: a new database on the test
+    /// PostgreSQL server, and the test NATS server).
+    pub async fn start_on(
+        collectors: &[Option<&str>],
+        ack_wait_seconds: u64,
+        level: &str,
+        extra: Vec<(&'static str, String)>,
+        database: Option<String>,
+        nats: Option<String>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let key = master_key_file(dir.path());
-        let database = postgres_database().await;
-        let nats = env("DIRSYNC_TEST_NATS_URL");
+        let database = match database {
+            Some(d) => d,
+            None => postgres_database().await,
+        };
+        let nats = nats.unwrap_or_else(|| env("DIRSYNC_TEST_NATS_URL"));
         let prefix = format!("t_{}", tag());
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -656,6 +681,13 @@ impl Distributed {
     /// The environment every process of the stack runs with.
     pub fn env(&self) -> &[(&'static str, String)] {
         &self.env
+    }
+
+    /// Starts one more process of a role, named `role-N` (e.g.
+    /// `reconciler-1`): its role is the part of the name before `-`.
+    pub fn add(&mut self, name: &str) {
+        let role = name.split('-').next().unwrap().to_owned();
+        self.spawn(name, &role, None);
     }
 
     /// Starts a killed process again (e.g. `reconciler`, `collector-0`),

@@ -23,6 +23,10 @@ use dirsync_store::{
 };
 use dirsync_telemetry::metrics::RunLabels;
 
+/// What a run whose batches never reached the store says when a new run
+/// reads the directory again.
+const READ_AGAIN: &str = "a new run reads the directory again";
+
 pub struct Reconciler {
     store: Store,
     bus: Bus,
@@ -284,6 +288,71 @@ impl Reconciler {
         }
     }
 
+    /// Whether a run whose batches never reached the store may be
+    /// followed by a new run that reads the directory again: not after a
+    /// run that was itself such a retry and failed the same way.
+    async fn may_read_again(&self, failed: &dirsync_store::RunRecord) -> bool {
+        let earlier = self
+            .store
+            .list_runs(&failed.account_id, &failed.integration_id, 2)
+            .await
+            .unwrap_or_default();
+        !earlier
+            .iter()
+            .any(|r| r.id != failed.id && r.error.contains(READ_AGAIN))
+    }
+
+    /// Starts run `run_id` of the failed run's integration: it reads the
+    /// directory again, and the integration recovers without an admin.
+    async fn read_again(&self, failed: &dirsync_store::RunRecord, run_id: String, now: UnixMillis) {
+        let run = dirsync_store::RunRecord {
+            kind: failed.kind,
+            ..dirsync_store::RunRecord::new(
+                run_id,
+                failed.account_id.clone(),
+                failed.integration_id.clone(),
+                Trigger::SyncNow,
+                now,
+            )
+        };
+        if let Err(e) = self.store.create_run(&run).await {
+            // Another run started meanwhile: it reads the directory.
+            tracing::info!(error = %e, "no retry run: another run is active");
+            return;
+        }
+        let request = bus::SyncRequest {
+            account_id: run.account_id.clone(),
+            integration_id: run.integration_id.clone(),
+            run_id: run.id.clone(),
+            trigger: bus::Trigger::SyncNow as i32,
+        };
+        match self
+            .bus
+            .publish(
+                &Topic::Requests,
+                &format!("req:{}", run.id),
+                request.encode_to_vec().into(),
+            )
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(failed = %failed.id, run = %run.id, "batches lost: reading the directory again");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the retry run cannot be queued");
+                let _ = self
+                    .store
+                    .fail_run(
+                        &run.id,
+                        0,
+                        "the message bus was unavailable when the run was queued",
+                        now,
+                    )
+                    .await;
+            }
+        }
+    }
+
     async fn on_end(
         &self,
         ev: &bus::CollectorEvent,
@@ -304,14 +373,36 @@ impl Reconciler {
         }
         let staged = self.store.staged_totals(&ev.run_id, ev.attempt).await?;
         if staged != (u64::from(end.batches), end.entries) {
-            if i64::from(delivered) + 1 >= MAX_DELIVER {
-                let msg = format!(
+            // Staging writes no WAL: a store that restarted since the run
+            // began has lost its staged batches, which will not come.
+            let lost = self
+                .store
+                .restarted_since(run.started_at.unwrap_or(run.created_at))
+                .await?;
+            if lost || i64::from(delivered) + 1 >= MAX_DELIVER {
+                let mut msg = format!(
                     "the collection reported {} batches ({} objects) but only {} batches ({} objects) arrived",
                     end.batches, end.entries, staged.0, staged.1
                 );
-                self.store
+                if lost {
+                    msg.push_str(
+                        ": the store restarted during the run and lost them (staged batches are not crash-safe: they write no WAL)",
+                    );
+                }
+                let retry = self
+                    .may_read_again(&run)
+                    .await
+                    .then(|| uuid::Uuid::new_v4().to_string());
+                if let Some(id) = &retry {
+                    msg.push_str(&format!("; {READ_AGAIN} (run {id})"));
+                }
+                let failed = self
+                    .store
                     .fail_run(&ev.run_id, ev.attempt, &msg, now)
                     .await?;
+                if let Some(id) = retry.filter(|_| failed) {
+                    self.read_again(&run, id, now).await;
+                }
                 return Ok(Settle::Ack);
             }
             return Ok(Settle::Retry(Duration::from_millis(500)));

@@ -158,7 +158,8 @@ impl Link {
             let why = match conn.drive().await {
                 Ok(_) => "the directory closed the connection".to_owned(),
                 Err(ldap3::LdapError::Io { source })
-                    if source.to_string().contains("bytes remaining on stream") =>
+                    if source.kind() == std::io::ErrorKind::UnexpectedEof
+                        || source.to_string().contains("bytes remaining on stream") =>
                 {
                     "the directory closed the connection in the middle of a message".to_owned()
                 }

@@ -164,6 +164,11 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
         now: UnixMillis,
     ) -> Result<bool>;
 
+    /// Whether the database server started after `at`: PostgreSQL then
+    /// lost the staged batches of runs in flight (staging writes no WAL,
+    /// so recovery empties it). Never for SQLite, whose staging is kept.
+    async fn restarted_since(&self, at: UnixMillis) -> Result<bool>;
+
     /// Stages one batch, an encoded `ObjectBatch` or (`lz4`) one
     /// compressed as an LZ4 block; a redelivered batch is a no-op.
     async fn stage_batch(

@@ -1620,6 +1620,18 @@ macro_rules! store_impl {
                 })
             }
 
+            async fn restarted_since(&self, at: UnixMillis) -> Result<bool> {
+                if <$db as sqlx::Database>::NAME != "PostgreSQL" {
+                    return Ok(false);
+                }
+                let started: i64 = sqlx::query_scalar(
+                    "SELECT CAST(EXTRACT(EPOCH FROM pg_postmaster_start_time()) * 1000 AS BIGINT)",
+                )
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(started > at)
+            }
+
             async fn staged_totals(&self, run_id: &str, attempt: u32) -> Result<(u64, u64)> {
                 let row = sqlx::query(
                     "SELECT CAST(COUNT(*) AS BIGINT) AS batches, CAST(COALESCE(SUM(entries), 0) AS BIGINT) AS entries \
