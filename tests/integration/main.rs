@@ -16,6 +16,7 @@ mod hostile;
 mod keys;
 mod ldap;
 mod reconciler;
+mod returning;
 mod scheduler;
 mod store;
 mod sync;

@@ -65,6 +65,7 @@ on_both!(
         console_sessions_end_on_sign_out,
         deltas_read_links_keep_cursors_and_count_removals,
         a_run_ends_when_its_apply_settles,
+        a_kept_user_is_adopted_by_a_returning_one,
     ]
 );
 
@@ -1218,4 +1219,100 @@ async fn a_large_first_sync_leaves_planner_statistics(url: String) {
         .unwrap()
     };
     assert!(analyzed > 0, "no statistics on objects");
+}
+
+async fn a_kept_user_is_adopted_by_a_returning_one(store: Store) {
+    let (first, second) = two_integrations(&store).await;
+    let run1 = started_run("r1", "i1", 10);
+    store.create_run(&run1).await.unwrap();
+    let current = store.current_objects("acme", "i1", true).await.unwrap();
+    let p = plan::plan(
+        &first.settings,
+        &Source::complete(),
+        &current,
+        vec![
+            user(1, "u1@example.com", "one@example.com"),
+            user(2, "u2@example.com", "two@example.com"),
+        ],
+    );
+    store.apply(&run1, &p, 2, 20).await.unwrap();
+    // User 2 leaves: kept unmanaged.
+    let run2 = started_run("r2", "i1", 30);
+    store.create_run(&run2).await.unwrap();
+    let current = store.current_objects("acme", "i1", true).await.unwrap();
+    let p = plan::plan(
+        &first.settings,
+        &Source::complete(),
+        &current,
+        vec![user(1, "u1@example.com", "one@example.com")],
+    );
+    store.apply(&run2, &p, 1, 40).await.unwrap();
+    let kept = owner(&store, "u2@example.com").await;
+    assert!(!kept.managed);
+    let anchor = kept.record.anchor;
+
+    // The account's unmanaged users, by primary address; the managed one
+    // is not among them.
+    let returning = store.returning_users("acme").await.unwrap();
+    assert_eq!(returning.len(), 1);
+    let address = dirsync_core::EmailAddress::parse("u2@example.com").unwrap();
+    assert_eq!(returning.get(&address), Some(&anchor));
+    assert!(store.anchor_aliases("acme").await.unwrap().is_empty());
+
+    // The second integration's new object adopts it.
+    let run3 = started_run("r3", &second.id, 50);
+    store.create_run(&run3).await.unwrap();
+    let new_guid: dirsync_core::ObjectGuid =
+        "00000000-0000-0000-0000-000000000042".parse().unwrap();
+    let adoption = dirsync_core::returning::Adoption {
+        directory_anchor: new_guid,
+        anchor,
+        address,
+    };
+    store
+        .adopt(&run3, std::slice::from_ref(&adoption), 60)
+        .await
+        .unwrap();
+    // Again, as a redelivered run would: the same.
+    store
+        .adopt(&run3, std::slice::from_ref(&adoption), 61)
+        .await
+        .unwrap();
+    let aliases = store.anchor_aliases("acme").await.unwrap();
+    assert_eq!(aliases.len(), 1);
+    assert_eq!(aliases.get(&new_guid), Some(&anchor));
+    let moved = store
+        .current_objects("acme", &second.id, true)
+        .await
+        .unwrap();
+    assert!(
+        moved
+            .objects
+            .iter()
+            .any(|o| o.anchor == anchor && !o.managed)
+    );
+    let log = store
+        .list_changes("acme", Some("r3"), None, 100)
+        .await
+        .unwrap();
+    assert!(
+        log.iter().any(|c| c.change.anchor == anchor
+            && c.change.operation == dirsync_core::change::Operation::Restore),
+        "{log:?}"
+    );
+    // A managed account is never adopted.
+    let managed = owner(&store, "u1@example.com").await.record.anchor;
+    store
+        .adopt(
+            &run3,
+            &[dirsync_core::returning::Adoption {
+                directory_anchor: "00000000-0000-0000-0000-000000000043".parse().unwrap(),
+                anchor: managed,
+                address: dirsync_core::EmailAddress::parse("u1@example.com").unwrap(),
+            }],
+            62,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.anchor_aliases("acme").await.unwrap().len(), 1);
 }

@@ -353,6 +353,50 @@ impl Reconciler {
         }
     }
 
+    /// A delta's plan, its objectGUIDs read through `aliases`.
+    async fn plan_delta(
+        &self,
+        ev: &bus::CollectorEvent,
+        settings: &dirsync_core::IntegrationSettings,
+        read: &[dirsync_core::delta::DeltaChange],
+        aliases: &dirsync_core::returning::Aliases,
+    ) -> Result<plan::Plan, StoreError> {
+        let changes: Vec<_> = read.iter().map(|c| c.clone().alias(aliases)).collect();
+        let referenced: Vec<_> = changes.iter().flat_map(|c| c.referenced()).collect();
+        let stored = self
+            .store
+            .delta_stored(&ev.account_id, &ev.integration_id, &referenced)
+            .await?;
+        Ok(dirsync_core::delta::plan_delta(settings, &stored, changes))
+    }
+
+    /// The first planning pass, read from the run's staged batches.
+    async fn first_pass(
+        &self,
+        ev: &bus::CollectorEvent,
+        integration: &IntegrationRecord,
+        end: &bus::CollectionEnd,
+        reasons: &mut Vec<String>,
+    ) -> Result<(Planner, Skips), StoreError> {
+        let mut planner = stored_planner(
+            &self.store,
+            ev,
+            integration.settings.clone(),
+            end.memberships_unavailable,
+            Some(end.entries),
+        )
+        .await?;
+        let mut pages = Pages::new(&self.store, &ev.run_id, ev.attempt);
+        let mut reader = BatchReader::first_pass();
+        while let Some(page) = pages.next(&reader.skips, true).await? {
+            for staged in page {
+                reader.index_staged(&mut planner, staged, reasons);
+            }
+        }
+        reader.index_last(&mut planner, reasons);
+        Ok((planner, reader.skips))
+    }
+
     async fn on_end(
         &self,
         ev: &bus::CollectorEvent,
@@ -462,31 +506,38 @@ impl Reconciler {
             Some(early) => early.finish(&self.store, ev, &end, &integration).await?,
             None => None,
         };
+        let collector_reasons = reasons.clone();
         let (mut planner, mut skips) = match early {
             Some((planner, skips, first_reasons)) => {
                 reasons.extend(first_reasons);
                 (planner, skips)
             }
             None => {
-                let mut planner = stored_planner(
-                    &self.store,
-                    ev,
-                    integration.settings.clone(),
-                    end.memberships_unavailable,
-                    Some(end.entries),
-                )
-                .await?;
-                let mut pages = Pages::new(&self.store, &ev.run_id, ev.attempt);
-                let mut reader = BatchReader::first_pass();
-                while let Some(page) = pages.next(&reader.skips, true).await? {
-                    for staged in page {
-                        reader.index_staged(&mut planner, staged, &mut reasons);
-                    }
-                }
-                reader.index_last(&mut planner, &mut reasons);
-                (planner, reader.skips)
+                self.first_pass(ev, &integration, &end, &mut reasons)
+                    .await?
             }
         };
+        // Returning users: a new user whose primary address a kept
+        // unmanaged account holds adopts it; the first pass is then read
+        // again, the new objectGUIDs as the accounts they adopted.
+        let (adopted, mut adoption_notes) = planner.returning_users();
+        if !adopted.is_empty() {
+            if run.trigger == Trigger::Preview {
+                adoption_notes.extend(
+                    adopted
+                        .iter()
+                        .map(|a| format!("the run would adopt {}", a.describe())),
+                );
+            } else {
+                self.store.adopt(&run, &adopted, now).await?;
+                tracing::info!(run = %run.id, adopted = adopted.len(), "returning users adopted their kept accounts");
+                adoption_notes.extend(adopted.iter().map(|a| a.describe()));
+                reasons = collector_reasons;
+                (planner, skips) = self
+                    .first_pass(ev, &integration, &end, &mut reasons)
+                    .await?;
+            }
+        }
         if !planner.end_index() {
             skips.read_all();
         }
@@ -522,6 +573,7 @@ impl Reconciler {
         } else {
             Completeness::Incomplete(reasons)
         });
+        plan.warnings.extend(adoption_notes);
         let paused_by = self
             .store
             .paused_by(&ev.account_id, &ev.integration_id)
@@ -599,13 +651,38 @@ impl Reconciler {
                 }
             }
         }
-        let changes = delta_changes(entries, &mut warnings, &mut reasons);
-        let referenced: Vec<_> = changes.iter().flat_map(|c| c.referenced()).collect();
-        let stored = self
-            .store
-            .delta_stored(&ev.account_id, &ev.integration_id, &referenced)
+        let read = delta_changes(entries, &mut warnings, &mut reasons);
+        let mut aliases = self.store.anchor_aliases(&ev.account_id).await?;
+        let mut plan = self
+            .plan_delta(ev, &integration.settings, &read, &aliases)
             .await?;
-        let mut plan = dirsync_core::delta::plan_delta(&integration.settings, &stored, changes);
+        // Returning users (see the full run's): planned again with the
+        // new objectGUIDs read as the accounts they adopted.
+        let fresh: Vec<_> = plan
+            .adds
+            .iter()
+            .filter(|u| u.record.kind == ObjectKind::User)
+            .filter_map(|u| Some((u.record.anchor, u.record.primary_address.clone()?)))
+            .collect();
+        if !fresh.is_empty() {
+            let returning = self.store.returning_users(&ev.account_id).await?;
+            let (adopted, notes) = dirsync_core::returning::adoptions(&fresh, &returning);
+            warnings.extend(notes);
+            if run.trigger == Trigger::Preview {
+                warnings.extend(
+                    adopted
+                        .iter()
+                        .map(|a| format!("the run would adopt {}", a.describe())),
+                );
+            } else if !adopted.is_empty() {
+                self.store.adopt(&run, &adopted, now).await?;
+                warnings.extend(adopted.iter().map(|a| a.describe()));
+                aliases.extend(adopted.iter().map(|a| (a.directory_anchor, a.anchor)));
+                plan = self
+                    .plan_delta(ev, &integration.settings, &read, &aliases)
+                    .await?;
+            }
+        }
         plan.warnings.extend(warnings);
         plan.warnings.extend(end.warnings.iter().cloned());
         if !reasons.is_empty() && !plan.removals.is_empty() {
@@ -767,7 +844,11 @@ async fn stored_planner(
         "the Global Catalog does not hold the member attribute; use port 636 or 389 to sync members"
             .to_owned()
     });
-    let mut planner = Planner::new(Arc::new(settings), note, Arc::new(current));
+    let aliases = store.anchor_aliases(&ev.account_id).await?;
+    let returning = store.returning_users(&ev.account_id).await?;
+    let mut planner = Planner::new(Arc::new(settings), note, Arc::new(current))
+        .with_aliases(Arc::new(aliases))
+        .watch_returning(Arc::new(returning));
     planner.reserve(room);
     Ok(planner)
 }

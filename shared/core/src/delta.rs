@@ -59,6 +59,38 @@ impl DeltaChange {
         }
     }
 
+    /// The same change, its objectGUIDs read through `aliases`: an adopted
+    /// account's new objectGUID as the account's anchor (see
+    /// [`crate::returning`]).
+    pub fn alias(self, aliases: &crate::returning::Aliases) -> Self {
+        if aliases.is_empty() {
+            return self;
+        }
+        let a = |g: ObjectGuid| aliases.get(&g).copied().unwrap_or(g);
+        let all = |v: Vec<ObjectGuid>| v.into_iter().map(a).collect::<Vec<_>>();
+        match self {
+            Self::Changed(mut c) => {
+                c.object.anchor = a(c.object.anchor);
+                c.members = all(std::mem::take(&mut c.members));
+                c.manager = c.manager.map(a);
+                c.member_of = all(std::mem::take(&mut c.member_of));
+                c.reports = all(std::mem::take(&mut c.reports));
+                Self::Changed(c)
+            }
+            Self::Members {
+                group,
+                added,
+                removed,
+            } => Self::Members {
+                group: a(group),
+                added: all(added),
+                removed: all(removed),
+            },
+            Self::Deleted(g) => Self::Deleted(a(g)),
+            Self::LeftScope(g) => Self::LeftScope(a(g)),
+        }
+    }
+
     /// Every anchor the change names: what the planner needs the store's
     /// records of.
     pub fn referenced(&self) -> Vec<ObjectGuid> {

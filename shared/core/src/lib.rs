@@ -14,6 +14,7 @@ pub mod object;
 pub mod plan;
 #[cfg(test)]
 mod plan_properties;
+pub mod returning;
 pub mod run;
 pub mod schedule;
 pub mod schema;

@@ -6,8 +6,10 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use crate::dn::Dn;
+use crate::email::EmailAddress;
 use crate::guid::ObjectGuid;
 use crate::object::{ContentHash, DirectoryObject, ObjectKind, ObjectRecord, ShortHash};
+use crate::returning::{Adoption, Aliases, Returning};
 use crate::settings::IntegrationSettings;
 
 /// What the store holds for one object of the integration.
@@ -324,6 +326,13 @@ pub struct Planner {
     /// Stored objects kept as stored because they link to what the run
     /// may not have read.
     kept_for_links: usize,
+    /// What the directory's objectGUIDs of adopted accounts stand for.
+    aliases: Arc<Aliases>,
+    /// The store's unmanaged users by primary address, which a new user
+    /// may adopt (see [`crate::returning`]).
+    returning: Arc<Returning>,
+    /// New users in scope whose primary address is one of `returning`'s.
+    fresh_returning: Vec<(ObjectGuid, EmailAddress)>,
 }
 
 /// The anchors a plan meets, each known by a 32-bit id: an index in
@@ -448,7 +457,40 @@ impl Planner {
             skip: None,
             incomplete: false,
             kept_for_links: 0,
+            aliases: Arc::default(),
+            returning: Arc::default(),
+            fresh_returning: Vec::new(),
         }
+    }
+
+    /// Reads the directory's objectGUIDs through `aliases`: an adopted
+    /// account's new objectGUID is planned as the account's anchor.
+    pub fn with_aliases(mut self, aliases: Arc<Aliases>) -> Self {
+        self.aliases = aliases;
+        self
+    }
+
+    /// Notes, in the first pass, the new users whose primary address one
+    /// of these unmanaged users holds: see [`Planner::returning_users`].
+    pub fn watch_returning(mut self, returning: Arc<Returning>) -> Self {
+        self.returning = returning;
+        self
+    }
+
+    /// After the first pass: the new users that adopt a kept account, and
+    /// what to say of those that cannot (see [`crate::returning`]).
+    pub fn returning_users(&self) -> (Vec<Adoption>, Vec<String>) {
+        crate::returning::adoptions(&self.fresh_returning, &self.returning)
+    }
+
+    fn anchor_of(&self, directory_anchor: ObjectGuid) -> ObjectGuid {
+        if self.aliases.is_empty() {
+            return directory_anchor;
+        }
+        self.aliases
+            .get(&directory_anchor)
+            .copied()
+            .unwrap_or(directory_anchor)
     }
 
     /// Says, before the second pass, that the collection is incomplete (an
@@ -483,7 +525,8 @@ impl Planner {
     /// if [`Planner::end_index`] then allows it, the second pass may leave
     /// it out.
     pub fn index(&mut self, obj: &DirectoryObject, digest: Option<ShortHash>) -> bool {
-        let id = self.anchors.id_of(&self.current.objects, &obj.anchor);
+        let anchor = self.anchor_of(obj.anchor);
+        let id = self.anchors.id_of(&self.current.objects, &anchor);
         let state = self.anchors.state(id);
         if *state & Anchors::INDEXED != 0 {
             self.out.warnings.push(format!(
@@ -495,17 +538,23 @@ impl Planner {
         *state |= Anchors::INDEXED;
         self.indexed += 1;
         if let Some(reason) = out_of_scope(&self.settings, obj) {
-            self.out_of_scope_reason.insert(obj.anchor, reason.clone());
+            self.out_of_scope_reason.insert(anchor, reason.clone());
             self.out.skipped.push((obj.dn.to_string(), reason));
             return false;
         }
         if self.skip.is_some() {
             return false; // after the first pass
         }
+        if id & Anchors::FRESH != 0
+            && !self.returning.is_empty()
+            && obj.kind == ObjectKind::User
+            && let Some(primary) = &obj.primary_address
+            && self.returning.contains_key(primary)
+        {
+            self.fresh_returning.push((anchor, primary.clone()));
+        }
         self.by_dn.push(obj.dn.key(), id);
-        self.dn_sum = self
-            .dn_sum
-            .wrapping_add(dn_digest(obj.dn.key(), &obj.anchor));
+        self.dn_sum = self.dn_sum.wrapping_add(dn_digest(obj.dn.key(), &anchor));
         let same = digest.is_some()
             && id & Anchors::FRESH == 0
             && self
@@ -576,8 +625,9 @@ impl Planner {
 
     /// Second pass: the same objects in the same order, less those the
     /// first found unchanged if [`Planner::end_index`] allowed it.
-    pub fn add(&mut self, obj: DirectoryObject, digest: Option<ShortHash>) {
+    pub fn add(&mut self, mut obj: DirectoryObject, digest: Option<ShortHash>) {
         self.end_index();
+        obj.anchor = self.anchor_of(obj.anchor);
         let entry_digest = digest.filter(|_| obj.notes.is_empty());
         for note in &obj.notes {
             self.out.warnings.push(format!("{}: {note}", obj.dn));
@@ -1212,6 +1262,74 @@ mod tests {
             vec![user(1, "a@example.com", 512)],
         );
         assert!(p.removals.iter().all(|r| r.action == RemovalAction::Delete));
+    }
+
+    /// Plans `collected` as the reconciler does: the first pass, then,
+    /// for a returning user, again with the adoption's alias.
+    fn plan_returning(
+        s: &IntegrationSettings,
+        cur: &Current,
+        returning: Returning,
+        collected: &[DirectoryObject],
+    ) -> (Plan, Vec<Adoption>) {
+        let new = |aliases: Aliases| {
+            Planner::new(Arc::new(s.clone()), None, Arc::new(cur.clone()))
+                .with_aliases(Arc::new(aliases))
+                .watch_returning(Arc::new(returning.clone()))
+        };
+        let mut first = new(Aliases::new());
+        for o in collected {
+            first.index(o, None);
+        }
+        let (adopted, _) = first.returning_users();
+        let aliases = adopted
+            .iter()
+            .map(|a| (a.directory_anchor, a.anchor))
+            .collect();
+        let mut planner = new(aliases);
+        for o in collected {
+            planner.index(o, None);
+        }
+        for o in collected {
+            planner.add(o.clone(), None);
+        }
+        (planner.finish(&Completeness::Complete), adopted)
+    }
+
+    #[test]
+    fn a_returning_user_adopts_the_kept_account_and_its_groups_follow() {
+        let s = settings(|_| {});
+        let first = plan(
+            &s,
+            &Source::complete(),
+            &Current::default(),
+            vec![user(1, "carol@example.org", 512), group(9, &[1])],
+        );
+        let mut cur = current_of(&first);
+        // Carol left the directory: kept unmanaged.
+        let carol: ObjectGuid = guid(1).parse().expect("guid");
+        cur.objects
+            .iter_mut()
+            .filter(|o| o.anchor == carol)
+            .for_each(|o| o.managed = false);
+        let returning: Returning = [(EmailAddress::parse("carol@example.org").expect("a"), carol)]
+            .into_iter()
+            .collect();
+        // She comes back as a new object (objectGUID 2), in her group.
+        let mut back = user(2, "Carol@Example.org", 512);
+        back.dn = Dn::parse("CN=u1,DC=x").expect("dn");
+        let (p, adopted) = plan_returning(&s, &cur, returning, &[back, group(9, &[1])]);
+        assert_eq!(adopted.len(), 1);
+        assert_eq!(adopted[0].anchor, carol);
+        assert!(p.adds.is_empty(), "no second account: {:?}", p.adds);
+        assert!(p.updates.iter().any(|u| u.record.anchor == carol));
+        assert!(p.removals.is_empty());
+        // Her group still lists the kept account, under its id: unchanged.
+        assert!(
+            !p.updates.iter().any(|u| u.record.kind == ObjectKind::Group),
+            "{:?}",
+            p.updates
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 use dirsync_core::plan::{Current, Plan, Removal, Upsert};
+use dirsync_core::returning::{Adoption, Aliases, Returning};
 use dirsync_core::{ObjectGuid, SealedSecret, UnixMillis};
 
 pub use records::{
@@ -163,6 +164,17 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
         error: &str,
         now: UnixMillis,
     ) -> Result<bool>;
+
+    /// The account's unmanaged users, by primary address: what a new user
+    /// may adopt (see `dirsync_core::returning`).
+    async fn returning_users(&self, account_id: &str) -> Result<Returning>;
+    /// The account's adopted objectGUIDs and the anchors they stand for.
+    async fn anchor_aliases(&self, account_id: &str) -> Result<Aliases>;
+    /// Records adoptions of `run`, in one transaction: each new objectGUID
+    /// stands for the kept account from now on, the account moves to the
+    /// run's integration (still unmanaged until the run applies), and the
+    /// change log says so. An account managed meanwhile is left alone.
+    async fn adopt(&self, run: &RunRecord, adoptions: &[Adoption], now: UnixMillis) -> Result<()>;
 
     /// Whether the database server started after `at`: PostgreSQL then
     /// lost the staged batches of runs in flight (staging writes no WAL,
@@ -424,6 +436,7 @@ migrations!(
     19 "search by address" "0019_search_by_address.sql",
     20 "delta sync" "0020_delta_sync.sql",
     21 "manager anchor" "0021_manager_anchor.sql",
+    22 "anchor aliases" "0022_anchor_aliases.sql",
 );
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {

@@ -9,6 +9,7 @@ use dirsync_core::change::{self, Before, Change, Operation};
 use dirsync_core::plan::{
     Current, CurrentObject, Hold, Plan, Removal, RemovalAction, Upsert, claim_rank,
 };
+use dirsync_core::returning::{Adoption, Aliases, Returning};
 use dirsync_core::{
     IntegrationSettings, ObjectGuid, ObjectKind, ObjectRecord, RunCounts, RunKind, RunState,
     SealedSecret, ShortHash, Trigger, UnixMillis,
@@ -1618,6 +1619,95 @@ macro_rules! store_impl {
                     latest: row.try_get("latest")?,
                     blocked: row.try_get("blocked")?,
                 })
+            }
+
+            async fn returning_users(&self, account_id: &str) -> Result<Returning> {
+                let rows = sqlx::query(
+                    "SELECT anchor, primary_address FROM objects WHERE account_id = $1 \
+                     AND NOT managed AND kind = 'user' AND primary_address IS NOT NULL",
+                )
+                .bind(account_id)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out = Returning::new();
+                for r in rows {
+                    let anchor: String = r.try_get("anchor")?;
+                    let address: String = r.try_get("primary_address")?;
+                    let anchor = anchor.parse().map_err(|e| corrupt("an object's anchor", e))?;
+                    // An address that does not parse cannot match one.
+                    if let Ok(address) = dirsync_core::EmailAddress::parse(&address) {
+                        out.insert(address, anchor);
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn anchor_aliases(&self, account_id: &str) -> Result<Aliases> {
+                let rows = sqlx::query(
+                    "SELECT source_anchor, anchor FROM anchor_aliases WHERE account_id = $1",
+                )
+                .bind(account_id)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out = Aliases::new();
+                for r in rows {
+                    let source: String = r.try_get("source_anchor")?;
+                    let anchor: String = r.try_get("anchor")?;
+                    out.insert(
+                        source.parse().map_err(|e| corrupt("an alias's objectGUID", e))?,
+                        anchor.parse().map_err(|e| corrupt("an alias's anchor", e))?,
+                    );
+                }
+                Ok(out)
+            }
+
+            async fn adopt(&self, run: &RunRecord, adoptions: &[Adoption], now: UnixMillis) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                let mut changes = Vec::new();
+                for a in adoptions {
+                    let moved = sqlx::query(
+                        "UPDATE objects SET integration_id = $3 WHERE account_id = $1 AND anchor = $2 \
+                         AND NOT managed AND kind = 'user'",
+                    )
+                    .bind(&run.account_id)
+                    .bind(a.anchor.to_string())
+                    .bind(&run.integration_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    if moved.rows_affected() == 0 {
+                        continue; // managed again meanwhile, or gone
+                    }
+                    sqlx::query(
+                        "INSERT INTO anchor_aliases (account_id, source_anchor, anchor, run_id, created_at) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, source_anchor) DO NOTHING",
+                    )
+                    .bind(&run.account_id)
+                    .bind(a.directory_anchor.to_string())
+                    .bind(a.anchor.to_string())
+                    .bind(&run.id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    let dn: Option<String> = sqlx::query_scalar(
+                        "SELECT dn FROM objects WHERE account_id = $1 AND anchor = $2",
+                    )
+                    .bind(&run.account_id)
+                    .bind(a.anchor.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    changes.push(Change {
+                        anchor: a.anchor,
+                        kind: ObjectKind::User,
+                        dn: dn.unwrap_or_default(),
+                        operation: Operation::Restore,
+                        fields: Vec::new(),
+                        reason: a.describe(),
+                    });
+                }
+                let start = $store::next_sequence(&mut tx, run).await?;
+                $store::insert_changes(&mut tx, run, &changes, start, now).await?;
+                tx.commit().await?;
+                Ok(())
             }
 
             async fn restarted_since(&self, at: UnixMillis) -> Result<bool> {
