@@ -413,3 +413,100 @@ async fn collectors_and_reconcilers_killed_at_random_over_twenty_runs() {
     }
     .record();
 }
+
+#[tokio::test]
+async fn a_slow_then_dead_link_to_the_domain_controller() {
+    let fx = Fixture::seed();
+    let max_run_minutes = 2;
+    let stack = Distributed::start_env(
+        &[None],
+        30,
+        "info",
+        vec![
+            ("DIRSYNC_LDAP_CONNECT_TIMEOUT_SECONDS", "3".to_owned()),
+            ("DIRSYNC_LDAP_OPERATION_TIMEOUT_SECONDS", "3".to_owned()),
+            ("DIRSYNC_MAX_RUN_MINUTES", max_run_minutes.to_string()),
+        ],
+    )
+    .await;
+    let dc: std::net::IpAddr = env("DIRSYNC_TEST_AD_HOST").parse().unwrap();
+    let target = std::net::SocketAddr::new(dc, 636);
+    let slow = Relay::start("127.0.0.11:636".parse().unwrap(), target).await;
+    let dead = Relay::start("127.0.0.12:636".parse().unwrap(), target).await;
+    let bound = Duration::from_secs(max_run_minutes * 60);
+
+    // Slow but alive (40 ms each way per chunk, 512 KB/s): the run
+    // succeeds; no timeout fires on a link that is only slow.
+    let mut client = stack.client("acme").await;
+    let settings = api::IntegrationSettings {
+        host: slow.listen.ip().to_string(),
+        alternate_host: dc.to_string(),
+        ..fx.bulk_settings("Slow")
+    };
+    let i = create_integration(&mut client, settings, FIXTURE_PASSWORD).await;
+    slow.slow(40, 512 << 10);
+    let at = Instant::now();
+    let started = start_sync(&mut client, &i.id).await;
+    let (run, _) = settle(&mut client, &started.id, bound).await;
+    let slow_took = at.elapsed();
+    assert_succeeded(&run);
+    assert_eq!(
+        run.host,
+        slow.listen.ip().to_string(),
+        "read over the slow link: {run:?}"
+    );
+    assert_eq!(bulk_state(&mut client).await, BULK);
+
+    // The link goes dead mid-read (no reset): the operation timeout
+    // fires and the run goes on at the alternate host.
+    slow.stall_after(300_000);
+    let at = Instant::now();
+    let started = start_sync(&mut client, &i.id).await;
+    let (run, _) = settle(&mut client, &started.id, bound).await;
+    let failover = at.elapsed();
+    assert!(slow.stalled(), "the read ended before the stall");
+    assert_succeeded(&run);
+    assert_eq!(run.host, dc.to_string(), "{run:?}");
+    assert_eq!(bulk_state(&mut client).await, BULK);
+
+    // Without an alternate host the run fails in time, and removes
+    // nothing.
+    let mut other = stack.client("beta").await;
+    let settings = api::IntegrationSettings {
+        host: dead.listen.ip().to_string(),
+        ..fx.bulk_settings("Dead")
+    };
+    let j = create_integration(&mut other, settings, FIXTURE_PASSWORD).await;
+    assert_succeeded(&sync(&mut other, &j.id).await);
+    dead.stall_after(300_000);
+    let at = Instant::now();
+    let started = start_sync(&mut other, &j.id).await;
+    let (run, _) = settle(&mut other, &started.id, bound).await;
+    let failed_in = at.elapsed();
+    assert!(dead.stalled());
+    assert_eq!(run.state, api::RunState::Failed as i32, "{run:?}");
+    assert!(
+        run.error.contains("did not answer within 3s"),
+        "{}",
+        run.error
+    );
+    assert!(failed_in < Duration::from_secs(30), "{failed_in:?}");
+    assert_eq!(bulk_state(&mut other).await, BULK);
+    Reliability {
+        scenario: "A slow, then dead, link to the domain controller".into(),
+        injected: "a relay in front of the DC: 40 ms per chunk each way and 512 KB/s, then stalled after 300 KB with the connection left open (tc netem needs sch_netem, which this kernel lacks)".into(),
+        times: 3,
+        runs_settled: (4, 4),
+        objects_compared: 2 * (BULK.0 + 1),
+        duplicates: 0,
+        lost: 0,
+        recovery_seconds: failover.as_secs_f64(),
+        held: format!(
+            "the slow read succeeded in {:.1} s with no timeout; the stalled read timed out (3 s) and went on at the alternate host ({:.1} s in all); without one the run failed in {:.1} s, nothing removed; every run settled well within --max-run-minutes {max_run_minutes}",
+            slow_took.as_secs_f64(),
+            failover.as_secs_f64(),
+            failed_in.as_secs_f64()
+        ),
+    }
+    .record();
+}

@@ -203,14 +203,27 @@ impl Drop for PrivatePostgres {
     }
 }
 
-/// A TCP relay from `listen` to `target` that can be cut: every
-/// connection through it closed at once, or once the target has sent
-/// `cut_after` bytes on one of them (the middle of a paged read).
+/// A TCP relay from `listen` to `target`, a link that can be made bad:
+/// cut (every connection closed once the target has sent `cut_after`
+/// bytes on one, the middle of a paged read), slow (each chunk delayed,
+/// the bandwidth capped) or stalled (past `stall_after` bytes nothing
+/// more is forwarded, the connection left open: a link that went dead
+/// without a reset). This kernel has no `sch_netem` for `tc netem`; the
+/// relay is the lossy, slow link's effect on a TCP stream, in user space.
 pub struct Relay {
     pub listen: SocketAddr,
-    cut: Arc<AtomicBool>,
-    cut_after: Arc<AtomicU64>,
+    link: Arc<Link>,
     task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct Link {
+    cut: AtomicBool,
+    cut_after: AtomicU64,
+    stall_after: AtomicU64,
+    stalled: AtomicBool,
+    delay_ms: AtomicU64,
+    bytes_per_second: AtomicU64,
 }
 
 impl Drop for Relay {
@@ -225,49 +238,87 @@ impl Relay {
         let listener = TcpListener::bind(listen)
             .await
             .unwrap_or_else(|e| panic!("binding the relay to {listen}: {e}"));
-        let cut = Arc::new(AtomicBool::new(false));
-        let cut_after = Arc::new(AtomicU64::new(u64::MAX));
-        let (c, a) = (cut.clone(), cut_after.clone());
+        let link = Arc::new(Link {
+            cut_after: AtomicU64::new(u64::MAX),
+            stall_after: AtomicU64::new(u64::MAX),
+            ..Link::default()
+        });
+        let l = link.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                if c.load(Ordering::SeqCst) {
+                if l.cut.load(Ordering::SeqCst) {
                     continue; // dropped: refused as a dead host's would be
                 }
-                let (c, a) = (c.clone(), a.clone());
+                let l = l.clone();
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(target).await {
-                        relay(client, server, c, a).await;
+                        relay(client, server, l).await;
                     }
                 });
             }
         });
-        Self {
-            listen,
-            cut,
-            cut_after,
-            task,
-        }
+        Self { listen, link, task }
     }
 
     /// Cuts a connection once the target has sent `bytes` on it, and
     /// every connection after.
     pub fn cut_after(&self, bytes: u64) {
-        self.cut_after.store(bytes, Ordering::SeqCst);
+        self.link.cut_after.store(bytes, Ordering::SeqCst);
     }
 
     /// Whether a connection was cut.
     pub fn was_cut(&self) -> bool {
-        self.cut.load(Ordering::SeqCst)
+        self.link.cut.load(Ordering::SeqCst)
+    }
+
+    /// Delays every chunk `delay_ms` each way and caps the bandwidth.
+    pub fn slow(&self, delay_ms: u64, bytes_per_second: u64) {
+        self.link.delay_ms.store(delay_ms, Ordering::SeqCst);
+        self.link
+            .bytes_per_second
+            .store(bytes_per_second, Ordering::SeqCst);
+    }
+
+    /// Stops forwarding once the target has sent `bytes` on a connection,
+    /// keeping it open.
+    pub fn stall_after(&self, bytes: u64) {
+        self.link.stall_after.store(bytes, Ordering::SeqCst);
+    }
+
+    /// Whether a connection stalled.
+    pub fn stalled(&self) -> bool {
+        self.link.stalled.load(Ordering::SeqCst)
     }
 }
 
-async fn relay(client: TcpStream, server: TcpStream, cut: Arc<AtomicBool>, after: Arc<AtomicU64>) {
+impl Link {
+    /// What the link does to a chunk of `n` bytes: waits as a slow link
+    /// would.
+    async fn pace(&self, n: usize) {
+        let delay = self.delay_ms.load(Ordering::SeqCst);
+        let rate = self.bytes_per_second.load(Ordering::SeqCst);
+        let mut wait = Duration::from_millis(delay);
+        if rate > 0 {
+            wait += Duration::from_secs_f64(n as f64 / rate as f64);
+        }
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+async fn relay(client: TcpStream, server: TcpStream, link: Arc<Link>) {
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
+    let cut = &link.cut;
     let up = async {
         let mut buf = vec![0u8; 16 << 10];
         while let Ok(n) = cr.read(&mut buf).await {
-            if n == 0 || cut.load(Ordering::SeqCst) || sw.write_all(&buf[..n]).await.is_err() {
+            if n == 0 || cut.load(Ordering::SeqCst) {
+                break;
+            }
+            link.pace(n).await;
+            if sw.write_all(&buf[..n]).await.is_err() {
                 break;
             }
         }
@@ -279,13 +330,21 @@ async fn relay(client: TcpStream, server: TcpStream, cut: Arc<AtomicBool>, after
             if n == 0 || cut.load(Ordering::SeqCst) {
                 break;
             }
-            let limit = after.load(Ordering::SeqCst);
+            link.pace(n).await;
+            let cut_at = link.cut_after.load(Ordering::SeqCst);
+            let stall_at = link.stall_after.load(Ordering::SeqCst);
+            let limit = cut_at.min(stall_at);
             let take = (limit.saturating_sub(sent)).min(n as u64) as usize;
             if cw.write_all(&buf[..take]).await.is_err() {
                 break;
             }
             sent += take as u64;
             if take < n {
+                if stall_at <= cut_at {
+                    // Dead without a reset: the connection stays open.
+                    link.stalled.store(true, Ordering::SeqCst);
+                    std::future::pending::<()>().await;
+                }
                 cut.store(true, Ordering::SeqCst);
                 break;
             }
