@@ -45,7 +45,8 @@ log "building the targets (release, AddressSanitizer)"
 
 results="$fuzz_dir/results.tsv"
 [ -f "$results" ] || printf 'target\tseconds\texecutions\texecs_per_s\tedges\tfeatures\tcorpus\tcrashes\tdate\trevision\n' > "$results"
-revision=$(git rev-parse --short HEAD)
+# The revision fuzzed, marked + when the work tree differs from it.
+revision=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- shared services tests/fuzz/fuzz_targets || echo +)
 for t in "${targets[@]}"; do
   corpus="$fuzz_dir/corpus/$t"
   mkdir -p "$corpus" "$fuzz_dir/artifacts/$t"

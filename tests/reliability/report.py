@@ -85,6 +85,23 @@ def main():
         ]) + " |")
     if not recs:
         lines.append("| (no records: run `bash tests/run.sh` first) | | | | | | | | |")
+    load = os.path.join(ROOT, "target", "reliability", "grpc-load.md")
+    lines += [
+        "",
+        "## gRPC under load",
+        "",
+        "A second process (Python grpcio, `tests/bench/grpc_load.sh`) drives",
+        "the gateway with many clients at once, each on its own connection,",
+        "mixing directory reads, run and integration reads, Authenticate (half",
+        "with a wrong password: the sign-in limits answer `RATE_LIMITED`, as",
+        "documented) and Test Connection. Any error status fails the run.",
+        "",
+    ]
+    if os.path.exists(load):
+        with open(load, encoding="utf-8") as f:
+            lines += f.read().rstrip("\n").split("\n")
+    else:
+        lines.append("(no result: run `bash tests/bench/grpc_load.sh`)")
     lines += [
         "",
         "## Fuzzing",

@@ -41,28 +41,34 @@ impl Gateway {
         i: &IntegrationRecord,
         now: UnixMillis,
     ) -> Result<api::IntegrationStatus, Status> {
-        let last = self
-            .store
-            .list_runs(&i.account_id, &i.id, 1)
-            .await
-            .map_err(status_of)?
-            .pop();
-        let success = self
-            .store
-            .last_success(&i.account_id, &i.id)
-            .await
-            .map_err(status_of)?;
-        let account = self.account(&i.account_id).await?;
+        // Four independent reads, at once.
+        let (last, success, account, mut paused) = tokio::try_join!(
+            async {
+                self.store
+                    .list_runs(&i.account_id, &i.id, 1)
+                    .await
+                    .map_err(status_of)
+            },
+            async {
+                self.store
+                    .last_success(&i.account_id, &i.id)
+                    .await
+                    .map_err(status_of)
+            },
+            self.account(&i.account_id),
+            async {
+                self.store
+                    .paused_by(&i.account_id, &i.id)
+                    .await
+                    .map_err(status_of)
+            },
+        )?;
+        let last = last.into_iter().next();
         let times = i.settings.schedule.clone().unwrap_or(account.schedule);
         let next = Schedule::parse(&account.time_zone, &times)
             .ok()
             .filter(|_| i.settings.enabled)
             .and_then(|s| s.next_after(now));
-        let mut paused: Vec<String> = self
-            .store
-            .paused_by(&i.account_id, &i.id)
-            .await
-            .map_err(status_of)?;
         if let Some(run) = last.as_ref().filter(|r| r.state == RunState::Blocked) {
             paused.insert(0, format!("this integration's run {} is blocked", run.id));
         }
