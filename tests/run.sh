@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every dirsync test against real peers: installs and starts what is
 # missing (Samba AD DC, OpenLDAP, NATS with JetStream, PostgreSQL, Chromium
-# and playwright-core for the console's browser tests), then builds once and
-# runs the whole suite. Any missing peer is an error, never a skip.
+# and playwright-core for the console's browser tests), checks formatting
+# and lints (cargo fmt --check, cargo clippy -D warnings), then builds once
+# and runs the whole suite. Any missing peer is an error, never a skip.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -85,6 +86,14 @@ log "installing the console tests' npm packages (tests/console, npm ci)"
 
 # --- Deployment manifests, offline -----------------------------------------------
 bash deploy/validate.sh
+
+# --- The code's habits: formatted, and clippy clean (warnings are errors;
+# clippy.toml bans ambient time outside the clock module) ------------------------
+log "checking formatting (cargo fmt --check)"
+cargo fmt --all --check || die "the code is not formatted: run cargo fmt --all"
+log "checking lints (cargo clippy -D warnings)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings \
+  || die "clippy found problems (above); fix them, warnings are errors here"
 
 # --- Build once, test ----------------------------------------------------------
 cargo build --workspace --bins --tests

@@ -2,6 +2,8 @@
 //! NATS JetStream and PostgreSQL (see `tests/run.sh`).
 
 #![allow(clippy::unwrap_used)]
+// Tests wait on real services, in real time.
+#![allow(clippy::disallowed_methods)]
 
 mod api;
 mod auth;

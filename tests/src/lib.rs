@@ -14,6 +14,8 @@
 //! gets its own OU, database and NATS subject prefix.
 
 #![allow(clippy::unwrap_used)]
+// Tests wait on real services, in real time.
+#![allow(clippy::disallowed_methods)]
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,9 @@
 //! password, and nothing else.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use prost::Message;
 use rustls::pki_types::CertificateDer;

@@ -3,7 +3,9 @@
 //! hint when it fails. When a host cannot be reached, the checks go on with the
 //! alternate host; the later checks use the host that works.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use rustls::pki_types::ServerName;
 use tokio::sync::mpsc;
