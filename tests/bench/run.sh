@@ -41,7 +41,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-ad_attrs="objectGUID objectSid objectClass userAccountControl mail proxyAddresses displayName givenName sn department title telephoneNumber company manager userPrincipalName sAMAccountName member;range=0-999 groupType whenChanged uSNChanged"
+ad_attrs="objectGUID objectSid objectClass userAccountControl mail proxyAddresses displayName cn givenName sn department title telephoneNumber company manager userPrincipalName sAMAccountName member;range=0-999 groupType whenChanged uSNChanged"
 ldap_attrs="entryUUID objectClass cn pwdAccountLockedTime mail proxyAddresses displayName givenName sn departmentNumber title telephoneNumber o manager uid member"
 
 now() { date +%s.%N; }

@@ -47,6 +47,75 @@ async fn alternate_host_serves_when_the_primary_refuses() {
 }
 
 #[tokio::test]
+async fn the_alternate_host_has_a_port_of_its_own_and_the_failover_is_said() {
+    let fx = Fixture::seed();
+    let stack = Embedded::start().await;
+    let mut client = stack.client("acme").await;
+    let settings = pb::IntegrationSettings {
+        // The primary on the Global Catalog's port, where nothing listens;
+        // the alternate names 636, where the DC answers.
+        host: "127.0.0.25".into(),
+        port: 3269,
+        alternate_host: format!("{}:636", dirsync_tests::env("DIRSYNC_TEST_AD_HOST")),
+        ..fx.settings("Fixture AD")
+    };
+    let i = create_integration(&mut client, settings, FIXTURE_PASSWORD).await;
+    let run = sync(&mut client, &i.id).await;
+    assert_eq!(run.state, RunState::Succeeded as i32, "{}", run.error);
+    let alternate = format!("{}:636", dirsync_tests::env("DIRSYNC_TEST_AD_HOST"));
+    assert_eq!(
+        run.host, alternate,
+        "the run names the host and port that served it"
+    );
+    assert!(
+        run.warnings
+            .iter()
+            .any(|w| w.contains("127.0.0.25:3269 could not be reached")
+                && w.contains(&format!("went on at the alternate host {alternate}"))),
+        "{:?}",
+        run.warnings
+    );
+    // Read on 636: members, not the Global Catalog's gap.
+    assert_eq!(snapshot(&mut client).await.0, expected_fixture());
+    // Test Connection goes the same way, naming the alternate's port.
+    let mut stream = client
+        .integrations
+        .test_connection(pb::TestConnectionRequest {
+            account_id: "acme".into(),
+            integration: i.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut hosts = Vec::new();
+    while let Some(step) = stream.message().await.unwrap() {
+        if step.check == pb::TestCheck::Authentication as i32 {
+            assert_eq!(step.outcome, pb::TestOutcome::Passed as i32, "{step:?}");
+        }
+        hosts.push(step.host);
+    }
+    assert!(hosts.contains(&"127.0.0.25".to_owned()), "{hosts:?}");
+    assert!(hosts.contains(&alternate), "{hosts:?}");
+    // A port in the primary's host is refused, naming the field.
+    let e = client
+        .integrations
+        .create_integration(pb::CreateIntegrationRequest {
+            account_id: "acme".into(),
+            settings: Some(pb::IntegrationSettings {
+                host: "dc1.corp.example.test:636".into(),
+                ..fx.settings("Port in host")
+            }),
+            password: FIXTURE_PASSWORD.into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("refused");
+    assert!(e.message().contains("settings.host"), "{}", e.message());
+    stack.stop().await;
+}
+
+#[tokio::test]
 async fn unreachable_hosts_and_missing_root_dn_fail_with_the_reason() {
     let fx = Fixture::seed();
     let stack = Embedded::start().await;

@@ -279,8 +279,8 @@ async fn the_domain_controller_cut_mid_read() {
     let dc: std::net::IpAddr = env("DIRSYNC_TEST_AD_HOST").parse().unwrap();
     let target = std::net::SocketAddr::new(dc, 636);
     // Two relays on addresses of their own, port 636 like the DC's.
-    let with_alternate = Relay::start("127.0.0.9:636".parse().unwrap(), target).await;
-    let without = Relay::start("127.0.0.10:636".parse().unwrap(), target).await;
+    let with_alternate = Relay::start("127.0.0.21:636".parse().unwrap(), target).await;
+    let without = Relay::start("127.0.0.22:636".parse().unwrap(), target).await;
 
     // With an alternate host: the run goes on there, as a new attempt.
     let mut client = stack.client("acme").await;
@@ -431,8 +431,8 @@ async fn a_slow_then_dead_link_to_the_domain_controller() {
     .await;
     let dc: std::net::IpAddr = env("DIRSYNC_TEST_AD_HOST").parse().unwrap();
     let target = std::net::SocketAddr::new(dc, 636);
-    let slow = Relay::start("127.0.0.11:636".parse().unwrap(), target).await;
-    let dead = Relay::start("127.0.0.12:636".parse().unwrap(), target).await;
+    let slow = Relay::start("127.0.0.23:636".parse().unwrap(), target).await;
+    let dead = Relay::start("127.0.0.24:636".parse().unwrap(), target).await;
     let bound = Duration::from_secs(max_run_minutes * 60);
 
     // Slow but alive (40 ms each way per chunk, 512 KB/s): the run

@@ -233,7 +233,7 @@ impl Drop for Relay {
 }
 
 impl Relay {
-    /// Listens on `listen` (e.g. 127.0.0.9:636) and relays to `target`.
+    /// Listens on `listen` (e.g. 127.0.0.21:636) and relays to `target`.
     pub async fn start(listen: SocketAddr, target: SocketAddr) -> Self {
         let listener = TcpListener::bind(listen)
             .await

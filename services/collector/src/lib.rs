@@ -21,7 +21,7 @@ use dirsync_core::{Clock, DirectorySchema, Dn, EncryptionMode, Keyring, SealedSe
 use dirsync_ldap::delta::{DeltaError, DirSyncMode, DomainController, USN_SOURCE};
 use dirsync_ldap::syncrepl::SYNCREPL_SOURCE;
 use dirsync_ldap::timestamp::TIMESTAMP_SOURCE;
-use dirsync_ldap::{LdapError, Target, Timeouts};
+use dirsync_ldap::{Endpoint, LdapError, Target, Timeouts};
 use dirsync_proto::bus::{self, collector_event::Event};
 
 /// Entries per `ObjectBatch`, at most: a search page's worth ([`PAGE_SIZE`]).
@@ -269,18 +269,25 @@ impl Collector {
         let failure = match self.target(job) {
             Err(e) => e,
             Ok((target, root_dn, scope)) => {
-                let hosts: Vec<String> = std::iter::once(target.host.clone())
-                    .chain(target.alternate_host.clone())
-                    .collect();
+                let endpoints = target.endpoints();
                 let mut last = None;
                 let mut unreachable = Vec::new();
-                for (i, host) in hosts.iter().enumerate() {
-                    let more_hosts = i + 1 < hosts.len();
-                    let session = match dirsync_ldap::connect_host(&target, host).await {
+                // What the run says of hosts it left for the next one.
+                let mut failover = Vec::new();
+                for (i, endpoint) in endpoints.iter().enumerate() {
+                    let next = endpoints.get(i + 1);
+                    let session = match dirsync_ldap::connect_host(&target, endpoint).await {
                         Ok(s) => s,
-                        Err(e) if e.is_connection_failure() && more_hosts => {
-                            tracing::warn!(%host, error = %e, "host unreachable; trying the alternate host");
+                        Err(e) if e.is_connection_failure() && next.is_some() => {
+                            tracing::warn!(%endpoint, error = %e, "host unreachable; trying the alternate host");
                             unreachable.push(e.to_string());
+                            failover.push(failed_over(
+                                job,
+                                endpoint,
+                                next,
+                                "could not be reached",
+                                &e,
+                            ));
                             continue;
                         }
                         Err(e) => {
@@ -290,13 +297,25 @@ impl Collector {
                     };
                     let attempt = attempt_number(delivery.delivered, pass);
                     match self
-                        .read(job, attempt, delivery, session, &target, &root_dn, &scope)
+                        .read(
+                            job, attempt, delivery, session, &target, endpoint, &root_dn, &scope,
+                            &failover,
+                        )
                         .await
                     {
                         Ok(()) => return Ok(()),
                         Err(CollectError::Bus(e)) => return Err(e),
-                        Err(CollectError::Ldap(e)) if e.is_connection_failure() && more_hosts => {
-                            tracing::warn!(%host, error = %e, "host failed mid-collection; restarting on the alternate host");
+                        Err(CollectError::Ldap(e))
+                            if e.is_connection_failure() && next.is_some() =>
+                        {
+                            tracing::warn!(%endpoint, error = %e, "host failed mid-collection; restarting on the alternate host");
+                            failover.push(failed_over(
+                                job,
+                                endpoint,
+                                next,
+                                "failed in the middle of the read",
+                                &e,
+                            ));
                             pass += 1;
                         }
                         Err(e) => {
@@ -341,11 +360,17 @@ impl Collector {
         delivery: &Delivery,
         mut session: dirsync_ldap::Session,
         target: &Target,
+        endpoint: &Endpoint,
         root_dn: &Dn,
         scope: &Scope,
+        failover: &[String],
     ) -> Result<(), CollectError> {
-        let host = session.host.clone();
-        let memberships_unavailable = scope.directory.is_global_catalog(target.port);
+        let host = if endpoint.port == target.port {
+            session.host.clone()
+        } else {
+            endpoint.to_string()
+        };
+        let memberships_unavailable = scope.directory.is_global_catalog(endpoint.port);
         let delta_job = bus::JobKind::try_from(job.kind) == Ok(bus::JobKind::Delta);
         let (reading, cursor) = self
             .plan_reading(
@@ -490,7 +515,12 @@ impl Collector {
             kind: kind as i32,
             full_reason,
             cursor,
-            warnings: summary.notes.into_iter().chain(full_notes).collect(),
+            warnings: failover
+                .iter()
+                .cloned()
+                .chain(summary.notes)
+                .chain(full_notes)
+                .collect(),
         };
         self.publish(job, attempt, "end", Event::End(end)).await?;
         Ok(())
@@ -648,6 +678,29 @@ impl Collector {
                 .await
             }
         }
+    }
+}
+
+/// What a run says of a host it left for the next one, counted in the
+/// failover metric.
+fn failed_over(
+    job: &bus::SyncJob,
+    endpoint: &Endpoint,
+    next: Option<&Endpoint>,
+    what: &str,
+    e: &LdapError,
+) -> String {
+    dirsync_telemetry::metrics::metrics()
+        .failovers
+        .get_or_create(&dirsync_telemetry::metrics::IntegrationLabels {
+            integration: job.integration_id.clone(),
+        })
+        .inc();
+    match next {
+        Some(n) => {
+            format!("the host {endpoint} {what} ({e}); the run went on at the alternate host {n}")
+        }
+        None => format!("the host {endpoint} {what} ({e})"),
     }
 }
 

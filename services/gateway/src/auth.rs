@@ -150,8 +150,8 @@ impl AuthService for Gateway {
             timeouts: self.ldap_timeouts,
         };
         let mut last = None;
-        for host in std::iter::once(&target.host).chain(target.alternate_host.iter()) {
-            match dirsync_ldap::connect_host(&target, host).await {
+        for endpoint in target.endpoints() {
+            match dirsync_ldap::connect_host(&target, &endpoint).await {
                 Ok(session) => {
                     session.unbind().await;
                     self.sign_in_limits.succeeded(account, address.as_str());

@@ -174,13 +174,20 @@ impl IntegrationSettings {
                 "settings.host",
                 "is required: the host name or IP address of a domain controller, e.g. dc1.corp.example.com",
             ));
+        } else if let Ok((_, Some(port))) = split_host_port(&host) {
+            errors.push(FieldError::new(
+                "settings.host",
+                format!(
+                    "{host:?} names port {port}: give the domain controller's port in settings.port (the alternate host may name a port of its own)"
+                ),
+            ));
         } else if let Err(e) = check_host(&host) {
             errors.push(FieldError::new("settings.host", e));
         }
         let alternate_host = match s.alternate_host.trim() {
             "" => None,
             alt => {
-                if let Err(e) = check_host(alt) {
+                if let Err(e) = split_host_port(alt).and_then(|(h, _)| check_host(&h)) {
                     errors.push(FieldError::new("settings.alternate_host", e));
                 }
                 Some(alt.to_owned())
@@ -482,6 +489,39 @@ fn parse_dn(
     }
 }
 
+/// A host with an optional port: `dc2.corp.example.com`,
+/// `dc2.corp.example.com:3269`, `10.0.0.6:636`, `[2001:db8::6]:636`, or
+/// an IPv6 literal without brackets (no port then).
+pub fn split_host_port(text: &str) -> Result<(String, Option<u16>), String> {
+    let port_of = |p: &str| {
+        p.parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{p:?} in {text:?} is not a port (1-65535)"))
+    };
+    if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("{text:?} opens a [ it does not close"))?;
+        return match after {
+            "" => Ok((host.to_owned(), None)),
+            _ => match after.strip_prefix(':') {
+                Some(p) => Ok((host.to_owned(), Some(port_of(p)?))),
+                None => Err(format!("{text:?}: after ] comes :port or nothing")),
+            },
+        };
+    }
+    match text.matches(':').count() {
+        0 => Ok((text.to_owned(), None)),
+        1 => {
+            let (host, p) = text.split_once(':').unwrap_or((text, ""));
+            Ok((host.to_owned(), Some(port_of(p)?)))
+        }
+        // An IPv6 literal: a port needs brackets.
+        _ => Ok((text.to_owned(), None)),
+    }
+}
+
 fn check_host(host: &str) -> Result<(), String> {
     if host.parse::<IpAddr>().is_ok() {
         return Ok(());
@@ -498,7 +538,7 @@ fn check_host(host: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{host:?} is neither a host name nor an IP address; e.g. dc1.corp.example.com or 10.0.0.5 (no scheme, no port)"
+            "{host:?} is neither a host name nor an IP address; e.g. dc1.corp.example.com or 10.0.0.5 (no scheme)"
         ))
     }
 }
@@ -506,6 +546,43 @@ fn check_host(host: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_alternate_host_may_name_its_own_port() {
+        assert_eq!(split_host_port("dc2"), Ok(("dc2".into(), None)));
+        assert_eq!(split_host_port("dc2:3269"), Ok(("dc2".into(), Some(3269))));
+        assert_eq!(split_host_port("[::1]:636"), Ok(("::1".into(), Some(636))));
+        assert_eq!(
+            split_host_port("2001:db8::6"),
+            Ok(("2001:db8::6".into(), None))
+        );
+        assert!(split_host_port("dc2:0").is_err());
+        assert!(split_host_port("dc2:x").is_err());
+        assert!(split_host_port("[::1").is_err());
+        let with = |alt: &str| {
+            IntegrationSettings::from_api(&api::IntegrationSettings {
+                alternate_host: alt.into(),
+                ..valid()
+            })
+        };
+        assert_eq!(
+            with("dc2.corp.example.com:3269")
+                .expect("valid")
+                .alternate_host
+                .as_deref(),
+            Some("dc2.corp.example.com:3269")
+        );
+        let e = with("dc2:99999").expect_err("bad port");
+        assert_eq!(e[0].field, "settings.alternate_host");
+        // The primary's port is a setting of its own.
+        let e = IntegrationSettings::from_api(&api::IntegrationSettings {
+            host: "dc1.corp.example.com:636".into(),
+            ..valid()
+        })
+        .expect_err("a port in the host");
+        assert_eq!(e[0].field, "settings.host");
+        assert!(e[0].message.contains("settings.port"), "{}", e[0].message);
+    }
 
     fn valid() -> api::IntegrationSettings {
         api::IntegrationSettings {

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use dirsync_core::{DeltaMethod, DirectorySchema, Dn, EncryptionMode};
 
-use crate::{BindFailure, LdapError, Target, connect_host, open, tls};
+use crate::{BindFailure, Endpoint, LdapError, Target, connect_host, open, tls};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Check {
@@ -86,14 +86,22 @@ pub async fn run(
     tx: mpsc::Sender<Step>,
 ) {
     let r = Reporter { tx };
-    let hosts: Vec<String> = std::iter::once(target.host.clone())
-        .chain(target.alternate_host.clone())
-        .collect();
+    let endpoints = target.endpoints();
+    // Steps name a host, and its port when it is not the primary's.
+    let label = |ep: &Endpoint| {
+        if ep.port == target.port {
+            ep.host.clone()
+        } else {
+            ep.to_string()
+        }
+    };
 
     // Hostname and connectivity, host by host, until one answers.
     let mut working = None;
-    for (i, host) in hosts.iter().enumerate() {
-        let next = if i + 1 < hosts.len() {
+    for (i, ep) in endpoints.iter().enumerate() {
+        let host = &label(ep);
+        let port = ep.port;
+        let next = if i + 1 < endpoints.len() {
             "; continuing with the alternate host"
         } else {
             ""
@@ -101,7 +109,7 @@ pub async fn run(
         let started = Instant::now();
         let lookup = tokio::time::timeout(
             target.timeouts.connect,
-            tokio::net::lookup_host((host.as_str(), target.port)),
+            tokio::net::lookup_host((ep.host.as_str(), port)),
         )
         .await;
         let addrs: Vec<std::net::SocketAddr> = match lookup {
@@ -170,32 +178,27 @@ pub async fn run(
                 Check::Connectivity,
                 host,
                 Outcome::Passed,
-                format!(
-                    "port {} answers ({} ms)",
-                    target.port,
-                    started.elapsed().as_millis()
-                ),
+                format!("port {port} answers ({} ms)", started.elapsed().as_millis()),
                 "",
                 started,
             )
             .await;
-            working = Some(host.clone());
+            working = Some(ep.clone());
             break;
         }
         r.send(
             Check::Connectivity,
             host,
             Outcome::Failed,
-            format!("cannot reach port {}: {last_error}{next}", target.port),
+            format!("cannot reach port {port}: {last_error}{next}"),
             format!(
-                "check that the domain controller listens on port {} and that firewalls let dirsync reach it",
-                target.port
+                "check that the domain controller listens on port {port} and that firewalls let dirsync reach it"
             ),
             started,
         )
         .await;
     }
-    let Some(host) = working else {
+    let Some(endpoint) = working else {
         for check in [
             Check::Certificate,
             Check::Authentication,
@@ -213,6 +216,7 @@ pub async fn run(
         }
         return;
     };
+    let host = label(&endpoint);
 
     // Certificate: read it over a Relaxed connection, judge it as Strict.
     let started = Instant::now();
@@ -234,7 +238,7 @@ pub async fn run(
                 encryption: Some(EncryptionMode::Relaxed),
                 ..target.clone()
             };
-            let cert = match open(&relaxed, &host).await {
+            let cert = match open(&relaxed, &endpoint).await {
                 Ok(mut s) => s.peer_certificate().await,
                 Err(e) => {
                     certificate_ok = false;
@@ -251,7 +255,7 @@ pub async fn run(
                 }
             };
             if let Some(der) = cert {
-                let server = ServerName::try_from(host.clone()).unwrap_or_else(|_| {
+                let server = ServerName::try_from(endpoint.host.clone()).unwrap_or_else(|_| {
                     ServerName::try_from("invalid.invalid")
                         .expect("a valid name")
                         .to_owned()
@@ -317,7 +321,7 @@ pub async fn run(
     // Authentication, with the settings as they are.
     let started = Instant::now();
     let session = if certificate_ok {
-        match connect_host(target, &host).await {
+        match connect_host(target, &endpoint).await {
             Ok(s) => {
                 r.send(
                     Check::Authentication,
@@ -370,7 +374,7 @@ pub async fn run(
         .await;
         return;
     };
-    let gc = directory.is_global_catalog(target.port);
+    let gc = directory.is_global_catalog(endpoint.port);
     let gc_note = if gc {
         "; this is a Global Catalog port: groups sync, their members do not"
     } else {

@@ -15,6 +15,8 @@ pub const ATTRIBUTES: &[&str] = &[
     "mail",
     "proxyAddresses",
     "displayName",
+    // A name for an object without a display name (groups often have none).
+    "cn",
     "givenName",
     "sn",
     "department",
@@ -564,7 +566,11 @@ fn from_ad(e: RawEntry) -> Result<Option<DirectoryEntry>, String> {
         user_account_control: v.int("useraccountcontrol").map_err(err)?,
         mail: v.take_string("mail"),
         proxy_addresses: v.take_strings("proxyaddresses"),
-        display_name: v.take_string("displayname"),
+        // Without a display name (groups often have none), the cn, as a
+        // generic LDAP directory's.
+        display_name: Some(v.take_string("displayname"))
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| v.take_string("cn")),
         given_name: v.take_string("givenname"),
         surname: v.take_string("sn"),
         department: v.take_string("department"),
@@ -952,6 +958,26 @@ mod tests {
         assert!(computer.is_none());
         let bad = to_directory_entry(entry(&["user"], vec![1, 2]), &AD);
         assert!(bad.expect_err("short guid").contains("CN=A,DC=x"));
+    }
+
+    #[test]
+    fn an_ad_object_without_a_display_name_is_named_by_its_cn() {
+        let group = |extra: Vec<(&str, Vec<Vec<u8>>)>| {
+            let mut attrs = vec![
+                ("objectClass", texts(&["top", "group"])),
+                ("objectGUID", vec![vec![7u8; 16]]),
+                ("cn", texts(&["Sales EMEA"])),
+            ];
+            attrs.extend(extra);
+            to_directory_entry(raw("CN=Sales EMEA,OU=Groups,DC=x", attrs), &AD)
+                .expect("ok")
+                .expect("a group")
+        };
+        assert_eq!(group(Vec::new()).display_name, "Sales EMEA");
+        assert_eq!(
+            group(vec![("displayName", texts(&["Sales (EMEA)"]))]).display_name,
+            "Sales (EMEA)"
+        );
     }
 
     #[test]

@@ -51,6 +51,48 @@ impl std::fmt::Debug for Target {
     }
 }
 
+/// A host to reach and its port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.parse::<Ipv6Addr>().is_ok() {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl Target {
+    /// The primary host, then the alternate one, on its own port when it
+    /// names one (`dc2.corp.example.com:3269`), else on the primary's.
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        let primary = Endpoint {
+            host: self.host.clone(),
+            port: self.port,
+        };
+        let alternate = self.alternate_host.as_deref().map(|text| {
+            match dirsync_core::settings::split_host_port(text) {
+                Ok((host, port)) => Endpoint {
+                    host,
+                    port: port.unwrap_or(self.port),
+                },
+                // Checked when the settings were saved.
+                Err(_) => Endpoint {
+                    host: text.to_owned(),
+                    port: self.port,
+                },
+            }
+        });
+        std::iter::once(primary).chain(alternate).collect()
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
     pub connect: Duration,
@@ -211,9 +253,10 @@ fn url_of(host: &str, port: u16, encryption: Option<EncryptionMode>) -> String {
 /// take in URL form; the certificate is still checked against the address.
 const IPV6_TRANSPORT_NAME: &str = "ipv6-literal.invalid";
 
-/// Connects to `host` (TLS as the target says), without binding.
-pub async fn open(target: &Target, host: &str) -> Result<Session, LdapError> {
-    let url = url_of(host, target.port, target.encryption);
+/// Connects to `endpoint` (TLS as the target says), without binding.
+pub async fn open(target: &Target, endpoint: &Endpoint) -> Result<Session, LdapError> {
+    let (host, port) = (endpoint.host.as_str(), endpoint.port);
+    let url = url_of(host, port, target.encryption);
     let connect_err = |reason: String| LdapError::Connect {
         url: url.clone(),
         reason,
@@ -243,8 +286,8 @@ pub async fn open(target: &Target, host: &str) -> Result<Session, LdapError> {
     let tcp = tokio::time::timeout_at(
         deadline,
         tokio::net::TcpStream::connect(match host.parse::<Ipv6Addr>() {
-            Ok(ip) => (std::net::IpAddr::V6(ip).to_string(), target.port),
-            Err(_) => (host.to_owned(), target.port),
+            Ok(ip) => (std::net::IpAddr::V6(ip).to_string(), port),
+            Err(_) => (host.to_owned(), port),
         }),
     )
     .await
@@ -272,9 +315,9 @@ pub async fn open(target: &Target, host: &str) -> Result<Session, LdapError> {
     })
 }
 
-/// Connects to `host` and binds.
-pub async fn connect_host(target: &Target, host: &str) -> Result<Session, LdapError> {
-    let mut session = open(target, host).await?;
+/// Connects to `endpoint` and binds.
+pub async fn connect_host(target: &Target, endpoint: &Endpoint) -> Result<Session, LdapError> {
+    let mut session = open(target, endpoint).await?;
     session.bind(&target.bind_dn, &target.password).await?;
     Ok(session)
 }

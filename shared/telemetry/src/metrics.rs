@@ -59,6 +59,9 @@ pub struct Metrics {
     pub last_success_seconds: Family<IntegrationLabels, Gauge>,
     /// Collections that failed on the directory, by reason.
     pub ldap_errors: Family<ErrorLabels, Counter>,
+    /// Hosts a collection left for the alternate one (unreachable, or
+    /// failed mid-read), by integration.
+    pub failovers: Family<IntegrationLabels, Counter>,
     /// Bus messages delivered more than once, by topic.
     pub redelivered: Family<TopicLabels, Counter>,
     /// Messages waiting for this process's consumer, as of its last pull.
@@ -81,6 +84,7 @@ impl Metrics {
             entries_recognised: Family::default(),
             last_success_seconds: Family::default(),
             ldap_errors: Family::default(),
+            failovers: Family::default(),
             redelivered: Family::default(),
             pending: Family::default(),
             registry: Registry::default(),
@@ -115,6 +119,11 @@ impl Metrics {
             "ldap_errors",
             "Collections that failed on the directory",
             m.ldap_errors.clone(),
+        );
+        registry.register(
+            "failovers",
+            "Collections that left a host for the alternate one",
+            m.failovers.clone(),
         );
         registry.register(
             "bus_redelivered",
