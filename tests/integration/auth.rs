@@ -2,7 +2,7 @@
 
 use dirsync::cli::Client;
 use dirsync_proto::api::{self as pb, AuthResult as R};
-use dirsync_tests::{Embedded, FIXTURE_PASSWORD, Fixture, create_integration, sync};
+use dirsync_tests::{Distributed, Embedded, FIXTURE_PASSWORD, Fixture, create_integration, sync};
 
 async fn sign_in(
     client: &mut Client,
@@ -105,4 +105,67 @@ async fn users_sign_in_with_their_ad_password() {
         R::Ok
     );
     stack.stop().await;
+}
+
+#[tokio::test]
+async fn the_sign_in_limits_hold_across_gateways_and_restarts() {
+    let fx = Fixture::seed();
+    let mut stack = Distributed::start().await;
+    let mut a = stack.client("acme").await;
+    let second = stack.add_gateway().await;
+    let token = {
+        let store = dirsync_store::connect(stack.database()).await.unwrap();
+        dirsync::cli::issue_token(&store, "acme", "second", 0)
+            .await
+            .unwrap()
+    };
+    let mut b = dirsync_tests::client(&second, "acme", &token).await;
+    let i = create_integration(&mut a, fx.settings("Fixture AD"), FIXTURE_PASSWORD).await;
+    assert_eq!(
+        sync(&mut a, &i.id).await.state,
+        pb::RunState::Succeeded as i32
+    );
+    a.accounts
+        .update_account(pb::UpdateAccountRequest {
+            account_id: "acme".into(),
+            ldap_sign_in: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // Five failures, spread over the two gateways, trip the address's
+    // limit on both.
+    for n in 0..5 {
+        let client = if n % 2 == 0 { &mut a } else { &mut b };
+        assert_eq!(
+            result(client, "erin@example.com", "guess").await,
+            R::BadCredentials
+        );
+    }
+    assert_eq!(
+        result(&mut a, "erin@example.com", FIXTURE_PASSWORD).await,
+        R::RateLimited
+    );
+    assert_eq!(
+        result(&mut b, "erin@example.com", FIXTURE_PASSWORD).await,
+        R::RateLimited
+    );
+    // A restarted gateway still knows.
+    assert!(stack.terminate("gateway-1", std::time::Duration::from_secs(30)));
+    stack.restart("gateway-1");
+    dirsync_tests::wait_for_gateway(&second).await;
+    let mut b = dirsync_tests::client(&second, "acme", &token).await;
+    assert_eq!(
+        result(&mut b, "erin@example.com", FIXTURE_PASSWORD).await,
+        R::RateLimited
+    );
+    // Others sign in; a success clears an address's failures.
+    assert_eq!(
+        result(&mut b, "zoe@example.com", "guess").await,
+        R::BadCredentials
+    );
+    assert_eq!(
+        result(&mut a, "zoe@example.com", FIXTURE_PASSWORD).await,
+        R::Ok
+    );
 }

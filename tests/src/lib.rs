@@ -510,6 +510,8 @@ pub struct Distributed {
     database: String,
     /// Environment every process gets.
     env: Vec<(&'static str, String)>,
+    /// Environment of one process (by name) over the common one.
+    own_env: Vec<(String, &'static str, String)>,
 }
 
 pub fn dirsync_binary() -> PathBuf {
@@ -623,6 +625,7 @@ impl Distributed {
             children: Vec::new(),
             database,
             env,
+            own_env: Vec::new(),
         };
         // The gateway migrates the store first, so that the others find
         // the schema in place.
@@ -644,6 +647,9 @@ impl Distributed {
         let mut command = Command::new(dirsync_binary());
         command.arg("serve").env("DIRSYNC_ROLES", role);
         for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        for (_, k, v) in self.own_env.iter().filter(|(n, _, _)| n == name) {
             command.env(k, v);
         }
         if let Some(p) = partition {
@@ -683,6 +689,23 @@ impl Distributed {
     /// The environment every process of the stack runs with.
     pub fn env(&self) -> &[(&'static str, String)] {
         &self.env
+    }
+
+    /// Starts a second gateway (`gateway-1`) on a port of its own; its
+    /// URL. Restarted, it keeps the port.
+    pub async fn add_gateway(&mut self) -> String {
+        let listen = format!("127.0.0.1:{}", free_port());
+        self.own_env
+            .push(("gateway-1".to_owned(), "DIRSYNC_LISTEN", listen.clone()));
+        self.own_env.push((
+            "gateway-1".to_owned(),
+            "DIRSYNC_CONSOLE_LISTEN",
+            "off".to_owned(),
+        ));
+        self.spawn("gateway-1", "gateway", None);
+        let url = format!("http://{listen}");
+        wait_for_gateway(&url).await;
+        url
     }
 
     /// Starts one more process of a role, named `role-N` (e.g.

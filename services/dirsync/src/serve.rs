@@ -402,7 +402,6 @@ pub async fn run(
                     clock: deps.clock.clone(),
                     extra_roots: deps.extra_roots.clone(),
                     ldap_timeouts: deps.ldap_timeouts,
-                    sign_in_limits: Default::default(),
                     reflection: deps.grpc_reflection,
                 };
                 let listener = listener

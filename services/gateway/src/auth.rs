@@ -3,16 +3,13 @@
 //! TLS settings, answer in AD's words — with rate limits so that a
 //! password-spraying client cannot lock users out of AD through us.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use tonic::{Request, Response, Status};
 
-use dirsync_core::{EmailAddress, ObjectKind, UnixMillis};
+use dirsync_core::{EmailAddress, ObjectKind};
 use dirsync_ldap::{BindFailure, LdapError, Target};
 use dirsync_proto::api::{self, AuthResult, auth_service_server::AuthService};
-use dirsync_store::StoreError;
+use dirsync_store::{SignInLimits, StoreError};
 
 use crate::Gateway;
 use crate::error::status_of;
@@ -25,52 +22,14 @@ pub const ADDRESS_WINDOW_MS: i64 = 15 * 60_000;
 pub const ACCOUNT_ATTEMPTS: usize = 300;
 pub const ACCOUNT_WINDOW_MS: i64 = 60_000;
 
-/// Sliding-window counters of sign-in attempts.
-#[derive(Debug, Default)]
-pub struct SignInLimiter {
-    failures: Mutex<HashMap<String, VecDeque<UnixMillis>>>,
-    attempts: Mutex<HashMap<String, VecDeque<UnixMillis>>>,
-}
-
-fn prune(q: &mut VecDeque<UnixMillis>, now: UnixMillis, window: i64) {
-    while q.front().is_some_and(|t| *t <= now - window) {
-        q.pop_front();
-    }
-}
-
-impl SignInLimiter {
-    /// Counts an attempt; false when the address or the account is over
-    /// its limit (AD must not be asked).
-    fn admit(&self, account: &str, address: &str, now: UnixMillis) -> bool {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let f = failures.entry(format!("{account}/{address}")).or_default();
-        prune(f, now, ADDRESS_WINDOW_MS);
-        if f.len() >= ADDRESS_FAILURES {
-            return false;
-        }
-        let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
-        let a = attempts.entry(account.to_owned()).or_default();
-        prune(a, now, ACCOUNT_WINDOW_MS);
-        if a.len() >= ACCOUNT_ATTEMPTS {
-            return false;
-        }
-        a.push_back(now);
-        true
-    }
-
-    fn failed(&self, account: &str, address: &str, now: UnixMillis) {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        failures
-            .entry(format!("{account}/{address}"))
-            .or_default()
-            .push_back(now);
-    }
-
-    fn succeeded(&self, account: &str, address: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        failures.remove(&format!("{account}/{address}"));
-    }
-}
+/// The sign-in limits, counted in the store: every gateway replica sees
+/// the same counts, and a restart does not reset them.
+pub const SIGN_IN_LIMITS: SignInLimits = SignInLimits {
+    address_failures: ADDRESS_FAILURES as u32,
+    address_window_ms: ADDRESS_WINDOW_MS,
+    account_attempts: ACCOUNT_ATTEMPTS as u32,
+    account_window_ms: ACCOUNT_WINDOW_MS,
+};
 
 fn answer(
     result: AuthResult,
@@ -104,18 +63,49 @@ impl AuthService for Gateway {
         let Ok(address) = EmailAddress::parse(&req.address) else {
             return Ok(answer(AuthResult::BadCredentials, "", bad));
         };
-        if !self.sign_in_limits.admit(account, address.as_str(), now) {
+        if !self
+            .store
+            .admit_sign_in(account, address.as_str(), now, &SIGN_IN_LIMITS)
+            .await
+            .map_err(status_of)?
+        {
             return Ok(answer(
                 AuthResult::RateLimited,
                 "",
                 "too many sign-in attempts; try again later",
             ));
         }
-        let fail = |result: AuthResult, message: &str| {
-            self.sign_in_limits.failed(account, address.as_str(), now);
-            Ok(answer(result, "", message))
-        };
-        if req.password.is_empty() {
+        let (result, id, message) = self
+            .verify(account, &address, SecretString::from(req.password))
+            .await?;
+        if result == AuthResult::Ok {
+            self.store
+                .sign_in_succeeded(account, address.as_str())
+                .await
+                .map_err(status_of)?;
+        } else {
+            self.store
+                .sign_in_failed(account, address.as_str(), now)
+                .await
+                .map_err(status_of)?;
+        }
+        Ok(answer(result, &id, &message))
+    }
+}
+
+impl Gateway {
+    /// Whether `password` is the user's with `address`, as the directory
+    /// says: (result, the object's id when it is, what to tell).
+    async fn verify(
+        &self,
+        account: &str,
+        address: &EmailAddress,
+        password: SecretString,
+    ) -> Result<(AuthResult, String, String), Status> {
+        let bad = "the address or the password is not right";
+        let fail =
+            |result: AuthResult, message: &str| Ok((result, String::new(), message.to_owned()));
+        if password.expose_secret().is_empty() {
             return fail(AuthResult::BadCredentials, bad);
         }
         let object = match self.store.lookup_address(account, address.as_str()).await {
@@ -145,7 +135,7 @@ impl AuthService for Gateway {
             port: s.port,
             encryption: s.encryption,
             bind_dn: object.record.dn.clone(),
-            password: SecretString::from(req.password),
+            password,
             extra_roots: self.extra_roots.clone(),
             timeouts: self.ldap_timeouts,
         };
@@ -154,9 +144,8 @@ impl AuthService for Gateway {
             match dirsync_ldap::connect_host(&target, &endpoint).await {
                 Ok(session) => {
                     session.unbind().await;
-                    self.sign_in_limits.succeeded(account, address.as_str());
                     let id = object.record.anchor.to_string();
-                    return Ok(answer(AuthResult::Ok, &id, "signed in"));
+                    return Ok((AuthResult::Ok, id, "signed in".to_owned()));
                 }
                 Err(e) if e.is_connection_failure() => last = Some(e),
                 Err(e) => {

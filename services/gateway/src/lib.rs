@@ -31,7 +31,6 @@ use dirsync_proto::api::integration_service_server::IntegrationServiceServer;
 use dirsync_proto::api::sync_service_server::SyncServiceServer;
 use dirsync_store::Store;
 
-pub use auth::SignInLimiter;
 pub use console::ConsoleConfig;
 pub use error::status_of;
 
@@ -48,7 +47,6 @@ pub struct Gateway {
     pub extra_roots: Vec<CertificateDer<'static>>,
     pub ldap_timeouts: dirsync_ldap::Timeouts,
     /// Rate limits of end-user sign-in.
-    pub sign_in_limits: Arc<auth::SignInLimiter>,
     /// Serve gRPC server reflection (for grpcurl and the like).
     pub reflection: bool,
 }

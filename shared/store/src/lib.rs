@@ -25,7 +25,7 @@ use dirsync_core::{ObjectGuid, SealedSecret, UnixMillis};
 
 pub use records::{
     AccountRecord, ApplyOutcome, ChangeRecord, CursorRecord, IntegrationRecord, ObjectQuery,
-    RunRecord, SessionRecord, SettledMark, StagedBatch, StoredObject, TokenRecord,
+    RunRecord, SessionRecord, SettledMark, SignInLimits, StagedBatch, StoredObject, TokenRecord,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +164,21 @@ pub trait DirectoryStore: Send + Sync + std::fmt::Debug {
         error: &str,
         now: UnixMillis,
     ) -> Result<bool>;
+
+    /// Counts a sign-in attempt against `limits`, as every gateway sees
+    /// them; false (and not counted) when the address has had too many
+    /// failures, or the account too many attempts, within their windows.
+    async fn admit_sign_in(
+        &self,
+        account_id: &str,
+        address: &str,
+        now: UnixMillis,
+        limits: &SignInLimits,
+    ) -> Result<bool>;
+    /// A sign-in of the address failed.
+    async fn sign_in_failed(&self, account_id: &str, address: &str, now: UnixMillis) -> Result<()>;
+    /// A sign-in of the address succeeded: its failures are forgotten.
+    async fn sign_in_succeeded(&self, account_id: &str, address: &str) -> Result<()>;
 
     /// The account's unmanaged users, by primary address: what a new user
     /// may adopt (see `dirsync_core::returning`).
@@ -437,6 +452,7 @@ migrations!(
     20 "delta sync" "0020_delta_sync.sql",
     21 "manager anchor" "0021_manager_anchor.sql",
     22 "anchor aliases" "0022_anchor_aliases.sql",
+    23 "sign-in events" "0023_sign_in_events.sql",
 );
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {

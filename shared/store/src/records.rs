@@ -203,3 +203,14 @@ impl ObjectQuery {
         }
     }
 }
+
+/// How many sign-ins the gateways let through, counted in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInLimits {
+    /// Failed sign-ins allowed per address within `address_window_ms`.
+    pub address_failures: u32,
+    pub address_window_ms: i64,
+    /// Attempts allowed per account within `account_window_ms`.
+    pub account_attempts: u32,
+    pub account_window_ms: i64,
+}

@@ -19,8 +19,8 @@ use crate::bulk::{Bulk, Cell, ROWS_PER_WRITE, Rows};
 use crate::sieve::AddressSieve;
 use crate::{
     AccountRecord, ApplyOutcome, ChangeRecord, CursorRecord, DirectoryStore, IntegrationRecord,
-    ObjectQuery, Result, RunRecord, SessionRecord, SettledMark, StagedBatch, StoreError,
-    StoredObject, TokenRecord,
+    ObjectQuery, Result, RunRecord, SessionRecord, SettledMark, SignInLimits, StagedBatch,
+    StoreError, StoredObject, TokenRecord,
 };
 
 #[derive(Debug)]
@@ -1619,6 +1619,83 @@ macro_rules! store_impl {
                     latest: row.try_get("latest")?,
                     blocked: row.try_get("blocked")?,
                 })
+            }
+
+            async fn admit_sign_in(
+                &self,
+                account_id: &str,
+                address: &str,
+                now: UnixMillis,
+                limits: &SignInLimits,
+            ) -> Result<bool> {
+                // One statement at a time, no transaction: the attempt is
+                // counted first, then the limits read with it, and taken
+                // back when over. Gateways racing at the limit may let one
+                // more through, never lock an address out wrongly for long.
+                let oldest = now - limits.address_window_ms.max(limits.account_window_ms);
+                sqlx::query("DELETE FROM sign_in_events WHERE account_id = $1 AND at < $2")
+                    .bind(account_id)
+                    .bind(oldest)
+                    .execute(&self.pool)
+                    .await?;
+                let id = uuid::Uuid::new_v4().to_string();
+                sqlx::query(
+                    "INSERT INTO sign_in_events (id, account_id, address, failed, at) VALUES ($1, $2, $3, FALSE, $4)",
+                )
+                .bind(&id)
+                .bind(account_id)
+                .bind(address)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                let row = sqlx::query(
+                    "SELECT \
+                       (SELECT CAST(COUNT(*) AS BIGINT) FROM sign_in_events WHERE account_id = $1 \
+                          AND address = $2 AND failed AND at > $3) AS failures, \
+                       (SELECT CAST(COUNT(*) AS BIGINT) FROM sign_in_events WHERE account_id = $1 \
+                          AND NOT failed AND at > $4) AS attempts",
+                )
+                .bind(account_id)
+                .bind(address)
+                .bind(now - limits.address_window_ms)
+                .bind(now - limits.account_window_ms)
+                .fetch_one(&self.pool)
+                .await?;
+                let failures: i64 = row.try_get("failures")?;
+                let attempts: i64 = row.try_get("attempts")?;
+                let admitted = failures < i64::from(limits.address_failures)
+                    && attempts <= i64::from(limits.account_attempts);
+                if !admitted {
+                    sqlx::query("DELETE FROM sign_in_events WHERE id = $1")
+                        .bind(&id)
+                        .execute(&self.pool)
+                        .await?;
+                }
+                Ok(admitted)
+            }
+
+            async fn sign_in_failed(&self, account_id: &str, address: &str, now: UnixMillis) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO sign_in_events (id, account_id, address, failed, at) VALUES ($1, $2, $3, TRUE, $4)",
+                )
+                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(account_id)
+                .bind(address)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn sign_in_succeeded(&self, account_id: &str, address: &str) -> Result<()> {
+                sqlx::query(
+                    "DELETE FROM sign_in_events WHERE account_id = $1 AND address = $2 AND failed",
+                )
+                .bind(account_id)
+                .bind(address)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
             }
 
             async fn returning_users(&self, account_id: &str) -> Result<Returning> {
