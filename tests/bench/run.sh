@@ -95,6 +95,7 @@ encryption_mode = \"relaxed\""
 host = \"$DIRSYNC_LDAP_HOST\"
 port = 389
 encrypt = false
+allow_insecure_bind = true
 [ldap_schema.attributes]
 aliases = \"proxyAddresses\""
       if ! ldapsearch -x -LLL -H "$url" -D "$admin_dn" -w "$admin_pw" \

@@ -151,10 +151,23 @@ async fn plain_ldap_bind_asks_to_enable_encryption() {
         encrypt: Some(false),
         encryption_mode: pb::EncryptionMode::Unspecified as i32,
         port: 389,
+        allow_insecure_bind: true,
         ..fx.settings("Plain")
     };
     let i = create_integration(&mut client, settings, FIXTURE_PASSWORD).await;
     failed_with(&sync(&mut client, &i.id).await, &["enable encryption"]);
+    // A stored integration without encryption that does not allow
+    // insecure binds (made before the setting existed) binds nothing.
+    let rec = {
+        let mut rec = stack.store.get_integration("acme", &i.id).await.unwrap();
+        rec.settings.allow_insecure_bind = false;
+        rec
+    };
+    stack.store.update_integration(&rec).await.unwrap();
+    failed_with(
+        &sync(&mut client, &i.id).await,
+        &["refuses to send a password in clear", "allow_insecure_bind"],
+    );
     assert!(snapshot(&mut client).await.0.users.is_empty());
     stack.stop().await;
 }

@@ -20,6 +20,7 @@ fn settings(port: u16) -> api::IntegrationSettings {
         host: "127.0.0.1".into(),
         port: u32::from(port),
         encrypt: Some(false),
+        allow_insecure_bind: true,
         user_dn: "cn=dirsync,dc=hostile,dc=test".into(),
         root_dn: HOSTILE_ROOT.into(),
         maximum_sync_deletions: 10,

@@ -150,12 +150,35 @@ async fn test_connection_steps_and_hints() {
     assert_eq!(outcome, O::Failed);
     assert!(detail.contains("Root DN not found"), "{detail}");
 
-    // Plain LDAP on 389: the bind is refused, the hint says to encrypt.
+    // Plain LDAP on 389: refused unless insecure binds are allowed, the
+    // field named; allowed, the DC refuses the bind and the hint says to
+    // encrypt.
     let plain = pb::IntegrationSettings {
         encrypt: Some(false),
         encryption_mode: 0,
         port: 389,
         ..good()
+    };
+    let refused = client
+        .integrations
+        .test_connection(pb::TestConnectionRequest {
+            account_id: client.account.clone(),
+            integration: String::new(),
+            settings: Some(plain.clone()),
+            password: Some(FIXTURE_PASSWORD.to_owned()),
+        })
+        .await
+        .expect_err("insecure binds not allowed");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused.message().contains("settings.encrypt")
+            && refused.message().contains("allow_insecure_bind"),
+        "{}",
+        refused.message()
+    );
+    let plain = pb::IntegrationSettings {
+        allow_insecure_bind: true,
+        ..plain
     };
     let seen = test(&mut client, plain, FIXTURE_PASSWORD).await;
     assert_eq!(step(&seen, C::Certificate).0, O::Warning);

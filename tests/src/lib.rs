@@ -314,6 +314,8 @@ impl LdapFixture {
             r#type: api::DirectoryType::Ldap as i32,
             host: env("DIRSYNC_TEST_LDAP_HOST"),
             encrypt: Some(false),
+            // The private slapd offers no TLS.
+            allow_insecure_bind: true,
             port: 389,
             user_dn: format!("cn=dirsync,{}", self.suffix),
             root_dn: self.base.clone(),

@@ -238,6 +238,7 @@ impl Collector {
                 alternate_host: Some(c.alternate_host.clone()).filter(|h| !h.is_empty()),
                 port,
                 encryption,
+                allow_insecure_bind: c.allow_insecure_bind,
                 bind_dn: c.user_dn.clone(),
                 password,
                 extra_roots: self.extra_roots.clone(),

@@ -252,6 +252,9 @@ pub struct IntegrationFile {
     /// Active Directory: "dirsync" (the default; uSNChanged polling where
     /// the DC refuses DirSync) or "usn_changed".
     pub delta_method: Option<String>,
+    /// With encrypt = false: accept that binds send passwords in clear.
+    #[serde(default)]
+    pub allow_insecure_bind: bool,
     /// "active_directory" (the default) or "ldap" (OpenLDAP and the like).
     #[serde(default, rename = "type")]
     pub directory_type: Option<String>,
@@ -332,6 +335,7 @@ impl IntegrationFile {
             schedule: self.schedule.clone(),
             delta_interval_minutes: self.delta_interval_minutes,
             delta_method: delta_method as i32,
+            allow_insecure_bind: self.allow_insecure_bind,
         })
     }
 }

@@ -604,6 +604,7 @@ const FIELDS = {
   'settings.name': 'Name', 'settings.description': 'Description', 'settings.type': 'Type',
   'settings.host': 'Hostname / IP address', 'settings.alternate_host': 'Alternate host',
   'settings.encrypt': 'Encrypt integration', 'settings.encryption_mode': 'Encryption mode', 'settings.port': 'Port',
+  'settings.allow_insecure_bind': 'Allow binds without encryption',
   'settings.user_dn': 'User distinguished name', password: 'User password', 'settings.root_dn': 'Root distinguished name',
   'settings.acknowledge_disabled_accounts': 'Acknowledge disabled accounts', 'settings.filter_email_domains': 'Filter email domains',
   'settings.include_contacts': 'Include contacts', 'settings.maximum_sync_deletions': 'Maximum sync deletions',
@@ -614,7 +615,7 @@ function fieldLabel(f) { return FIELDS[f] || f; }
 
 const STEPS = [
   { title: 'General', fields: ['settings.name', 'settings.description', 'settings.type'] },
-  { title: 'Settings', fields: ['settings.host', 'settings.alternate_host', 'settings.encrypt', 'settings.encryption_mode', 'settings.port', 'settings.user_dn', 'password', 'settings.root_dn'] },
+  { title: 'Settings', fields: ['settings.host', 'settings.alternate_host', 'settings.encrypt', 'settings.encryption_mode', 'settings.allow_insecure_bind', 'settings.port', 'settings.user_dn', 'password', 'settings.root_dn'] },
   { title: 'Options', fields: ['settings.acknowledge_disabled_accounts', 'settings.filter_email_domains', 'settings.include_contacts', 'settings.maximum_sync_deletions', 'settings.delete_users', 'settings.enabled', 'settings.schedule', 'settings.delta_interval_minutes', 'settings.delta_method', 'settings.partition'] },
   { title: 'Summary', fields: [] },
 ];
@@ -631,6 +632,7 @@ async function wizardPage(id) {
     name: s.name || '', description: s.description || '', type: s.type || 'DIRECTORY_TYPE_ACTIVE_DIRECTORY',
     host: s.host || '', alternate_host: s.alternate_host || '', encrypt: s.encrypt !== false,
     encryption_mode: s.encryption_mode && s.encryption_mode !== 'ENCRYPTION_MODE_UNSPECIFIED' ? s.encryption_mode : 'ENCRYPTION_MODE_STRICT',
+    allow_insecure_bind: Boolean(s.allow_insecure_bind),
     port: s.port ? String(s.port) : '636', user_dn: s.user_dn || '', password: '', root_dn: s.root_dn || '',
     acknowledge_disabled_accounts: existing ? Boolean(s.acknowledge_disabled_accounts) : true,
     filter_email_domains: s.filter_email_domains || '', include_contacts: Boolean(s.include_contacts),
@@ -649,6 +651,7 @@ async function wizardPage(id) {
   const settings = () => ({
     name: v.name, description: v.description, type: v.type, host: v.host, alternate_host: v.alternate_host,
     encrypt: v.encrypt, encryption_mode: v.encrypt ? v.encryption_mode : 'ENCRYPTION_MODE_UNSPECIFIED',
+    allow_insecure_bind: !v.encrypt && v.allow_insecure_bind,
     port: v.port === '' ? 0 : Number(v.port), user_dn: v.user_dn, root_dn: v.root_dn,
     acknowledge_disabled_accounts: v.acknowledge_disabled_accounts, filter_email_domains: v.filter_email_domains,
     include_contacts: v.include_contacts, maximum_sync_deletions: v.maximum_sync_deletions === '' ? 0 : Number(v.maximum_sync_deletions),
@@ -759,7 +762,8 @@ async function wizardPage(id) {
         text('alternate_host', 'Alternate host', 'Optional: used when the primary host cannot be reached.'),
         check('encrypt', 'Encrypt integration (LDAPS or StartTLS)', 'Strongly recommended: without it the bind password crosses the network in clear.'),
         v.encrypt ? select('encryption_mode', 'Encryption mode', [['ENCRYPTION_MODE_STRICT', 'Strict — trust enforced'], ['ENCRYPTION_MODE_RELAXED', 'Relaxed']],
-          'Strict: the certificate chains to a trusted CA, names the host and has a key over 1024 bits. Relaxed: self-signed, short keys and incomplete chains are accepted; the connection is still encrypted.') : null,
+          'Strict: the certificate chains to a trusted CA, names the host and has a key over 1024 bits. Relaxed: self-signed, short keys and incomplete chains are accepted; the connection is still encrypted.')
+          : check('allow_insecure_bind', 'Allow binds without encryption', 'Insecure: the bind password, and each user\'s at sign-in, would cross the network in clear. Off, dirsync refuses such binds.'),
         text('port', 'Port', '636 LDAPS · 389 LDAP (StartTLS) · 3269 / 3268 Global Catalog (groups without members).', { inputmode: 'numeric' }),
         text('user_dn', 'User distinguished name', 'The bind account with read rights, e.g. CN=dirsync,OU=Service Accounts,DC=corp,DC=example,DC=com (dsquery user -name …).'),
         field('password', 'password', editing ? 'User password (leave empty to keep)' : 'User password', pw,

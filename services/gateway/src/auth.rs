@@ -134,6 +134,7 @@ impl Gateway {
             alternate_host: s.alternate_host.clone(),
             port: s.port,
             encryption: s.encryption,
+            allow_insecure_bind: s.allow_insecure_bind,
             bind_dn: object.record.dn.clone(),
             password,
             extra_roots: self.extra_roots.clone(),

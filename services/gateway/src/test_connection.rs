@@ -93,6 +93,7 @@ impl Gateway {
             alternate_host: settings.alternate_host.clone(),
             port: settings.port,
             encryption: settings.encryption,
+            allow_insecure_bind: settings.allow_insecure_bind,
             bind_dn: settings.user_dn.to_string(),
             password,
             extra_roots: self.extra_roots.clone(),

@@ -381,6 +381,7 @@ pub fn job_for(integration: &IntegrationRecord, run_id: &str, trigger: i32) -> b
                 DeltaMethod::DirSync => bus::DeltaMethod::Dirsync,
                 DeltaMethod::UsnChanged => bus::DeltaMethod::UsnChanged,
             } as i32,
+            allow_insecure_bind: s.allow_insecure_bind,
         }),
         partition: s.partition(),
         cursors: Vec::new(),

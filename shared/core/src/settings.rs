@@ -56,6 +56,10 @@ pub struct IntegrationSettings {
     /// How delta syncs of Active Directory read the changes.
     #[serde(default, skip_serializing_if = "DeltaMethod::is_default")]
     pub delta_method: DeltaMethod,
+    /// Without encryption, binds send passwords in clear: only when this
+    /// says so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_insecure_bind: bool,
 }
 
 /// How delta syncs of Active Directory read what changed.
@@ -201,7 +205,15 @@ impl IntegrationSettings {
                 Some(EncryptionMode::Strict)
             }
             (true, Ok(api::EncryptionMode::Relaxed)) => Some(EncryptionMode::Relaxed),
-            (false, Ok(api::EncryptionMode::Unspecified)) => None,
+            (false, Ok(api::EncryptionMode::Unspecified)) => {
+                if !s.allow_insecure_bind {
+                    errors.push(FieldError::new(
+                        "settings.encrypt",
+                        "is off, so binds would send the password (the bind account's, and each user's at sign-in) across the network in clear: turn encryption on (LDAPS, or StartTLS on 389), or set allow_insecure_bind to accept that",
+                    ));
+                }
+                None
+            }
             (false, Ok(_)) => {
                 errors.push(FieldError::new(
                     "settings.encryption_mode",
@@ -368,6 +380,7 @@ impl IntegrationSettings {
                 directory,
                 delta_interval_minutes,
                 delta_method,
+                allow_insecure_bind: s.allow_insecure_bind && !encrypt,
             }),
             _ => Err(errors),
         }
@@ -416,6 +429,7 @@ impl IntegrationSettings {
                 DeltaMethod::DirSync => api::DeltaMethod::Unspecified,
                 DeltaMethod::UsnChanged => api::DeltaMethod::UsnChanged,
             } as i32,
+            allow_insecure_bind: self.allow_insecure_bind,
         }
     }
 
@@ -448,7 +462,7 @@ impl IntegrationSettings {
             ));
         }
         if self.encryption.is_none() {
-            w.push("encryption is off: the bind password crosses the network in clear, and most domain controllers refuse such binds; enable encryption".to_owned());
+            w.push("encryption is off and insecure binds are allowed: the bind password, and each end user's at sign-in, cross the network in clear (most domain controllers refuse such binds); enable encryption".to_owned());
         }
         w
     }
@@ -546,6 +560,34 @@ fn check_host(host: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binds_without_encryption_must_be_allowed() {
+        let plain = api::IntegrationSettings {
+            encrypt: Some(false),
+            encryption_mode: 0,
+            port: 389,
+            ..valid()
+        };
+        let e = IntegrationSettings::from_api(&plain).expect_err("refused");
+        assert_eq!(e[0].field, "settings.encrypt");
+        assert!(e[0].message.contains("allow_insecure_bind"));
+        let allowed = IntegrationSettings::from_api(&api::IntegrationSettings {
+            allow_insecure_bind: true,
+            ..plain
+        })
+        .expect("allowed");
+        assert!(allowed.allow_insecure_bind);
+        assert!(allowed.warnings().iter().any(|w| w.contains("in clear")));
+        // Meaningless with encryption on: not kept.
+        let tls = IntegrationSettings::from_api(&api::IntegrationSettings {
+            allow_insecure_bind: true,
+            ..valid()
+        })
+        .expect("valid");
+        assert!(!tls.allow_insecure_bind);
+        assert!(!serde_json::to_string(&tls).expect("json").contains("allow_insecure_bind"));
+    }
 
     #[test]
     fn an_alternate_host_may_name_its_own_port() {

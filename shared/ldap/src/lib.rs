@@ -31,6 +31,9 @@ pub struct Target {
     pub alternate_host: Option<String>,
     pub port: u16,
     pub encryption: Option<EncryptionMode>,
+    /// Without encryption, a bind is refused unless this allows it: it
+    /// would send the password in clear.
+    pub allow_insecure_bind: bool,
     pub bind_dn: String,
     pub password: SecretString,
     /// CA certificates trusted in Strict mode besides the system's.
@@ -315,8 +318,21 @@ pub async fn open(target: &Target, endpoint: &Endpoint) -> Result<Session, LdapE
     })
 }
 
+/// A bind without encryption sends the password in clear: refused unless
+/// the target allows it.
+pub fn refuse_insecure_bind(target: &Target) -> Result<(), LdapError> {
+    if target.encryption.is_none() && !target.allow_insecure_bind {
+        return Err(LdapError::Bind {
+            failure: BindFailure::EncryptionRequired,
+            message: "dirsync refuses to send a password in clear: encryption is off and the integration does not allow insecure binds; enable encryption (LDAPS on 636, or StartTLS on 389), or set allow_insecure_bind".to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// Connects to `endpoint` and binds.
 pub async fn connect_host(target: &Target, endpoint: &Endpoint) -> Result<Session, LdapError> {
+    refuse_insecure_bind(target)?;
     let mut session = open(target, endpoint).await?;
     session.bind(&target.bind_dn, &target.password).await?;
     Ok(session)
