@@ -586,7 +586,11 @@ mod tests {
         })
         .expect("valid");
         assert!(!tls.allow_insecure_bind);
-        assert!(!serde_json::to_string(&tls).expect("json").contains("allow_insecure_bind"));
+        assert!(
+            !serde_json::to_string(&tls)
+                .expect("json")
+                .contains("allow_insecure_bind")
+        );
     }
 
     #[test]
