@@ -97,6 +97,11 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings \
 
 # --- Build once, test ----------------------------------------------------------
 cargo build --workspace --bins --tests
+# The revision the tests' reliability records come from (RELIABILITY.md).
+mkdir -p target/reliability
+rm -f target/reliability/*.json
+{ git rev-parse --short HEAD 2>/dev/null || echo unknown; } | tr -d '\n' > target/reliability/revision
+git diff --quiet HEAD -- 2>/dev/null || printf '+' >> target/reliability/revision
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else

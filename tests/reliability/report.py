@@ -54,8 +54,14 @@ def fuzz_rows():
 def main():
     recs = scenarios()
     fuzz = fuzz_rows()
-    revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                              capture_output=True, text=True).stdout.strip()
+    # The revision the suite ran at (tests/run.sh writes it), + when its
+    # work tree differed.
+    rev_file = os.path.join(ROOT, "target", "reliability", "revision")
+    if os.path.exists(rev_file):
+        revision = open(rev_file, encoding="utf-8").read().strip()
+    else:
+        revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                  capture_output=True, text=True).stdout.strip() + " (run outside tests/run.sh)"
     lines = [
         "# Reliability",
         "",

@@ -1628,10 +1628,37 @@ macro_rules! store_impl {
                 now: UnixMillis,
                 limits: &SignInLimits,
             ) -> Result<bool> {
-                // One statement at a time, no transaction: the attempt is
-                // counted first, then the limits read with it, and taken
-                // back when over. Gateways racing at the limit may let one
-                // more through, never lock an address out wrongly for long.
+                // One statement at a time, no transaction (SQLite's one
+                // writer is never held across a read). A refused attempt
+                // only reads: a spraying client costs no writes. An
+                // admitted one is counted, then the limits read again with
+                // it, and it is taken back when gateways racing at the
+                // limit went over.
+                let counts = |strict: bool| async move {
+                    let row = sqlx::query(
+                        "SELECT \
+                           (SELECT CAST(COUNT(*) AS BIGINT) FROM sign_in_events WHERE account_id = $1 \
+                              AND address = $2 AND failed AND at > $3) AS failures, \
+                           (SELECT CAST(COUNT(*) AS BIGINT) FROM sign_in_events WHERE account_id = $1 \
+                              AND NOT failed AND at > $4) AS attempts",
+                    )
+                    .bind(account_id)
+                    .bind(address)
+                    .bind(now - limits.address_window_ms)
+                    .bind(now - limits.account_window_ms)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    let failures: i64 = row.try_get("failures")?;
+                    let attempts: i64 = row.try_get("attempts")?;
+                    let room = if strict { 0 } else { 1 };
+                    Ok::<bool, StoreError>(
+                        failures < i64::from(limits.address_failures)
+                            && attempts + room <= i64::from(limits.account_attempts),
+                    )
+                };
+                if !counts(false).await? {
+                    return Ok(false);
+                }
                 let oldest = now - limits.address_window_ms.max(limits.account_window_ms);
                 sqlx::query("DELETE FROM sign_in_events WHERE account_id = $1 AND at < $2")
                     .bind(account_id)
@@ -1648,30 +1675,14 @@ macro_rules! store_impl {
                 .bind(now)
                 .execute(&self.pool)
                 .await?;
-                let row = sqlx::query(
-                    "SELECT \
-                       (SELECT CAST(COUNT(*) AS BIGINT) FROM sign_in_events WHERE account_id = $1 \
-                          AND address = $2 AND failed AND at > $3) AS failures, \
-                       (SELECT CAST(COUNT(*) AS BIGINT) FROM sign_in_events WHERE account_id = $1 \
-                          AND NOT failed AND at > $4) AS attempts",
-                )
-                .bind(account_id)
-                .bind(address)
-                .bind(now - limits.address_window_ms)
-                .bind(now - limits.account_window_ms)
-                .fetch_one(&self.pool)
-                .await?;
-                let failures: i64 = row.try_get("failures")?;
-                let attempts: i64 = row.try_get("attempts")?;
-                let admitted = failures < i64::from(limits.address_failures)
-                    && attempts <= i64::from(limits.account_attempts);
-                if !admitted {
-                    sqlx::query("DELETE FROM sign_in_events WHERE id = $1")
-                        .bind(&id)
-                        .execute(&self.pool)
-                        .await?;
+                if counts(true).await? {
+                    return Ok(true);
                 }
-                Ok(admitted)
+                sqlx::query("DELETE FROM sign_in_events WHERE id = $1")
+                    .bind(&id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(false)
             }
 
             async fn sign_in_failed(&self, account_id: &str, address: &str, now: UnixMillis) -> Result<()> {
