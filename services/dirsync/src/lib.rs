@@ -4,5 +4,4 @@
 
 pub mod cli;
 pub mod demo;
-pub mod keys;
 pub mod serve;

@@ -11,7 +11,7 @@ use dirsync_core::secret::password_aad;
 use dirsync_core::{Keyring, MasterKey};
 use dirsync_store::Store;
 
-use crate::cli::StoreArgs;
+use super::StoreArgs;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum KeyCmd {
