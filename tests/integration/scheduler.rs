@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dirsync_bus::{Bus, Topic};
-use dirsync_core::{FixedClock, IntegrationSettings, RunState, Trigger, UnixMillis};
+use dirsync_core::{FixedClock, RunState, Trigger, UnixMillis};
 use dirsync_proto::api;
 use dirsync_scheduler::{Scheduler, Timing};
 use dirsync_store::{AccountRecord, IntegrationRecord, Store};
@@ -40,7 +40,7 @@ async fn integration(
         .create_integration(&IntegrationRecord {
             id: id.clone(),
             account_id: account.to_owned(),
-            settings: IntegrationSettings::from_api(&api::IntegrationSettings {
+            settings: dirsync_convert::settings_from_api(&api::IntegrationSettings {
                 name: "HQ".into(),
                 host: "dc1.corp.example.test".into(),
                 user_dn: "CN=r,DC=corp,DC=example,DC=test".into(),

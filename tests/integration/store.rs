@@ -81,7 +81,7 @@ on_both!(
 );
 
 fn settings(name: &str) -> IntegrationSettings {
-    IntegrationSettings::from_api(&api::IntegrationSettings {
+    dirsync_convert::settings_from_api(&api::IntegrationSettings {
         name: name.into(),
         host: "dc1.corp.example.test".into(),
         user_dn: "CN=r,DC=corp,DC=example,DC=test".into(),
@@ -374,7 +374,7 @@ async fn owner(store: &Store, address: &str) -> StoredObject {
 }
 
 fn user(n: u8, mail: &str, alias: &str) -> DirectoryObject {
-    DirectoryObject::try_from(bus::DirectoryEntry {
+    dirsync_convert::object_of(bus::DirectoryEntry {
         kind: bus::ObjectKind::User as i32,
         object_guid: format!("00000000-0000-0000-0000-0000000000{n:02x}"),
         dn: format!("CN=User {n},OU=People,DC=corp,DC=example,DC=test"),
@@ -388,7 +388,7 @@ fn user(n: u8, mail: &str, alias: &str) -> DirectoryObject {
 }
 
 fn group(members: &[u8]) -> DirectoryObject {
-    DirectoryObject::try_from(bus::DirectoryEntry {
+    dirsync_convert::object_of(bus::DirectoryEntry {
         kind: bus::ObjectKind::Group as i32,
         object_guid: "00000000-0000-0000-0000-0000000000ff".into(),
         dn: "CN=Team,DC=corp,DC=example,DC=test".into(),
@@ -770,7 +770,7 @@ async fn a_deleted_objects_addresses_go_to_the_next_claim(store: Store) {
     let mut rec = integration("i1", "Account domain");
     rec.settings.include_contacts = true;
     store.create_integration(&rec).await.unwrap();
-    let contact = DirectoryObject::try_from(bus::DirectoryEntry {
+    let contact = dirsync_convert::object_of(bus::DirectoryEntry {
         kind: bus::ObjectKind::Contact as i32,
         object_guid: "00000000-0000-0000-0000-0000000000c1".into(),
         dn: "CN=Supplier,OU=Contacts,DC=corp,DC=example,DC=test".into(),
@@ -802,7 +802,7 @@ async fn text_is_stored_as_the_directory_gave_it(store: Store) {
     store.create_integration(&rec).await.unwrap();
     let dn = r"CN=Zoë O\, Brien \\N\5C,OU=People,DC=corp,DC=example,DC=test";
     let name = "Zoë \"Z\" O'Brien\tone\ntwo\r\\N \\ {\"k\": \"\\u00e9\"} ✓";
-    let odd = DirectoryObject::try_from(bus::DirectoryEntry {
+    let odd = dirsync_convert::object_of(bus::DirectoryEntry {
         kind: bus::ObjectKind::User as i32,
         object_guid: "00000000-0000-0000-0000-0000000000ee".into(),
         dn: dn.into(),
@@ -1190,7 +1190,7 @@ async fn a_large_first_sync_leaves_planner_statistics(url: String) {
     store.create_integration(&rec).await.unwrap();
     let users: Vec<DirectoryObject> = (0..6000u32)
         .map(|n| {
-            DirectoryObject::try_from(bus::DirectoryEntry {
+            dirsync_convert::object_of(bus::DirectoryEntry {
                 kind: bus::ObjectKind::User as i32,
                 object_guid: format!("00000000-0000-0000-0000-{n:012x}"),
                 dn: format!("CN=User {n},OU=People,DC=corp,DC=example,DC=test"),

@@ -212,11 +212,11 @@ impl Collector {
             .connection
             .as_ref()
             .ok_or_else(|| CollectError::Job("the job carries no connection settings".into()))?;
-        let sealed: SealedSecret = c
-            .password
-            .clone()
-            .ok_or_else(|| CollectError::Job("the integration has no bind password".into()))?
-            .into();
+        let sealed: SealedSecret = dirsync_convert::sealed_from_bus(
+            c.password
+                .clone()
+                .ok_or_else(|| CollectError::Job("the integration has no bind password".into()))?,
+        );
         let password = self
             .keys
             .open(&sealed, &password_aad(&job.account_id, &job.integration_id))
@@ -230,8 +230,9 @@ impl Collector {
         };
         let port = u16::try_from(c.port)
             .map_err(|_| CollectError::Job(format!("port {} is out of range", c.port)))?;
-        let directory = DirectorySchema::from_bus(c.directory_type, c.ldap_schema.as_ref())
-            .map_err(CollectError::Job)?;
+        let directory =
+            dirsync_convert::directory_from_bus(c.directory_type, c.ldap_schema.as_ref())
+                .map_err(CollectError::Job)?;
         Ok((
             Target {
                 host: c.host.clone(),

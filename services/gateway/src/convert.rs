@@ -15,7 +15,7 @@ pub fn integration(r: &IntegrationRecord) -> api::Integration {
     api::Integration {
         id: r.id.clone(),
         account_id: r.account_id.clone(),
-        settings: Some(r.settings.to_api()),
+        settings: Some(dirsync_convert::settings_to_api(&r.settings)),
         password_set: r.password.is_some(),
         created_at: Some(timestamp(r.created_at)),
         updated_at: Some(timestamp(r.updated_at)),

@@ -44,7 +44,7 @@ fn name_taken(e: dirsync_store::StoreError) -> Status {
 
 fn settings(s: Option<&api::IntegrationSettings>) -> Result<IntegrationSettings, Status> {
     let s = s.ok_or_else(|| Status::invalid_argument("settings: is required"))?;
-    IntegrationSettings::from_api(s).map_err(|errors| invalid(&errors))
+    dirsync_convert::settings_from_api(s).map_err(|errors| invalid(&errors))
 }
 
 impl Gateway {

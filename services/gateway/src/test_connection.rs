@@ -7,7 +7,6 @@ use secrecy::SecretString;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use dirsync_core::IntegrationSettings;
 use dirsync_core::secret::password_aad;
 use dirsync_ldap::Target;
 use dirsync_ldap::diagnose::{self, Check, Outcome, Step};
@@ -51,7 +50,7 @@ impl Gateway {
         let (account, req) = self.authorize(request).await?;
         let (settings, password) = match (&req.settings, req.integration.trim()) {
             (Some(s), _) => {
-                let settings = IntegrationSettings::from_api(s).map_err(|e| invalid(&e))?;
+                let settings = dirsync_convert::settings_from_api(s).map_err(|e| invalid(&e))?;
                 let password = match (req.password, req.integration.trim()) {
                     (Some(p), _) => SecretString::from(p),
                     (None, "") => {

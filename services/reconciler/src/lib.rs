@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use dirsync_bus::{Bus, Delivery, MAX_DELIVER, Topic};
-use dirsync_core::digest::EntryDigest;
+use dirsync_convert::EntryDigest;
 use dirsync_core::plan::{self, Completeness, Planner, Writes};
 use dirsync_core::{Clock, DirectoryObject, ObjectKind, RunKind, ShortHash, Trigger, UnixMillis};
 use dirsync_proto::bus::{self, collector_event::Event};
@@ -1166,7 +1166,7 @@ impl BatchReader {
 
 /// The object a whole entry gives, or why it gives none.
 fn decode(joined: Joined, out: &mut Vec<Collected>, reasons: &mut Vec<String>) {
-    match DirectoryObject::try_from(joined.entry) {
+    match dirsync_convert::object_of(joined.entry) {
         Ok(object) => out.push(Collected {
             object,
             digest: joined.digest,
@@ -1367,7 +1367,7 @@ fn delta_changes(
                     d.update(&e.encode_to_vec());
                     d.finish()
                 });
-                match DirectoryObject::try_from(e) {
+                match dirsync_convert::object_of(e) {
                     Ok(object) => changes.push(DeltaChange::Changed(Box::new(ChangedObject {
                         object,
                         digest,
@@ -1615,7 +1615,6 @@ mod tests {
 
     #[test]
     fn an_index_read_decides_scope_as_the_whole_entry_does() {
-        use dirsync_core::DirectoryObject;
         use dirsync_proto::bus::{
             DirectoryEntryIndex, ObjectBatch, ObjectBatchEntries, ObjectKind,
         };
@@ -1651,8 +1650,8 @@ mod tests {
         for (read, whole) in batch.entries.into_iter().zip([user, group]) {
             assert_eq!(read.as_ref(), whole.encode_to_vec());
             let read = DirectoryEntryIndex::decode(read).expect("an entry");
-            let read = DirectoryObject::try_from(super::indexed_entry(read)).expect("valid");
-            let whole = DirectoryObject::try_from(whole).expect("valid");
+            let read = dirsync_convert::object_of(super::indexed_entry(read)).expect("valid");
+            let whole = dirsync_convert::object_of(whole).expect("valid");
             assert_eq!(
                 (
                     read.anchor,

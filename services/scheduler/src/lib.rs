@@ -354,7 +354,7 @@ fn uuid_v4() -> String {
 
 pub fn job_for(integration: &IntegrationRecord, run_id: &str, trigger: i32) -> bus::SyncJob {
     let s = &integration.settings;
-    let (directory_type, ldap_schema) = s.directory.to_bus();
+    let (directory_type, ldap_schema) = dirsync_convert::directory_to_bus(&s.directory);
     bus::SyncJob {
         account_id: integration.account_id.clone(),
         integration_id: integration.id.clone(),
@@ -372,7 +372,10 @@ pub fn job_for(integration: &IntegrationRecord, run_id: &str, trigger: i32) -> b
                 Some(EncryptionMode::Relaxed) => bus::EncryptionMode::Relaxed,
             } as i32,
             user_dn: s.user_dn.to_string(),
-            password: integration.password.clone().map(Into::into),
+            password: integration
+                .password
+                .clone()
+                .map(dirsync_convert::sealed_to_bus),
             root_dn: s.root_dn.to_string(),
             include_contacts: s.include_contacts,
             directory_type: directory_type as i32,

@@ -331,20 +331,23 @@ fn summarize(out: &mut Plan) {
 
 #[cfg(test)]
 mod tests {
-    use dirsync_proto::{api, bus};
-
     use super::*;
+    use crate::object::Entry;
+    use crate::settings::{DirectoryKind, SettingsInput};
 
-    fn settings(delete_users: bool) -> IntegrationSettings {
-        IntegrationSettings::from_api(&api::IntegrationSettings {
+    fn input(delete_users: bool) -> SettingsInput {
+        SettingsInput {
             name: "t".into(),
             host: "dc".into(),
             user_dn: "CN=u,DC=x".into(),
             root_dn: "DC=x".into(),
             delete_users,
             ..Default::default()
-        })
-        .expect("valid")
+        }
+    }
+
+    fn settings(delete_users: bool) -> IntegrationSettings {
+        IntegrationSettings::validate(&input(delete_users)).expect("valid")
     }
 
     fn guid(n: u8) -> ObjectGuid {
@@ -354,25 +357,27 @@ mod tests {
     }
 
     fn user(n: u8, name: &str) -> DirectoryObject {
-        DirectoryObject::try_from(bus::DirectoryEntry {
-            kind: bus::ObjectKind::User as i32,
-            object_guid: guid(n).to_string(),
-            dn: format!("CN={name},DC=x"),
+        DirectoryObject::try_from(Entry {
             mail: format!("{name}@x.test"),
             display_name: name.to_owned(),
-            ..Default::default()
+            ..Entry::new(
+                ObjectKind::User,
+                guid(n).to_string(),
+                format!("CN={name},DC=x"),
+            )
         })
         .expect("entry")
     }
 
     fn group(n: u8, name: &str) -> DirectoryObject {
-        DirectoryObject::try_from(bus::DirectoryEntry {
-            kind: bus::ObjectKind::Group as i32,
-            object_guid: guid(n).to_string(),
-            dn: format!("CN={name},DC=x"),
+        DirectoryObject::try_from(Entry {
             display_name: name.to_owned(),
             group_type: Some(-2147483646),
-            ..Default::default()
+            ..Entry::new(
+                ObjectKind::Group,
+                guid(n).to_string(),
+                format!("CN={name},DC=x"),
+            )
         })
         .expect("entry")
     }
@@ -560,9 +565,9 @@ mod tests {
 
     #[test]
     fn a_generic_ldap_rename_without_referential_integrity_drops_the_old_links() {
-        let s = IntegrationSettings::from_api(&api::IntegrationSettings {
-            r#type: api::DirectoryType::Ldap as i32,
-            ..settings(false).to_api()
+        let s = IntegrationSettings::validate(&SettingsInput {
+            directory: Some(DirectoryKind::Ldap),
+            ..input(false)
         })
         .expect("valid");
         let mut sub = user(3, "cy");

@@ -9,6 +9,7 @@ pub mod delta;
 pub mod digest;
 pub mod dn;
 pub mod email;
+pub mod field;
 pub mod guid;
 pub mod object;
 pub mod plan;
@@ -25,12 +26,16 @@ pub mod token;
 pub use clock::{Clock, FixedClock, SystemClock, UnixMillis};
 pub use dn::Dn;
 pub use email::EmailAddress;
+pub use field::FieldError;
 pub use guid::ObjectGuid;
 pub use object::{
-    Attributes, ContentHash, DirectoryObject, EntryError, GroupScope, GroupType, ObjectKind,
+    Attributes, ContentHash, DirectoryObject, Entry, EntryError, GroupScope, GroupType, ObjectKind,
     ObjectRecord, ShortHash,
 };
 pub use run::{RunCounts, RunKind, RunState, Trigger};
 pub use schema::{DirectorySchema, LdapSchema};
 pub use secret::{Keyring, MasterKey, SealedSecret, SecretError};
-pub use settings::{DeltaMethod, EncryptionMode, FieldError, IntegrationSettings};
+pub use settings::{
+    DeltaMethod, DirectoryKind, EncryptionMode, IntegrationSettings, LdapSchemaFields,
+    SettingsInput,
+};

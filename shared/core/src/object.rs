@@ -7,8 +7,6 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use dirsync_proto::bus;
-
 use crate::dn::Dn;
 use crate::email::EmailAddress;
 use crate::guid::ObjectGuid;
@@ -118,27 +116,79 @@ impl GroupType {
     }
 }
 
-/// A bus entry that cannot be turned into a directory object.
+/// An entry as a collector read it, its values as the directory gave
+/// them: what a [`DirectoryObject`] is decoded and checked from. (The
+/// bus's `DirectoryEntry` is read into one at the edge: dirsync-convert.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: ObjectKind,
+    /// objectGUID (or entryUUID), in canonical form.
+    pub object_guid: String,
+    pub dn: String,
+    pub object_sid: String,
+    pub user_account_control: Option<i64>,
+    pub mail: String,
+    pub proxy_addresses: Vec<String>,
+    pub display_name: String,
+    pub given_name: String,
+    pub surname: String,
+    pub department: String,
+    pub title: String,
+    pub telephone_number: String,
+    pub company: String,
+    pub manager_dn: String,
+    pub user_principal_name: String,
+    pub sam_account_name: String,
+    pub member_dns: Vec<String>,
+    pub group_type: Option<i64>,
+    /// Set by directories without userAccountControl.
+    pub disabled: bool,
+}
+
+impl Entry {
+    /// An entry of `kind` with nothing but its objectGUID and DN.
+    pub fn new(kind: ObjectKind, object_guid: impl Into<String>, dn: impl Into<String>) -> Self {
+        Self {
+            kind,
+            object_guid: object_guid.into(),
+            dn: dn.into(),
+            object_sid: String::new(),
+            user_account_control: None,
+            mail: String::new(),
+            proxy_addresses: Vec::new(),
+            display_name: String::new(),
+            given_name: String::new(),
+            surname: String::new(),
+            department: String::new(),
+            title: String::new(),
+            telephone_number: String::new(),
+            company: String::new(),
+            manager_dn: String::new(),
+            user_principal_name: String::new(),
+            sam_account_name: String::new(),
+            member_dns: Vec::new(),
+            group_type: None,
+            disabled: false,
+        }
+    }
+}
+
+/// An entry that cannot be turned into a directory object.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EntryError {
     #[error("entry {dn:?}: {reason}")]
     Invalid { dn: String, reason: String },
 }
 
-impl TryFrom<bus::DirectoryEntry> for DirectoryObject {
+impl TryFrom<Entry> for DirectoryObject {
     type Error = EntryError;
 
-    fn try_from(e: bus::DirectoryEntry) -> Result<Self, Self::Error> {
+    fn try_from(e: Entry) -> Result<Self, Self::Error> {
         let invalid = |reason: String| EntryError::Invalid {
             dn: e.dn.clone(),
             reason,
         };
-        let kind = match bus::ObjectKind::try_from(e.kind) {
-            Ok(bus::ObjectKind::User) => ObjectKind::User,
-            Ok(bus::ObjectKind::Group) => ObjectKind::Group,
-            Ok(bus::ObjectKind::Contact) => ObjectKind::Contact,
-            _ => return Err(invalid(format!("unknown object kind {}", e.kind))),
-        };
+        let kind = e.kind;
         let anchor: ObjectGuid = e
             .object_guid
             .parse()
@@ -386,19 +436,14 @@ mod tests {
         assert!(stored[..31].parse::<ShortHash>().is_err());
     }
 
-    pub(crate) fn entry(kind: bus::ObjectKind, guid: &str, dn: &str) -> bus::DirectoryEntry {
-        bus::DirectoryEntry {
-            kind: kind as i32,
-            object_guid: guid.into(),
-            dn: dn.into(),
-            ..Default::default()
-        }
+    pub(crate) fn entry(kind: ObjectKind, guid: &str, dn: &str) -> Entry {
+        Entry::new(kind, guid, dn)
     }
 
     #[test]
     fn addresses_from_proxy_addresses_and_mail() {
         let mut e = entry(
-            bus::ObjectKind::User,
+            ObjectKind::User,
             "00112233-4455-6677-8899-aabbccddeeff",
             "CN=Alice,DC=x",
         );
@@ -444,7 +489,7 @@ mod tests {
     #[test]
     fn mail_only_and_no_address() {
         let mut e = entry(
-            bus::ObjectKind::Contact,
+            ObjectKind::Contact,
             "00112233-4455-6677-8899-aabbccddeeff",
             "CN=V,DC=x",
         );
@@ -462,17 +507,11 @@ mod tests {
 
     #[test]
     fn bad_entries_are_named() {
-        let e = entry(bus::ObjectKind::User, "nope", "CN=Alice,DC=x");
+        let e = entry(ObjectKind::User, "nope", "CN=Alice,DC=x");
         let err = DirectoryObject::try_from(e).expect_err("bad guid");
         assert!(err.to_string().contains("CN=Alice,DC=x"));
         let e = entry(
-            bus::ObjectKind::Unspecified,
-            "00112233-4455-6677-8899-aabbccddeeff",
-            "CN=A,DC=x",
-        );
-        assert!(DirectoryObject::try_from(e).is_err());
-        let e = entry(
-            bus::ObjectKind::User,
+            ObjectKind::User,
             "00112233-4455-6677-8899-aabbccddeeff",
             "Alice",
         );

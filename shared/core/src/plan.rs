@@ -1025,12 +1025,12 @@ pub(crate) fn out_of_scope(
 
 #[cfg(test)]
 mod tests {
-    use dirsync_proto::{api, bus};
-
     use super::*;
+    use crate::object::Entry;
+    use crate::settings::SettingsInput;
 
-    fn settings(f: impl FnOnce(&mut api::IntegrationSettings)) -> IntegrationSettings {
-        let mut s = api::IntegrationSettings {
+    fn settings(f: impl FnOnce(&mut SettingsInput)) -> IntegrationSettings {
+        let mut s = SettingsInput {
             name: "t".into(),
             host: "dc".into(),
             user_dn: "CN=u,DC=x".into(),
@@ -1039,7 +1039,7 @@ mod tests {
             ..Default::default()
         };
         f(&mut s);
-        IntegrationSettings::from_api(&s).expect("valid")
+        IntegrationSettings::validate(&s).expect("valid")
     }
 
     fn guid(n: u8) -> String {
@@ -1047,29 +1047,23 @@ mod tests {
     }
 
     fn user(n: u8, mail: &str, uac: i64) -> DirectoryObject {
-        DirectoryObject::try_from(bus::DirectoryEntry {
-            kind: bus::ObjectKind::User as i32,
-            object_guid: guid(n),
-            dn: format!("CN=u{n},DC=x"),
+        DirectoryObject::try_from(Entry {
             mail: mail.into(),
             user_account_control: Some(uac),
             display_name: format!("User {n}"),
-            ..Default::default()
+            ..Entry::new(ObjectKind::User, guid(n), format!("CN=u{n},DC=x"))
         })
         .expect("valid")
     }
 
     fn group(n: u8, members: &[u8]) -> DirectoryObject {
-        DirectoryObject::try_from(bus::DirectoryEntry {
-            kind: bus::ObjectKind::Group as i32,
-            object_guid: guid(n),
-            dn: format!("CN=g{n},DC=x"),
+        DirectoryObject::try_from(Entry {
             member_dns: members
                 .iter()
                 .map(|m| format!("cn=U{m}, dc=X"))
                 .chain(members.iter().map(|m| format!("CN=g{m},DC=x")))
                 .collect(),
-            ..Default::default()
+            ..Entry::new(ObjectKind::Group, guid(n), format!("CN=g{n},DC=x"))
         })
         .expect("valid")
     }

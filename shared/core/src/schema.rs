@@ -12,9 +12,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use dirsync_proto::bus;
+use crate::field::FieldError;
 
-use crate::settings::FieldError;
+/// Global Catalog ports: the `member` attribute is not replicated there.
+pub const GLOBAL_CATALOG_PORTS: [u16; 2] = [3268, 3269];
 
 /// The directory an integration reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -285,56 +286,7 @@ impl DirectorySchema {
     /// Whether `port` is an AD Global Catalog port, which does not hold the
     /// member attribute: groups sync without their members.
     pub fn is_global_catalog(&self, port: u16) -> bool {
-        *self == Self::ActiveDirectory && crate::settings::GLOBAL_CATALOG_PORTS.contains(&port)
-    }
-
-    /// The bus form, for a collector's job.
-    pub fn to_bus(&self) -> (bus::DirectoryType, Option<bus::LdapSchema>) {
-        match self {
-            Self::ActiveDirectory => (bus::DirectoryType::ActiveDirectory, None),
-            Self::Ldap(m) => (
-                bus::DirectoryType::Ldap,
-                Some(bus::LdapSchema {
-                    user_class: m.user_class.clone(),
-                    group_class: m.group_class.clone(),
-                    contact_class: m.contact_class.clone().unwrap_or_default(),
-                    disabled_attribute: m.disabled_attribute.clone().unwrap_or_default(),
-                    disabled_values: m.disabled_values.clone(),
-                    attributes: m.attributes.clone().into_iter().collect(),
-                }),
-            ),
-        }
-    }
-
-    /// Reads a job's directory type and mapping, checked as the API checks
-    /// them.
-    pub fn from_bus(directory_type: i32, schema: Option<&bus::LdapSchema>) -> Result<Self, String> {
-        match bus::DirectoryType::try_from(directory_type) {
-            Ok(bus::DirectoryType::Unspecified | bus::DirectoryType::ActiveDirectory) => {
-                Ok(Self::ActiveDirectory)
-            }
-            Ok(bus::DirectoryType::Ldap) => {
-                let m = schema.cloned().unwrap_or_default();
-                LdapSchema::parse(&LdapSchemaInput {
-                    user_class: &m.user_class,
-                    group_class: &m.group_class,
-                    contact_class: &m.contact_class,
-                    disabled_attribute: Some(&m.disabled_attribute),
-                    disabled_values: &m.disabled_values,
-                    attributes: m
-                        .attributes
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), v.as_str()))
-                        .collect(),
-                })
-                .map(Self::Ldap)
-                .map_err(|errors| {
-                    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                    format!("the job's LDAP schema is invalid: {}", text.join("; "))
-                })
-            }
-            Err(_) => Err(format!("unknown directory type {directory_type}")),
-        }
+        *self == Self::ActiveDirectory && GLOBAL_CATALOG_PORTS.contains(&port)
     }
 }
 
@@ -408,24 +360,5 @@ mod tests {
         assert!(!s.is_disabled(&["x".into()]));
         assert!(is_attribute_name("2.5.4.3"));
         assert!(!is_attribute_name("2..5"));
-    }
-
-    #[test]
-    fn bus_round_trip() {
-        let values = vec!["TRUE".to_owned()];
-        let ldap = DirectorySchema::Ldap(
-            LdapSchema::parse(&LdapSchemaInput {
-                disabled_attribute: Some("nsAccountLock"),
-                disabled_values: &values,
-                attributes: vec![("aliases", "proxyAddresses")],
-                ..Default::default()
-            })
-            .expect("valid"),
-        );
-        for d in [DirectorySchema::ActiveDirectory, ldap] {
-            let (t, m) = d.to_bus();
-            assert_eq!(DirectorySchema::from_bus(t as i32, m.as_ref()), Ok(d));
-        }
-        assert!(DirectorySchema::from_bus(9, None).is_err());
     }
 }

@@ -267,26 +267,6 @@ pub fn password_aad(account_id: &str, integration_id: &str) -> String {
     format!("dirsync/bind-password/{account_id}/{integration_id}")
 }
 
-impl From<SealedSecret> for dirsync_proto::bus::SealedSecret {
-    fn from(s: SealedSecret) -> Self {
-        Self {
-            key_id: s.key_id,
-            nonce: s.nonce,
-            ciphertext: s.ciphertext,
-        }
-    }
-}
-
-impl From<dirsync_proto::bus::SealedSecret> for SealedSecret {
-    fn from(s: dirsync_proto::bus::SealedSecret) -> Self {
-        Self {
-            key_id: s.key_id,
-            nonce: s.nonce,
-            ciphertext: s.ciphertext,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,17 +1,17 @@
 //! The settings of an integration, validated.
 //!
-//! [`IntegrationSettings::from_api`] is the one place where what an admin
-//! sends is checked; every error names the field, says what is wrong and
-//! gives an example of right.
+//! [`IntegrationSettings::validate`] is the one place where what an admin
+//! sends is checked; every error names the field (as the API calls it),
+//! says what is wrong and gives an example of right. What the API received
+//! reaches it as a [`SettingsInput`], read at the edge (dirsync-convert).
 
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use dirsync_proto::api;
-
 use crate::dn::Dn;
 use crate::email::is_valid_domain;
+use crate::field::FieldError;
 use crate::schema::{DirectorySchema, LdapSchema, LdapSchemaInput};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,30 +89,68 @@ fn default_delta_interval() -> u32 {
     DEFAULT_DELTA_INTERVAL_MINUTES
 }
 
-/// A setting that is not acceptable, named by its API field.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct FieldError {
-    pub field: &'static str,
-    pub message: String,
+/// The kind of directory an admin chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectoryKind {
+    ActiveDirectory,
+    /// OpenLDAP and the like, through a mapping.
+    Ldap,
 }
 
-impl FieldError {
-    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            field,
-            message: message.into(),
-        }
-    }
+/// A generic LDAP directory's mapping as sent: empty fields take their
+/// defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LdapSchemaFields {
+    pub user_class: String,
+    pub group_class: String,
+    pub contact_class: String,
+    /// `None`: the default; empty: none.
+    pub disabled_attribute: Option<String>,
+    pub disabled_values: Vec<String>,
+    /// Property → attribute.
+    pub attributes: std::collections::HashMap<String, String>,
 }
 
-/// Global Catalog ports: the `member` attribute is not replicated there.
-pub const GLOBAL_CATALOG_PORTS: [u16; 2] = [3268, 3269];
+/// An integration's settings as an admin sends them, unchecked: what
+/// [`IntegrationSettings::validate`] reads. `None` is a value left unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingsInput {
+    pub name: String,
+    pub description: String,
+    /// `None`: Active Directory.
+    pub directory: Option<DirectoryKind>,
+    pub ldap_schema: Option<LdapSchemaFields>,
+    pub host: String,
+    pub alternate_host: String,
+    /// `None`: on.
+    pub encrypt: Option<bool>,
+    /// `None`: Strict when encrypting.
+    pub encryption_mode: Option<EncryptionMode>,
+    /// 0: the port of the encryption chosen.
+    pub port: u32,
+    pub user_dn: String,
+    pub root_dn: String,
+    pub acknowledge_disabled_accounts: bool,
+    /// Comma-separated.
+    pub filter_email_domains: String,
+    pub include_contacts: bool,
+    pub maximum_sync_deletions: i64,
+    pub delete_users: bool,
+    /// `None`: on.
+    pub enabled: Option<bool>,
+    pub partition: String,
+    pub schedule: String,
+    /// `None`: the default interval.
+    pub delta_interval_minutes: Option<u32>,
+    /// `None`: DirSync.
+    pub delta_method: Option<DeltaMethod>,
+    pub allow_insecure_bind: bool,
+}
 
 impl IntegrationSettings {
-    /// Validates what the API received. Returns every problem found, not
+    /// Validates what an admin sent. Returns every problem found, not
     /// only the first, so an admin can fix a form in one go.
-    pub fn from_api(s: &api::IntegrationSettings) -> Result<Self, Vec<FieldError>> {
+    pub fn validate(s: &SettingsInput) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
 
         let name = s.name.trim().to_owned();
@@ -128,8 +166,8 @@ impl IntegrationSettings {
             ));
         }
 
-        let directory = match api::DirectoryType::try_from(s.r#type) {
-            Ok(api::DirectoryType::ActiveDirectory | api::DirectoryType::Unspecified) => {
+        let directory = match s.directory {
+            None | Some(DirectoryKind::ActiveDirectory) => {
                 if s.ldap_schema.is_some() {
                     errors.push(FieldError::new(
                         "settings.ldap_schema",
@@ -138,7 +176,7 @@ impl IntegrationSettings {
                 }
                 DirectorySchema::ActiveDirectory
             }
-            Ok(api::DirectoryType::Ldap) => {
+            Some(DirectoryKind::Ldap) => {
                 let m = s.ldap_schema.clone().unwrap_or_default();
                 let input = LdapSchemaInput {
                     user_class: &m.user_class,
@@ -159,16 +197,6 @@ impl IntegrationSettings {
                         DirectorySchema::ActiveDirectory
                     }
                 }
-            }
-            Err(_) => {
-                errors.push(FieldError::new(
-                    "settings.type",
-                    format!(
-                        "{} is not a known directory type; use DIRECTORY_TYPE_ACTIVE_DIRECTORY or DIRECTORY_TYPE_LDAP",
-                        s.r#type
-                    ),
-                ));
-                DirectorySchema::ActiveDirectory
             }
         };
 
@@ -198,14 +226,11 @@ impl IntegrationSettings {
             }
         };
 
-        let mode = api::EncryptionMode::try_from(s.encryption_mode);
         let encrypt = s.encrypt.unwrap_or(true);
-        let encryption = match (encrypt, mode) {
-            (true, Ok(api::EncryptionMode::Strict | api::EncryptionMode::Unspecified)) => {
-                Some(EncryptionMode::Strict)
-            }
-            (true, Ok(api::EncryptionMode::Relaxed)) => Some(EncryptionMode::Relaxed),
-            (false, Ok(api::EncryptionMode::Unspecified)) => {
+        let encryption = match (encrypt, s.encryption_mode) {
+            (true, Some(EncryptionMode::Strict) | None) => Some(EncryptionMode::Strict),
+            (true, Some(EncryptionMode::Relaxed)) => Some(EncryptionMode::Relaxed),
+            (false, None) => {
                 if !s.allow_insecure_bind {
                     errors.push(FieldError::new(
                         "settings.encrypt",
@@ -214,20 +239,10 @@ impl IntegrationSettings {
                 }
                 None
             }
-            (false, Ok(_)) => {
+            (false, Some(_)) => {
                 errors.push(FieldError::new(
                     "settings.encryption_mode",
                     "applies only when encrypt is true; set encrypt=true (recommended) or leave the mode unset",
-                ));
-                None
-            }
-            (_, Err(_)) => {
-                errors.push(FieldError::new(
-                    "settings.encryption_mode",
-                    format!(
-                        "{} is not a known mode; use ENCRYPTION_MODE_STRICT or ENCRYPTION_MODE_RELAXED",
-                        s.encryption_mode
-                    ),
                 ));
                 None
             }
@@ -335,28 +350,16 @@ impl IntegrationSettings {
             ));
         }
 
-        let delta_method = match api::DeltaMethod::try_from(s.delta_method) {
-            Ok(api::DeltaMethod::Unspecified | api::DeltaMethod::Dirsync) => DeltaMethod::DirSync,
-            Ok(api::DeltaMethod::UsnChanged)
-                if api::DirectoryType::try_from(s.r#type) == Ok(api::DirectoryType::Ldap) =>
-            {
+        let delta_method = match s.delta_method {
+            None | Some(DeltaMethod::DirSync) => DeltaMethod::DirSync,
+            Some(DeltaMethod::UsnChanged) if s.directory == Some(DirectoryKind::Ldap) => {
                 errors.push(FieldError::new(
                     "settings.delta_method",
                     "DELTA_METHOD_USN_CHANGED applies only to Active Directory; leave it unset for DIRECTORY_TYPE_LDAP",
                 ));
                 DeltaMethod::DirSync
             }
-            Ok(api::DeltaMethod::UsnChanged) => DeltaMethod::UsnChanged,
-            Err(_) => {
-                errors.push(FieldError::new(
-                    "settings.delta_method",
-                    format!(
-                        "{} is not a known delta method; use DELTA_METHOD_DIRSYNC or DELTA_METHOD_USN_CHANGED",
-                        s.delta_method
-                    ),
-                ));
-                DeltaMethod::DirSync
-            }
+            Some(DeltaMethod::UsnChanged) => DeltaMethod::UsnChanged,
         };
 
         match (user_dn, root_dn) {
@@ -383,53 +386,6 @@ impl IntegrationSettings {
                 allow_insecure_bind: s.allow_insecure_bind && !encrypt,
             }),
             _ => Err(errors),
-        }
-    }
-
-    pub fn to_api(&self) -> api::IntegrationSettings {
-        api::IntegrationSettings {
-            name: self.name.clone(),
-            description: self.description.clone(),
-            r#type: match self.directory {
-                DirectorySchema::ActiveDirectory => api::DirectoryType::ActiveDirectory,
-                DirectorySchema::Ldap(_) => api::DirectoryType::Ldap,
-            } as i32,
-            ldap_schema: match &self.directory {
-                DirectorySchema::ActiveDirectory => None,
-                DirectorySchema::Ldap(m) => Some(api::LdapSchema {
-                    user_class: m.user_class.clone(),
-                    group_class: m.group_class.clone(),
-                    contact_class: m.contact_class.clone().unwrap_or_default(),
-                    disabled_attribute: Some(m.disabled_attribute.clone().unwrap_or_default()),
-                    disabled_values: m.disabled_values.clone(),
-                    attributes: m.attributes.clone().into_iter().collect(),
-                }),
-            },
-            host: self.host.clone(),
-            alternate_host: self.alternate_host.clone().unwrap_or_default(),
-            encrypt: Some(self.encryption.is_some()),
-            encryption_mode: match self.encryption {
-                None => api::EncryptionMode::Unspecified,
-                Some(EncryptionMode::Strict) => api::EncryptionMode::Strict,
-                Some(EncryptionMode::Relaxed) => api::EncryptionMode::Relaxed,
-            } as i32,
-            port: u32::from(self.port),
-            user_dn: self.user_dn.to_string(),
-            root_dn: self.root_dn.to_string(),
-            acknowledge_disabled_accounts: self.acknowledge_disabled_accounts,
-            filter_email_domains: self.filter_email_domains.join(","),
-            include_contacts: self.include_contacts,
-            maximum_sync_deletions: i64::try_from(self.maximum_sync_deletions).unwrap_or(i64::MAX),
-            delete_users: self.delete_users,
-            enabled: Some(self.enabled),
-            partition: self.partition.clone().unwrap_or_default(),
-            schedule: self.schedule.clone().unwrap_or_default(),
-            delta_interval_minutes: Some(self.delta_interval_minutes),
-            delta_method: match self.delta_method {
-                DeltaMethod::DirSync => api::DeltaMethod::Unspecified,
-                DeltaMethod::UsnChanged => api::DeltaMethod::UsnChanged,
-            } as i32,
-            allow_insecure_bind: self.allow_insecure_bind,
         }
     }
 
@@ -554,229 +510,5 @@ fn check_host(host: &str) -> Result<(), String> {
         Err(format!(
             "{host:?} is neither a host name nor an IP address; e.g. dc1.corp.example.com or 10.0.0.5 (no scheme)"
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn binds_without_encryption_must_be_allowed() {
-        let plain = api::IntegrationSettings {
-            encrypt: Some(false),
-            encryption_mode: 0,
-            port: 389,
-            ..valid()
-        };
-        let e = IntegrationSettings::from_api(&plain).expect_err("refused");
-        assert_eq!(e[0].field, "settings.encrypt");
-        assert!(e[0].message.contains("allow_insecure_bind"));
-        let allowed = IntegrationSettings::from_api(&api::IntegrationSettings {
-            allow_insecure_bind: true,
-            ..plain
-        })
-        .expect("allowed");
-        assert!(allowed.allow_insecure_bind);
-        assert!(allowed.warnings().iter().any(|w| w.contains("in clear")));
-        // Meaningless with encryption on: not kept.
-        let tls = IntegrationSettings::from_api(&api::IntegrationSettings {
-            allow_insecure_bind: true,
-            ..valid()
-        })
-        .expect("valid");
-        assert!(!tls.allow_insecure_bind);
-        assert!(
-            !serde_json::to_string(&tls)
-                .expect("json")
-                .contains("allow_insecure_bind")
-        );
-    }
-
-    #[test]
-    fn an_alternate_host_may_name_its_own_port() {
-        assert_eq!(split_host_port("dc2"), Ok(("dc2".into(), None)));
-        assert_eq!(split_host_port("dc2:3269"), Ok(("dc2".into(), Some(3269))));
-        assert_eq!(split_host_port("[::1]:636"), Ok(("::1".into(), Some(636))));
-        assert_eq!(
-            split_host_port("2001:db8::6"),
-            Ok(("2001:db8::6".into(), None))
-        );
-        assert!(split_host_port("dc2:0").is_err());
-        assert!(split_host_port("dc2:x").is_err());
-        assert!(split_host_port("[::1").is_err());
-        let with = |alt: &str| {
-            IntegrationSettings::from_api(&api::IntegrationSettings {
-                alternate_host: alt.into(),
-                ..valid()
-            })
-        };
-        assert_eq!(
-            with("dc2.corp.example.com:3269")
-                .expect("valid")
-                .alternate_host
-                .as_deref(),
-            Some("dc2.corp.example.com:3269")
-        );
-        let e = with("dc2:99999").expect_err("bad port");
-        assert_eq!(e[0].field, "settings.alternate_host");
-        // The primary's port is a setting of its own.
-        let e = IntegrationSettings::from_api(&api::IntegrationSettings {
-            host: "dc1.corp.example.com:636".into(),
-            ..valid()
-        })
-        .expect_err("a port in the host");
-        assert_eq!(e[0].field, "settings.host");
-        assert!(e[0].message.contains("settings.port"), "{}", e[0].message);
-    }
-
-    fn valid() -> api::IntegrationSettings {
-        api::IntegrationSettings {
-            name: "HQ".into(),
-            host: "dc1.corp.example.com".into(),
-            encryption_mode: api::EncryptionMode::Relaxed as i32,
-            user_dn: "CN=sync,CN=Users,DC=corp,DC=example,DC=com".into(),
-            root_dn: "DC=corp,DC=example,DC=com".into(),
-            filter_email_domains: "example.com,Example.org".into(),
-            maximum_sync_deletions: 50,
-            ..Default::default()
-        }
-    }
-
-    fn fields(s: api::IntegrationSettings) -> Vec<&'static str> {
-        IntegrationSettings::from_api(&s)
-            .expect_err("invalid")
-            .into_iter()
-            .map(|e| e.field)
-            .collect()
-    }
-
-    #[test]
-    fn valid_settings_round_trip() {
-        let s = IntegrationSettings::from_api(&valid()).expect("valid");
-        assert_eq!(s.port, 636);
-        assert_eq!(s.encryption, Some(EncryptionMode::Relaxed));
-        assert_eq!(s.filter_email_domains, ["example.com", "example.org"]);
-        assert_eq!(s.partition(), "corp.example.com");
-        assert!(s.domain_in_scope("EXAMPLE.org"));
-        assert!(!s.domain_in_scope("example.net"));
-        let back = IntegrationSettings::from_api(&s.to_api()).expect("valid");
-        assert_eq!(back, s);
-    }
-
-    #[test]
-    fn the_delta_method_is_checked_and_kept_out_of_stored_json_by_default() {
-        let polled = IntegrationSettings::from_api(&api::IntegrationSettings {
-            delta_method: api::DeltaMethod::UsnChanged as i32,
-            ..valid()
-        })
-        .expect("valid");
-        assert_eq!(polled.delta_method, DeltaMethod::UsnChanged);
-        assert_eq!(
-            IntegrationSettings::from_api(&polled.to_api()).expect("valid"),
-            polled
-        );
-        // Changing it changes how deltas read: cursors do not carry over.
-        let dirsync = IntegrationSettings::from_api(&valid()).expect("valid");
-        assert!(!polled.reads_as(&dirsync));
-        // Settings stored before the field existed read as DirSync, and
-        // DirSync's settings serialise as they did.
-        let json = serde_json::to_string(&dirsync).expect("settings serialise");
-        assert!(!json.contains("delta_method"), "{json}");
-        assert_eq!(
-            serde_json::from_str::<IntegrationSettings>(&json).expect("settings read back"),
-            dirsync
-        );
-        assert_eq!(
-            fields(api::IntegrationSettings {
-                delta_method: 7,
-                ..valid()
-            }),
-            ["settings.delta_method"]
-        );
-        assert_eq!(
-            fields(api::IntegrationSettings {
-                r#type: api::DirectoryType::Ldap as i32,
-                delta_method: api::DeltaMethod::UsnChanged as i32,
-                ..valid()
-            }),
-            ["settings.delta_method"]
-        );
-    }
-
-    #[test]
-    fn each_bad_field_is_named() {
-        assert_eq!(
-            fields(api::IntegrationSettings {
-                host: "".into(),
-                ..valid()
-            }),
-            ["settings.host"]
-        );
-        assert_eq!(
-            fields(api::IntegrationSettings {
-                host: "ldaps://dc1:636".into(),
-                ..valid()
-            }),
-            ["settings.host"]
-        );
-        assert_eq!(
-            fields(api::IntegrationSettings {
-                partition: "east coast".into(),
-                ..valid()
-            }),
-            ["settings.partition"]
-        );
-        assert_eq!(
-            fields(api::IntegrationSettings {
-                port: 70000,
-                ..valid()
-            }),
-            ["settings.port"]
-        );
-        assert_eq!(
-            fields(api::IntegrationSettings {
-                root_dn: "corp.example.com".into(),
-                ..valid()
-            }),
-            ["settings.root_dn"]
-        );
-        assert_eq!(
-            fields(api::IntegrationSettings {
-                filter_email_domains: "example.com, example.org".into(),
-                ..valid()
-            }),
-            ["settings.filter_email_domains"]
-        );
-        assert_eq!(
-            fields(api::IntegrationSettings {
-                encrypt: Some(false),
-                ..valid()
-            }),
-            ["settings.encryption_mode"]
-        );
-        assert_eq!(
-            fields(api::IntegrationSettings {
-                maximum_sync_deletions: -1,
-                name: " ".into(),
-                user_dn: "bob".into(),
-                ..valid()
-            }),
-            [
-                "settings.name",
-                "settings.user_dn",
-                "settings.maximum_sync_deletions"
-            ]
-        );
-    }
-
-    #[test]
-    fn global_catalog_port_warns() {
-        let s = IntegrationSettings::from_api(&api::IntegrationSettings {
-            port: 3269,
-            ..valid()
-        })
-        .expect("valid");
-        assert!(s.warnings()[0].contains("Global Catalog"));
     }
 }

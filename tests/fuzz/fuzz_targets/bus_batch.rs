@@ -6,8 +6,6 @@
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 
-use dirsync_core::DirectorySchema;
-use dirsync_core::object::DirectoryObject;
 use dirsync_proto::bus;
 
 /// As the reconciler reads a batch: the head staging counts, then each
@@ -19,13 +17,13 @@ fn read_batch(encoded: &[u8]) {
         for bytes in &batch.entries {
             let _ = bus::DirectoryEntryIndex::decode(bytes.as_ref());
             if let Ok(e) = bus::DirectoryEntry::decode(bytes.as_ref()) {
-                let _ = DirectoryObject::try_from(e);
+                let _ = dirsync_convert::object_of(e);
             }
         }
     }
     if let Ok(batch) = bus::ObjectBatch::decode(encoded) {
         for e in batch.entries {
-            let _ = DirectoryObject::try_from(e);
+            let _ = dirsync_convert::object_of(e);
         }
     }
 }
@@ -45,6 +43,6 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(job) = bus::SyncJob::decode(data)
         && let Some(c) = job.connection
     {
-        let _ = DirectorySchema::from_bus(c.directory_type, c.ldap_schema.as_ref());
+        let _ = dirsync_convert::directory_from_bus(c.directory_type, c.ldap_schema.as_ref());
     }
 });

@@ -4,7 +4,6 @@
 
 use libfuzzer_sys::fuzz_target;
 
-use dirsync_core::object::DirectoryObject;
 use dirsync_core::{Dn, EmailAddress, ObjectGuid};
 use dirsync_proto::bus;
 
@@ -29,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
         member_dns: lines.map(str::to_owned).collect(),
         ..Default::default()
     };
-    if let Ok(object) = DirectoryObject::try_from(entry) {
+    if let Ok(object) = dirsync_convert::object_of(entry) {
         if let Some(primary) = &object.primary_address {
             assert!(
                 !object.aliases.contains(primary),

@@ -6,7 +6,6 @@
 
 use libfuzzer_sys::fuzz_target;
 
-use dirsync_core::object::DirectoryObject;
 use dirsync_core::{DirectorySchema, LdapSchema};
 use dirsync_ldap::{EntryReader, RawEntry};
 use ldap3::asn1::{PL, StructureTag, TagClass};
@@ -23,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         DirectorySchema::Ldap(LdapSchema::default()),
     ] {
         if let Ok(Some(entry)) = EntryReader::new(&directory).read(raw.clone()) {
-            let _ = DirectoryObject::try_from(entry);
+            let _ = dirsync_convert::object_of(entry);
         }
     }
 });

@@ -12,11 +12,12 @@ use dirsync_proto::api;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(s) = api::IntegrationSettings::decode(data)
-        && let Ok(settings) = IntegrationSettings::from_api(&s)
+        && let Ok(settings) = dirsync_convert::settings_from_api(&s)
     {
         // What the API accepted reads back the same.
-        let again = IntegrationSettings::from_api(&settings.to_api())
-            .expect("accepted settings are accepted again");
+        let again =
+            dirsync_convert::settings_from_api(&dirsync_convert::settings_to_api(&settings))
+                .expect("accepted settings are accepted again");
         assert_eq!(again, settings);
         let _ = settings.warnings();
         let _ = settings.partition();

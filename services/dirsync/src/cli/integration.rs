@@ -303,14 +303,15 @@ pub async fn run(client: &mut Client, cmd: IntegrationCmd) -> anyhow::Result<Exi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dirsync_core::{DirectorySchema, IntegrationSettings};
+    use dirsync_core::DirectorySchema;
 
     #[test]
     fn the_example_settings_file_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../deploy/local/integration.example.toml");
         let file = IntegrationFile::load(&path).expect("the example parses");
-        let s = IntegrationSettings::from_api(&file.to_api().expect("converts")).expect("valid");
+        let s =
+            dirsync_convert::settings_from_api(&file.to_api().expect("converts")).expect("valid");
         assert_eq!(s.directory, DirectorySchema::ActiveDirectory);
     }
 
@@ -329,7 +330,8 @@ mod tests {
             aliases = "proxyAddresses"
         "#;
         let file: IntegrationFile = toml::from_str(text).expect("parses");
-        let s = IntegrationSettings::from_api(&file.to_api().expect("converts")).expect("valid");
+        let s =
+            dirsync_convert::settings_from_api(&file.to_api().expect("converts")).expect("valid");
         let DirectorySchema::Ldap(m) = s.directory else {
             panic!("an LDAP directory");
         };
