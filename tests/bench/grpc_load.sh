@@ -48,6 +48,9 @@ address=u0000000@bench.example.com
 cli lookup "$address" >/dev/null || die "$address is not in the store"
 log "load: $clients clients for $seconds s"
 mkdir -p target/reliability
+# The revision measured; a "+" marks a work tree that differs from it.
+revision=$(git rev-parse --short HEAD)
+git diff --quiet HEAD -- || revision="$revision+"
 out=target/reliability/grpc-load.md
 set +e
 DIRSYNC_GRPC_STUBS=$stubs "$venv/bin/python" tests/bench/grpc_load.py --gateway "${gateway#http://}" \
@@ -58,7 +61,7 @@ rc=${PIPESTATUS[0]}
 set -e
 stop
 { printf 'Embedded shape (one process), the 10k-user OpenLDAP directory, %s, %s; `bash tests/bench/grpc_load.sh %s %s` at %s.\n\n' \
-    "$(nproc) cores" "$(date -u +%Y-%m-%d)" "$clients" "$seconds" "$(git rev-parse --short HEAD)"
+    "$(nproc) cores" "$(date -u +%Y-%m-%d)" "$clients" "$seconds" "$revision"
   cat "$out.tmp"; } > "$out"
 rm -f "$out.tmp"
 log "written to $out (tests/reliability/report.py puts it in RELIABILITY.md)"
