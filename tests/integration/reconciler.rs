@@ -683,7 +683,8 @@ fn user(n: u8, name: &str, domain: &str) -> bus::DirectoryEntry {
 /// The reconciler plans a run while its batches arrive; what it read at
 /// the start must not outlive a change before the end. Settings changed
 /// during the collection apply to the run, and batches out of order are
-/// planned in their order all the same.
+/// planned in their order all the same: what did not come in order is
+/// read from staging at the end, by the same first pass.
 #[tokio::test]
 async fn a_run_is_planned_with_what_holds_at_its_end() {
     // No collector: the test sends the collection's events itself.
@@ -701,6 +702,21 @@ async fn a_run_is_planned_with_what_holds_at_its_end() {
             .log("reconciler")
             .matches("the first pass is read again")
             .count()
+    };
+    // How each run's first pass read its batches, run after run.
+    let first_passes = |stack: &Distributed| -> Vec<(u32, u32)> {
+        let log = stack.log("reconciler");
+        log.split("first pass: ")
+            .skip(1)
+            .map(|rest| {
+                let n = |s: &str| s.trim().parse::<u32>().expect("a count");
+                let (arrived, rest) = rest
+                    .split_once(" batches read as they arrived, ")
+                    .expect("arrived");
+                let (staged, _) = rest.split_once(" from staging").expect("staged");
+                (n(arrived), n(staged))
+            })
+            .collect()
     };
 
     // The domain filter narrows once the collection has begun.
@@ -766,6 +782,11 @@ async fn a_run_is_planned_with_what_holds_at_its_end() {
     let c = done.counts.unwrap_or_default();
     assert_eq!((c.collected, c.added, c.unchanged), (2, 1, 1), "{done:?}");
     assert_eq!(user_names(&mut client).await, ["Alice", "Carol"]);
+    // Of two batches, as many as came in order were read as they came,
+    // the others from staging; none was read twice.
+    let passes = first_passes(&stack);
+    assert_eq!(passes.len(), 2, "{passes:?}");
+    assert_eq!(passes[1].0 + passes[1].1, 2, "{passes:?}");
 
     // In order and unchanged: planned as the batches came.
     let collector = FakeCollector::begin(&mut client, &bus, &i.id).await;
@@ -784,6 +805,7 @@ async fn a_run_is_planned_with_what_holds_at_its_end() {
         "{done:?}"
     );
     assert_eq!(read_again(&stack), 1, "{}", stack.log("reconciler"));
+    assert_eq!(first_passes(&stack)[2], (1, 0), "read as it came");
 }
 
 /// A batch that cannot be read off the bus fails its run with the counts
