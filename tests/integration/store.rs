@@ -7,8 +7,8 @@ use dirsync_core::{
 };
 use dirsync_proto::{api, bus};
 use dirsync_store::{
-    ApplyOutcome, IntegrationRecord, ObjectQuery, RunRecord, SessionRecord, StagedBatch, Store,
-    StoreError, StoredObject,
+    AccountRecord, ApplyOutcome, IntegrationRecord, ObjectQuery, RunRecord, SessionRecord,
+    SignInLimits, StagedBatch, Store, StoreError, StoredObject, TokenRecord,
 };
 
 async fn connected(url: &str) -> Store {
@@ -63,6 +63,7 @@ on_both!(
         text_is_stored_as_the_directory_gave_it,
         objects_are_searched_and_paged_by_name,
         console_sessions_end_on_sign_out,
+        accounts_tokens_and_sign_ins_round_trip,
         deltas_read_links_keep_cursors_and_count_removals,
         a_run_ends_when_its_apply_settles,
         a_kept_user_is_adopted_by_a_returning_one,
@@ -935,6 +936,90 @@ async fn console_sessions_end_on_sign_out(store: Store) {
         store.create_session(&session).await.is_err(),
         "a session id is never reused"
     );
+}
+
+/// Accounts, API tokens and sign-in events, each value kind (text,
+/// integers, booleans, NULLs) read back as written.
+async fn accounts_tokens_and_sign_ins_round_trip(store: Store) {
+    assert!(matches!(
+        store.get_account("acme").await,
+        Err(StoreError::NotFound(_))
+    ));
+    store.ensure_account("acme", 5).await.unwrap();
+    let account = AccountRecord {
+        id: "acme".into(),
+        time_zone: "Europe/London".into(),
+        schedule: "08:00,13:00".into(),
+        ldap_sign_in: true,
+    };
+    store.update_account(&account, 6).await.unwrap();
+    store.ensure_account("acme", 7).await.unwrap();
+    assert_eq!(store.get_account("acme").await.unwrap(), account);
+
+    let token = |id: &str, at| TokenRecord {
+        id: id.into(),
+        account_id: "acme".into(),
+        name: format!("token {id}"),
+        secret_hash: "s".repeat(64),
+        created_at: at,
+        revoked_at: None,
+    };
+    store.create_token(&token("t2", 20)).await.unwrap();
+    store.create_token(&token("t1", 10)).await.unwrap();
+    assert!(
+        store.create_token(&token("t1", 30)).await.is_err(),
+        "a token id is never reused"
+    );
+    store.revoke_token("acme", "t1", 40).await.unwrap();
+    store.revoke_token("acme", "t1", 50).await.unwrap();
+    assert!(matches!(
+        store.revoke_token("other", "t2", 40).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let listed = store.list_tokens("acme").await.unwrap();
+    assert_eq!(
+        listed,
+        [
+            TokenRecord {
+                revoked_at: Some(40),
+                ..token("t1", 10)
+            },
+            token("t2", 20)
+        ],
+        "oldest first; the first revocation counts"
+    );
+    assert_eq!(store.token("t2").await.unwrap(), Some(token("t2", 20)));
+    assert_eq!(store.token("t3").await.unwrap(), None);
+
+    let limits = SignInLimits {
+        address_failures: 2,
+        address_window_ms: 1_000,
+        account_attempts: 3,
+        account_window_ms: 1_000,
+    };
+    let limits = &limits;
+    let admit = |address: &'static str, at| {
+        let store = store.clone();
+        async move {
+            store
+                .admit_sign_in("acme", address, at, limits)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(admit("a@x", 100).await);
+    store.sign_in_failed("acme", "a@x", 100).await.unwrap();
+    assert!(admit("a@x", 110).await);
+    store.sign_in_failed("acme", "a@x", 110).await.unwrap();
+    assert!(!admit("a@x", 120).await, "two failures of the address");
+    assert!(admit("b@x", 120).await, "the account's third attempt");
+    assert!(!admit("c@x", 130).await, "the account's fourth attempt");
+    assert!(admit("c@x", 1_200).await, "the window moved on");
+    store.sign_in_failed("acme", "a@x", 1_200).await.unwrap();
+    store.sign_in_failed("acme", "a@x", 1_201).await.unwrap();
+    assert!(!admit("a@x", 1_202).await, "two failures again");
+    store.sign_in_succeeded("acme", "a@x").await.unwrap();
+    assert!(admit("a@x", 1_203).await, "a success forgets the failures");
 }
 
 /// A run of `kind` applied with `plan`, storing `cursor` (a full run's

@@ -1,20 +1,84 @@
-//! Bulk writes of an apply: rows go to PostgreSQL with `COPY` into a
-//! temporary table and one `INSERT … SELECT`, and to SQLite as multi-row
-//! `INSERT`s, both with the caller's conflict clause.
+//! Values the store writes ([`Cell`]), rows of them ([`Rows`]) for the
+//! bulk writes of an apply (see [`crate::dialect::Dialect::insert_rows`]),
+//! and PostgreSQL's `COPY` text of rows.
 
 use std::borrow::Cow;
 
-use async_trait::async_trait;
-
 use crate::Result;
 
-/// One value of a bulk-written row.
+/// A value the store writes: a statement's argument, or a cell of a
+/// bulk-written row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell<'a> {
     Text(Cow<'a, str>),
-    Null,
     Bool(bool),
     Int(i64),
+    Bytes(Cow<'a, [u8]>),
+    /// NULL of a column of that kind (PostgreSQL types its arguments).
+    Null(Kind),
+}
+
+/// The kind of value a column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    Bool,
+    Int,
+    Bytes,
+}
+
+/// A value that may be NULL: the kind of its column.
+pub trait Kinded {
+    const KIND: Kind;
+}
+
+impl Kinded for &str {
+    const KIND: Kind = Kind::Text;
+}
+impl Kinded for &String {
+    const KIND: Kind = Kind::Text;
+}
+impl Kinded for String {
+    const KIND: Kind = Kind::Text;
+}
+impl Kinded for bool {
+    const KIND: Kind = Kind::Bool;
+}
+impl Kinded for i64 {
+    const KIND: Kind = Kind::Int;
+}
+impl Kinded for Vec<u8> {
+    const KIND: Kind = Kind::Bytes;
+}
+impl Kinded for &Vec<u8> {
+    const KIND: Kind = Kind::Bytes;
+}
+impl Kinded for &[u8] {
+    const KIND: Kind = Kind::Bytes;
+}
+
+impl<'a> From<&'a String> for Cell<'a> {
+    fn from(s: &'a String) -> Self {
+        Cell::Text(Cow::Borrowed(s))
+    }
+}
+
+impl<'a> From<&'a [u8]> for Cell<'a> {
+    fn from(b: &'a [u8]) -> Self {
+        Cell::Bytes(Cow::Borrowed(b))
+    }
+}
+
+impl<'a> From<&'a Vec<u8>> for Cell<'a> {
+    fn from(b: &'a Vec<u8>) -> Self {
+        Cell::Bytes(Cow::Borrowed(b))
+    }
+}
+
+impl From<Vec<u8>> for Cell<'_> {
+    fn from(b: Vec<u8>) -> Self {
+        Cell::Bytes(Cow::Owned(b))
+    }
 }
 
 impl<'a> From<&'a str> for Cell<'a> {
@@ -41,9 +105,9 @@ impl From<i64> for Cell<'_> {
     }
 }
 
-impl<'a, T: Into<Cell<'a>>> From<Option<T>> for Cell<'a> {
+impl<'a, T: Into<Cell<'a>> + Kinded> From<Option<T>> for Cell<'a> {
     fn from(v: Option<T>) -> Self {
-        v.map_or(Cell::Null, Into::into)
+        v.map_or(Cell::Null(T::KIND), Into::into)
     }
 }
 
@@ -82,12 +146,21 @@ pub const ROWS_PER_WRITE: usize = 20_000;
 /// Appends `cell` in PostgreSQL's COPY text format.
 fn copy_text(out: &mut Vec<u8>, cell: &Cell<'_>) {
     match cell {
-        Cell::Null => out.extend_from_slice(b"\\N"),
+        Cell::Null(_) => out.extend_from_slice(b"\\N"),
         Cell::Bool(b) => out.push(if *b { b't' } else { b'f' }),
         Cell::Int(n) => {
             use std::io::Write;
             // Writing to a Vec cannot fail.
             let _ = write!(out, "{n}");
+        }
+        Cell::Bytes(b) => {
+            // bytea's hex form, its backslash escaped.
+            out.extend_from_slice(b"\\\\x");
+            for byte in b.iter() {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push(HEX[usize::from(byte >> 4)]);
+                out.push(HEX[usize::from(byte & 15)]);
+            }
         }
         Cell::Text(s) => {
             let bytes = s.as_bytes();
@@ -126,6 +199,7 @@ fn copy_lines(cells: &[Cell<'_>], columns: usize) -> Vec<u8> {
         .iter()
         .map(|c| match c {
             Cell::Text(s) => s.len() + 1,
+            Cell::Bytes(b) => 2 * b.len() + 4,
             _ => 21,
         })
         .sum();
@@ -142,27 +216,8 @@ fn copy_lines(cells: &[Cell<'_>], columns: usize) -> Vec<u8> {
     out
 }
 
-#[async_trait]
-pub trait Bulk: sqlx::Database {
-    /// `INSERT INTO {table} ({columns}) …rows {tail}`, where `tail` is a
-    /// conflict clause or empty. Without one, PostgreSQL copies the rows
-    /// straight into the table.
-    async fn insert_rows(
-        conn: &mut Self::Connection,
-        rows: &Rows<'_>,
-        tail: &'static str,
-    ) -> Result<()>;
-
-    /// Creates an empty temporary table for this transaction.
-    async fn temp_table(
-        conn: &mut Self::Connection,
-        name: &'static str,
-        columns: &'static str,
-    ) -> Result<()>;
-}
-
 /// `COPY {table} ({columns}) FROM STDIN` of the rows.
-async fn copy_in(
+pub(crate) async fn copy_in(
     conn: &mut sqlx::PgConnection,
     table: &str,
     columns: &str,
@@ -180,104 +235,6 @@ async fn copy_in(
     Ok(())
 }
 
-#[async_trait]
-impl Bulk for sqlx::Postgres {
-    async fn insert_rows(
-        conn: &mut sqlx::PgConnection,
-        rows: &Rows<'_>,
-        tail: &'static str,
-    ) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let columns = rows.columns.join(", ");
-        if tail.is_empty() {
-            // Nothing to resolve: straight into the table.
-            return copy_in(conn, rows.table, &columns, rows).await;
-        }
-        let stage = format!("bulk_{}", rows.table);
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {columns} FROM {} WITH NO DATA",
-            rows.table
-        )))
-        .execute(&mut *conn)
-        .await?;
-        copy_in(conn, &stage, &columns, rows).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} {tail}; DROP TABLE {stage}",
-            table = rows.table
-        )))
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
-    }
-
-    async fn temp_table(
-        conn: &mut sqlx::PgConnection,
-        name: &'static str,
-        columns: &'static str,
-    ) -> Result<()> {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE TEMP TABLE {name} ({columns}) ON COMMIT DROP"
-        )))
-        .execute(conn)
-        .await?;
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Bulk for sqlx::Sqlite {
-    async fn insert_rows(
-        conn: &mut sqlx::SqliteConnection,
-        rows: &Rows<'_>,
-        tail: &'static str,
-    ) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let width = rows.columns.len();
-        // Within SQLite's 32766 bound parameters.
-        let per_statement = (32_000 / width).max(1);
-        for part in rows.cells.chunks(width * per_statement) {
-            let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
-                "INSERT INTO {} ({}) ",
-                rows.table,
-                rows.columns.join(", ")
-            ));
-            qb.push_values(part.chunks(width), |mut row, cells| {
-                for cell in cells {
-                    match cell {
-                        Cell::Text(s) => row.push_bind(s.as_ref()),
-                        Cell::Null => row.push_bind(None::<String>),
-                        Cell::Bool(b) => row.push_bind(*b),
-                        Cell::Int(n) => row.push_bind(*n),
-                    };
-                }
-            });
-            qb.push(" ");
-            qb.push(tail);
-            qb.build().execute(&mut *conn).await?;
-        }
-        Ok(())
-    }
-
-    async fn temp_table(
-        conn: &mut sqlx::SqliteConnection,
-        name: &'static str,
-        columns: &'static str,
-    ) -> Result<()> {
-        // SQLite has no ON COMMIT DROP: a table left by an earlier
-        // transaction on this connection is replaced.
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP TABLE IF EXISTS temp.{name}; CREATE TEMP TABLE {name} ({columns})"
-        )))
-        .execute(conn)
-        .await?;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,7 +244,7 @@ mod tests {
         let cells = [
             Cell::from("CN=a\\, b,OU=x"),
             Cell::from("line\nnext\ttab\rcr"),
-            Cell::Null,
+            Cell::Null(Kind::Text),
             Cell::Bool(true),
             Cell::Int(-42),
             Cell::from(None::<&str>),
@@ -311,10 +268,11 @@ mod tests {
             Cell::from(""),
             Cell::from("plain ✓ \u{1}"),
             Cell::Int(i64::MIN),
+            Cell::from(&[0x00, 0xab, 0x5c][..]),
         ];
         assert_eq!(
-            String::from_utf8(copy_lines(&cells, 6)).expect("UTF-8"),
-            "\\\\lead\ttrail\\n\t\\t\t\tplain ✓ \u{1}\t-9223372036854775808\n"
+            String::from_utf8(copy_lines(&cells, 7)).expect("UTF-8"),
+            "\\\\lead\ttrail\\n\t\\t\t\tplain ✓ \u{1}\t-9223372036854775808\t\\\\x00ab5c\n"
         );
     }
 

@@ -1,12 +1,16 @@
 //! The directory store: accounts, integrations (password sealed), runs,
 //! staged batches, directory objects, addresses and member edges.
 //!
-//! One trait, [`DirectoryStore`], with a PostgreSQL and an SQLite
-//! implementation generated from the same SQL (both accept `$N`
-//! placeholders, `ON CONFLICT` and `RETURNING`). All SQL of dirsync is here.
+//! One trait, [`DirectoryStore`], implemented by one store over either
+//! database (`SqlStore<D: Dialect>`): the same SQL for both (both accept
+//! `$N` placeholders, `ON CONFLICT` and `RETURNING`), where they differ
+//! named in `dialect::Dialect`. All SQL of dirsync is here.
 
+mod accounts;
 mod bulk;
+mod dialect;
 mod records;
+mod row;
 mod sieve;
 mod sql;
 
@@ -349,8 +353,8 @@ pub trait Apply: Send {
 /// migrations.
 pub async fn connect(url: &str) -> Result<Store> {
     Ok(match open(url, i64::MAX).await? {
-        Pool::Postgres(pool) => Arc::new(sql::PgStore { pool }),
-        Pool::Sqlite(pool) => Arc::new(sql::SqliteStore { pool }),
+        Pool::Postgres(pool) => Arc::new(sql::SqlStore::<sqlx::Postgres> { pool }),
+        Pool::Sqlite(pool) => Arc::new(sql::SqlStore::<sqlx::Sqlite> { pool }),
     })
 }
 

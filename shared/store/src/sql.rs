@@ -15,7 +15,9 @@ use dirsync_core::{
     SealedSecret, ShortHash, Trigger, UnixMillis,
 };
 
-use crate::bulk::{Bulk, Cell, ROWS_PER_WRITE, Rows};
+use crate::accounts;
+use crate::bulk::{Cell, ROWS_PER_WRITE, Rows};
+use crate::dialect::Dialect;
 use crate::sieve::AddressSieve;
 use crate::{
     AccountRecord, ApplyOutcome, ChangeRecord, CursorRecord, DirectoryStore, IntegrationRecord,
@@ -23,14 +25,10 @@ use crate::{
     StoreError, StoredObject, TokenRecord,
 };
 
+/// The store on a database of dialect `D`.
 #[derive(Debug)]
-pub struct PgStore {
-    pub pool: sqlx::PgPool,
-}
-
-#[derive(Debug)]
-pub struct SqliteStore {
-    pub pool: sqlx::SqlitePool,
+pub struct SqlStore<D: Dialect> {
+    pub pool: sqlx::Pool<D>,
 }
 
 const RUN_COLUMNS: &str = "id, account_id, integration_id, state, trigger, attempt, host, error, \
@@ -242,14 +240,14 @@ pub struct SqlApply<DB: sqlx::Database> {
 }
 
 macro_rules! store_impl {
-    ($store:ident, $db:ty, $collate:literal, $fold:literal) => {
-        impl $store {
+    ($db:ty) => {
+        impl SqlStore<$db> {
             /// Starts the transaction's `touched_addresses`: the addresses
             /// whose owner [`Self::resolve_addresses`] works out again, and
             /// (`owner`) the object that owned one when its claim was
             /// rewritten or deleted.
             async fn start_touched(tx: &mut sqlx::Transaction<'_, $db>) -> Result<()> {
-                <$db as Bulk>::temp_table(&mut **tx, "touched_addresses", "address TEXT NOT NULL, owner TEXT").await
+                <$db as Dialect>::temp_table(&mut **tx, "touched_addresses", "address TEXT NOT NULL, owner TEXT").await
             }
 
             /// Makes the transaction the only one changing the account's
@@ -259,13 +257,7 @@ macro_rules! store_impl {
             /// deletion) take turns. PostgreSQL takes a transaction-level
             /// advisory lock; SQLite has one writer at a time anyway.
             async fn lock_account(tx: &mut sqlx::Transaction<'_, $db>, account: &str) -> Result<()> {
-                if <$db as sqlx::Database>::NAME == "PostgreSQL" {
-                    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('dirsync account ' || $1, 0))")
-                        .bind(account)
-                        .execute(&mut **tx)
-                        .await?;
-                }
-                Ok(())
+                <$db as Dialect>::lock_account(tx, account).await
             }
 
             /// Whether an integration of the account other than
@@ -416,7 +408,7 @@ macro_rules! store_impl {
                 for ((anchor, address), (_, _, owner)) in claims {
                     touched.push([Cell::from(address.as_str()), owner.then_some(anchor.as_str()).into()]);
                 }
-                <$db as Bulk>::insert_rows(&mut **tx, &touched, "").await
+                <$db as Dialect>::insert_rows(&mut **tx, &touched, "").await
             }
 
             /// Writes adds and updates: their objects, address claims and
@@ -542,7 +534,7 @@ macro_rules! store_impl {
                             }
                         }
                     }
-                    <$db as Bulk>::insert_rows(
+                    <$db as Dialect>::insert_rows(
                         &mut **tx,
                         &objects,
                         "ON CONFLICT (account_id, anchor) DO UPDATE SET integration_id = excluded.integration_id, \
@@ -553,19 +545,19 @@ macro_rules! store_impl {
                          manager_anchor = excluded.manager_anchor",
                     )
                     .await?;
-                    <$db as Bulk>::insert_rows(&mut **tx, &fresh, "").await?;
+                    <$db as Dialect>::insert_rows(&mut **tx, &fresh, "").await?;
                     // The claims these objects still hold are the unchanged
                     // ones, skipped above, and an object claims an address
                     // once: copied in as they are.
-                    <$db as Bulk>::insert_rows(&mut **tx, &claims, "").await?;
-                    <$db as Bulk>::insert_rows(&mut **tx, &touched, "").await?;
+                    <$db as Dialect>::insert_rows(&mut **tx, &claims, "").await?;
+                    <$db as Dialect>::insert_rows(&mut **tx, &touched, "").await?;
                     for part in groups.chunks(CHUNK) {
                         let mut qb = keyed::<$db>("DELETE FROM members WHERE", account, "group_anchor", part);
                         qb.build().execute(&mut **tx).await?;
                     }
                     // The groups' edges were deleted above and a record's
                     // members are distinct.
-                    <$db as Bulk>::insert_rows(&mut **tx, &edges, "").await?;
+                    <$db as Dialect>::insert_rows(&mut **tx, &edges, "").await?;
                 }
 
                 Ok(())
@@ -581,52 +573,7 @@ macro_rules! store_impl {
                 if written < ANALYZE_AFTER {
                     return Ok(false);
                 }
-                if <$db as sqlx::Database>::NAME == "SQLite" {
-                    // SQLite has statistics only once ANALYZE wrote them:
-                    // without, it believes an index on the account alone
-                    // narrows a million rows to a few, and walks them all.
-                    let analyzed: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM sqlite_master WHERE name = 'sqlite_stat1'",
-                    )
-                    .fetch_one(&mut **tx)
-                    .await?;
-                    if analyzed == 0 {
-                        return Ok(true);
-                    }
-                    let stat: Option<String> = sqlx::query_scalar(
-                        "SELECT stat FROM sqlite_stat1 WHERE tbl = 'objects' LIMIT 1",
-                    )
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                    let counted: f64 = stat
-                        .as_deref()
-                        .and_then(|s| s.split(' ').next()?.parse().ok())
-                        .unwrap_or(0.0);
-                    return Ok(written as f64 > 50.0 + 0.1 * counted);
-                }
-                let counted: f32 =
-                    sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = 'objects'::regclass")
-                        .fetch_one(&mut **tx)
-                        .await?;
-                // -1: never analyzed.
-                Ok(counted < 0.0 || written as f64 > 50.0 + 0.1 * f64::from(counted))
-            }
-
-            /// Runs `sql` in the transaction on SQLite only.
-            async fn on_sqlite(tx: &mut sqlx::Transaction<'_, $db>, sql: &'static str) -> Result<()> {
-                if <$db as sqlx::Database>::NAME == "SQLite" {
-                    sqlx::raw_sql(sql).execute(&mut **tx).await?;
-                }
-                Ok(())
-            }
-
-            /// Runs `sql` in the transaction on PostgreSQL only (planner settings,
-            /// ANALYZE).
-            async fn on_postgres(tx: &mut sqlx::Transaction<'_, $db>, sql: &'static str) -> Result<()> {
-                if <$db as sqlx::Database>::NAME == "PostgreSQL" {
-                    sqlx::raw_sql(sql).execute(&mut **tx).await?;
-                }
-                Ok(())
+                <$db as Dialect>::statistics_stale(tx, written).await
             }
 
             /// Deletes or demotes objects; part of the caller's transaction.
@@ -737,20 +684,18 @@ macro_rules! store_impl {
                 // deterministic collation).
                 let resolved = if touched {
                     // Temporary tables are never analyzed on their own.
-                    Self::on_postgres(tx, "ANALYZE touched_addresses").await?;
+                    <$db as Dialect>::analyze_temp(tx, "touched_addresses").await?;
                     "SELECT address FROM touched_addresses"
                 } else {
                     "SELECT address FROM address_claims WHERE account_id = $1 GROUP BY address HAVING COUNT(*) > 1"
                 };
                 let best = format!(
-                    concat!(
-                        "SELECT c.address, c.anchor, \
-                         ROW_NUMBER() OVER (PARTITION BY c.address ORDER BY c.claim_rank", $collate,
-                        ", c.anchor", $collate, ") AS n, \
-                         COUNT(*) OVER (PARTITION BY c.address) AS claims \
-                         FROM address_claims c WHERE c.account_id = $1 AND c.address IN ({resolved})"
-                    ),
-                    resolved = resolved,
+                    "SELECT c.address, c.anchor, \
+                     ROW_NUMBER() OVER (PARTITION BY c.address ORDER BY c.claim_rank{bytewise}, \
+                     c.anchor{bytewise}) AS n, \
+                     COUNT(*) OVER (PARTITION BY c.address) AS claims \
+                     FROM address_claims c WHERE c.account_id = $1 AND c.address IN ({resolved})",
+                    bytewise = <$db as Dialect>::BYTEWISE,
                 );
                 if owned_before {
                     // The owners before this transaction: the claims it
@@ -879,7 +824,7 @@ macro_rules! store_impl {
                             now.into(),
                         ]);
                     }
-                    <$db as Bulk>::insert_rows(&mut **tx, &rows, "").await?;
+                    <$db as Dialect>::insert_rows(&mut **tx, &rows, "").await?;
                 }
                 Ok(start + i64_of(changes.len() as u64))
             }
@@ -935,21 +880,6 @@ macro_rules! store_impl {
                 Ok(())
             }
 
-            async fn token_rows(&self, sql: &'static str, bind: &str) -> Result<Vec<TokenRecord>> {
-                let rows = sqlx::query(sql).bind(bind).fetch_all(&self.pool).await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(TokenRecord {
-                            id: r.try_get("id")?,
-                            account_id: r.try_get("account_id")?,
-                            name: r.try_get("name")?,
-                            secret_hash: r.try_get("secret_hash")?,
-                            created_at: r.try_get("created_at")?,
-                            revoked_at: r.try_get("revoked_at")?,
-                        })
-                    })
-                    .collect()
-            }
 
             async fn run_row(&self, sql: &'static str, bind: &[&str]) -> Result<Vec<RunRecord>> {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.replace("{RUN}", RUN_COLUMNS)));
@@ -1041,113 +971,41 @@ macro_rules! store_impl {
         }
 
         #[async_trait]
-        impl DirectoryStore for $store {
+        impl DirectoryStore for SqlStore<$db> {
             async fn healthy(&self) -> bool {
                 sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
             }
 
             async fn ensure_account(&self, account_id: &str, now: UnixMillis) -> Result<()> {
-                sqlx::query(
-                    "INSERT INTO accounts (id, created_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(account_id)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                accounts::ensure_account(&self.pool, account_id, now).await
             }
 
             async fn create_token(&self, t: &TokenRecord) -> Result<()> {
-                sqlx::query(
-                    "INSERT INTO api_tokens (id, account_id, name, secret_hash, created_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(&t.id)
-                .bind(&t.account_id)
-                .bind(&t.name)
-                .bind(&t.secret_hash)
-                .bind(t.created_at)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                accounts::create_token(&self.pool, t).await
             }
 
             async fn token(&self, id: &str) -> Result<Option<TokenRecord>> {
-                Ok(self
-                    .token_rows("SELECT * FROM api_tokens WHERE id = $1", id)
-                    .await?
-                    .pop())
+                accounts::token(&self.pool, id).await
             }
 
             async fn list_tokens(&self, account_id: &str) -> Result<Vec<TokenRecord>> {
-                self.token_rows(
-                    "SELECT * FROM api_tokens WHERE account_id = $1 ORDER BY created_at, id",
-                    account_id,
-                )
-                .await
+                accounts::list_tokens(&self.pool, account_id).await
             }
 
             async fn revoke_token(&self, account_id: &str, id: &str, now: UnixMillis) -> Result<()> {
-                let done = sqlx::query(
-                    "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $3) \
-                     WHERE account_id = $1 AND id = $2",
-                )
-                .bind(account_id)
-                .bind(id)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(format!("token {id:?}")));
-                }
-                Ok(())
+                accounts::revoke_token(&self.pool, account_id, id, now).await
             }
 
             async fn create_session(&self, t: &SessionRecord) -> Result<()> {
-                sqlx::query(
-                    "INSERT INTO console_sessions \
-                     (id, secret_hash, account_id, token_id, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(&t.id)
-                .bind(&t.secret_hash)
-                .bind(&t.account_id)
-                .bind(&t.token_id)
-                .bind(t.created_at)
-                .bind(t.expires_at)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                accounts::create_session(&self.pool, t).await
             }
 
             async fn session(&self, id: &str) -> Result<Option<SessionRecord>> {
-                let row = sqlx::query("SELECT * FROM console_sessions WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.map(|r| {
-                    Ok(SessionRecord {
-                        id: r.try_get("id")?,
-                        secret_hash: r.try_get("secret_hash")?,
-                        account_id: r.try_get("account_id")?,
-                        token_id: r.try_get("token_id")?,
-                        created_at: r.try_get("created_at")?,
-                        expires_at: r.try_get("expires_at")?,
-                        ended_at: r.try_get("ended_at")?,
-                    })
-                })
-                .transpose()
+                accounts::session(&self.pool, id).await
             }
 
             async fn end_session(&self, id: &str, now: UnixMillis) -> Result<()> {
-                sqlx::query(
-                    "UPDATE console_sessions SET ended_at = COALESCE(ended_at, $2) WHERE id = $1",
-                )
-                .bind(id)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                accounts::end_session(&self.pool, id, now).await
             }
 
             async fn password_key_ids(&self) -> Result<Vec<String>> {
@@ -1210,54 +1068,22 @@ macro_rules! store_impl {
             }
 
             async fn get_account(&self, account_id: &str) -> Result<AccountRecord> {
-                let row = sqlx::query(
-                    "SELECT id, time_zone, schedule, ldap_sign_in FROM accounts WHERE id = $1",
-                )
-                    .bind(account_id)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .ok_or_else(|| StoreError::NotFound(format!("account {account_id:?}")))?;
-                Ok(AccountRecord {
-                    id: row.try_get("id")?,
-                    time_zone: row.try_get("time_zone")?,
-                    schedule: row.try_get("schedule")?,
-                    ldap_sign_in: row.try_get("ldap_sign_in")?,
-                })
+                accounts::get_account(&self.pool, account_id).await
             }
 
             async fn update_account(&self, account: &AccountRecord, now: UnixMillis) -> Result<()> {
-                sqlx::query(
-                    "INSERT INTO accounts (id, created_at, time_zone, schedule, ldap_sign_in) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET time_zone = excluded.time_zone, \
-                     schedule = excluded.schedule, ldap_sign_in = excluded.ldap_sign_in",
-                )
-                .bind(&account.id)
-                .bind(now)
-                .bind(&account.time_zone)
-                .bind(&account.schedule)
-                .bind(account.ldap_sign_in)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                accounts::update_account(&self.pool, account, now).await
             }
 
             async fn scheduled_integrations(&self) -> Result<Vec<(IntegrationRecord, AccountRecord)>> {
                 let integrations = self
                     .integration_rows("SELECT * FROM integrations ORDER BY account_id, name", &[])
                     .await?;
-                let rows = sqlx::query("SELECT id, time_zone, schedule, ldap_sign_in FROM accounts")
-                    .fetch_all(&self.pool)
-                    .await?;
-                let mut accounts = HashMap::new();
-                for r in &rows {
-                    let a = AccountRecord {
-                        id: r.try_get("id")?,
-                        time_zone: r.try_get("time_zone")?,
-                        schedule: r.try_get("schedule")?,
-                        ldap_sign_in: r.try_get("ldap_sign_in")?,
-                    };
-                    accounts.insert(a.id.clone(), a);
-                }
+                let accounts: HashMap<String, AccountRecord> = accounts::accounts(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(|a| (a.id.clone(), a))
+                    .collect();
                 Ok(integrations
                     .into_iter()
                     .filter_map(|i| {
@@ -1628,85 +1454,15 @@ macro_rules! store_impl {
                 now: UnixMillis,
                 limits: &SignInLimits,
             ) -> Result<bool> {
-                // One statement at a time, no transaction (SQLite's one
-                // writer is never held across a read). A refused attempt
-                // only reads: a spraying client costs no writes. An
-                // admitted one is counted, then the limits read again with
-                // it, and it is taken back when gateways racing at the
-                // limit went over.
-                let counts = |strict: bool| async move {
-                    let row = sqlx::query(
-                        "SELECT \
-                           (SELECT CAST(COUNT(*) AS BIGINT) FROM sign_in_events WHERE account_id = $1 \
-                              AND address = $2 AND failed AND at > $3) AS failures, \
-                           (SELECT CAST(COUNT(*) AS BIGINT) FROM sign_in_events WHERE account_id = $1 \
-                              AND NOT failed AND at > $4) AS attempts",
-                    )
-                    .bind(account_id)
-                    .bind(address)
-                    .bind(now - limits.address_window_ms)
-                    .bind(now - limits.account_window_ms)
-                    .fetch_one(&self.pool)
-                    .await?;
-                    let failures: i64 = row.try_get("failures")?;
-                    let attempts: i64 = row.try_get("attempts")?;
-                    let room = if strict { 0 } else { 1 };
-                    Ok::<bool, StoreError>(
-                        failures < i64::from(limits.address_failures)
-                            && attempts + room <= i64::from(limits.account_attempts),
-                    )
-                };
-                if !counts(false).await? {
-                    return Ok(false);
-                }
-                let oldest = now - limits.address_window_ms.max(limits.account_window_ms);
-                sqlx::query("DELETE FROM sign_in_events WHERE account_id = $1 AND at < $2")
-                    .bind(account_id)
-                    .bind(oldest)
-                    .execute(&self.pool)
-                    .await?;
-                let id = uuid::Uuid::new_v4().to_string();
-                sqlx::query(
-                    "INSERT INTO sign_in_events (id, account_id, address, failed, at) VALUES ($1, $2, $3, FALSE, $4)",
-                )
-                .bind(&id)
-                .bind(account_id)
-                .bind(address)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-                if counts(true).await? {
-                    return Ok(true);
-                }
-                sqlx::query("DELETE FROM sign_in_events WHERE id = $1")
-                    .bind(&id)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(false)
+                accounts::admit_sign_in(&self.pool, account_id, address, now, limits).await
             }
 
             async fn sign_in_failed(&self, account_id: &str, address: &str, now: UnixMillis) -> Result<()> {
-                sqlx::query(
-                    "INSERT INTO sign_in_events (id, account_id, address, failed, at) VALUES ($1, $2, $3, TRUE, $4)",
-                )
-                .bind(uuid::Uuid::new_v4().to_string())
-                .bind(account_id)
-                .bind(address)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                accounts::sign_in_failed(&self.pool, account_id, address, now).await
             }
 
             async fn sign_in_succeeded(&self, account_id: &str, address: &str) -> Result<()> {
-                sqlx::query(
-                    "DELETE FROM sign_in_events WHERE account_id = $1 AND address = $2 AND failed",
-                )
-                .bind(account_id)
-                .bind(address)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                accounts::sign_in_succeeded(&self.pool, account_id, address).await
             }
 
             async fn returning_users(&self, account_id: &str) -> Result<Returning> {
@@ -1792,22 +1548,16 @@ macro_rules! store_impl {
                         reason: a.describe(),
                     });
                 }
-                let start = $store::next_sequence(&mut tx, run).await?;
-                $store::insert_changes(&mut tx, run, &changes, start, now).await?;
+                let start = Self::next_sequence(&mut tx, run).await?;
+                Self::insert_changes(&mut tx, run, &changes, start, now).await?;
                 tx.commit().await?;
                 Ok(())
             }
 
             async fn restarted_since(&self, at: UnixMillis) -> Result<bool> {
-                if <$db as sqlx::Database>::NAME != "PostgreSQL" {
-                    return Ok(false);
-                }
-                let started: i64 = sqlx::query_scalar(
-                    "SELECT CAST(EXTRACT(EPOCH FROM pg_postmaster_start_time()) * 1000 AS BIGINT)",
-                )
-                .fetch_one(&self.pool)
-                .await?;
-                Ok(started > at)
+                let mut conn = self.pool.acquire().await?;
+                let started = <$db as Dialect>::started_at(&mut conn).await?;
+                Ok(started.is_some_and(|started| started > at))
             }
 
             async fn staged_totals(&self, run_id: &str, attempt: u32) -> Result<(u64, u64)> {
@@ -2069,12 +1819,7 @@ macro_rules! store_impl {
                 let preview = run.trigger == Trigger::Preview;
                 if !preview {
                     Self::lock_account(&mut tx, &run.account_id).await?;
-                    // The tables grow within this transaction: plan every
-                    // statement for the rows it meets, not once (a generic
-                    // plan) for the nearly empty tables of the first chunk.
-                    Self::on_postgres(&mut tx, "SET LOCAL plan_cache_mode = force_custom_plan").await?;
-                    // Room to sort a large apply's addresses in memory.
-                    Self::on_postgres(&mut tx, "SET LOCAL work_mem = '64MB'").await?;
+                    <$db as Dialect>::prepare_large_reads(&mut tx).await?;
                 }
                 // Claim the run: only an unsettled run at this attempt applies.
                 if !Self::claim(&mut tx, run).await? {
@@ -2340,16 +2085,16 @@ macro_rules! store_impl {
                 let search = query.search.trim().to_lowercase();
                 if !search.is_empty() {
                     // Addresses are stored lower-cased; display names and
-                    // DNs are folded ($fold). The DN only when the text
+                    // DNs are folded (`Dialect::FOLD`). The DN only when the text
                     // looks like part of one (`ou=london`): a scan of
                     // every DN would double the search's cost.
                     let pattern = format!("%{}%", like_escaped(&search));
-                    qb.push(concat!(" AND (", $fold, "(display_name) LIKE "));
+                    qb.push(format!(" AND ({}(display_name) LIKE ", <$db as Dialect>::FOLD));
                     qb.push_bind(pattern.clone());
                     qb.push(" ESCAPE '\\' OR primary_address LIKE ");
                     qb.push_bind(pattern.clone());
                     if search.contains('=') {
-                        qb.push(concat!(" ESCAPE '\\' OR ", $fold, "(dn) LIKE "));
+                        qb.push(format!(" ESCAPE '\\' OR {}(dn) LIKE ", <$db as Dialect>::FOLD));
                         qb.push_bind(pattern);
                     }
                     qb.push(" ESCAPE '\\')");
@@ -2416,7 +2161,7 @@ macro_rules! store_impl {
                 // a million objects looks none of them up.
                 if !self.preview
                     && !adds.is_empty()
-                    && $store::others_hold_objects(&mut self.tx, &account, &self.run.integration_id).await?
+                    && SqlStore::<$db>::others_hold_objects(&mut self.tx, &account, &self.run.integration_id).await?
                 {
                     let add_anchors: Vec<String> =
                         adds.iter().map(|u| u.record.anchor.to_string()).collect();
@@ -2455,7 +2200,7 @@ macro_rules! store_impl {
                         });
                     }
                 }
-                let before = $store::records_before(
+                let before = SqlStore::<$db>::records_before(
                     &mut self.tx,
                     &account,
                     updates.iter().map(|u| u.record.anchor),
@@ -2463,7 +2208,7 @@ macro_rules! store_impl {
                 .await?;
                 let changes = change::upsert_changes(kept.iter().copied(), updates, &before);
                 self.sequence =
-                    $store::insert_changes(&mut self.tx, &self.run, &changes, self.sequence, self.now).await?;
+                    SqlStore::<$db>::insert_changes(&mut self.tx, &self.run, &changes, self.sequence, self.now).await?;
                 self.added += kept.len() as u64;
                 self.updated += updates.len() as u64;
                 if self.preview {
@@ -2474,7 +2219,7 @@ macro_rules! store_impl {
                     self.upserted.extend(kept.iter().map(|u| u.record.anchor));
                 }
                 self.written += kept.len();
-                $store::write_upserts(
+                SqlStore::<$db>::write_upserts(
                     &mut self.tx,
                     &self.run,
                     &kept,
@@ -2553,14 +2298,14 @@ macro_rules! store_impl {
             ) -> Result<ApplyOutcome> {
                 let mut this = *self;
                 let account = this.run.account_id.clone();
-                let before = $store::records_before(
+                let before = SqlStore::<$db>::records_before(
                     &mut this.tx,
                     &account,
                     plan.removals.iter().chain(&plan.held).map(|r| r.anchor),
                 )
                 .await?;
                 let changes = change::removal_changes(plan, &before);
-                $store::insert_changes(&mut this.tx, &this.run, &changes, this.sequence, this.now).await?;
+                SqlStore::<$db>::insert_changes(&mut this.tx, &this.run, &changes, this.sequence, this.now).await?;
                 let blocked = matches!(plan.hold, Some(Hold::Guard { .. }));
                 let counts = RunCounts {
                     collected,
@@ -2575,45 +2320,22 @@ macro_rules! store_impl {
                 warnings.append(&mut this.warnings);
                 let hold_reason = plan.hold.as_ref().map(Hold::describe).unwrap_or_default();
                 if this.preview {
-                    $store::settle(&mut this.tx, &this.run, RunState::Succeeded, &counts, &warnings, &hold_reason, clock.now())
+                    SqlStore::<$db>::settle(&mut this.tx, &this.run, RunState::Succeeded, &counts, &warnings, &hold_reason, clock.now())
                         .await?;
                     this.tx.commit().await?;
                     return Ok(ApplyOutcome::Applied { counts, warnings });
                 }
-                $store::remove(&mut this.tx, &account, &plan.removals, &before, this.now).await?;
-                if $store::statistics_stale(&mut this.tx, this.written).await? {
-                    // Statistics that include what this transaction wrote
-                    // (ANALYZE counts its own uncommitted rows): without them
-                    // PostgreSQL believes the tables of a first sync hold a
-                    // few hundred rows and plans the joins below for that.
-                    // Holds the tables' ANALYZE lock until commit, so large
-                    // applies take turns here. The columns the statements
-                    // of an apply look rows up by, not the wide ones (the
-                    // record, the DN, names), whose statistics cost as much
-                    // again and serve no plan here; autovacuum's ANALYZE
-                    // after the commit gathers those.
-                    $store::on_postgres(
-                        &mut this.tx,
-                        "ANALYZE objects (account_id, anchor, integration_id, kind, managed, manager_anchor), \
-                         address_claims (account_id, address, anchor, owner, contested), \
-                         members (account_id, group_anchor, member_anchor)",
-                    )
-                    .await?;
-                    // Sampled (analysis_limit: the first 100,000 entries of
-                    // each index): 0.3 s at a million objects, where a
-                    // full ANALYZE reads every row; enough to tell an
-                    // index on the account alone from a selective one.
-                    $store::on_sqlite(
-                        &mut this.tx,
-                        "PRAGMA analysis_limit = 100000; ANALYZE objects; ANALYZE members; \
-                         ANALYZE address_claims",
-                    )
-                    .await?;
+                SqlStore::<$db>::remove(&mut this.tx, &account, &plan.removals, &before, this.now).await?;
+                if SqlStore::<$db>::statistics_stale(&mut this.tx, this.written).await? {
+                    // Statistics that include what this transaction wrote:
+                    // without them the database plans the joins below for
+                    // the tables as they were.
+                    <$db as Dialect>::analyze_applied(&mut this.tx).await?;
                 }
                 // Without claims before, the sieve named every address that
                 // may be claimed twice, unless there were too many.
                 let touched = this.owned_before || !this.sieve.overflowed();
-                $store::resolve_addresses(&mut this.tx, &account, this.owned_before, touched, &this.upserted, &mut warnings)
+                SqlStore::<$db>::resolve_addresses(&mut this.tx, &account, this.owned_before, touched, &this.upserted, &mut warnings)
                     .await?;
                 // Standing conflicts: addresses this integration's objects
                 // claim that another object owns, reported on every run.
@@ -2671,7 +2393,7 @@ macro_rules! store_impl {
                     .bind(&this.run.integration_id)
                     .execute(&mut *this.tx)
                     .await?;
-                $store::settle(&mut this.tx, &this.run, state, &counts, &warnings, &hold_reason, clock.now()).await?;
+                SqlStore::<$db>::settle(&mut this.tx, &this.run, state, &counts, &warnings, &hold_reason, clock.now()).await?;
                 this.tx.commit().await?;
                 Ok(ApplyOutcome::Applied { counts, warnings })
             }
@@ -2679,7 +2401,5 @@ macro_rules! store_impl {
     };
 }
 
-// `$fold`: the case folding of a search. SQLite's LIKE already ignores
-// ASCII case (and its lower() folds ASCII only).
-store_impl!(PgStore, sqlx::Postgres, " COLLATE \"C\"", "lower");
-store_impl!(SqliteStore, sqlx::Sqlite, "", "");
+store_impl!(sqlx::Postgres);
+store_impl!(sqlx::Sqlite);
