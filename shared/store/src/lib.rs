@@ -9,10 +9,15 @@
 mod accounts;
 mod bulk;
 mod dialect;
+mod directory;
+mod integrations;
+mod plan_inputs;
 mod records;
 mod row;
+mod runs;
 mod sieve;
 mod sql;
+mod staging;
 
 use std::str::FromStr;
 use std::sync::Arc;

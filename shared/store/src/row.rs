@@ -191,6 +191,40 @@ impl<'a> Query<'a> {
         }
     }
 
+    /// Appends `sql`, the code's own text (a value is bound, never put
+    /// in the text).
+    pub fn push(mut self, sql: &'static str) -> Self {
+        self.sql.to_mut().push_str(sql);
+        self
+    }
+
+    /// Appends the next placeholder (`$n`) and binds `value` to it.
+    pub fn push_bind<'b>(self, value: impl Into<Cell<'b>>) -> Query<'b>
+    where
+        'a: 'b,
+    {
+        let mut q = self.bind(value);
+        let n = q.args.len();
+        q.sql.to_mut().push_str(&format!("${n}"));
+        q
+    }
+
+    /// Appends ` IN (SELECT column1 FROM (VALUES ($n), …) AS k)` of
+    /// `values`: with statistics, PostgreSQL probes an index once per key.
+    pub fn push_in<'b>(self, values: &'b [String]) -> Query<'b>
+    where
+        'a: 'b,
+    {
+        let mut q = self.push(" IN (SELECT column1 FROM (VALUES ");
+        for (i, v) in values.iter().enumerate() {
+            q = q
+                .push(if i == 0 { "(" } else { ", (" })
+                .push_bind(v)
+                .push(")");
+        }
+        q.push(") AS k)")
+    }
+
     /// Every row of the result.
     pub async fn fetch_all<'c, D: Dialect>(self, on: impl Into<On<'c, D>>) -> Result<Vec<Row>> {
         match on.into() {
@@ -259,6 +293,30 @@ mod tests {
         assert_eq!(r.get::<Option<String>>("none").expect("null"), None);
         assert_eq!(r.take::<String>("id").expect("text"), "a");
         assert_eq!(r.get::<Option<String>>("id").expect("taken"), None);
+    }
+
+    #[test]
+    fn placeholders_follow_the_arguments() {
+        let keys = ["a".to_owned(), "b".to_owned()];
+        let q = query("SELECT 1 FROM t WHERE x = ")
+            .push_bind("x")
+            .push(" AND k")
+            .push_in(&keys)
+            .push(" LIMIT ")
+            .push_bind(5_i64);
+        assert_eq!(
+            q.sql,
+            "SELECT 1 FROM t WHERE x = $1 AND k IN (SELECT column1 FROM (VALUES ($2), ($3)) AS k) LIMIT $4"
+        );
+        assert_eq!(
+            q.args,
+            [
+                Cell::from("x"),
+                Cell::from("a"),
+                Cell::from("b"),
+                Cell::Int(5)
+            ]
+        );
     }
 
     #[test]

@@ -11,11 +11,10 @@ use dirsync_core::plan::{
 };
 use dirsync_core::returning::{Adoption, Aliases, Returning};
 use dirsync_core::{
-    IntegrationSettings, ObjectGuid, ObjectKind, ObjectRecord, RunCounts, RunKind, RunState,
-    SealedSecret, ShortHash, Trigger, UnixMillis,
+    ObjectGuid, ObjectKind, ObjectRecord, RunCounts, RunState, SealedSecret, ShortHash, Trigger,
+    UnixMillis,
 };
 
-use crate::accounts;
 use crate::bulk::{Cell, ROWS_PER_WRITE, Rows};
 use crate::dialect::Dialect;
 use crate::sieve::AddressSieve;
@@ -24,6 +23,7 @@ use crate::{
     ObjectQuery, Result, RunRecord, SessionRecord, SettledMark, SignInLimits, StagedBatch,
     StoreError, StoredObject, TokenRecord,
 };
+use crate::{accounts, directory, integrations, plan_inputs, runs, staging};
 
 /// The store on a database of dialect `D`.
 #[derive(Debug)]
@@ -31,91 +31,12 @@ pub struct SqlStore<D: Dialect> {
     pub pool: sqlx::Pool<D>,
 }
 
-const RUN_COLUMNS: &str = "id, account_id, integration_id, state, trigger, attempt, host, error, \
-     warnings, collected, added, updated, removed, unchanged, created_at, started_at, finished_at, \
-     hold_reason, pending, slot, kind, full_reason";
-
 fn i64_of(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn u64_of(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
-
 fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {detail}"))
-}
-
-fn integration_from_parts(
-    id: String,
-    account_id: String,
-    settings: &str,
-    password: Option<(String, Vec<u8>, Vec<u8>)>,
-    created_at: i64,
-    updated_at: i64,
-) -> Result<IntegrationRecord> {
-    let settings: IntegrationSettings =
-        serde_json::from_str(settings).map_err(|e| corrupt("integration settings", e))?;
-    Ok(IntegrationRecord {
-        id,
-        account_id,
-        settings,
-        password: password.map(|(key_id, nonce, ciphertext)| SealedSecret {
-            key_id,
-            nonce,
-            ciphertext,
-        }),
-        created_at,
-        updated_at,
-    })
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run_from_parts(
-    id: String,
-    account_id: String,
-    integration_id: String,
-    state: &str,
-    trigger: &str,
-    attempt: i64,
-    host: String,
-    error: String,
-    warnings: &str,
-    counts: [i64; 6],
-    hold_reason: String,
-    slot: Option<String>,
-    created_at: i64,
-    started_at: Option<i64>,
-    finished_at: Option<i64>,
-    (kind, full_reason): (&str, String),
-) -> Result<RunRecord> {
-    Ok(RunRecord {
-        kind: RunKind::parse(kind).ok_or_else(|| corrupt("run kind", kind))?,
-        full_reason,
-        state: RunState::parse(state).ok_or_else(|| corrupt("run state", state))?,
-        trigger: Trigger::parse(trigger).ok_or_else(|| corrupt("run trigger", trigger))?,
-        attempt: u32::try_from(attempt).map_err(|e| corrupt("run attempt", e))?,
-        warnings: serde_json::from_str(warnings).map_err(|e| corrupt("run warnings", e))?,
-        counts: RunCounts {
-            collected: u64_of(counts[0]),
-            added: u64_of(counts[1]),
-            updated: u64_of(counts[2]),
-            removed: u64_of(counts[3]),
-            unchanged: u64_of(counts[4]),
-            pending: u64_of(counts[5]),
-        },
-        hold_reason,
-        slot,
-        id,
-        account_id,
-        integration_id,
-        host,
-        error,
-        created_at,
-        started_at,
-        finished_at,
-    })
 }
 
 fn object_from_parts(integration_id: String, record: &str, managed: bool) -> Result<StoredObject> {
@@ -197,18 +118,6 @@ where
     qb.push(format!(" AND {column}"));
     push_in(&mut qb, keys);
     qb
-}
-
-/// `text` with LIKE's wildcards and its escape character escaped (`\\`).
-fn like_escaped(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {
@@ -881,93 +790,8 @@ macro_rules! store_impl {
             }
 
 
-            async fn run_row(&self, sql: &'static str, bind: &[&str]) -> Result<Vec<RunRecord>> {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.replace("{RUN}", RUN_COLUMNS)));
-                for b in bind {
-                    q = q.bind(b.to_string());
-                }
-                let rows = q.fetch_all(&self.pool).await?;
-                rows.iter()
-                    .map(|r| {
-                        run_from_parts(
-                            r.try_get("id")?,
-                            r.try_get("account_id")?,
-                            r.try_get("integration_id")?,
-                            &r.try_get::<String, _>("state")?,
-                            &r.try_get::<String, _>("trigger")?,
-                            r.try_get("attempt")?,
-                            r.try_get("host")?,
-                            r.try_get("error")?,
-                            &r.try_get::<String, _>("warnings")?,
-                            [
-                                r.try_get("collected")?,
-                                r.try_get("added")?,
-                                r.try_get("updated")?,
-                                r.try_get("removed")?,
-                                r.try_get("unchanged")?,
-                                r.try_get("pending")?,
-                            ],
-                            r.try_get("hold_reason")?,
-                            r.try_get("slot")?,
-                            r.try_get("created_at")?,
-                            r.try_get("started_at")?,
-                            r.try_get("finished_at")?,
-                            (&r.try_get::<String, _>("kind")?, r.try_get("full_reason")?),
-                        )
-                    })
-                    .collect()
-            }
 
-            async fn integration_rows(
-                &self,
-                sql: &'static str,
-                bind: &[&str],
-            ) -> Result<Vec<IntegrationRecord>> {
-                let mut q = sqlx::query(sql);
-                for b in bind {
-                    q = q.bind(b.to_string());
-                }
-                let rows = q.fetch_all(&self.pool).await?;
-                rows.iter()
-                    .map(|r| {
-                        let key_id: Option<String> = r.try_get("password_key_id")?;
-                        let nonce: Option<Vec<u8>> = r.try_get("password_nonce")?;
-                        let ct: Option<Vec<u8>> = r.try_get("password_ciphertext")?;
-                        integration_from_parts(
-                            r.try_get("id")?,
-                            r.try_get("account_id")?,
-                            &r.try_get::<String, _>("settings")?,
-                            match (key_id, nonce, ct) {
-                                (Some(k), Some(n), Some(c)) => Some((k, n, c)),
-                                _ => None,
-                            },
-                            r.try_get("created_at")?,
-                            r.try_get("updated_at")?,
-                        )
-                    })
-                    .collect()
-            }
 
-            async fn object_rows(
-                &self,
-                sql: &'static str,
-                bind: &[&str],
-            ) -> Result<Vec<StoredObject>> {
-                let mut q = sqlx::query(sql);
-                for b in bind {
-                    q = q.bind(b.to_string());
-                }
-                let rows = q.fetch_all(&self.pool).await?;
-                rows.iter()
-                    .map(|r| {
-                        object_from_parts(
-                            r.try_get("integration_id")?,
-                            &r.try_get::<String, _>("record")?,
-                            r.try_get("managed")?,
-                        )
-                    })
-                    .collect()
-            }
         }
 
         #[async_trait]
@@ -1009,38 +833,15 @@ macro_rules! store_impl {
             }
 
             async fn password_key_ids(&self) -> Result<Vec<String>> {
-                let rows = sqlx::query(
-                    "SELECT DISTINCT password_key_id FROM integrations WHERE password_key_id IS NOT NULL",
-                )
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter()
-                    .map(|r| r.try_get("password_key_id").map_err(StoreError::from))
-                    .collect()
+                integrations::password_key_ids(&self.pool).await
             }
 
             async fn password_key_counts(&self) -> Result<Vec<(String, u64)>> {
-                let rows = sqlx::query(
-                    "SELECT password_key_id, COUNT(*) AS n FROM integrations \
-                     WHERE password_key_id IS NOT NULL GROUP BY password_key_id ORDER BY password_key_id",
-                )
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter()
-                    .map(|r| {
-                        let n: i64 = r.try_get("n")?;
-                        Ok((r.try_get("password_key_id")?, u64::try_from(n).unwrap_or_default()))
-                    })
-                    .collect()
+                integrations::password_key_counts(&self.pool).await
             }
 
             async fn passwords_not_sealed_with(&self, key_id: &str) -> Result<Vec<IntegrationRecord>> {
-                self.integration_rows(
-                    "SELECT * FROM integrations WHERE password_key_id IS NOT NULL \
-                     AND password_key_id <> $1 ORDER BY account_id, id",
-                    &[key_id],
-                )
-                .await
+                integrations::passwords_not_sealed_with(&self.pool, key_id).await
             }
 
             async fn reseal_password(
@@ -1050,21 +851,7 @@ macro_rules! store_impl {
                 from: &SealedSecret,
                 to: &SealedSecret,
             ) -> Result<bool> {
-                let done = sqlx::query(
-                    "UPDATE integrations SET password_key_id = $3, password_nonce = $4, \
-                     password_ciphertext = $5 WHERE account_id = $1 AND id = $2 \
-                     AND password_key_id = $6 AND password_nonce = $7",
-                )
-                .bind(account_id)
-                .bind(integration_id)
-                .bind(&to.key_id)
-                .bind(&to.nonce)
-                .bind(&to.ciphertext)
-                .bind(&from.key_id)
-                .bind(&from.nonce)
-                .execute(&self.pool)
-                .await?;
-                Ok(done.rows_affected() == 1)
+                integrations::reseal_password(&self.pool, account_id, integration_id, from, to).await
             }
 
             async fn get_account(&self, account_id: &str) -> Result<AccountRecord> {
@@ -1076,21 +863,7 @@ macro_rules! store_impl {
             }
 
             async fn scheduled_integrations(&self) -> Result<Vec<(IntegrationRecord, AccountRecord)>> {
-                let integrations = self
-                    .integration_rows("SELECT * FROM integrations ORDER BY account_id, name", &[])
-                    .await?;
-                let accounts: HashMap<String, AccountRecord> = accounts::accounts(&self.pool)
-                    .await?
-                    .into_iter()
-                    .map(|a| (a.id.clone(), a))
-                    .collect();
-                Ok(integrations
-                    .into_iter()
-                    .filter_map(|i| {
-                        let a = accounts.get(&i.account_id)?.clone();
-                        Some((i, a))
-                    })
-                    .collect())
+                integrations::scheduled_integrations(&self.pool).await
             }
 
             async fn fail_stuck_runs(
@@ -1099,26 +872,7 @@ macro_rules! store_impl {
                 reason: &str,
                 now: UnixMillis,
             ) -> Result<Vec<String>> {
-                let rows = sqlx::query(
-                    "UPDATE runs SET state = 'failed', error = $2, finished_at = $3 \
-                     WHERE state IN ('queued', 'collecting', 'reconciling') AND created_at < $1 RETURNING id",
-                )
-                .bind(before)
-                .bind(reason)
-                .bind(now)
-                .fetch_all(&self.pool)
-                .await?;
-                let ids = rows
-                    .iter()
-                    .map(|r| r.try_get("id").map_err(StoreError::from))
-                    .collect::<Result<Vec<String>>>()?;
-                for id in &ids {
-                    sqlx::query("DELETE FROM staged_batches WHERE run_id = $1")
-                        .bind(id)
-                        .execute(&self.pool)
-                        .await?;
-                }
-                Ok(ids)
+                runs::fail_stuck_runs(&self.pool, before, reason, now).await
             }
 
             async fn last_success(
@@ -1126,43 +880,11 @@ macro_rules! store_impl {
                 account_id: &str,
                 integration_id: &str,
             ) -> Result<Option<RunRecord>> {
-                Ok(self
-                    .run_row(
-                        "SELECT {RUN} FROM runs WHERE account_id = $1 AND integration_id = $2 \
-                         AND state = 'succeeded' AND trigger <> 'preview' \
-                         ORDER BY finished_at DESC LIMIT 1",
-                        &[account_id, integration_id],
-                    )
-                    .await?
-                    .pop())
+                runs::last_success(&self.pool, account_id, integration_id).await
             }
 
             async fn create_integration(&self, rec: &IntegrationRecord) -> Result<()> {
-                let pw = rec.password.as_ref();
-                sqlx::query(
-                    "INSERT INTO integrations (id, account_id, name, settings, password_key_id, \
-                     password_nonce, password_ciphertext, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(&rec.id)
-                .bind(&rec.account_id)
-                .bind(&rec.settings.name)
-                .bind(json(&rec.settings))
-                .bind(pw.map(|p| p.key_id.clone()))
-                .bind(pw.map(|p| p.nonce.clone()))
-                .bind(pw.map(|p| p.ciphertext.clone()))
-                .bind(rec.created_at)
-                .bind(rec.updated_at)
-                .execute(&self.pool)
-                .await
-                .map_err(|e| match StoreError::from(e) {
-                    StoreError::Conflict(_) => StoreError::Conflict(format!(
-                        "the account already has an integration named {:?}",
-                        rec.settings.name
-                    )),
-                    other => other,
-                })?;
-                Ok(())
+                integrations::create_integration(&self.pool, rec).await
             }
 
             async fn get_integration(
@@ -1170,72 +892,15 @@ macro_rules! store_impl {
                 account_id: &str,
                 id_or_name: &str,
             ) -> Result<IntegrationRecord> {
-                self.integration_rows(
-                    "SELECT * FROM integrations WHERE account_id = $1 AND (id = $2 OR name = $2) \
-                     ORDER BY (id = $2) DESC LIMIT 1",
-                    &[account_id, id_or_name],
-                )
-                .await?
-                .pop()
-                .ok_or_else(|| StoreError::NotFound(format!("integration {id_or_name:?}")))
+                integrations::get_integration(&self.pool, account_id, id_or_name).await
             }
 
             async fn list_integrations(&self, account_id: &str) -> Result<Vec<IntegrationRecord>> {
-                self.integration_rows(
-                    "SELECT * FROM integrations WHERE account_id = $1 ORDER BY name",
-                    &[account_id],
-                )
-                .await
+                integrations::list_integrations(&self.pool, account_id).await
             }
 
             async fn update_integration(&self, rec: &IntegrationRecord) -> Result<()> {
-                // Settings that change what a run reads or how it derives
-                // records make the next run a full one: a delta applies
-                // changes to records derived under the old settings.
-                let before: Option<String> = sqlx::query_scalar(
-                    "SELECT settings FROM integrations WHERE account_id = $1 AND id = $2",
-                )
-                .bind(&rec.account_id)
-                .bind(&rec.id)
-                .fetch_optional(&self.pool)
-                .await?;
-                let rescope = before
-                    .and_then(|b| serde_json::from_str::<IntegrationSettings>(&b).ok())
-                    .is_none_or(|b| !b.reads_as(&rec.settings));
-                if rescope {
-                    sqlx::query("DELETE FROM sync_cursors WHERE account_id = $1 AND integration_id = $2")
-                        .bind(&rec.account_id)
-                        .bind(&rec.id)
-                        .execute(&self.pool)
-                        .await?;
-                }
-                let pw = rec.password.as_ref();
-                let done = sqlx::query(
-                    "UPDATE integrations SET name = $3, settings = $4, password_key_id = $5, \
-                     password_nonce = $6, password_ciphertext = $7, updated_at = $8 \
-                     WHERE account_id = $1 AND id = $2",
-                )
-                .bind(&rec.account_id)
-                .bind(&rec.id)
-                .bind(&rec.settings.name)
-                .bind(json(&rec.settings))
-                .bind(pw.map(|p| p.key_id.clone()))
-                .bind(pw.map(|p| p.nonce.clone()))
-                .bind(pw.map(|p| p.ciphertext.clone()))
-                .bind(rec.updated_at)
-                .execute(&self.pool)
-                .await
-                .map_err(|e| match StoreError::from(e) {
-                    StoreError::Conflict(_) => StoreError::Conflict(format!(
-                        "the account already has an integration named {:?}",
-                        rec.settings.name
-                    )),
-                    other => other,
-                })?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(format!("integration {:?}", rec.id)));
-                }
-                Ok(())
+                integrations::update_integration(&self.pool, rec).await
             }
 
             async fn delete_integration(
@@ -1298,32 +963,11 @@ macro_rules! store_impl {
             }
 
             async fn create_run(&self, run: &RunRecord) -> Result<()> {
-                sqlx::query(
-                    "INSERT INTO runs (id, account_id, integration_id, state, trigger, attempt, created_at, slot, kind) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(&run.id)
-                .bind(&run.account_id)
-                .bind(&run.integration_id)
-                .bind(run.state.as_str())
-                .bind(run.trigger.as_str())
-                .bind(i64::from(run.attempt))
-                .bind(run.created_at)
-                .bind(&run.slot)
-                .bind(run.kind.as_str())
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                runs::create_run(&self.pool, run).await
             }
 
             async fn get_run(&self, account_id: &str, run_id: &str) -> Result<RunRecord> {
-                self.run_row(
-                    "SELECT {RUN} FROM runs WHERE account_id = $1 AND id = $2",
-                    &[account_id, run_id],
-                )
-                .await?
-                .pop()
-                .ok_or_else(|| StoreError::NotFound(format!("run {run_id:?}")))
+                runs::get_run(&self.pool, account_id, run_id).await
             }
 
             async fn list_runs(
@@ -1332,13 +976,7 @@ macro_rules! store_impl {
                 integration_id: &str,
                 limit: u32,
             ) -> Result<Vec<RunRecord>> {
-                let limit = limit.clamp(1, 1000).to_string();
-                self.run_row(
-                    "SELECT {RUN} FROM runs WHERE account_id = $1 AND integration_id = $2 \
-                     ORDER BY created_at DESC, id DESC LIMIT CAST($3 AS BIGINT)",
-                    &[account_id, integration_id, &limit],
-                )
-                .await
+                runs::list_runs(&self.pool, account_id, integration_id, limit).await
             }
 
             async fn active_run(
@@ -1346,15 +984,7 @@ macro_rules! store_impl {
                 account_id: &str,
                 integration_id: &str,
             ) -> Result<Option<RunRecord>> {
-                Ok(self
-                    .run_row(
-                        "SELECT {RUN} FROM runs WHERE account_id = $1 AND integration_id = $2 \
-                         AND state IN ('queued', 'collecting', 'reconciling') \
-                         ORDER BY created_at DESC LIMIT 1",
-                        &[account_id, integration_id],
-                    )
-                    .await?
-                    .pop())
+                runs::active_run(&self.pool, account_id, integration_id).await
             }
 
             async fn run_started(
@@ -1364,18 +994,7 @@ macro_rules! store_impl {
                 host: &str,
                 now: UnixMillis,
             ) -> Result<bool> {
-                let done = sqlx::query(
-                    "UPDATE runs SET state = 'collecting', attempt = $2, host = $3, \
-                     started_at = COALESCE(started_at, $4) \
-                     WHERE id = $1 AND attempt <= $2 AND state IN ('queued', 'collecting', 'reconciling')",
-                )
-                .bind(run_id)
-                .bind(i64::from(attempt))
-                .bind(host)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-                Ok(done.rows_affected() == 1)
+                runs::run_started(&self.pool, run_id, attempt, host, now).await
             }
 
             async fn fail_run(
@@ -1385,24 +1004,7 @@ macro_rules! store_impl {
                 error: &str,
                 now: UnixMillis,
             ) -> Result<bool> {
-                let mut tx = self.pool.begin().await?;
-                let done = sqlx::query(
-                    "UPDATE runs SET state = 'failed', error = $3, finished_at = $4, \
-                     attempt = CASE WHEN attempt < $2 THEN $2 ELSE attempt END \
-                     WHERE id = $1 AND attempt <= $2 AND state IN ('queued', 'collecting', 'reconciling')",
-                )
-                .bind(run_id)
-                .bind(i64::from(attempt))
-                .bind(error)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("DELETE FROM staged_batches WHERE run_id = $1")
-                    .bind(run_id)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(done.rows_affected() == 1)
+                runs::fail_run(&self.pool, run_id, attempt, error, now).await
             }
 
             async fn stage_batch(
@@ -1414,37 +1016,11 @@ macro_rules! store_impl {
                 payload: &[u8],
                 lz4: bool,
             ) -> Result<()> {
-                sqlx::query(
-                    "INSERT INTO staged_batches (run_id, attempt, sequence, entries, payload, lz4) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id, attempt, sequence) DO NOTHING",
-                )
-                .bind(run_id)
-                .bind(i64::from(attempt))
-                .bind(i64::from(sequence))
-                .bind(i64_of(entries))
-                .bind(payload)
-                .bind(lz4)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                staging::stage_batch(&self.pool, run_id, attempt, sequence, entries, payload, lz4).await
             }
 
             async fn settled_mark(&self, account_id: &str, run_id: &str) -> Result<SettledMark> {
-                let row = sqlx::query(
-                    "SELECT CAST(COUNT(finished_at) AS BIGINT) AS settled, \
-                     CAST(COALESCE(MAX(finished_at), 0) AS BIGINT) AS latest, \
-                     CAST(COUNT(CASE WHEN state = 'blocked' THEN 1 END) AS BIGINT) AS blocked \
-                     FROM runs WHERE account_id = $1 AND id <> $2",
-                )
-                .bind(account_id)
-                .bind(run_id)
-                .fetch_one(&self.pool)
-                .await?;
-                Ok(SettledMark {
-                    settled: row.try_get("settled")?,
-                    latest: row.try_get("latest")?,
-                    blocked: row.try_get("blocked")?,
-                })
+                runs::settled_mark(&self.pool, account_id, run_id).await
             }
 
             async fn admit_sign_in(
@@ -1466,43 +1042,11 @@ macro_rules! store_impl {
             }
 
             async fn returning_users(&self, account_id: &str) -> Result<Returning> {
-                let rows = sqlx::query(
-                    "SELECT anchor, primary_address FROM objects WHERE account_id = $1 \
-                     AND NOT managed AND kind = 'user' AND primary_address IS NOT NULL",
-                )
-                .bind(account_id)
-                .fetch_all(&self.pool)
-                .await?;
-                let mut out = Returning::new();
-                for r in rows {
-                    let anchor: String = r.try_get("anchor")?;
-                    let address: String = r.try_get("primary_address")?;
-                    let anchor = anchor.parse().map_err(|e| corrupt("an object's anchor", e))?;
-                    // An address that does not parse cannot match one.
-                    if let Ok(address) = dirsync_core::EmailAddress::parse(&address) {
-                        out.insert(address, anchor);
-                    }
-                }
-                Ok(out)
+                plan_inputs::returning_users(&self.pool, account_id).await
             }
 
             async fn anchor_aliases(&self, account_id: &str) -> Result<Aliases> {
-                let rows = sqlx::query(
-                    "SELECT source_anchor, anchor FROM anchor_aliases WHERE account_id = $1",
-                )
-                .bind(account_id)
-                .fetch_all(&self.pool)
-                .await?;
-                let mut out = Aliases::new();
-                for r in rows {
-                    let source: String = r.try_get("source_anchor")?;
-                    let anchor: String = r.try_get("anchor")?;
-                    out.insert(
-                        source.parse().map_err(|e| corrupt("an alias's objectGUID", e))?,
-                        anchor.parse().map_err(|e| corrupt("an alias's anchor", e))?,
-                    );
-                }
-                Ok(out)
+                plan_inputs::anchor_aliases(&self.pool, account_id).await
             }
 
             async fn adopt(&self, run: &RunRecord, adoptions: &[Adoption], now: UnixMillis) -> Result<()> {
@@ -1555,24 +1099,11 @@ macro_rules! store_impl {
             }
 
             async fn restarted_since(&self, at: UnixMillis) -> Result<bool> {
-                let mut conn = self.pool.acquire().await?;
-                let started = <$db as Dialect>::started_at(&mut conn).await?;
-                Ok(started.is_some_and(|started| started > at))
+                staging::restarted_since(&self.pool, at).await
             }
 
             async fn staged_totals(&self, run_id: &str, attempt: u32) -> Result<(u64, u64)> {
-                let row = sqlx::query(
-                    "SELECT CAST(COUNT(*) AS BIGINT) AS batches, CAST(COALESCE(SUM(entries), 0) AS BIGINT) AS entries \
-                     FROM staged_batches WHERE run_id = $1 AND attempt = $2",
-                )
-                .bind(run_id)
-                .bind(i64::from(attempt))
-                .fetch_one(&self.pool)
-                .await?;
-                Ok((
-                    u64_of(row.try_get("batches")?),
-                    u64_of(row.try_get("entries")?),
-                ))
+                staging::staged_totals(&self.pool, run_id, attempt).await
             }
 
             async fn staged_batches(
@@ -1582,28 +1113,7 @@ macro_rules! store_impl {
                 from: u32,
                 limit: u32,
             ) -> Result<Vec<StagedBatch>> {
-                let rows = sqlx::query(
-                    "SELECT sequence, payload, lz4 FROM staged_batches WHERE run_id = $1 AND attempt = $2 \
-                     AND sequence >= $3 ORDER BY sequence LIMIT $4",
-                )
-                .bind(run_id)
-                .bind(i64::from(attempt))
-                .bind(i64::from(from))
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter()
-                    .map(|r| {
-                        let sequence: i64 = r.try_get("sequence")?;
-                        let sequence = u32::try_from(sequence)
-                            .map_err(|_| corrupt("batch sequence", sequence))?;
-                        Ok(StagedBatch {
-                            sequence,
-                            payload: r.try_get("payload")?,
-                            lz4: r.try_get("lz4")?,
-                        })
-                    })
-                    .collect()
+                staging::staged_batches(&self.pool, run_id, attempt, from, limit).await
             }
 
             async fn current_objects(
@@ -1678,25 +1188,7 @@ macro_rules! store_impl {
             }
 
             async fn cursors(&self, account_id: &str, integration_id: &str) -> Result<Vec<CursorRecord>> {
-                let rows = sqlx::query(
-                    "SELECT source, server, value, run_id, updated_at FROM sync_cursors \
-                     WHERE account_id = $1 AND integration_id = $2 ORDER BY updated_at DESC",
-                )
-                .bind(account_id)
-                .bind(integration_id)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(CursorRecord {
-                            source: r.try_get("source")?,
-                            server: r.try_get("server")?,
-                            value: r.try_get("value")?,
-                            run_id: r.try_get("run_id")?,
-                            updated_at: r.try_get("updated_at")?,
-                        })
-                    })
-                    .collect()
+                plan_inputs::cursors(&self.pool, account_id, integration_id).await
             }
 
             async fn delta_stored(
@@ -1795,19 +1287,7 @@ macro_rules! store_impl {
                 account_id: &str,
                 integration_id: &str,
             ) -> Result<u64> {
-                let removed: i64 = sqlx::query_scalar(
-                    "SELECT CAST(COALESCE(SUM(r.removed), 0) AS BIGINT) FROM runs r WHERE r.account_id = $1 AND r.integration_id = $2 \
-                     AND r.kind = 'delta' AND r.trigger <> 'preview' AND r.state IN ('succeeded', 'blocked') \
-                     AND r.created_at > COALESCE((SELECT MAX(f.created_at) FROM runs f \
-                         WHERE f.account_id = r.account_id AND f.integration_id = r.integration_id \
-                         AND f.kind = 'full' AND f.trigger <> 'preview' \
-                         AND f.state IN ('succeeded', 'blocked')), 0)",
-                )
-                .bind(account_id)
-                .bind(integration_id)
-                .fetch_one(&self.pool)
-                .await?;
-                Ok(u64_of(removed))
+                plan_inputs::delta_removals_since_full(&self.pool, account_id, integration_id).await
             }
 
             async fn begin_apply(
@@ -1862,29 +1342,7 @@ macro_rules! store_impl {
             }
 
             async fn paused_by(&self, account_id: &str, integration_id: &str) -> Result<Vec<String>> {
-                let rows = sqlx::query(
-                    "SELECT i.name, r.state FROM runs r JOIN integrations i ON i.id = r.integration_id \
-                     WHERE r.account_id = $1 AND r.integration_id <> $2 AND r.trigger <> 'preview' \
-                     AND r.state IN ('succeeded', 'failed', 'blocked') \
-                     AND r.created_at = (SELECT MAX(r2.created_at) FROM runs r2 \
-                         WHERE r2.account_id = r.account_id AND r2.integration_id = r.integration_id \
-                         AND r2.trigger <> 'preview' AND r2.state IN ('succeeded', 'failed', 'blocked')) \
-                     ORDER BY r.created_at, r.id",
-                )
-                .bind(account_id)
-                .bind(integration_id)
-                .fetch_all(&self.pool)
-                .await?;
-                // The latest settled run of each integration decides.
-                let mut latest: std::collections::BTreeMap<String, String> = Default::default();
-                for r in &rows {
-                    latest.insert(r.try_get("name")?, r.try_get("state")?);
-                }
-                Ok(latest
-                    .into_iter()
-                    .filter(|(_, state)| state != "succeeded")
-                    .map(|(name, state)| format!("{name} ({state})"))
-                    .collect())
+                directory::paused_by(&self.pool, account_id, integration_id).await
             }
 
             async fn pending_removals(
@@ -2033,42 +1491,7 @@ macro_rules! store_impl {
                 anchor: Option<&str>,
                 limit: u32,
             ) -> Result<Vec<ChangeRecord>> {
-                let rows = sqlx::query(
-                    "SELECT run_id, anchor, kind, dn, operation, fields, reason, at FROM change_log \
-                     WHERE account_id = $1 AND ($3 = '' OR anchor = $3) \
-                     AND (run_id = $2 OR ($2 = '' AND run_id NOT IN \
-                          (SELECT id FROM runs WHERE account_id = $1 AND trigger = 'preview'))) \
-                     ORDER BY at DESC, run_id, sequence DESC LIMIT CAST($4 AS BIGINT)",
-                )
-                .bind(account_id)
-                .bind(run_id.unwrap_or_default())
-                .bind(anchor.unwrap_or_default())
-                .bind(i64::from(limit.clamp(1, 10_000)))
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter()
-                    .map(|r| {
-                        let anchor: String = r.try_get("anchor")?;
-                        let kind: String = r.try_get("kind")?;
-                        let operation: String = r.try_get("operation")?;
-                        let fields: String = r.try_get("fields")?;
-                        Ok(ChangeRecord {
-                            run_id: r.try_get("run_id")?,
-                            at: r.try_get("at")?,
-                            change: Change {
-                                anchor: anchor.parse().map_err(|e| corrupt("change anchor", e))?,
-                                kind: ObjectKind::parse(&kind)
-                                    .ok_or_else(|| corrupt("change kind", &kind))?,
-                                dn: r.try_get("dn")?,
-                                operation: Operation::parse(&operation)
-                                    .ok_or_else(|| corrupt("change operation", &operation))?,
-                                fields: serde_json::from_str(&fields)
-                                    .map_err(|e| corrupt("change fields", e))?,
-                                reason: r.try_get("reason")?,
-                            },
-                        })
-                    })
-                    .collect()
+                directory::list_changes(&self.pool, account_id, run_id, anchor, limit).await
             }
 
             async fn list_objects(
@@ -2076,70 +1499,11 @@ macro_rules! store_impl {
                 account_id: &str,
                 query: &ObjectQuery,
             ) -> Result<Vec<StoredObject>> {
-                let mut qb = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT integration_id, record, managed FROM objects WHERE account_id = ",
-                );
-                qb.push_bind(account_id.to_owned());
-                qb.push(" AND kind = ");
-                qb.push_bind(query.kind.as_str().to_owned());
-                let search = query.search.trim().to_lowercase();
-                if !search.is_empty() {
-                    // Addresses are stored lower-cased; display names and
-                    // DNs are folded (`Dialect::FOLD`). The DN only when the text
-                    // looks like part of one (`ou=london`): a scan of
-                    // every DN would double the search's cost.
-                    let pattern = format!("%{}%", like_escaped(&search));
-                    qb.push(format!(" AND ({}(display_name) LIKE ", <$db as Dialect>::FOLD));
-                    qb.push_bind(pattern.clone());
-                    qb.push(" ESCAPE '\\' OR primary_address LIKE ");
-                    qb.push_bind(pattern.clone());
-                    if search.contains('=') {
-                        qb.push(format!(" ESCAPE '\\' OR {}(dn) LIKE ", <$db as Dialect>::FOLD));
-                        qb.push_bind(pattern);
-                    }
-                    qb.push(" ESCAPE '\\')");
-                }
-                if !query.anchors.is_empty() {
-                    qb.push(" AND anchor");
-                    push_in(&mut qb, &query.anchors);
-                }
-                if let Some((name, anchor)) = &query.after {
-                    qb.push(" AND (display_name > ");
-                    qb.push_bind(name.clone());
-                    qb.push(" OR (display_name = ");
-                    qb.push_bind(name.clone());
-                    qb.push(" AND anchor > ");
-                    qb.push_bind(anchor.clone());
-                    qb.push("))");
-                }
-                qb.push(" ORDER BY display_name, anchor");
-                if let Some(limit) = query.limit {
-                    qb.push(" LIMIT ");
-                    qb.push_bind(i64::from(limit));
-                }
-                let rows = qb.build().fetch_all(&self.pool).await?;
-                rows.iter()
-                    .map(|r| {
-                        object_from_parts(
-                            r.try_get("integration_id")?,
-                            &r.try_get::<String, _>("record")?,
-                            r.try_get("managed")?,
-                        )
-                    })
-                    .collect()
+                directory::list_objects(&self.pool, account_id, query).await
             }
 
             async fn lookup_address(&self, account_id: &str, address: &str) -> Result<StoredObject> {
-                let address = address.trim().to_lowercase();
-                self.object_rows(
-                    "SELECT o.integration_id, o.record, o.managed FROM address_claims a \
-                     JOIN objects o ON o.account_id = a.account_id AND o.anchor = a.anchor \
-                     WHERE a.account_id = $1 AND a.address = $2 AND a.owner = TRUE",
-                    &[account_id, &address],
-                )
-                .await?
-                .pop()
-                .ok_or_else(|| StoreError::NotFound(format!("address {address:?}")))
+                directory::lookup_address(&self.pool, account_id, address).await
             }
         }
 
