@@ -12,9 +12,7 @@ use dirsync_bus::{MAX_DELIVER, Topic};
 use dirsync_core::plan::{self, Completeness, Planner, Writes};
 use dirsync_core::{RunKind, Trigger, UnixMillis};
 use dirsync_proto::bus;
-use dirsync_store::{
-    Apply, ApplyOutcome, CursorRecord, IntegrationRecord, StagedBatch, StoreError,
-};
+use dirsync_store::{Apply, CursorRecord, IntegrationRecord, StagedBatch, StoreError};
 
 use crate::assemble::{Assembled, BatchReader, Collected, Pages, RunKey, Skips};
 use crate::consume::{Reconciler, Settle};
@@ -237,27 +235,10 @@ impl Reconciler {
                 end.referrals
             ));
         }
-        match apply
+        let outcome = apply
             .finish(&plan, end.entries, self.clock.as_ref())
-            .await?
-        {
-            ApplyOutcome::Applied { counts, warnings } => {
-                crate::metrics::run_applied(&run, &plan, &synced, now);
-                tracing::info!(
-                    run = %run.id,
-                    added = counts.added,
-                    updated = counts.updated,
-                    removed = counts.removed,
-                    unchanged = counts.unchanged,
-                    pending = counts.pending,
-                    warnings = warnings.len(),
-                    "run applied"
-                );
-            }
-            ApplyOutcome::AlreadySettled => {
-                tracing::info!(run = %run.id, "run already settled; nothing applied");
-            }
-        }
+            .await?;
+        crate::metrics::settled(&run, &plan, &synced, &outcome, now);
         Ok(Settle::Ack)
     }
 

@@ -8,7 +8,7 @@ use dirsync_convert::EntryDigest;
 use dirsync_core::plan::{self, Writes};
 use dirsync_core::{ObjectKind, Trigger, UnixMillis};
 use dirsync_proto::bus;
-use dirsync_store::{ApplyOutcome, CursorRecord, IntegrationRecord, StagedBatch, StoreError};
+use dirsync_store::{CursorRecord, IntegrationRecord, StagedBatch, StoreError};
 
 use crate::apply::write;
 use crate::assemble::STAGED_PAGE;
@@ -124,27 +124,10 @@ impl Reconciler {
             ),
             None => {}
         }
-        match apply
+        let outcome = apply
             .finish(&plan, end.entries, self.clock.as_ref())
-            .await?
-        {
-            ApplyOutcome::Applied { counts, warnings } => {
-                crate::metrics::run_applied(&run, &plan, &synced, now);
-                tracing::info!(
-                    run = %run.id,
-                    kind = "delta",
-                    added = counts.added,
-                    updated = counts.updated,
-                    removed = counts.removed,
-                    unchanged = counts.unchanged,
-                    warnings = warnings.len(),
-                    "run applied"
-                );
-            }
-            ApplyOutcome::AlreadySettled => {
-                tracing::info!(run = %run.id, "run already settled; nothing applied");
-            }
-        }
+            .await?;
+        crate::metrics::settled(&run, &plan, &synced, &outcome, now);
         Ok(Settle::Ack)
     }
 

@@ -20,6 +20,35 @@ impl Synced {
     }
 }
 
+/// What an apply's end did: counted (see [`run_applied`]) and logged.
+pub(crate) fn settled(
+    run: &dirsync_store::RunRecord,
+    plan: &plan::Plan,
+    synced: &Synced,
+    outcome: &dirsync_store::ApplyOutcome,
+    now: dirsync_core::UnixMillis,
+) {
+    match outcome {
+        dirsync_store::ApplyOutcome::Applied { counts, warnings } => {
+            run_applied(run, plan, synced, now);
+            tracing::info!(
+                run = %run.id,
+                kind = run.kind.as_str(),
+                added = counts.added,
+                updated = counts.updated,
+                removed = counts.removed,
+                unchanged = counts.unchanged,
+                pending = counts.pending,
+                warnings = warnings.len(),
+                "run applied"
+            );
+        }
+        dirsync_store::ApplyOutcome::AlreadySettled => {
+            tracing::info!(run = %run.id, "run already settled; nothing applied");
+        }
+    }
+}
+
 /// A run failed.
 pub(crate) fn run_failed(integration: &str, kind: RunKind) {
     metrics()
@@ -33,7 +62,7 @@ pub(crate) fn run_failed(integration: &str, kind: RunKind) {
 }
 
 /// Counts what an applied (or previewed) run did.
-pub(crate) fn run_applied(
+fn run_applied(
     run: &dirsync_store::RunRecord,
     plan: &plan::Plan,
     synced: &Synced,

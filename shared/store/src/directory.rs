@@ -4,15 +4,12 @@
 use dirsync_core::ObjectKind;
 use dirsync_core::change::{Change, Operation};
 
+use crate::corrupt;
 use crate::dialect::Dialect;
 use crate::row::{Row, query};
 use crate::{ChangeRecord, ObjectQuery, Result, StoreError, StoredObject};
 
 type Pool<D> = sqlx::Pool<D>;
-
-fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {detail}"))
-}
 
 /// An object as a row of `objects` (integration_id, record, managed)
 /// holds it.

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use dirsync_core::{IntegrationSettings, SealedSecret};
 
 use crate::dialect::Dialect;
+use crate::json;
 use crate::row::{Row, query};
 use crate::{AccountRecord, IntegrationRecord, Result, StoreError, accounts};
 
@@ -50,10 +51,6 @@ fn name_taken(rec: &IntegrationRecord) -> impl Fn(StoreError) -> StoreError + '_
         )),
         other => other,
     }
-}
-
-fn json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_default()
 }
 
 pub(crate) async fn create_integration<D: Dialect>(

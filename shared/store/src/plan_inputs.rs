@@ -7,13 +7,10 @@ use dirsync_core::returning::{Aliases, Returning};
 
 use crate::dialect::Dialect;
 use crate::row::query;
-use crate::{CursorRecord, Result, StoreError};
+use crate::{CursorRecord, Result};
+use crate::{corrupt, u64_of};
 
 type Pool<D> = sqlx::Pool<D>;
-
-fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {detail}"))
-}
 
 pub(crate) async fn returning_users<D: Dialect>(
     pool: &Pool<D>,
@@ -109,5 +106,5 @@ pub(crate) async fn delta_removals_since_full<D: Dialect>(
     .bind(integration_id)
     .fetch_one(pool)
     .await?;
-    Ok(u64::try_from(row.get::<i64>("removed")?).unwrap_or(0))
+    Ok(u64_of(row.get("removed")?))
 }

@@ -7,16 +7,9 @@ use dirsync_core::{RunCounts, RunKind, RunState, Trigger, UnixMillis};
 use crate::dialect::Dialect;
 use crate::row::{Row, query};
 use crate::{Result, RunRecord, SettledMark, StoreError};
+use crate::{corrupt, u64_of};
 
 type Pool<D> = sqlx::Pool<D>;
-
-fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {detail}"))
-}
-
-fn u64_of(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
 
 /// A run as a row of `runs` holds it.
 pub(crate) fn run_of(mut r: Row) -> Result<RunRecord> {

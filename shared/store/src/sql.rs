@@ -24,19 +24,12 @@ use crate::{
     StoreError, StoredObject, TokenRecord,
 };
 use crate::{accounts, directory, integrations, plan_inputs, runs, staging};
+use crate::{corrupt, i64_of, json};
 
 /// The store on a database of dialect `D`.
 #[derive(Debug)]
 pub struct SqlStore<D: Dialect> {
     pub pool: sqlx::Pool<D>,
-}
-
-fn i64_of(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {detail}"))
 }
 
 fn object_from_parts(integration_id: String, record: &str, managed: bool) -> Result<StoredObject> {
@@ -118,10 +111,6 @@ where
     qb.push(format!(" AND {column}"));
     push_in(&mut qb, keys);
     qb
-}
-
-fn json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_default()
 }
 
 /// A run's apply in progress (see [`crate::Apply`]).

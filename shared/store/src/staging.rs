@@ -7,6 +7,7 @@ use dirsync_core::UnixMillis;
 use crate::dialect::Dialect;
 use crate::row::query;
 use crate::{Result, StagedBatch, StoreError};
+use crate::{i64_of, u64_of};
 
 type Pool<D> = sqlx::Pool<D>;
 
@@ -26,7 +27,7 @@ pub(crate) async fn stage_batch<D: Dialect>(
     .bind(run_id)
     .bind(i64::from(attempt))
     .bind(i64::from(sequence))
-    .bind(i64::try_from(entries).unwrap_or(i64::MAX))
+    .bind(i64_of(entries))
     .bind(payload)
     .bind(lz4)
     .execute(pool)
@@ -49,10 +50,7 @@ pub(crate) async fn staged_totals<D: Dialect>(
     .bind(i64::from(attempt))
     .fetch_one(pool)
     .await?;
-    let count = |column: &str| {
-        row.get::<i64>(column)
-            .map(|n| u64::try_from(n).unwrap_or(0))
-    };
+    let count = |column: &str| row.get::<i64>(column).map(u64_of);
     Ok((count("batches")?, count("entries")?))
 }
 
