@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::TryStreamExt as _;
 use sqlx::{Column as _, Row as _, TypeInfo as _, ValueRef as _};
 
 use crate::bulk::{Cell, Rows, copy_in};
@@ -23,8 +24,25 @@ pub trait Dialect: sqlx::Database {
     /// ASCII: none).
     const FOLD: &'static str;
 
-    /// The rows `sql` gives with `args` bound to `$1`, `$2`, ….
-    async fn fetch(conn: &mut Self::Connection, sql: &str, args: &[Cell<'_>]) -> Result<Vec<Row>>;
+    /// Hands each row `sql` gives with `args` bound to `$1`, `$2`, … to
+    /// `each` as it arrives.
+    async fn fetch_each(
+        conn: &mut Self::Connection,
+        sql: &str,
+        args: &[Cell<'_>],
+        each: &mut (dyn FnMut(Row) -> Result<()> + Send),
+    ) -> Result<()>;
+
+    /// The rows `sql` gives with `args` bound.
+    async fn fetch(conn: &mut Self::Connection, sql: &str, args: &[Cell<'_>]) -> Result<Vec<Row>> {
+        let mut rows = Vec::new();
+        Self::fetch_each(conn, sql, args, &mut |r| {
+            rows.push(r);
+            Ok(())
+        })
+        .await?;
+        Ok(rows)
+    }
 
     /// Runs `sql` with `args`; the rows it changed.
     async fn execute(conn: &mut Self::Connection, sql: &str, args: &[Cell<'_>]) -> Result<u64>;
@@ -155,17 +173,19 @@ impl Dialect for sqlx::Postgres {
     const BYTEWISE: &'static str = " COLLATE \"C\"";
     const FOLD: &'static str = "lower";
 
-    async fn fetch(
+    async fn fetch_each(
         conn: &mut sqlx::PgConnection,
         sql: &str,
         args: &[Cell<'_>],
-    ) -> Result<Vec<Row>> {
-        let rows = bound!(sqlx::Postgres, sql, args).fetch_all(conn).await?;
-        let Some(first) = rows.first() else {
-            return Ok(Vec::new());
-        };
-        let names = names(first);
-        rows.iter().map(|r| pg_row(r, &names)).collect()
+        each: &mut (dyn FnMut(Row) -> Result<()> + Send),
+    ) -> Result<()> {
+        let mut rows = bound!(sqlx::Postgres, sql, args).fetch(conn);
+        let mut columns = None;
+        while let Some(r) = rows.try_next().await? {
+            let columns = columns.get_or_insert_with(|| names(&r));
+            each(pg_row(&r, columns)?)?;
+        }
+        Ok(())
     }
 
     async fn execute(conn: &mut sqlx::PgConnection, sql: &str, args: &[Cell<'_>]) -> Result<u64> {
@@ -285,17 +305,19 @@ impl Dialect for sqlx::Sqlite {
     const BYTEWISE: &'static str = "";
     const FOLD: &'static str = "";
 
-    async fn fetch(
+    async fn fetch_each(
         conn: &mut sqlx::SqliteConnection,
         sql: &str,
         args: &[Cell<'_>],
-    ) -> Result<Vec<Row>> {
-        let rows = bound!(sqlx::Sqlite, sql, args).fetch_all(conn).await?;
-        let Some(first) = rows.first() else {
-            return Ok(Vec::new());
-        };
-        let names = names(first);
-        rows.iter().map(|r| sqlite_row(r, &names)).collect()
+        each: &mut (dyn FnMut(Row) -> Result<()> + Send),
+    ) -> Result<()> {
+        let mut rows = bound!(sqlx::Sqlite, sql, args).fetch(conn);
+        let mut columns = None;
+        while let Some(r) = rows.try_next().await? {
+            let columns = columns.get_or_insert_with(|| names(&r));
+            each(sqlite_row(&r, columns)?)?;
+        }
+        Ok(())
     }
 
     async fn execute(

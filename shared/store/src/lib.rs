@@ -5,19 +5,33 @@
 //! database (`SqlStore<D: Dialect>`): the same SQL for both (both accept
 //! `$N` placeholders, `ON CONFLICT` and `RETURNING`), where they differ
 //! named in `dialect::Dialect`. All SQL of dirsync is here.
+//!
+//! A module per part of the store: `accounts` (accounts, API tokens,
+//! sessions, sign-in limits), `integrations`, `runs`, `staging` (a run's
+//! batches as collected); a run's `apply`, with the address `claims`, the
+//! `changes` log and `removals` (the deletion guard's approvals too); what
+//! a plan reads (`plan_inputs`, and `returning` users); what the API reads
+//! (`directory`). `store` hands each call of [`DirectoryStore`] to its
+//! module; `row` runs a statement and reads its rows, `bulk` writes many
+//! rows at once.
 
 mod accounts;
+mod apply;
 mod bulk;
+mod changes;
+mod claims;
 mod dialect;
 mod directory;
 mod integrations;
 mod plan_inputs;
 mod records;
+mod removals;
+mod returning;
 mod row;
 mod runs;
 mod sieve;
-mod sql;
 mod staging;
+mod store;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -83,6 +97,9 @@ pub(crate) fn i64_of(n: u64) -> i64 {
 pub(crate) fn u64_of(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
+
+/// A transaction on a database of dialect `D`.
+pub(crate) type Tx<'t, D> = sqlx::Transaction<'t, D>;
 
 /// A value as the JSON the store keeps it in.
 pub(crate) fn json<T: serde::Serialize>(v: &T) -> String {
@@ -378,8 +395,8 @@ pub trait Apply: Send {
 /// migrations.
 pub async fn connect(url: &str) -> Result<Store> {
     Ok(match open(url, i64::MAX).await? {
-        Pool::Postgres(pool) => Arc::new(sql::SqlStore::<sqlx::Postgres> { pool }),
-        Pool::Sqlite(pool) => Arc::new(sql::SqlStore::<sqlx::Sqlite> { pool }),
+        Pool::Postgres(pool) => Arc::new(store::SqlStore::<sqlx::Postgres> { pool }),
+        Pool::Sqlite(pool) => Arc::new(store::SqlStore::<sqlx::Sqlite> { pool }),
     })
 }
 

@@ -177,6 +177,15 @@ pub fn query(sql: &'static str) -> Query<'static> {
     }
 }
 
+/// A statement put together from the code's own text: never from a value,
+/// which is bound instead (or, where a caller says so, text it checked).
+pub fn query_built(sql: String) -> Query<'static> {
+    Query {
+        sql: Cow::Owned(sql),
+        args: Vec::new(),
+    }
+}
+
 impl<'a> Query<'a> {
     /// Binds the next argument.
     pub fn bind<'b>(self, value: impl Into<Cell<'b>>) -> Query<'b>
@@ -249,6 +258,22 @@ impl<'a> Query<'a> {
         self.fetch_optional(on)
             .await?
             .ok_or_else(|| StoreError::Database(sqlx::Error::RowNotFound))
+    }
+
+    /// Hands each row of the result to `each` as it is read: a large
+    /// result is never held whole.
+    pub async fn for_each<'c, D: Dialect>(
+        self,
+        on: impl Into<On<'c, D>>,
+        mut each: impl FnMut(Row) -> Result<()> + Send,
+    ) -> Result<()> {
+        match on.into() {
+            On::Pool(pool) => {
+                let mut conn = pool.acquire().await?;
+                D::fetch_each(&mut conn, &self.sql, &self.args, &mut each).await
+            }
+            On::Conn(conn) => D::fetch_each(conn, &self.sql, &self.args, &mut each).await,
+        }
     }
 
     /// Runs the statement; the rows it changed.
