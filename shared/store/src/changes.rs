@@ -52,9 +52,9 @@ pub(crate) async fn records_before<D: Dialect>(
         )
         .fetch_all(&mut *tx)
         .await?;
-        for r in rows {
-            let anchor: String = r.get("anchor")?;
-            let record: String = r.get("record")?;
+        for mut r in rows {
+            let anchor: String = r.take("anchor")?;
+            let record: String = r.take("record")?;
             before.insert(
                 anchor.parse().map_err(|e| corrupt("object anchor", e))?,
                 Before {

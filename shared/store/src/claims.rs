@@ -105,7 +105,7 @@ async fn claim_keys<D: Dialect>(
         .await?;
         for mut r in rows {
             let anchor: String = r.take("anchor")?;
-            let record: String = r.get("record")?;
+            let record: String = r.take("record")?;
             let a: Addresses =
                 serde_json::from_str(&record).map_err(|e| corrupt("object record", e))?;
             for address in a.primary_address.into_iter().chain(a.aliases) {

@@ -95,8 +95,8 @@ pub(crate) async fn current_objects<D: Dialect>(
     )
     .bind(account_id)
     .bind(integration_id)
-    .for_each(pool, |r| {
-        objects.push(current_object(&r)?);
+    .for_each(pool, |mut r| {
+        objects.push(current_object(&mut r)?);
         Ok(())
     })
     .await?;
@@ -109,9 +109,9 @@ pub(crate) async fn current_objects<D: Dialect>(
         )
         .bind(account_id)
         .bind(integration_id)
-        .for_each(pool, |r| {
-            let group: String = r.get("group_anchor")?;
-            let member: String = r.get("member_anchor")?;
+        .for_each(pool, |mut r| {
+            let group: String = r.take("group_anchor")?;
+            let member: String = r.take("member_anchor")?;
             members
                 .entry(group.parse().map_err(|e| corrupt("group anchor", e))?)
                 .or_default()
@@ -128,11 +128,11 @@ pub(crate) async fn current_objects<D: Dialect>(
 
 /// A row's (anchor, kind, content_hash, managed, entry_digest) as a plan
 /// compares an object.
-fn current_object(r: &Row) -> Result<CurrentObject> {
-    let anchor: String = r.get("anchor")?;
-    let kind: String = r.get("kind")?;
-    let hash: String = r.get("content_hash")?;
-    let digest: Option<String> = r.get("entry_digest")?;
+fn current_object(r: &mut Row) -> Result<CurrentObject> {
+    let anchor: String = r.take("anchor")?;
+    let kind: String = r.take("kind")?;
+    let hash: String = r.take("content_hash")?;
+    let digest: Option<String> = r.take("entry_digest")?;
     Ok(CurrentObject {
         anchor: anchor.parse().map_err(|e| corrupt("object anchor", e))?,
         kind: ObjectKind::parse(&kind).ok_or_else(|| corrupt("object kind", &kind))?,
@@ -204,12 +204,12 @@ pub(crate) async fn delta_stored<D: Dialect>(
         .bind(account_id)
         .fetch_all(pool)
         .await?;
-        for r in &rows {
+        for mut r in rows {
             if r.get::<String>("integration_id")? != integration_id {
                 continue;
             }
-            let current = current_object(r)?;
-            let record: String = r.get("record")?;
+            let current = current_object(&mut r)?;
+            let record: String = r.take("record")?;
             let record: ObjectRecord =
                 serde_json::from_str(&record).map_err(|e| corrupt("object record", e))?;
             stored.insert(current.anchor, StoredEntry { current, record });
