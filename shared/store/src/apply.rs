@@ -17,7 +17,8 @@ use crate::Apply as _;
 use crate::bulk::{Cell, ROWS_PER_WRITE, Rows};
 use crate::changes::{insert_changes, next_sequence, records_before};
 use crate::claims::{
-    CHUNK, claims_of, delete_claims, keyed, owns_addresses, resolve_addresses, start_touched, touch,
+    CHUNK, by_keys, claims_of, delete_claims, owns_addresses, resolve_addresses, start_touched,
+    touch,
 };
 use crate::dialect::Dialect;
 use crate::removals::{action_str, remove};
@@ -363,11 +364,14 @@ impl<D: Dialect> SqlApply<D> {
             // in as they are.
             D::insert_rows(&mut **tx, &claims, "").await?;
             D::insert_rows(&mut **tx, &touched, "").await?;
-            for part in groups.chunks(CHUNK) {
-                keyed("DELETE FROM members WHERE", account, "group_anchor", part)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            by_keys(
+                tx,
+                "DELETE FROM members WHERE",
+                account,
+                "group_anchor",
+                &groups,
+            )
+            .await?;
             // The groups' edges were deleted above and a record's members
             // are distinct.
             D::insert_rows(&mut **tx, &edges, "").await?;
@@ -547,7 +551,8 @@ impl<D: Dialect> crate::Apply for SqlApply<D> {
         let state = if this.preview {
             RunState::Succeeded
         } else {
-            this.apply_rest(plan, &before, &mut warnings).await?;
+            this.apply_rest(plan, blocked, &before, &mut warnings)
+                .await?;
             if blocked {
                 RunState::Blocked
             } else {
@@ -570,35 +575,34 @@ impl<D: Dialect> crate::Apply for SqlApply<D> {
 }
 
 impl<D: Dialect> SqlApply<D> {
-    /// The plan's removals (or those held for approval), the owners of
-    /// the addresses the run touched, the standing conflicts (added to
-    /// `warnings`), the entry digests and context: all a preview does not
-    /// write.
+    /// The plan's removals (or, `blocked`, those held for approval), the
+    /// owners of the addresses the run touched, the standing conflicts
+    /// (added to `warnings`), the entry digests and context: all a preview
+    /// does not write.
     async fn apply_rest(
         &mut self,
         plan: &Plan,
+        blocked: bool,
         before: &HashMap<ObjectGuid, Before>,
         warnings: &mut Vec<String>,
     ) -> Result<()> {
-        let this = self;
-        let account = this.run.account_id.clone();
-        let blocked = matches!(plan.hold, Some(Hold::Guard { .. }));
-        remove(&mut this.tx, &account, &plan.removals, before, this.now).await?;
-        if statistics_stale(&mut this.tx, this.written).await? {
+        let account = self.run.account_id.clone();
+        remove(&mut self.tx, &account, &plan.removals, before, self.now).await?;
+        if statistics_stale(&mut self.tx, self.written).await? {
             // Statistics that include what this transaction wrote: without
             // them the database plans the joins below for the tables as
             // they were.
-            D::analyze_applied(&mut this.tx).await?;
+            D::analyze_applied(&mut self.tx).await?;
         }
         // Without claims before, the sieve named every address that may be
         // claimed twice, unless there were too many.
-        let touched = this.owned_before || !this.sieve.overflowed();
+        let touched = self.owned_before || !self.sieve.overflowed();
         resolve_addresses(
-            &mut this.tx,
+            &mut self.tx,
             &account,
-            this.owned_before,
+            self.owned_before,
             touched,
-            &this.upserted,
+            &self.upserted,
             warnings,
         )
         .await?;
@@ -617,8 +621,8 @@ impl<D: Dialect> SqlApply<D> {
              AND o.managed = TRUE AND a.anchor <> c.anchor ORDER BY c.address",
         )
         .bind(&account)
-        .bind(&this.run.integration_id)
-        .fetch_all(&mut this.tx)
+        .bind(&self.run.integration_id)
+        .fetch_all(&mut self.tx)
         .await?;
         let mut seen: HashSet<String> = warnings.iter().cloned().collect();
         for r in &lost {
@@ -639,23 +643,23 @@ impl<D: Dialect> SqlApply<D> {
                     "INSERT INTO pending_removals (run_id, account_id, anchor, kind, action, reason) \
                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
                 )
-                .bind(&this.run.id)
+                .bind(&self.run.id)
                 .bind(&account)
                 .bind(removal.anchor.to_string())
                 .bind(removal.kind.as_str())
                 .bind(action_str(removal.action))
                 .bind(&removal.reason)
-                .execute(&mut this.tx)
+                .execute(&mut self.tx)
                 .await?;
             }
         }
 
-        this.entry_digests(&plan.entry_digests).await?;
+        self.entry_digests(&plan.entry_digests).await?;
         query("UPDATE integrations SET entry_context = $1 WHERE account_id = $2 AND id = $3")
             .bind(plan.entry_context.map(|c| c.to_string()))
             .bind(&account)
-            .bind(&this.run.integration_id)
-            .execute(&mut this.tx)
+            .bind(&self.run.integration_id)
+            .execute(&mut self.tx)
             .await?;
         Ok(())
     }

@@ -9,7 +9,7 @@ use dirsync_core::change::{self, Before, Change};
 use dirsync_core::plan::Plan;
 
 use crate::bulk::{Cell, ROWS_PER_WRITE, Rows};
-use crate::claims::{CHUNK, keyed};
+use crate::claims::by_keys;
 use crate::dialect::Dialect;
 use crate::row::query;
 use crate::{Result, RunRecord, Tx, corrupt, i64_of, json};
@@ -42,28 +42,26 @@ pub(crate) async fn records_before<D: Dialect>(
     anchors: &[ObjectGuid],
 ) -> Result<HashMap<ObjectGuid, Before>> {
     let anchors: Vec<String> = anchors.iter().map(ObjectGuid::to_string).collect();
-    let mut before = HashMap::new();
-    for chunk in anchors.chunks(CHUNK) {
-        let rows = keyed(
-            "SELECT anchor, record, managed FROM objects WHERE",
-            account,
-            "anchor",
-            chunk,
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        for mut r in rows {
-            let anchor: String = r.take("anchor")?;
-            let record: String = r.take("record")?;
-            before.insert(
-                anchor.parse().map_err(|e| corrupt("object anchor", e))?,
-                Before {
-                    record: serde_json::from_str(&record)
-                        .map_err(|e| corrupt("directory object", e))?,
-                    managed: r.get("managed")?,
-                },
-            );
-        }
+    let rows = by_keys(
+        tx,
+        "SELECT anchor, record, managed FROM objects WHERE",
+        account,
+        "anchor",
+        &anchors,
+    )
+    .await?;
+    let mut before = HashMap::with_capacity(rows.len());
+    for mut r in rows {
+        let anchor: String = r.take("anchor")?;
+        let record: String = r.take("record")?;
+        before.insert(
+            anchor.parse().map_err(|e| corrupt("object anchor", e))?,
+            Before {
+                record: serde_json::from_str(&record)
+                    .map_err(|e| corrupt("directory object", e))?,
+                managed: r.get("managed")?,
+            },
+        );
     }
     Ok(before)
 }

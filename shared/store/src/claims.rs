@@ -11,7 +11,7 @@ use dirsync_core::change::Before;
 
 use crate::bulk::{Cell, Rows};
 use crate::dialect::Dialect;
-use crate::row::{Query, Row, query, query_built};
+use crate::row::{Row, query, query_built};
 use crate::{Result, Tx, corrupt};
 
 /// Rows per multi-row statement: well under SQLite's 32766 and
@@ -24,20 +24,26 @@ pub(crate) type ClaimKey = (String, String);
 /// Claims by key: (primary, rank, owner).
 pub(crate) type Claims = HashMap<ClaimKey, (bool, String, bool)>;
 
-/// `{head} account_id = $1 AND {column} IN (…keys)`: the key lookups and
-/// deletes of an apply, a chunk of keys at a time.
-pub(crate) fn keyed<'a>(
+/// The rows of `{head} account_id = $1 AND {column} IN (…keys)`, run a
+/// chunk of keys at a time: the key lookups and deletes of an apply.
+pub(crate) async fn by_keys<D: Dialect>(
+    tx: &mut Tx<'_, D>,
     head: &'static str,
-    account: &'a str,
+    account: &str,
     column: &'static str,
-    keys: &'a [String],
-) -> Query<'a> {
-    query(head)
-        .push(" account_id = ")
-        .push_bind(account)
-        .push(" AND ")
-        .push(column)
-        .push_in(keys)
+    keys: &[String],
+) -> Result<Vec<Row>> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(CHUNK) {
+        let q = query(head)
+            .push(" account_id = ")
+            .push_bind(account)
+            .push(" AND ")
+            .push(column)
+            .push_in(chunk);
+        out.extend(q.fetch_all(&mut *tx).await?);
+    }
+    Ok(out)
 }
 
 /// Starts the transaction's `touched_addresses`: the addresses whose owner
@@ -94,23 +100,21 @@ async fn claim_keys<D: Dialect>(
             None => unread.push(anchor.clone()),
         }
     }
-    for chunk in unread.chunks(CHUNK) {
-        let rows = keyed(
-            "SELECT anchor, record FROM objects WHERE",
-            account,
-            "anchor",
-            chunk,
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        for mut r in rows {
-            let anchor: String = r.take("anchor")?;
-            let record: String = r.take("record")?;
-            let a: Addresses =
-                serde_json::from_str(&record).map_err(|e| corrupt("object record", e))?;
-            for address in a.primary_address.into_iter().chain(a.aliases) {
-                keys.push((anchor.clone(), address));
-            }
+    let rows = by_keys(
+        tx,
+        "SELECT anchor, record FROM objects WHERE",
+        account,
+        "anchor",
+        &unread,
+    )
+    .await?;
+    for mut r in rows {
+        let anchor: String = r.take("anchor")?;
+        let record: String = r.take("record")?;
+        let a: Addresses =
+            serde_json::from_str(&record).map_err(|e| corrupt("object record", e))?;
+        for address in a.primary_address.into_iter().chain(a.aliases) {
+            keys.push((anchor.clone(), address));
         }
     }
     Ok(keys)

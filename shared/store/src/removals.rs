@@ -11,8 +11,10 @@ use dirsync_core::{ObjectGuid, ObjectKind, RunState, UnixMillis};
 
 use crate::bulk::ROWS_PER_WRITE;
 use crate::changes::log_changes;
+use crate::claims::{
+    CHUNK, by_claim_keys, by_keys, claims_of, delete_claims, owns_addresses, resolve_addresses,
+};
 use crate::claims::{ClaimKey, start_touched, touch};
-use crate::claims::{by_claim_keys, claims_of, delete_claims, owns_addresses, resolve_addresses};
 use crate::dialect::Dialect;
 use crate::directory::object_of;
 use crate::row::{Row, query};
@@ -79,33 +81,25 @@ pub(crate) async fn remove<D: Dialect>(
         )
         .await?;
     }
-    for removal in removals {
-        let anchor = removal.anchor.to_string();
-        match removal.action {
-            RemovalAction::Demote => {
-                query(
-                    "UPDATE objects SET managed = FALSE, updated_at = $3 \
-                     WHERE account_id = $1 AND anchor = $2",
-                )
-                .bind(account)
-                .bind(&anchor)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
-            RemovalAction::Delete => {
-                for sql in [
-                    "DELETE FROM objects WHERE account_id = $1 AND anchor = $2",
-                    "DELETE FROM members WHERE account_id = $1 AND (group_anchor = $2 OR member_anchor = $2)",
-                ] {
-                    query(sql)
-                        .bind(account)
-                        .bind(&anchor)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-        }
+    let (deleted, demoted): (Vec<&Removal>, Vec<&Removal>) = removals
+        .iter()
+        .partition(|r| r.action == RemovalAction::Delete);
+    let demoted: Vec<String> = demoted.iter().map(|r| r.anchor.to_string()).collect();
+    for chunk in demoted.chunks(CHUNK) {
+        query("UPDATE objects SET managed = FALSE, updated_at = ")
+            .push_bind(now)
+            .push(" WHERE account_id = ")
+            .push_bind(account)
+            .push(" AND anchor")
+            .push_in(chunk)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let deleted: Vec<String> = deleted.iter().map(|r| r.anchor.to_string()).collect();
+    by_keys(tx, "DELETE FROM objects WHERE", account, "anchor", &deleted).await?;
+    // Their member edges, as a group and as a member.
+    for column in ["group_anchor", "member_anchor"] {
+        by_keys(tx, "DELETE FROM members WHERE", account, column, &deleted).await?;
     }
     Ok(())
 }
@@ -270,21 +264,25 @@ pub(crate) async fn approve_removals<D: Dialect>(
         )));
     }
     // Only objects still managed by the run's integration.
-    let mut removals = Vec::with_capacity(held.len());
-    for r in held {
-        let still = query(
-            "SELECT 1 FROM objects WHERE account_id = $1 AND anchor = $2 \
-             AND integration_id = $3 AND managed = TRUE",
-        )
-        .bind(account_id)
-        .bind(r.anchor.to_string())
-        .bind(&run.integration_id)
-        .fetch_optional(&mut tx)
-        .await?;
-        if still.is_some() {
-            removals.push(r);
+    let anchors: Vec<String> = held.iter().map(|r| r.anchor.to_string()).collect();
+    let mut still = HashSet::new();
+    for chunk in anchors.chunks(CHUNK) {
+        let rows = query("SELECT anchor FROM objects WHERE integration_id = ")
+            .push_bind(&run.integration_id)
+            .push(" AND managed = TRUE AND account_id = ")
+            .push_bind(account_id)
+            .push(" AND anchor")
+            .push_in(chunk)
+            .fetch_all(&mut tx)
+            .await?;
+        for mut r in rows {
+            still.insert(r.take::<String>("anchor")?);
         }
     }
+    let removals: Vec<Removal> = held
+        .into_iter()
+        .filter(|r| still.contains(&r.anchor.to_string()))
+        .collect();
     let approved = Plan {
         removals: removals
             .iter()
